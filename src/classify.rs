@@ -1,0 +1,325 @@
+//! Classification: turning an error value into an [`ErrorClass`].
+//!
+//! A [`Classifier`] looks at a failed attempt's error and answers with a
+//! [`Classification`]: the class and, optionally, a delay the server asked
+//! for (a retry-after hint). Plain closures `Fn(&E) -> ErrorClass` (or
+//! `-> Classification`) are classifiers too.
+//!
+//! [`DefaultClassifier`] (and the free function [`default_classifier`])
+//! tries, in this order, first match wins:
+//!
+//! 1. a [`ClassifiedError`] anywhere in the error's [`source`] chain;
+//! 2. numeric codes anywhere in the chain: HTTP statuses of error types
+//!    registered with [`DefaultClassifier::with_http_status`] (see
+//!    [`HttpStatus`] and [`http_status_class`]), and [`std::io::Error`]
+//!    kinds;
+//! 3. heuristics on the outer error's type name: `auth`, `unauthoriz`,
+//!    `credential` give [`Auth`](ErrorClass::Auth); `forbid`, `permission`
+//!    give [`Permission`](ErrorClass::Permission); `timeout`, `connection`
+//!    give [`Transient`](ErrorClass::Transient);
+//! 4. otherwise [`Unknown`](ErrorClass::Unknown).
+//!
+//! [`source`]: std::error::Error::source
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::class::ErrorClass;
+
+/// The verdict on one failed attempt: its class and an optional server
+/// delay hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Classification {
+    /// The class the error belongs to.
+    pub class: ErrorClass,
+    /// How long the server asked the caller to wait before trying again
+    /// (an HTTP `Retry-After`, for example). See the crate docs for how a
+    /// hint combines with the strategy's delay.
+    pub retry_after: Option<Duration>,
+}
+
+impl Classification {
+    /// A classification without a delay hint.
+    pub const fn new(class: ErrorClass) -> Self {
+        Classification {
+            class,
+            retry_after: None,
+        }
+    }
+
+    /// The same classification carrying a server delay hint.
+    pub const fn with_retry_after(mut self, hint: Duration) -> Self {
+        self.retry_after = Some(hint);
+        self
+    }
+}
+
+impl From<ErrorClass> for Classification {
+    fn from(class: ErrorClass) -> Self {
+        Classification::new(class)
+    }
+}
+
+/// Sorts an error of type `E` into a [`Classification`].
+///
+/// Implemented for every `Fn(&E) -> R` where `R: Into<Classification>`, so
+/// `|e: &MyError| ErrorClass::Transient` is a classifier.
+pub trait Classifier<E: ?Sized>: Send + Sync {
+    /// Classifies one failed attempt's error.
+    fn classify(&self, error: &E) -> Classification;
+}
+
+impl<E: ?Sized, F, R> Classifier<E> for F
+where
+    F: Fn(&E) -> R + Send + Sync,
+    R: Into<Classification>,
+{
+    fn classify(&self, error: &E) -> Classification {
+        self(error).into()
+    }
+}
+
+/// An error type that carries an HTTP status code.
+///
+/// Implement it for your error type and register the type with
+/// [`DefaultClassifier::with_http_status`]; the default classifier then
+/// finds it anywhere in an error's source chain and maps the status with
+/// [`http_status_class`].
+pub trait HttpStatus {
+    /// The HTTP status this error reports, if any.
+    fn http_status(&self) -> Option<u16>;
+}
+
+type StatusProbe = fn(&(dyn Error + 'static)) -> Option<u16>;
+
+fn probe_status<T: HttpStatus + Error + 'static>(error: &(dyn Error + 'static)) -> Option<u16> {
+    error.downcast_ref::<T>().and_then(HttpStatus::http_status)
+}
+
+/// The classifier used by default; see the [module docs](self) for its rules.
+#[derive(Clone, Default)]
+pub struct DefaultClassifier {
+    status_probes: Vec<StatusProbe>,
+}
+
+impl fmt::Debug for DefaultClassifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DefaultClassifier")
+            .field("http_status_types", &self.status_probes.len())
+            .finish()
+    }
+}
+
+impl DefaultClassifier {
+    /// The default rules, with no HTTP status types registered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also recognise `T` (anywhere in a source chain) by its HTTP status.
+    pub fn with_http_status<T: HttpStatus + Error + 'static>(mut self) -> Self {
+        self.status_probes.push(probe_status::<T>);
+        self
+    }
+
+    /// Classifies a type-erased error by the explicit-type and code rules,
+    /// and by heuristics on `type_name` (the outer error's type name).
+    pub fn classify_dyn(&self, error: &(dyn Error + 'static), type_name: &str) -> Classification {
+        if let Some(found) = chain(error).find_map(|e| e.downcast_ref::<ClassifiedError>()) {
+            return found.classification();
+        }
+        let by_code = chain(error).find_map(|e| {
+            let class = self
+                .status_probes
+                .iter()
+                .find_map(|probe| probe(e))
+                .map(http_status_class)
+                .or_else(|| {
+                    e.downcast_ref::<io::Error>()
+                        .map(|io| io_kind_class(io.kind()))
+                })?;
+            (class != ErrorClass::Unknown).then_some(class)
+        });
+        if let Some(class) = by_code {
+            return class.into();
+        }
+        type_name_class(type_name).into()
+    }
+}
+
+impl<E: Error + 'static> Classifier<E> for DefaultClassifier {
+    fn classify(&self, error: &E) -> Classification {
+        self.classify_dyn(error, std::any::type_name::<E>())
+    }
+}
+
+/// Classifies `error` with the default rules (no HTTP status types
+/// registered). See the [module docs](self).
+pub fn default_classifier<E: Error + 'static>(error: &E) -> Classification {
+    DefaultClassifier::new().classify(error)
+}
+
+fn chain<'a>(error: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
+    std::iter::successors(Some(error), |e: &&'a (dyn Error + 'static)| (*e).source())
+}
+
+/// Maps an HTTP status code to a class.
+///
+/// 401 auth; 403 permission; 400, 404, 422 permanent; 408 transient;
+/// 409 concurrency; 429 rate_limit; 500–599 server_error; anything else
+/// unknown.
+pub const fn http_status_class(status: u16) -> ErrorClass {
+    match status {
+        401 => ErrorClass::Auth,
+        403 => ErrorClass::Permission,
+        400 | 404 | 422 => ErrorClass::Permanent,
+        408 => ErrorClass::Transient,
+        409 => ErrorClass::Concurrency,
+        429 => ErrorClass::RateLimit,
+        500..=599 => ErrorClass::ServerError,
+        _ => ErrorClass::Unknown,
+    }
+}
+
+/// Maps a SQLSTATE code to a class (case-insensitively).
+///
+/// 40001 (serialization failure) and 40P01 (deadlock) concurrency; class 08
+/// (connection exceptions), HYT00 and HYT01 (timeouts) transient; class 28
+/// (invalid authorization) auth; 42000 and 42P01 permanent; anything else
+/// unknown.
+pub fn sqlstate_class(sqlstate: &str) -> ErrorClass {
+    let code = sqlstate.trim().to_ascii_uppercase();
+    match code.as_str() {
+        "40001" | "40P01" => ErrorClass::Concurrency,
+        "HYT00" | "HYT01" => ErrorClass::Transient,
+        "42000" | "42P01" => ErrorClass::Permanent,
+        c if c.len() == 5 && c.starts_with("08") => ErrorClass::Transient,
+        c if c.len() == 5 && c.starts_with("28") => ErrorClass::Auth,
+        _ => ErrorClass::Unknown,
+    }
+}
+
+/// Maps a [`std::io::ErrorKind`] to a class.
+///
+/// Timeouts, reset, refused or aborted connections, broken pipes,
+/// interruptions and would-block are transient; permission denied is
+/// permission; not found, invalid input and invalid data are permanent;
+/// anything else unknown.
+pub fn io_kind_class(kind: io::ErrorKind) -> ErrorClass {
+    use io::ErrorKind as K;
+    match kind {
+        K::TimedOut
+        | K::ConnectionReset
+        | K::ConnectionRefused
+        | K::ConnectionAborted
+        | K::NotConnected
+        | K::BrokenPipe
+        | K::Interrupted
+        | K::WouldBlock => ErrorClass::Transient,
+        K::PermissionDenied => ErrorClass::Permission,
+        K::NotFound | K::InvalidInput | K::InvalidData => ErrorClass::Permanent,
+        _ => ErrorClass::Unknown,
+    }
+}
+
+/// Classifies by heuristics on a type name (its last path segment, without
+/// generic arguments, compared case-insensitively).
+pub fn type_name_class(type_name: &str) -> ErrorClass {
+    let without_generics = type_name.split('<').next().unwrap_or(type_name);
+    let last = without_generics
+        .rsplit("::")
+        .next()
+        .unwrap_or(without_generics)
+        .to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| last.contains(w));
+    if has(&["auth", "unauthoriz", "credential"]) {
+        ErrorClass::Auth
+    } else if has(&["forbid", "permission"]) {
+        ErrorClass::Permission
+    } else if has(&["timeout", "connection"]) {
+        ErrorClass::Transient
+    } else {
+        ErrorClass::Unknown
+    }
+}
+
+/// reflexio's own explicit error type: an error whose class the code that
+/// raised it already knows.
+///
+/// The default classifier finds a `ClassifiedError` anywhere in a source
+/// chain and trusts it before any other rule.
+///
+/// ```
+/// use std::time::Duration;
+/// use reflexio::{default_classifier, ClassifiedError, ErrorClass};
+///
+/// let err = ClassifiedError::rate_limited(Some(Duration::from_secs(2)), "slow down");
+/// let c = default_classifier(&err);
+/// assert_eq!(c.class, ErrorClass::RateLimit);
+/// assert_eq!(c.retry_after, Some(Duration::from_secs(2)));
+/// ```
+#[derive(Debug)]
+pub struct ClassifiedError {
+    classification: Classification,
+    source: Box<dyn Error + Send + Sync + 'static>,
+}
+
+impl ClassifiedError {
+    /// An error of an explicit `class`, wrapping `source` (an error value
+    /// or a message).
+    pub fn new(class: ErrorClass, source: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        ClassifiedError {
+            classification: Classification::new(class),
+            source: source.into(),
+        }
+    }
+
+    /// A permanent error: retrying cannot help.
+    pub fn permanent(source: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        Self::new(ErrorClass::Permanent, source)
+    }
+
+    /// A rate-limit rejection, optionally with the delay the server asked for.
+    pub fn rate_limited(
+        retry_after: Option<Duration>,
+        source: impl Into<Box<dyn Error + Send + Sync>>,
+    ) -> Self {
+        let mut err = Self::new(ErrorClass::RateLimit, source);
+        err.classification.retry_after = retry_after;
+        err
+    }
+
+    /// A conflicting concurrent write.
+    pub fn concurrency(source: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        Self::new(ErrorClass::Concurrency, source)
+    }
+
+    /// A failure of the service itself.
+    pub fn server_error(source: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        Self::new(ErrorClass::ServerError, source)
+    }
+
+    /// A passing fault.
+    pub fn transient(source: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        Self::new(ErrorClass::Transient, source)
+    }
+
+    /// The class and hint this error carries.
+    pub fn classification(&self) -> Classification {
+        self.classification
+    }
+}
+
+impl fmt::Display for ClassifiedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} error: {}", self.classification.class, self.source)
+    }
+}
+
+impl Error for ClassifiedError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&*self.source)
+    }
+}

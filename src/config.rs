@@ -1,0 +1,715 @@
+//! Policies loaded from TOML configuration.
+//!
+//! [`RetryConfig`] is the one configuration schema of reflexio: a service
+//! loads it with [`RetryPolicy::from_config`](crate::RetryPolicy::from_config),
+//! and the simulator's scenarios embed it unchanged, so a policy blessed in
+//! simulation ships byte for byte.
+//!
+//! ```toml
+//! deadline = "30s"             # or "off"; default 60s
+//! max_attempts = 6             # attempts per call, counting the first; default 6
+//! max_unknown_attempts = 2     # or "off"; default 2
+//! max_retry_after = "10s"      # longest server hint honoured; default 60s
+//! seed = 42                    # optional: reproducible jitter
+//!
+//! [strategy]                   # the default strategy
+//! kind = "decorrelated_jitter" # decorrelated_jitter, equal_jitter, token_backoff,
+//!                              # full_jitter, exponential, constant
+//! base = "250ms"
+//! max = "5s"
+//!
+//! [classes.rate_limit]         # auth, permission, permanent, concurrency,
+//! max_attempts = 4             # rate_limit, server_error, transient, unknown
+//! strategy = { kind = "token_backoff", base = "500ms", max = "20s" }
+//! ```
+//!
+//! Durations are a number and a unit (`ns`, `us`, `ms`, `s`, `m`, `h`),
+//! possibly fractional (`1.5s`) or compound (`1m30s`). Validation is strict:
+//! unknown fields, zero or negative durations, a base above its max, and
+//! unknown class or strategy names are errors that name the field and what
+//! is allowed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::class::ErrorClass;
+use crate::engine::{Engine, Envelope};
+use crate::strategy::{default_backoff, Backoff, BackoffKind, Strategy};
+
+/// A retry policy's configuration. See the [module docs](self) for the
+/// schema; every field is optional and defaults as documented there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Deadline of the whole call; `Some(None)` is `"off"`. Default 60 s.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_limit_duration",
+        serialize_with = "ser_limit_duration"
+    )]
+    pub deadline: Option<Option<Duration>>,
+    /// Attempts per call, counting the first. Default 6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Cap on attempts ending with an unknown error; `Some(None)` is
+    /// `"off"`. Default 2.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_limit_count",
+        serialize_with = "ser_limit_count"
+    )]
+    pub max_unknown_attempts: Option<Option<u32>>,
+    /// The longest server delay hint honoured. Default 60 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retry_after: Option<HumanDuration>,
+    /// Seed for reproducible jitter. Default: unseeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// The default strategy. Default: [`default_backoff`](crate::strategy::default_backoff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<StrategyConfig>,
+    /// Per-class settings, keyed by class name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub classes: BTreeMap<String, ClassConfig>,
+}
+
+/// A strategy table: `{ kind = "...", base = "...", max = "..." }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyConfig {
+    /// The strategy's name, e.g. `"equal_jitter"`.
+    pub kind: String,
+    /// Base delay (the delay itself for `constant`). Default 250 ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<HumanDuration>,
+    /// Largest delay. Default 30 s (20 s for `token_backoff`); not allowed
+    /// for `constant`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<HumanDuration>,
+}
+
+/// A per-class table: `[classes.<name>]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassConfig {
+    /// Cap on attempts ending with this class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// This class's strategy instead of the default one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<StrategyConfig>,
+}
+
+/// A configuration error: where it is and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the offending field (`classes.rate_limit.strategy.base`);
+    /// empty when the error concerns the document as a whole.
+    pub path: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+    /// Byte range of the offending text in the source, when known.
+    pub span: Option<Range<usize>>,
+}
+
+impl ConfigError {
+    fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+            span: None,
+        }
+    }
+
+    /// The same error with `prefix.` in front of its path, for a
+    /// configuration embedded in a larger document.
+    pub fn nested_in(mut self, prefix: &str) -> Self {
+        self.path = join(prefix, &self.path);
+        self
+    }
+
+    /// Fills in [`span`](Self::span) by finding [`path`](Self::path) in `source`.
+    pub fn locate_in(mut self, source: &str) -> Self {
+        if self.span.is_none() {
+            self.span = locate(source, &self.path);
+        }
+        self
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "`{}`: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A configuration that is valid but probably not what was meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// Dotted path of the field.
+    pub path: String,
+    /// What looks wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.path, self.message)
+    }
+}
+
+fn join(prefix: &str, path: &str) -> String {
+    match (prefix.is_empty(), path.is_empty()) {
+        (true, _) => path.to_owned(),
+        (false, true) => prefix.to_owned(),
+        (false, false) => format!("{prefix}.{path}"),
+    }
+}
+
+impl RetryConfig {
+    /// Parses and validates a TOML document. Errors carry the field's path
+    /// and its byte span in `source` (see [`line_col`]).
+    pub fn from_toml_str(source: &str) -> Result<RetryConfig, ConfigError> {
+        let config: RetryConfig =
+            toml::from_str(source).map_err(|e| from_toml_error(source, &e))?;
+        config.validate().map_err(|e| e.locate_in(source))?;
+        Ok(config)
+    }
+
+    /// Checks every field. Returns the warnings of a valid configuration.
+    pub fn validate(&self) -> Result<Vec<ConfigWarning>, ConfigError> {
+        let mut warnings = Vec::new();
+        if self.max_attempts == Some(0) {
+            return Err(ConfigError::at(
+                "max_attempts",
+                "must be at least 1 (it counts the first attempt)",
+            ));
+        }
+        let max_attempts = self.max_attempts.unwrap_or(6);
+        match self.max_unknown_attempts {
+            Some(Some(0)) => {
+                return Err(ConfigError::at(
+                    "max_unknown_attempts",
+                    "must be at least 1, or \"off\"",
+                ))
+            }
+            Some(Some(n)) if n > max_attempts => warnings.push(ConfigWarning {
+                path: "max_unknown_attempts".into(),
+                message: format!(
+                    "{n} is above max_attempts ({max_attempts}); the global cap applies first"
+                ),
+            }),
+            _ => {}
+        }
+        if let Some(strategy) = &self.strategy {
+            strategy.backoff().map_err(|e| e.nested_in("strategy"))?;
+        }
+        for (name, class_config) in &self.classes {
+            let path = format!("classes.{name}");
+            let class: ErrorClass = name.parse().map_err(|_| {
+                ConfigError::at(
+                    &path,
+                    format!(
+                        "unknown error class `{name}`; allowed: {}",
+                        ErrorClass::allowed_names()
+                    ),
+                )
+            })?;
+            if let Some(cap) = class_config.max_attempts {
+                if class == ErrorClass::Unknown {
+                    return Err(ConfigError::at(
+                        format!("{path}.max_attempts"),
+                        "the unknown class's cap is set with the top-level `max_unknown_attempts`",
+                    ));
+                }
+                if cap == 0 {
+                    return Err(ConfigError::at(
+                        format!("{path}.max_attempts"),
+                        "must be at least 1",
+                    ));
+                }
+            }
+            if let Some(strategy) = &class_config.strategy {
+                strategy
+                    .backoff()
+                    .map_err(|e| e.nested_in(&format!("{path}.strategy")))?;
+                if !class.is_retryable() {
+                    warnings.push(ConfigWarning {
+                        path: format!("{path}.strategy"),
+                        message: format!(
+                            "{class} errors are never retried; this strategy is never used"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// The envelope this configuration describes, defaults filled in.
+    pub fn envelope(&self) -> Envelope {
+        let defaults = Envelope::default();
+        let mut class_max_attempts = [None; 8];
+        for (name, class_config) in &self.classes {
+            if let Ok(class) = name.parse::<ErrorClass>() {
+                if class != ErrorClass::Unknown {
+                    class_max_attempts[class.index()] = class_config.max_attempts;
+                }
+            }
+        }
+        Envelope {
+            deadline: self.deadline.unwrap_or(defaults.deadline),
+            max_attempts: self.max_attempts.unwrap_or(defaults.max_attempts),
+            max_unknown_attempts: self
+                .max_unknown_attempts
+                .unwrap_or(defaults.max_unknown_attempts),
+            class_max_attempts,
+            max_retry_after: self
+                .max_retry_after
+                .map_or(defaults.max_retry_after, |d| d.0),
+        }
+    }
+
+    /// The strategy used for `class`: its own, else the default one.
+    /// `None` only when a strategy table is invalid (see [`validate`](Self::validate)).
+    pub fn backoff(&self, class: ErrorClass) -> Option<Backoff> {
+        let own = self
+            .classes
+            .get(class.name())
+            .and_then(|c| c.strategy.as_ref());
+        match own.or(self.strategy.as_ref()) {
+            Some(strategy) => strategy.backoff().ok(),
+            None => Some(default_backoff()),
+        }
+    }
+
+    /// Validates, then builds the decision engine.
+    pub fn engine(&self) -> Result<Engine, ConfigError> {
+        self.validate()?;
+        let strategies: [Arc<dyn Strategy>; 8] = ErrorClass::ALL.map(|class| {
+            let backoff = self.backoff(class).unwrap_or_else(default_backoff);
+            Arc::new(backoff) as Arc<dyn Strategy>
+        });
+        Ok(Engine::new(self.envelope(), strategies))
+    }
+
+    /// The same policy with every default written out, strategy tables
+    /// complete and class tables only for classes that set something.
+    pub fn normalized(&self) -> Result<RetryConfig, ConfigError> {
+        self.validate()?;
+        let envelope = self.envelope();
+        let default = self
+            .strategy
+            .as_ref()
+            .map_or(Ok(default_backoff()), StrategyConfig::backoff)?;
+        let classes = self
+            .classes
+            .iter()
+            .filter_map(|(name, c)| {
+                let class: ErrorClass = name.parse().ok()?;
+                let strategy = c
+                    .strategy
+                    .as_ref()?
+                    .backoff()
+                    .ok()
+                    .map(StrategyConfig::from);
+                Some((
+                    class.name().to_owned(),
+                    ClassConfig {
+                        max_attempts: c.max_attempts,
+                        strategy,
+                    },
+                ))
+            })
+            .filter(|(_, c)| c.max_attempts.is_some() || c.strategy.is_some())
+            .collect();
+        Ok(RetryConfig {
+            deadline: Some(envelope.deadline),
+            max_attempts: Some(envelope.max_attempts),
+            max_unknown_attempts: Some(envelope.max_unknown_attempts),
+            max_retry_after: Some(HumanDuration(envelope.max_retry_after)),
+            seed: self.seed,
+            strategy: Some(StrategyConfig::from(default)),
+            classes,
+        })
+    }
+
+    /// The configuration as a TOML document.
+    pub fn to_toml_string(&self) -> String {
+        // Serialising plain strings, integers and tables cannot fail.
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+impl StrategyConfig {
+    /// The strategy this table describes, or an error naming the field.
+    pub fn backoff(&self) -> Result<Backoff, ConfigError> {
+        let kind = BackoffKind::from_name(&self.kind).ok_or_else(|| {
+            let allowed: Vec<&str> = BackoffKind::ALL.iter().map(|k| k.name()).collect();
+            ConfigError::at(
+                "kind",
+                format!(
+                    "unknown strategy `{}`; allowed: {}",
+                    self.kind,
+                    allowed.join(", ")
+                ),
+            )
+        })?;
+        let (default_base, default_max) = kind.defaults();
+        let base = self.base.map_or(default_base, |d| d.0);
+        if kind == BackoffKind::Constant {
+            if self.max.is_some() {
+                return Err(ConfigError::at(
+                    "max",
+                    "`constant` takes only `base`, the delay itself",
+                ));
+            }
+            return Ok(Backoff::constant(base));
+        }
+        let max = self.max.map_or(default_max, |d| d.0);
+        if base > max {
+            return Err(ConfigError::at(
+                if self.base.is_some() { "base" } else { "max" },
+                format!(
+                    "base ({}) must not be above max ({}{})",
+                    format_duration(base),
+                    format_duration(max),
+                    if self.max.is_none() {
+                        ", the default"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        Ok(Backoff::new(kind, base, max))
+    }
+}
+
+impl From<Backoff> for StrategyConfig {
+    fn from(backoff: Backoff) -> Self {
+        let constant = backoff.kind() == BackoffKind::Constant;
+        StrategyConfig {
+            kind: backoff.kind().name().to_owned(),
+            base: Some(HumanDuration(backoff.base())),
+            max: (!constant).then_some(HumanDuration(backoff.max())),
+        }
+    }
+}
+
+fn from_toml_error(source: &str, error: &toml::de::Error) -> ConfigError {
+    let span = error.span();
+    let path = span
+        .as_ref()
+        .and_then(|s| path_at(source, s.start))
+        .unwrap_or_default();
+    ConfigError {
+        path,
+        message: error.message().trim().to_owned(),
+        span,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Durations
+
+/// A duration written the human way: `"250ms"`, `"1.5s"`, `"1m30s"`.
+///
+/// Deserialises with [`parse_duration`] and serialises in the largest unit
+/// that represents it exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HumanDuration(pub Duration);
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
+const UNITS: [(&str, u128); 7] = [
+    ("ns", 1),
+    ("us", 1_000),
+    ("µs", 1_000),
+    ("ms", 1_000_000),
+    ("s", 1_000_000_000),
+    ("m", 60_000_000_000),
+    ("h", 3_600_000_000_000),
+];
+
+/// Parses a positive human duration: one or more `<number><unit>` parts with
+/// units `ns`, `us`, `ms`, `s`, `m`, `h`; numbers may have a fraction.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let allowed = "expected a positive number and a unit (ns, us, ms, s, m, h), such as \"250ms\", \"1.5s\" or \"1m30s\"";
+    let s = text.trim();
+    if s.starts_with('-') {
+        return Err(format!("`{text}` is negative; {allowed}"));
+    }
+    if s.is_empty() {
+        return Err(format!("empty duration; {allowed}"));
+    }
+    let mut total: u128 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(number_len);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let scale = UNITS
+            .iter()
+            .find(|(name, _)| *name == unit.trim())
+            .map(|(_, scale)| *scale)
+            .ok_or_else(|| {
+                if unit.is_empty() {
+                    format!("`{text}` has no unit; {allowed}")
+                } else {
+                    format!("`{text}` has an unknown unit `{unit}`; {allowed}")
+                }
+            })?;
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() && fraction.is_empty() {
+            return Err(format!("`{text}` is missing a number; {allowed}"));
+        }
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole
+                .parse()
+                .map_err(|_| format!("`{text}` is too large"))?
+        };
+        let mut part = whole
+            .checked_mul(scale)
+            .ok_or_else(|| format!("`{text}` is too large"))?;
+        let mut digit_scale = scale;
+        for digit in fraction.chars() {
+            let d = digit
+                .to_digit(10)
+                .ok_or_else(|| format!("`{text}` is not a number; {allowed}"))?;
+            digit_scale /= 10;
+            part += u128::from(d) * digit_scale;
+        }
+        total = total
+            .checked_add(part)
+            .ok_or_else(|| format!("`{text}` is too large"))?;
+        rest = next;
+    }
+    if total == 0 {
+        return Err(format!(
+            "`{text}` is zero; durations must be greater than zero"
+        ));
+    }
+    let secs =
+        u64::try_from(total / 1_000_000_000).map_err(|_| format!("`{text}` is too large"))?;
+    Ok(Duration::new(secs, (total % 1_000_000_000) as u32))
+}
+
+/// Formats a duration in the largest unit that represents it exactly
+/// (`"250ms"`, `"1m"`, `"1500us"`); `"0s"` for zero.
+pub fn format_duration(duration: Duration) -> String {
+    let nanos = duration.as_nanos();
+    if nanos == 0 {
+        return "0s".to_owned();
+    }
+    UNITS
+        .iter()
+        .rev()
+        .filter(|(name, _)| *name != "µs")
+        .find(|(_, scale)| nanos % scale == 0)
+        .map(|(name, scale)| format!("{}{name}", nanos / scale))
+        .unwrap_or_else(|| format!("{nanos}ns"))
+}
+
+struct DurationVisitor {
+    allow_off: bool,
+}
+
+impl<'de> Visitor<'de> for DurationVisitor {
+    type Value = Option<Duration>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration string such as \"250ms\"")?;
+        if self.allow_off {
+            f.write_str(" or \"off\"")?;
+        }
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        if self.allow_off && v == "off" {
+            return Ok(None);
+        }
+        parse_duration(v).map(Some).map_err(E::custom)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        if self.allow_off && !v {
+            return Ok(None);
+        }
+        Err(E::invalid_type(de::Unexpected::Bool(v), &self))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let parsed = deserializer.deserialize_any(DurationVisitor { allow_off: false })?;
+        // Without "off", the visitor always yields a duration.
+        Ok(HumanDuration(parsed.unwrap_or_default()))
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format_duration(self.0))
+    }
+}
+
+fn some_limit_duration<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Duration>>, D::Error> {
+    d.deserialize_any(DurationVisitor { allow_off: true })
+        .map(Some)
+}
+
+fn ser_limit_duration<S: Serializer>(
+    v: &Option<Option<Duration>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(Some(d)) => s.serialize_str(&format_duration(*d)),
+        _ => s.serialize_str("off"),
+    }
+}
+
+struct CountVisitor;
+
+impl<'de> Visitor<'de> for CountVisitor {
+    type Value = Option<u32>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a whole number of attempts or \"off\"")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        u32::try_from(v)
+            .map(Some)
+            .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        u32::try_from(v)
+            .map(Some)
+            .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        if v == "off" {
+            Ok(None)
+        } else {
+            Err(E::invalid_value(de::Unexpected::Str(v), &self))
+        }
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        if v {
+            Err(E::invalid_value(de::Unexpected::Bool(v), &self))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+fn some_limit_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    d.deserialize_any(CountVisitor).map(Some)
+}
+
+fn ser_limit_count<S: Serializer>(v: &Option<Option<u32>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(Some(n)) => s.serialize_u32(*n),
+        _ => s.serialize_str("off"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Locating fields in a TOML document
+
+type Spanned<T> = toml::Spanned<T>;
+
+/// The byte span of the value at dotted `path` in the TOML `source` (the
+/// closest enclosing one found, if the path is only partly there).
+pub fn locate(source: &str, path: &str) -> Option<Range<usize>> {
+    let root = toml::de::DeTable::parse(source).ok()?;
+    let mut table = root.get_ref();
+    let mut found: Option<Range<usize>> = None;
+    for key in path.split('.').filter(|k| !k.is_empty()) {
+        let (k, v) = table.iter().find(|(k, _)| k.get_ref().as_ref() == key)?;
+        found = Some(if v.span().is_empty() {
+            k.span()
+        } else {
+            v.span()
+        });
+        match v.get_ref() {
+            toml::de::DeValue::Table(t) => table = t,
+            _ => break,
+        }
+    }
+    found
+}
+
+/// The dotted path of the deepest key whose key or value covers byte
+/// `offset` of the TOML `source`.
+pub fn path_at(source: &str, offset: usize) -> Option<String> {
+    fn walk(table: &toml::de::DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool {
+        for (k, v) in table.iter() {
+            let covers = |s: Range<usize>| s.start <= offset && offset < s.end.max(s.start + 1);
+            let in_value = covers(v.span());
+            if covers(k.span()) || in_value {
+                path.push(k.get_ref().to_string());
+                if let toml::de::DeValue::Table(t) = v.get_ref() {
+                    walk(t, offset, path);
+                }
+                return true;
+            }
+            if let toml::de::DeValue::Table(t) = v.get_ref() {
+                // Tables from `[a.b]` headers may not span their contents.
+                path.push(k.get_ref().to_string());
+                if walk(t, offset, path) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let (root, _) = toml::de::DeTable::parse_recoverable(source);
+    let root: &Spanned<toml::de::DeTable<'_>> = &root;
+    let mut path = Vec::new();
+    walk(root.get_ref(), offset, &mut path);
+    (!path.is_empty()).then(|| path.join("."))
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in `source`.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = source.get(..offset).unwrap_or(source);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}

@@ -1,0 +1,419 @@
+//! The sans-IO decision engine.
+//!
+//! [`Engine`] holds a policy's envelope and strategies and decides, and does
+//! nothing else: it never reads a clock, sleeps or draws randomness of its
+//! own. A driver starts a call with [`Engine::start`], runs an attempt, and
+//! reports its outcome with [`Engine::on_success`] or
+//! [`Engine::on_failure`], handing in the elapsed time since the call
+//! started and an RNG. The engine answers with a [`Decision`] and emits one
+//! [`Event`] per decision through the `emit` callback. The blocking and
+//! async drivers in this crate, and the simulator, are loops around it.
+//!
+//! # The order of the checks
+//!
+//! When attempt `n` fails with class `c` at elapsed time `t`:
+//!
+//! 1. `c` is auth, permission or permanent: stop, [`StopReason::Permanent`].
+//! 2. `c` is unknown and this is the `max_unknown_attempts`-th unknown
+//!    failure: stop, [`StopReason::MaxUnknownAttemptsExceeded`].
+//! 3. this is the `cap`-th failure of class `c` and `c` has its own cap:
+//!    stop, [`StopReason::ClassAttemptsExceeded`].
+//! 4. `n == max_attempts`: stop, [`StopReason::MaxAttemptsExceeded`].
+//! 5. `t` has reached the deadline: stop, [`StopReason::DeadlineExceeded`].
+//! 6. Otherwise the class's strategy draws a delay `d`. If the error
+//!    carried a server hint `h`, it is first limited to the policy's
+//!    `max_retry_after` ceiling, `h' = min(h, max_retry_after)`; the delay
+//!    is then `max(d, h')`: the hint is a lower bound, the strategy's jitter
+//!    still applies above it. If `h'` does not fit in the time left before
+//!    the deadline, the server will refuse any attempt that could still be
+//!    made, so the engine stops at once ([`StopReason::DeadlineExceeded`])
+//!    instead of sleeping first. Finally the delay is capped to the time left
+//!    before the deadline, so the next attempt starts no later than the
+//!    deadline.
+//!
+//! The first check that matches decides; so a call never sleeps when it
+//! already knows it will give up.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore;
+
+use crate::class::ErrorClass;
+use crate::classify::Classification;
+use crate::strategy::{DelayContext, Strategy};
+
+/// The limits every call runs within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Envelope {
+    /// The whole call, attempts and sleeps, ends by this much after it
+    /// started; `None` for no deadline. Default 60 s.
+    pub deadline: Option<Duration>,
+    /// Attempts per call, counting the first. Default 6.
+    pub max_attempts: u32,
+    /// Attempts that may end with an unknown error; `None` turns the
+    /// separate cap off (the global cap still applies). Default 2.
+    pub max_unknown_attempts: Option<u32>,
+    /// Per-class caps on attempts ending with that class, by
+    /// [`ErrorClass::index`].
+    pub class_max_attempts: [Option<u32>; 8],
+    /// The longest server delay hint honoured; longer hints are cut to
+    /// this. Default 60 s.
+    pub max_retry_after: Duration,
+}
+
+impl Default for Envelope {
+    fn default() -> Self {
+        Envelope {
+            deadline: Some(Duration::from_secs(60)),
+            max_attempts: 6,
+            max_unknown_attempts: Some(2),
+            class_max_attempts: [None; 8],
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Envelope {
+    /// The cap on attempts ending with `class`, if the policy sets one
+    /// (the unknown cap for [`ErrorClass::Unknown`]).
+    pub fn class_cap(&self, class: ErrorClass) -> Option<u32> {
+        match class {
+            ErrorClass::Unknown => self.max_unknown_attempts,
+            other => self.class_max_attempts[other.index()],
+        }
+    }
+
+    /// Whether a failure of `class` can ever be followed by another attempt.
+    pub fn may_retry(&self, class: ErrorClass) -> bool {
+        class.is_retryable() && self.max_attempts > 1 && self.class_cap(class).is_none_or(|c| c > 1)
+    }
+}
+
+/// Why a call stopped retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopReason {
+    /// The error's class is never retried (auth, permission, permanent).
+    Permanent,
+    /// The deadline was reached, or the server's delay hint reaches past it.
+    DeadlineExceeded,
+    /// The global attempt cap was reached.
+    MaxAttemptsExceeded,
+    /// The failing class's own attempt cap was reached (reported as a
+    /// `max_attempts_exceeded` event).
+    ClassAttemptsExceeded,
+    /// The cap on attempts ending with an unknown error was reached.
+    MaxUnknownAttemptsExceeded,
+}
+
+impl StopReason {
+    /// The terminal event this reason is reported as.
+    pub const fn event_kind(self) -> EventKind {
+        match self {
+            StopReason::Permanent => EventKind::PermanentFail,
+            StopReason::DeadlineExceeded => EventKind::DeadlineExceeded,
+            StopReason::MaxAttemptsExceeded | StopReason::ClassAttemptsExceeded => {
+                EventKind::MaxAttemptsExceeded
+            }
+            StopReason::MaxUnknownAttemptsExceeded => EventKind::MaxUnknownAttemptsExceeded,
+        }
+    }
+
+    /// A stable snake_case name (`class_attempts_exceeded` is the only one
+    /// that differs from its event's name).
+    pub const fn name(self) -> &'static str {
+        match self {
+            StopReason::ClassAttemptsExceeded => "class_attempts_exceeded",
+            other => other.event_kind().name(),
+        }
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The kind of an [`Event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// An attempt succeeded. Terminal.
+    Success,
+    /// An attempt failed and another will follow after `delay`.
+    Retry,
+    /// The error's class is never retried. Terminal.
+    PermanentFail,
+    /// The deadline stopped the call. Terminal.
+    DeadlineExceeded,
+    /// The global or a class attempt cap stopped the call. Terminal.
+    MaxAttemptsExceeded,
+    /// The unknown-error cap stopped the call. Terminal.
+    MaxUnknownAttemptsExceeded,
+}
+
+impl EventKind {
+    /// The event's name: `success`, `retry`, `permanent_fail`,
+    /// `deadline_exceeded`, `max_attempts_exceeded` or
+    /// `max_unknown_attempts_exceeded`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventKind::Success => "success",
+            EventKind::Retry => "retry",
+            EventKind::PermanentFail => "permanent_fail",
+            EventKind::DeadlineExceeded => "deadline_exceeded",
+            EventKind::MaxAttemptsExceeded => "max_attempts_exceeded",
+            EventKind::MaxUnknownAttemptsExceeded => "max_unknown_attempts_exceeded",
+        }
+    }
+
+    /// Whether the event ends its call.
+    pub const fn is_terminal(self) -> bool {
+        !matches!(self, EventKind::Retry)
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One structured observation of a call, handed to hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event<'a> {
+    /// What happened.
+    pub kind: EventKind,
+    /// The operation's name (empty when the call was not named).
+    pub operation: &'a str,
+    /// The 1-based number of the attempt that just ended.
+    pub attempt: u32,
+    /// The delay before the next attempt (retry events only).
+    pub delay: Option<Duration>,
+    /// The failure's class (failure events only).
+    pub class: Option<ErrorClass>,
+    /// The failure's error type name (failure events only).
+    pub error_type: Option<&'a str>,
+    /// Time since the call started, when the attempt ended.
+    pub elapsed: Duration,
+}
+
+/// The engine's answer to a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Sleep, then make another attempt.
+    Retry(Retry),
+    /// Give up now; the caller gets the last error back.
+    Stop(StopReason),
+}
+
+/// The details of a retry decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// How long to sleep before the next attempt.
+    pub delay: Duration,
+    /// What the strategy drew, before the hint and the deadline adjusted it.
+    pub strategy_delay: Duration,
+    /// The 1-based number of the attempt that will follow.
+    pub next_attempt: u32,
+}
+
+/// The tags a driver attaches to a failure's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure<'a> {
+    /// The failure's classification.
+    pub classification: Classification,
+    /// The error's type name.
+    pub error_type: &'a str,
+}
+
+/// The per-call state: attempts made and per-class counts.
+#[derive(Debug, Clone)]
+pub struct CallState {
+    attempt: u32,
+    failures: [u32; 8],
+    previous: [Option<Duration>; 8],
+    finished: bool,
+}
+
+impl CallState {
+    /// The 1-based number of the attempt in progress (or the last one, once
+    /// the call has ended).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// How many attempts ended with `class` so far.
+    pub fn failures(&self, class: ErrorClass) -> u32 {
+        self.failures[class.index()]
+    }
+
+    /// Whether the call has ended (a terminal event was emitted).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+}
+
+/// A policy's decision engine: its envelope and a strategy per class.
+#[derive(Clone)]
+pub struct Engine {
+    envelope: Envelope,
+    strategies: [Arc<dyn Strategy>; 8],
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("envelope", &self.envelope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `envelope` with `strategies[class.index()]` for each
+    /// class. Strategies of classes that are never retried are never asked.
+    pub fn new(envelope: Envelope, strategies: [Arc<dyn Strategy>; 8]) -> Engine {
+        Engine {
+            envelope,
+            strategies,
+        }
+    }
+
+    /// The envelope.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// The strategy used for `class`.
+    pub fn strategy(&self, class: ErrorClass) -> &Arc<dyn Strategy> {
+        &self.strategies[class.index()]
+    }
+
+    /// Begins a call: its first attempt is about to start.
+    pub fn start(&self) -> CallState {
+        CallState {
+            attempt: 1,
+            failures: [0; 8],
+            previous: [None; 8],
+            finished: false,
+        }
+    }
+
+    /// The current attempt succeeded at `elapsed`. Emits the `success` event.
+    pub fn on_success(
+        &self,
+        state: &mut CallState,
+        operation: &str,
+        elapsed: Duration,
+        emit: &mut dyn FnMut(&Event<'_>),
+    ) {
+        state.finished = true;
+        emit(&Event {
+            kind: EventKind::Success,
+            operation,
+            attempt: state.attempt,
+            delay: None,
+            class: None,
+            error_type: None,
+            elapsed,
+        });
+    }
+
+    /// The current attempt failed at `elapsed` (time since the call
+    /// started). Decides whether and when to retry, and emits the event.
+    pub fn on_failure(
+        &self,
+        state: &mut CallState,
+        operation: &str,
+        failure: Failure<'_>,
+        elapsed: Duration,
+        rng: &mut dyn RngCore,
+        emit: &mut dyn FnMut(&Event<'_>),
+    ) -> Decision {
+        let class = failure.classification.class;
+        let attempt = state.attempt;
+        let decision = self.decide(state, failure.classification, elapsed, rng);
+        let (kind, delay) = match decision {
+            Decision::Retry(retry) => {
+                state.attempt = retry.next_attempt;
+                (EventKind::Retry, Some(retry.delay))
+            }
+            Decision::Stop(reason) => {
+                state.finished = true;
+                (reason.event_kind(), None)
+            }
+        };
+        emit(&Event {
+            kind,
+            operation,
+            attempt,
+            delay,
+            class: Some(class),
+            error_type: Some(failure.error_type),
+            elapsed,
+        });
+        decision
+    }
+
+    fn decide(
+        &self,
+        state: &mut CallState,
+        classification: Classification,
+        elapsed: Duration,
+        rng: &mut dyn RngCore,
+    ) -> Decision {
+        let env = &self.envelope;
+        let class = classification.class;
+        let slot = class.index();
+        state.failures[slot] = state.failures[slot].saturating_add(1);
+
+        if !class.is_retryable() {
+            return Decision::Stop(StopReason::Permanent);
+        }
+        if let Some(cap) = env.class_cap(class) {
+            if state.failures[slot] >= cap {
+                return Decision::Stop(if class == ErrorClass::Unknown {
+                    StopReason::MaxUnknownAttemptsExceeded
+                } else {
+                    StopReason::ClassAttemptsExceeded
+                });
+            }
+        }
+        if state.attempt >= env.max_attempts {
+            return Decision::Stop(StopReason::MaxAttemptsExceeded);
+        }
+        let remaining = match env.deadline {
+            Some(deadline) if elapsed >= deadline => {
+                return Decision::Stop(StopReason::DeadlineExceeded)
+            }
+            Some(deadline) => Some(deadline - elapsed),
+            None => None,
+        };
+
+        let ctx = DelayContext {
+            attempt: state.attempt,
+            class,
+            previous: state.previous[slot],
+        };
+        let drawn = self.strategies[slot].delay(&ctx, rng);
+        state.previous[slot] = Some(drawn);
+
+        let mut delay = drawn;
+        if let Some(hint) = classification.retry_after {
+            let hint = hint.min(env.max_retry_after);
+            if remaining.is_some_and(|left| hint > left) {
+                return Decision::Stop(StopReason::DeadlineExceeded);
+            }
+            delay = delay.max(hint);
+        }
+        if let Some(left) = remaining {
+            delay = delay.min(left);
+        }
+        Decision::Retry(Retry {
+            delay,
+            strategy_delay: drawn,
+            next_attempt: state.attempt + 1,
+        })
+    }
+}

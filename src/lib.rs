@@ -1,0 +1,88 @@
+//! # reflexio
+//!
+//! Retry policies with error classification, per-class backoff strategies,
+//! strict retry envelopes and structured observability, for blocking and
+//! async code, built on one sans-IO decision engine that the `reflexio-sim`
+//! simulator drives too.
+//!
+//! * Errors are sorted into coarse [classes](ErrorClass) by a
+//!   [`Classifier`]: the [`DefaultClassifier`] understands
+//!   [`ClassifiedError`], HTTP statuses, SQLSTATEs, [`std::io::Error`] kinds
+//!   and error type names.
+//! * Each class may have its own [`Strategy`] (the built-ins are
+//!   [`Backoff`] values: decorrelated jitter, equal jitter, token backoff,
+//!   full jitter, exponential, constant) and its own attempt cap.
+//! * Every call runs inside an [`Envelope`]: a deadline covering attempts
+//!   and sleeps, a global attempt cap and a separate cap for unknown errors.
+//!   Auth, permission and permanent errors are never retried.
+//! * [Hooks](Hook) receive one [`Event`] per decision: `success`, `retry`,
+//!   `permanent_fail`, `deadline_exceeded`, `max_attempts_exceeded`,
+//!   `max_unknown_attempts_exceeded`, tagged with the operation, attempt,
+//!   delay, class and error type.
+//!
+//! ```
+//! use std::time::Duration;
+//! use reflexio::{Backoff, ClassifiedError, ErrorClass, RetryPolicy, ManualClock};
+//!
+//! let clock = ManualClock::new(); // a fake clock: no real sleeping in this example
+//! let policy = RetryPolicy::builder()
+//!     .strategy(Backoff::equal_jitter(Duration::from_millis(100), Duration::from_secs(2)))
+//!     .max_attempts(4)
+//!     .clock(clock.clone())
+//!     .build()?;
+//!
+//! let mut calls = 0;
+//! let result = policy.call(|| {
+//!     calls += 1;
+//!     if calls < 3 { Err(ClassifiedError::transient("connection reset")) } else { Ok(calls) }
+//! });
+//! assert_eq!(result.unwrap(), 3);
+//! assert_eq!(clock.sleeps(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # How a server delay hint combines with the strategy
+//!
+//! A [`Classification`] may carry a `retry_after` hint. The hint is first
+//! cut to the policy's `max_retry_after` ceiling; the delay is then the
+//! larger of the strategy's draw and the (cut) hint, so the server's wish is
+//! a lower bound and jitter above it still spreads clients out. If the hint
+//! reaches past the deadline, the call stops at once with
+//! `deadline_exceeded` rather than sleeping first; otherwise the delay is
+//! capped to the time left before the deadline. The [`engine`] module docs
+//! give the full order of the checks.
+//!
+//! # Features
+//!
+//! * `config` (default): [`config::RetryConfig`], policies from TOML.
+//! * `tokio`: [`TokioSleeper`], the async default sleeper.
+//! * `tracing`: every event is also a `tracing` event.
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms)]
+
+pub mod class;
+pub mod classify;
+pub mod clock;
+#[cfg(feature = "config")]
+pub mod config;
+pub mod engine;
+pub mod observe;
+mod policy;
+pub mod strategy;
+
+pub use class::ErrorClass;
+pub use classify::{
+    default_classifier, http_status_class, io_kind_class, sqlstate_class, Classification,
+    ClassifiedError, Classifier, DefaultClassifier, HttpStatus,
+};
+#[cfg(feature = "tokio")]
+pub use clock::TokioSleeper;
+pub use clock::{Clock, ManualClock, Sleeper, SystemClock, ThreadSleeper};
+#[cfg(feature = "config")]
+pub use config::RetryConfig;
+pub use engine::{Decision, Engine, Envelope, Event, EventKind, StopReason};
+pub use observe::{Hook, Hooks};
+pub use policy::{
+    retry, retry_async, BoundPolicy, BuildError, RetryError, RetryPolicy, RetryPolicyBuilder,
+};
+pub use strategy::{Backoff, BackoffKind, DelayContext, Strategy};

@@ -1,0 +1,725 @@
+//! The production API: [`RetryPolicy`], its builder, the blocking and async
+//! drivers, bound contexts and [`RetryError`].
+
+use std::any::type_name;
+use std::borrow::Cow;
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::class::ErrorClass;
+use crate::classify::{Classifier, DefaultClassifier};
+use crate::clock::{Clock, Sleeper, SystemClock};
+use crate::engine::{CallState, Decision, Engine, Envelope, Event, Failure, StopReason};
+use crate::observe::{dispatch, Hook, Hooks};
+use crate::strategy::{Backoff, Strategy};
+
+/// A retry policy: classifier, strategies, envelope, hooks and time source.
+///
+/// Cloning is cheap (one reference count) and a policy is `Send + Sync`, so
+/// one policy serves every thread and task of a service.
+///
+/// ```
+/// use std::time::Duration;
+/// use reflexio::{Backoff, ErrorClass, RetryPolicy};
+///
+/// let policy = RetryPolicy::builder()
+///     .strategy(Backoff::decorrelated_jitter(Duration::from_millis(100), Duration::from_secs(5)))
+///     .class_strategy(ErrorClass::RateLimit, Backoff::token_backoff(Duration::from_millis(500), Duration::from_secs(20)))
+///     .deadline(Duration::from_secs(30))
+///     .max_attempts(5)
+///     .build()
+///     .expect("a valid policy");
+/// let value: Result<u32, _> = policy.call(|| Ok::<_, std::io::Error>(7));
+/// assert_eq!(value.unwrap(), 7);
+/// ```
+pub struct RetryPolicy<C = DefaultClassifier> {
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C> {
+    engine: Engine,
+    classifier: C,
+    hooks: Hooks,
+    clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
+    seed: Option<u64>,
+    seeded_calls: AtomicU64,
+}
+
+impl<C> Clone for RetryPolicy<C> {
+    fn clone(&self) -> Self {
+        RetryPolicy {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C> fmt::Debug for RetryPolicy<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("envelope", self.inner.engine.envelope())
+            .field("hooks", &self.inner.hooks.len())
+            .field("seed", &self.inner.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_sleeper() -> Arc<dyn Sleeper> {
+    #[cfg(feature = "tokio")]
+    return Arc::new(crate::clock::TokioSleeper::new());
+    #[cfg(not(feature = "tokio"))]
+    return Arc::new(crate::clock::ThreadSleeper::new());
+}
+
+impl Default for RetryPolicy {
+    /// The reference defaults: the [`DefaultClassifier`], decorrelated
+    /// jitter from 250 ms up to 5 s for every retryable class, a 60 s
+    /// deadline, 6 attempts, 2 for unknown errors, hints honoured up to 60 s.
+    fn default() -> Self {
+        RetryPolicy::builder()
+            .strategy(crate::strategy::default_backoff())
+            .assemble()
+    }
+}
+
+impl RetryPolicy {
+    /// A builder with the default envelope and classifier and no strategy.
+    pub fn builder() -> RetryPolicyBuilder {
+        RetryPolicyBuilder {
+            envelope: Envelope::default(),
+            default_strategy: None,
+            class_strategies: Default::default(),
+            classifier: DefaultClassifier::new(),
+            hooks: Hooks::new(),
+            clock: None,
+            sleeper: None,
+            seed: None,
+        }
+    }
+
+    /// Builds the policy a [`RetryConfig`](crate::config::RetryConfig) describes, with
+    /// the default classifier.
+    #[cfg(feature = "config")]
+    pub fn from_config(
+        config: &crate::config::RetryConfig,
+    ) -> Result<RetryPolicy, crate::config::ConfigError> {
+        let engine = config.engine()?;
+        let mut builder = RetryPolicy::builder();
+        builder.seed = config.seed;
+        Ok(builder.assemble_with(engine))
+    }
+}
+
+impl<C> RetryPolicy<C> {
+    /// The decision engine (envelope and strategies).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The envelope every call runs within.
+    pub fn envelope(&self) -> &Envelope {
+        self.inner.engine.envelope()
+    }
+
+    /// The same policy with `classifier` instead (hooks, time and seed kept).
+    pub fn with_classifier<C2>(&self, classifier: C2) -> RetryPolicy<C2> {
+        let inner = &self.inner;
+        RetryPolicy {
+            inner: Arc::new(Inner {
+                engine: inner.engine.clone(),
+                classifier,
+                hooks: inner.hooks.clone(),
+                clock: Arc::clone(&inner.clock),
+                sleeper: Arc::clone(&inner.sleeper),
+                seed: inner.seed,
+                seeded_calls: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Binds an operation name (and, with [`BoundPolicy::hook`], extra
+    /// hooks) once, for many calls.
+    pub fn bind(&self, operation: impl Into<Cow<'static, str>>) -> BoundPolicy<C> {
+        BoundPolicy {
+            policy: self.clone(),
+            operation: operation.into(),
+            hooks: Hooks::new(),
+        }
+    }
+
+    /// The RNG for one call's jitter: a ChaCha stream derived from the seed
+    /// and the number of earlier seeded calls that needed one, or a fresh
+    /// ChaCha seeded from the thread's RNG.
+    fn call_rng(&self) -> ChaCha8Rng {
+        match self.inner.seed {
+            Some(seed) => {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                rng.set_stream(self.inner.seeded_calls.fetch_add(1, Ordering::Relaxed));
+                rng
+            }
+            None => ChaCha8Rng::from_rng(&mut rand::rng()),
+        }
+    }
+}
+
+impl<C> RetryPolicy<C> {
+    /// Runs `op` until it succeeds or the policy gives up, sleeping between
+    /// attempts on the policy's [`Clock`].
+    ///
+    /// On failure the caller gets its own last error back in a
+    /// [`RetryError`], with the reason and the number of attempts.
+    pub fn call<T, E, F>(&self, op: F) -> Result<T, RetryError<E>>
+    where
+        F: FnMut() -> Result<T, E>,
+        C: Classifier<E>,
+    {
+        self.run_blocking("", None, op)
+    }
+
+    /// [`call`](Self::call), tagging every event with `operation`.
+    pub fn call_named<T, E, F>(&self, operation: &str, op: F) -> Result<T, RetryError<E>>
+    where
+        F: FnMut() -> Result<T, E>,
+        C: Classifier<E>,
+    {
+        self.run_blocking(operation, None, op)
+    }
+
+    /// Runs the future `op` makes until one succeeds or the policy gives
+    /// up, sleeping on the policy's [`Sleeper`]. Behaves exactly like
+    /// [`call`](Self::call).
+    pub async fn call_async<T, E, F, Fut>(&self, op: F) -> Result<T, RetryError<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        C: Classifier<E>,
+    {
+        self.run_async("", None, op).await
+    }
+
+    /// [`call_async`](Self::call_async), tagging every event with `operation`.
+    pub async fn call_async_named<T, E, F, Fut>(
+        &self,
+        operation: &str,
+        op: F,
+    ) -> Result<T, RetryError<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        C: Classifier<E>,
+    {
+        self.run_async(operation, None, op).await
+    }
+
+    fn run_blocking<T, E, F>(
+        &self,
+        operation: &str,
+        extra: Option<&Hooks>,
+        mut op: F,
+    ) -> Result<T, RetryError<E>>
+    where
+        F: FnMut() -> Result<T, E>,
+        C: Classifier<E>,
+    {
+        let clock = &*self.inner.clock;
+        let mut call = CallDriver::new(self, operation, extra, clock.now());
+        loop {
+            match op() {
+                Ok(value) => {
+                    call.succeeded(|| clock.now());
+                    return Ok(value);
+                }
+                Err(error) => {
+                    let delay = call.failed(error, clock.now())?;
+                    clock.sleep(delay);
+                }
+            }
+        }
+    }
+
+    async fn run_async<T, E, F, Fut>(
+        &self,
+        operation: &str,
+        extra: Option<&Hooks>,
+        mut op: F,
+    ) -> Result<T, RetryError<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        C: Classifier<E>,
+    {
+        let sleeper = &*self.inner.sleeper;
+        let mut call = CallDriver::new(self, operation, extra, sleeper.now());
+        loop {
+            match op().await {
+                Ok(value) => {
+                    call.succeeded(|| sleeper.now());
+                    return Ok(value);
+                }
+                Err(error) => {
+                    let delay = call.failed(error, sleeper.now())?;
+                    sleeper.sleep(delay).await;
+                }
+            }
+        }
+    }
+}
+
+/// One call in progress: what both drivers share. It feeds the engine the
+/// elapsed time and the call's RNG; it decides nothing itself.
+struct CallDriver<'a, C> {
+    policy: &'a RetryPolicy<C>,
+    operation: &'a str,
+    extra: Option<&'a Hooks>,
+    started: Duration,
+    state: CallState,
+    rng: Option<ChaCha8Rng>,
+}
+
+impl<'a, C> CallDriver<'a, C> {
+    fn new(
+        policy: &'a RetryPolicy<C>,
+        operation: &'a str,
+        extra: Option<&'a Hooks>,
+        started: Duration,
+    ) -> Self {
+        CallDriver {
+            policy,
+            operation,
+            extra,
+            started,
+            state: policy.inner.engine.start(),
+            rng: None,
+        }
+    }
+
+    fn observed(&self) -> bool {
+        cfg!(feature = "tracing")
+            || !self.policy.inner.hooks.is_empty()
+            || self.extra.is_some_and(|h| !h.is_empty())
+    }
+
+    /// Reports success; reads the clock only when someone observes it.
+    fn succeeded(&mut self, now: impl FnOnce() -> Duration) {
+        if !self.observed() {
+            return;
+        }
+        let inner = &self.policy.inner;
+        let elapsed = now().saturating_sub(self.started);
+        let extra = self.extra;
+        let mut emit = |event: &Event<'_>| dispatch(&inner.hooks, extra, event);
+        inner
+            .engine
+            .on_success(&mut self.state, self.operation, elapsed, &mut emit);
+    }
+
+    /// Reports a failure; returns the delay to sleep, or the final error.
+    fn failed<E>(&mut self, error: E, now: Duration) -> Result<Duration, RetryError<E>>
+    where
+        C: Classifier<E>,
+    {
+        let policy = self.policy;
+        let inner = &policy.inner;
+        let classification = inner.classifier.classify(&error);
+        let elapsed = now.saturating_sub(self.started);
+        let rng = self.rng.get_or_insert_with(|| policy.call_rng());
+        let extra = self.extra;
+        let mut emit = |event: &Event<'_>| dispatch(&inner.hooks, extra, event);
+        let failure = Failure {
+            classification,
+            error_type: type_name::<E>(),
+        };
+        match inner.engine.on_failure(
+            &mut self.state,
+            self.operation,
+            failure,
+            elapsed,
+            rng,
+            &mut emit,
+        ) {
+            Decision::Retry(retry) => Ok(retry.delay),
+            Decision::Stop(reason) => Err(RetryError {
+                error,
+                reason,
+                attempts: self.state.attempt(),
+            }),
+        }
+    }
+}
+
+/// A policy with an operation name and extra hooks bound to it.
+///
+/// ```
+/// use reflexio::RetryPolicy;
+///
+/// let users = RetryPolicy::default()
+///     .bind("fetch_user")
+///     .hook(|event: &reflexio::Event<'_>| assert_eq!(event.operation, "fetch_user"));
+/// let name = users.call(|| Ok::<_, std::io::Error>("ada"));
+/// assert_eq!(name.unwrap(), "ada");
+/// ```
+pub struct BoundPolicy<C = DefaultClassifier> {
+    policy: RetryPolicy<C>,
+    operation: Cow<'static, str>,
+    hooks: Hooks,
+}
+
+impl<C> Clone for BoundPolicy<C> {
+    fn clone(&self) -> Self {
+        BoundPolicy {
+            policy: self.policy.clone(),
+            operation: self.operation.clone(),
+            hooks: self.hooks.clone(),
+        }
+    }
+}
+
+impl<C> fmt::Debug for BoundPolicy<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundPolicy")
+            .field("operation", &self.operation)
+            .field("hooks", &self.hooks.len())
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl<C> BoundPolicy<C> {
+    /// Adds a hook that sees only this context's calls (after the policy's
+    /// own hooks).
+    pub fn hook(mut self, hook: impl Hook + 'static) -> Self {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// The bound operation name.
+    pub fn operation(&self) -> &str {
+        &self.operation
+    }
+
+    /// The underlying policy.
+    pub fn policy(&self) -> &RetryPolicy<C> {
+        &self.policy
+    }
+
+    /// [`RetryPolicy::call`] with this context.
+    pub fn call<T, E, F>(&self, op: F) -> Result<T, RetryError<E>>
+    where
+        F: FnMut() -> Result<T, E>,
+        C: Classifier<E>,
+    {
+        self.policy
+            .run_blocking(&self.operation, Some(&self.hooks), op)
+    }
+
+    /// [`RetryPolicy::call_async`] with this context.
+    pub async fn call_async<T, E, F, Fut>(&self, op: F) -> Result<T, RetryError<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        C: Classifier<E>,
+    {
+        self.policy
+            .run_async(&self.operation, Some(&self.hooks), op)
+            .await
+    }
+}
+
+/// Why a policy could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildError {
+    /// `class` can be retried but has no strategy, and there is no default.
+    MissingStrategy(ErrorClass),
+    /// `max_attempts` is zero; it counts the first attempt, so at least 1.
+    ZeroMaxAttempts,
+    /// A class cap (or the unknown cap) is zero.
+    ZeroClassCap(ErrorClass),
+    /// The deadline is zero: no attempt could ever run.
+    ZeroDeadline,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::MissingStrategy(class) => write!(
+                f,
+                "{class} errors can be retried but have no strategy: set a default with \
+                 `.strategy(..)` or one for the class with `.class_strategy({class:?}, ..)`"
+            ),
+            BuildError::ZeroMaxAttempts => {
+                f.write_str("max_attempts must be at least 1 (it counts the first attempt)")
+            }
+            BuildError::ZeroClassCap(class) => {
+                write!(f, "the attempt cap of {class} errors must be at least 1")
+            }
+            BuildError::ZeroDeadline => f.write_str(
+                "the deadline must be greater than zero (or removed with `.no_deadline()`)",
+            ),
+        }
+    }
+}
+
+impl Error for BuildError {}
+
+/// Builds a [`RetryPolicy`]; see [`RetryPolicy::builder`].
+pub struct RetryPolicyBuilder<C = DefaultClassifier> {
+    envelope: Envelope,
+    default_strategy: Option<Arc<dyn Strategy>>,
+    class_strategies: [Option<Arc<dyn Strategy>>; 8],
+    classifier: C,
+    hooks: Hooks,
+    clock: Option<Arc<dyn Clock>>,
+    sleeper: Option<Arc<dyn Sleeper>>,
+    seed: Option<u64>,
+}
+
+impl<C> fmt::Debug for RetryPolicyBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicyBuilder")
+            .field("envelope", &self.envelope)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> RetryPolicyBuilder<C> {
+    /// The deadline of the whole call, attempts and sleeps included.
+    /// Default 60 s.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.envelope.deadline = Some(deadline);
+        self
+    }
+
+    /// No deadline: only the attempt caps bound a call.
+    pub fn no_deadline(mut self) -> Self {
+        self.envelope.deadline = None;
+        self
+    }
+
+    /// Attempts per call, counting the first. Default 6.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.envelope.max_attempts = attempts;
+        self
+    }
+
+    /// Attempts that may end with an unknown error. Default 2.
+    pub fn max_unknown_attempts(mut self, attempts: u32) -> Self {
+        self.envelope.max_unknown_attempts = Some(attempts);
+        self
+    }
+
+    /// Turns the separate unknown-error cap off (the global cap still applies).
+    pub fn no_unknown_cap(mut self) -> Self {
+        self.envelope.max_unknown_attempts = None;
+        self
+    }
+
+    /// Caps the attempts that may end with `class`. For
+    /// [`ErrorClass::Unknown`] this sets the unknown cap.
+    pub fn class_max_attempts(mut self, class: ErrorClass, attempts: u32) -> Self {
+        match class {
+            ErrorClass::Unknown => self.envelope.max_unknown_attempts = Some(attempts),
+            other => self.envelope.class_max_attempts[other.index()] = Some(attempts),
+        }
+        self
+    }
+
+    /// The longest server delay hint honoured; longer ones are cut to this.
+    /// Default 60 s.
+    pub fn max_retry_after(mut self, ceiling: Duration) -> Self {
+        self.envelope.max_retry_after = ceiling;
+        self
+    }
+
+    /// The strategy for every class that has none of its own.
+    pub fn strategy(mut self, strategy: impl Strategy + 'static) -> Self {
+        self.default_strategy = Some(Arc::new(strategy));
+        self
+    }
+
+    /// The strategy for `class`, instead of the default one.
+    pub fn class_strategy(mut self, class: ErrorClass, strategy: impl Strategy + 'static) -> Self {
+        self.class_strategies[class.index()] = Some(Arc::new(strategy));
+        self
+    }
+
+    /// Adds a hook that receives every event of every call.
+    pub fn hook(mut self, hook: impl Hook + 'static) -> Self {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// Makes jitter reproducible: the same sequence of calls sees the same
+    /// delays on every platform.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The clock of blocking calls. Default [`SystemClock`].
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// The sleeper of async calls. Default [`TokioSleeper`](crate::TokioSleeper)
+    /// with the `tokio` feature, else [`ThreadSleeper`](crate::ThreadSleeper).
+    pub fn sleeper(mut self, sleeper: impl Sleeper + 'static) -> Self {
+        self.sleeper = Some(Arc::new(sleeper));
+        self
+    }
+
+    /// Replaces the classifier.
+    pub fn classifier<C2>(self, classifier: C2) -> RetryPolicyBuilder<C2> {
+        RetryPolicyBuilder {
+            envelope: self.envelope,
+            default_strategy: self.default_strategy,
+            class_strategies: self.class_strategies,
+            classifier,
+            hooks: self.hooks,
+            clock: self.clock,
+            sleeper: self.sleeper,
+            seed: self.seed,
+        }
+    }
+
+    /// Checks the policy and builds it.
+    pub fn build(self) -> Result<RetryPolicy<C>, BuildError> {
+        let env = &self.envelope;
+        if env.max_attempts == 0 {
+            return Err(BuildError::ZeroMaxAttempts);
+        }
+        if env.deadline == Some(Duration::ZERO) {
+            return Err(BuildError::ZeroDeadline);
+        }
+        for class in ErrorClass::ALL {
+            if env.class_cap(class) == Some(0) {
+                return Err(BuildError::ZeroClassCap(class));
+            }
+            let has_strategy =
+                self.class_strategies[class.index()].is_some() || self.default_strategy.is_some();
+            if env.may_retry(class) && !has_strategy {
+                return Err(BuildError::MissingStrategy(class));
+            }
+        }
+        Ok(self.assemble())
+    }
+
+    /// Builds without checks; classes without a strategy are never asked
+    /// for one (they cannot be retried) and get a zero placeholder.
+    fn assemble(self) -> RetryPolicy<C> {
+        let fallback: Arc<dyn Strategy> = self
+            .default_strategy
+            .clone()
+            .unwrap_or_else(|| Arc::new(Backoff::constant(Duration::ZERO)));
+        let strategies = self
+            .class_strategies
+            .clone()
+            .map(|own| own.unwrap_or_else(|| Arc::clone(&fallback)));
+        let engine = Engine::new(self.envelope, strategies);
+        self.assemble_with(engine)
+    }
+
+    fn assemble_with(self, engine: Engine) -> RetryPolicy<C> {
+        RetryPolicy {
+            inner: Arc::new(Inner {
+                engine,
+                classifier: self.classifier,
+                hooks: self.hooks,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
+                sleeper: self.sleeper.unwrap_or_else(default_sleeper),
+                seed: self.seed,
+                seeded_calls: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+/// The caller's own last error, with why retrying stopped and how many
+/// attempts were made.
+///
+/// It implements [`std::error::Error`] when `E` does (its
+/// [`source`](Error::source) is the caller's error), so `?` into
+/// `Box<dyn Error>` works; [`into_inner`](Self::into_inner) gives the error
+/// back unchanged: `policy.call(..).map_err(RetryError::into_inner)?`.
+#[derive(Debug)]
+pub struct RetryError<E> {
+    error: E,
+    reason: StopReason,
+    attempts: u32,
+}
+
+impl<E> RetryError<E> {
+    /// The last attempt's error.
+    pub fn error(&self) -> &E {
+        &self.error
+    }
+
+    /// The last attempt's error, unchanged.
+    pub fn into_inner(self) -> E {
+        self.error
+    }
+
+    /// Why retrying stopped.
+    pub fn reason(&self) -> StopReason {
+        self.reason
+    }
+
+    /// How many attempts were made, the first included.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for RetryError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = if self.attempts == 1 { "" } else { "s" };
+        write!(
+            f,
+            "gave up after {} attempt{plural} ({}): {}",
+            self.attempts, self.reason, self.error
+        )
+    }
+}
+
+impl<E: Error + 'static> Error for RetryError<E> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+fn shared_default() -> &'static RetryPolicy {
+    static DEFAULT: OnceLock<RetryPolicy> = OnceLock::new();
+    DEFAULT.get_or_init(RetryPolicy::default)
+}
+
+/// Retries `op` with [`RetryPolicy::default`] (one shared instance).
+///
+/// ```
+/// let answer = reflexio::retry(|| Ok::<_, std::io::Error>(42));
+/// assert_eq!(answer.unwrap(), 42);
+/// ```
+pub fn retry<T, E, F>(op: F) -> Result<T, RetryError<E>>
+where
+    F: FnMut() -> Result<T, E>,
+    E: Error + 'static,
+{
+    shared_default().call(op)
+}
+
+/// Retries the futures `op` makes with [`RetryPolicy::default`].
+pub async fn retry_async<T, E, F, Fut>(op: F) -> Result<T, RetryError<E>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Error + 'static,
+{
+    shared_default().call_async(op).await
+}

@@ -1,0 +1,373 @@
+//! Backoff strategies: how long to wait before the next attempt.
+//!
+//! A [`Strategy`] turns a [`DelayContext`] (which attempt failed, with which
+//! class, and the strategy's previous delay in this call) and an RNG into a
+//! delay. The built-in strategies are [`Backoff`] values; any
+//! `Fn(&DelayContext, &mut dyn RngCore) -> Duration` is a strategy too
+//! (wrap a closure in [`from_fn`] to have its argument types inferred).
+//!
+//! Built-ins compute in whole nanoseconds with saturating arithmetic: they
+//! never overflow, never produce NaN, never panic and never round to whole
+//! milliseconds, for every attempt number up to `u32::MAX`.
+
+use std::fmt;
+use std::time::Duration;
+
+use rand::{Rng, RngCore};
+
+use crate::class::ErrorClass;
+
+/// What a strategy knows when it picks a delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DelayContext {
+    /// The 1-based number of the attempt that just failed.
+    pub attempt: u32,
+    /// The class of that failure.
+    pub class: ErrorClass,
+    /// The delay this strategy drew last time in this call for this class,
+    /// before any hint or deadline adjustment; `None` on the first retry.
+    pub previous: Option<Duration>,
+}
+
+/// Computes the delay before the next attempt.
+pub trait Strategy: Send + Sync {
+    /// The delay to wait after the failure described by `ctx`.
+    fn delay(&self, ctx: &DelayContext, rng: &mut dyn RngCore) -> Duration;
+}
+
+impl<F> Strategy for F
+where
+    F: Fn(&DelayContext, &mut dyn RngCore) -> Duration + Send + Sync,
+{
+    fn delay(&self, ctx: &DelayContext, rng: &mut dyn RngCore) -> Duration {
+        self(ctx, rng)
+    }
+}
+
+/// Wraps a closure as a [`Strategy`], so that its argument types are
+/// inferred.
+///
+/// ```
+/// use std::time::Duration;
+/// let linear = reflexio::strategy::from_fn(|ctx, _rng| Duration::from_millis(100) * ctx.attempt);
+/// # let _ = linear;
+/// ```
+pub fn from_fn<F>(f: F) -> F
+where
+    F: Fn(&DelayContext, &mut dyn RngCore) -> Duration + Send + Sync,
+{
+    f
+}
+
+/// The default strategy of [`RetryPolicy::default`](crate::RetryPolicy) and
+/// of a configuration that names none: decorrelated jitter from 250 ms up to
+/// 5 s, as in the reference `@retry` defaults.
+pub fn default_backoff() -> Backoff {
+    Backoff::decorrelated_jitter(Duration::from_millis(250), Duration::from_secs(5))
+}
+
+/// The built-in backoff formulas. See [`Backoff`] for each one's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackoffKind {
+    /// Uniform in `[base, 3 × previous]` (previous starts at base), capped at max.
+    DecorrelatedJitter,
+    /// `cap = min(max, base × 2^attempt)`, uniform in `[cap/2, cap]`.
+    EqualJitter,
+    /// `cap = min(max, base × 1.5^attempt)`, uniform in `[cap/2, cap]`.
+    TokenBackoff,
+    /// Uniform in `[0, min(max, base × 2^attempt)]`.
+    FullJitter,
+    /// Exactly `min(max, base × 2^(attempt − 1))`: base, 2 × base, 4 × base, ...
+    Exponential,
+    /// Exactly `base` every time.
+    Constant,
+}
+
+impl BackoffKind {
+    /// Every kind.
+    pub const ALL: [BackoffKind; 6] = [
+        BackoffKind::DecorrelatedJitter,
+        BackoffKind::EqualJitter,
+        BackoffKind::TokenBackoff,
+        BackoffKind::FullJitter,
+        BackoffKind::Exponential,
+        BackoffKind::Constant,
+    ];
+
+    /// The snake_case name used in configuration files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BackoffKind::DecorrelatedJitter => "decorrelated_jitter",
+            BackoffKind::EqualJitter => "equal_jitter",
+            BackoffKind::TokenBackoff => "token_backoff",
+            BackoffKind::FullJitter => "full_jitter",
+            BackoffKind::Exponential => "exponential",
+            BackoffKind::Constant => "constant",
+        }
+    }
+
+    /// The kind with this configuration name.
+    pub fn from_name(name: &str) -> Option<BackoffKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The default `(base, max)` of this kind.
+    pub const fn defaults(self) -> (Duration, Duration) {
+        let base = Duration::from_millis(250);
+        match self {
+            BackoffKind::TokenBackoff => (base, Duration::from_secs(20)),
+            BackoffKind::Constant => (base, base),
+            _ => (base, Duration::from_secs(30)),
+        }
+    }
+}
+
+impl fmt::Display for BackoffKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A built-in backoff strategy: a [`BackoffKind`] with a base and a max.
+///
+/// Every delay lies within [`Backoff::bounds`] for the same attempt and
+/// previous delay, and never above `max`.
+///
+/// **Decorrelated jitter's known weakness.** Once `3 × previous` exceeds
+/// `max` the draw is capped, and since the next `previous` is then `max`,
+/// the range becomes `[base, 3 × max]` capped at `max`: about two thirds of
+/// all draws land exactly on `max`. A saturated decorrelated jitter stops
+/// spreading clients out. Prefer equal jitter or token backoff where many
+/// clients retry against the same service for long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Backoff {
+    kind: BackoffKind,
+    base: Duration,
+    max: Duration,
+}
+
+const MAX_NANOS: u64 = u64::MAX;
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(MAX_NANOS)
+}
+
+impl Backoff {
+    /// A strategy of `kind` with `base` and `max`.
+    ///
+    /// Durations longer than `u64::MAX` nanoseconds (about 584 years) are
+    /// saturated to that, and a `base` above `max` is lowered to `max` (a
+    /// configuration file refuses it instead). For
+    /// [`BackoffKind::Constant`], `max` is ignored and set to `base`.
+    pub fn new(kind: BackoffKind, base: Duration, max: Duration) -> Backoff {
+        let base = Duration::from_nanos(nanos(base));
+        let max = match kind {
+            BackoffKind::Constant => base,
+            _ => Duration::from_nanos(nanos(max)),
+        };
+        Backoff {
+            kind,
+            base: base.min(max),
+            max,
+        }
+    }
+
+    /// Decorrelated jitter: uniform in `[base, 3 × previous]`, capped at `max`.
+    /// See the type docs for its weakness once saturated.
+    pub fn decorrelated_jitter(base: Duration, max: Duration) -> Backoff {
+        Self::new(BackoffKind::DecorrelatedJitter, base, max)
+    }
+
+    /// Equal jitter: `cap = min(max, base × 2^attempt)`, uniform in `[cap/2, cap]`.
+    pub fn equal_jitter(base: Duration, max: Duration) -> Backoff {
+        Self::new(BackoffKind::EqualJitter, base, max)
+    }
+
+    /// Token backoff, gentler than doubling: `cap = min(max, base × 1.5^attempt)`,
+    /// uniform in `[cap/2, cap]`.
+    pub fn token_backoff(base: Duration, max: Duration) -> Backoff {
+        Self::new(BackoffKind::TokenBackoff, base, max)
+    }
+
+    /// Full jitter: uniform in `[0, min(max, base × 2^attempt)]`.
+    pub fn full_jitter(base: Duration, max: Duration) -> Backoff {
+        Self::new(BackoffKind::FullJitter, base, max)
+    }
+
+    /// Plain exponential backoff: `min(max, base × 2^(attempt − 1))`, no jitter.
+    pub fn exponential(base: Duration, max: Duration) -> Backoff {
+        Self::new(BackoffKind::Exponential, base, max)
+    }
+
+    /// The same `delay` every time.
+    pub fn constant(delay: Duration) -> Backoff {
+        Self::new(BackoffKind::Constant, delay, delay)
+    }
+
+    /// A strategy of `kind` with that kind's default base and max
+    /// (250 ms and 30 s; 250 ms and 20 s for token backoff; 250 ms for constant).
+    pub fn with_defaults(kind: BackoffKind) -> Backoff {
+        let (base, max) = kind.defaults();
+        Self::new(kind, base, max)
+    }
+
+    /// The formula.
+    pub fn kind(&self) -> BackoffKind {
+        self.kind
+    }
+
+    /// The base delay.
+    pub fn base(&self) -> Duration {
+        self.base
+    }
+
+    /// The largest delay this strategy ever returns.
+    pub fn max(&self) -> Duration {
+        self.max
+    }
+
+    /// `min(max, base × factor^exponent)` in nanoseconds, without overflow.
+    fn capped_growth(&self, factor: f64, exponent: u32) -> u64 {
+        let (base, max) = (nanos(self.base), nanos(self.max));
+        if base == 0 {
+            return 0;
+        }
+        if factor == 2.0 {
+            // Exact integer arithmetic for doubling.
+            return match 1u128.checked_shl(exponent) {
+                Some(scale) if exponent < 128 => {
+                    let grown = (base as u128).saturating_mul(scale);
+                    grown.min(max as u128) as u64
+                }
+                _ => max,
+            };
+        }
+        let exponent = i32::try_from(exponent).unwrap_or(i32::MAX);
+        let grown = base as f64 * factor.powi(exponent);
+        if grown.is_nan() || grown >= max as f64 {
+            max
+        } else {
+            // grown < max <= u64::MAX, so the cast is exact enough and in range.
+            (grown as u64).min(max)
+        }
+    }
+
+    /// The inclusive range every delay for this attempt and previous delay
+    /// lies in.
+    pub fn bounds(&self, attempt: u32, previous: Option<Duration>) -> (Duration, Duration) {
+        let max = nanos(self.max);
+        let (lo, hi) = match self.kind {
+            BackoffKind::DecorrelatedJitter => {
+                let base = nanos(self.base);
+                let prev = previous.map_or(base, nanos);
+                let hi = prev.saturating_mul(3).max(base);
+                (base.min(max), hi.min(max))
+            }
+            BackoffKind::EqualJitter => {
+                let cap = self.capped_growth(2.0, attempt);
+                (cap / 2, cap)
+            }
+            BackoffKind::TokenBackoff => {
+                let cap = self.capped_growth(1.5, attempt);
+                (cap / 2, cap)
+            }
+            BackoffKind::FullJitter => (0, self.capped_growth(2.0, attempt)),
+            BackoffKind::Exponential => {
+                let d = self.capped_growth(2.0, attempt.saturating_sub(1));
+                (d, d)
+            }
+            BackoffKind::Constant => (max, max),
+        };
+        (Duration::from_nanos(lo), Duration::from_nanos(hi))
+    }
+}
+
+impl Strategy for Backoff {
+    fn delay(&self, ctx: &DelayContext, rng: &mut dyn RngCore) -> Duration {
+        let (lo, hi) = self.bounds(ctx.attempt, ctx.previous);
+        if lo >= hi {
+            return hi;
+        }
+        Duration::from_nanos(rng.random_range(nanos(lo)..=nanos(hi)))
+    }
+}
+
+impl fmt::Display for Backoff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            BackoffKind::Constant => write!(f, "constant({:?})", self.base),
+            kind => write!(f, "{kind}(base {:?}, max {:?})", self.base, self.max),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn equal_jitter_first_attempts() {
+        let b = Backoff::equal_jitter(ms(250), ms(30_000));
+        assert_eq!(b.bounds(1, None), (ms(250), ms(500)));
+        assert_eq!(b.bounds(3, None), (ms(1000), ms(2000)));
+        assert_eq!(b.bounds(u32::MAX, None), (ms(15_000), ms(30_000)));
+    }
+
+    #[test]
+    fn token_backoff_grows_by_one_and_a_half() {
+        let b = Backoff::token_backoff(ms(250), ms(20_000));
+        assert_eq!(
+            b.bounds(2, None),
+            (
+                Duration::from_micros(281_250),
+                ms(562) + Duration::from_micros(500)
+            )
+        );
+        assert_eq!(b.bounds(u32::MAX, None).1, ms(20_000));
+    }
+
+    #[test]
+    fn exponential_starts_at_base() {
+        let b = Backoff::exponential(ms(100), ms(1000));
+        let delays: Vec<_> = (1..=6).map(|a| b.bounds(a, None).0).collect();
+        assert_eq!(
+            delays,
+            [ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]
+        );
+    }
+
+    #[test]
+    fn decorrelated_jitter_range_follows_previous() {
+        let b = Backoff::decorrelated_jitter(ms(250), ms(5000));
+        assert_eq!(b.bounds(1, None), (ms(250), ms(750)));
+        assert_eq!(b.bounds(2, Some(ms(1000))), (ms(250), ms(3000)));
+        assert_eq!(b.bounds(9, Some(ms(5000))), (ms(250), ms(5000)));
+    }
+
+    #[test]
+    fn sub_millisecond_delays_are_not_truncated() {
+        let b = Backoff::full_jitter(Duration::from_micros(3), ms(1));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let ctx = DelayContext {
+            attempt: 1,
+            class: ErrorClass::Transient,
+            previous: None,
+        };
+        let draws: Vec<_> = (0..50).map(|_| b.delay(&ctx, &mut rng)).collect();
+        assert!(draws.iter().all(|d| *d <= Duration::from_micros(6)));
+        assert!(draws.iter().any(|d| d.subsec_nanos() % 1000 != 0));
+    }
+
+    #[test]
+    fn huge_durations_saturate() {
+        let b = Backoff::equal_jitter(Duration::MAX, Duration::MAX);
+        let (lo, hi) = b.bounds(u32::MAX, Some(Duration::MAX));
+        assert_eq!(hi, Duration::from_nanos(u64::MAX));
+        assert!(lo <= hi);
+    }
+}
