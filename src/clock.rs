@@ -27,7 +27,7 @@ pub type SleepFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// [`RetryPolicy::call_async`](crate::RetryPolicy::call_async).
 ///
 /// This is what keeps the async driver runtime-agnostic: tokio's sleeper is
-/// [`TokioSleeper`] (feature `tokio`), and any other runtime plugs in its
+/// `TokioSleeper` (feature `tokio`), and any other runtime plugs in its
 /// own timer by implementing this trait.
 pub trait Sleeper: Send + Sync {
     /// Time since an arbitrary, fixed origin, as the runtime sees it (so a

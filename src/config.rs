@@ -73,7 +73,7 @@ pub struct RetryConfig {
     /// Seed for reproducible jitter. Default: unseeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
-    /// The default strategy. Default: [`default_backoff`](crate::strategy::default_backoff).
+    /// The default strategy. Default: [`default_backoff`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<StrategyConfig>,
     /// Per-class settings, keyed by class name.

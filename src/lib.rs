@@ -54,8 +54,8 @@
 //!
 //! # Features
 //!
-//! * `config` (default): [`config::RetryConfig`], policies from TOML.
-//! * `tokio`: [`TokioSleeper`], the async default sleeper.
+//! * `config` (default): `RetryConfig`, policies from TOML.
+//! * `tokio`: `TokioSleeper`, the async default sleeper.
 //! * `tracing`: every event is also a `tracing` event.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
@@ -86,3 +86,8 @@ pub use policy::{
     retry, retry_async, BoundPolicy, BuildError, RetryError, RetryPolicy, RetryPolicyBuilder,
 };
 pub use strategy::{Backoff, BackoffKind, DelayContext, Strategy};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

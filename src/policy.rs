@@ -569,7 +569,7 @@ impl<C> RetryPolicyBuilder<C> {
         self
     }
 
-    /// The sleeper of async calls. Default [`TokioSleeper`](crate::TokioSleeper)
+    /// The sleeper of async calls. Default `TokioSleeper`
     /// with the `tokio` feature, else [`ThreadSleeper`](crate::ThreadSleeper).
     pub fn sleeper(mut self, sleeper: impl Sleeper + 'static) -> Self {
         self.sleeper = Some(Arc::new(sleeper));
