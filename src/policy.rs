@@ -723,3 +723,60 @@ where
 {
     shared_default().call_async(op).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::ClassifiedError;
+
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn policies_and_their_futures_cross_threads() {
+        let policy = RetryPolicy::default();
+        assert_send_sync(&policy);
+        assert_send_sync(&policy.bind("op"));
+        let future = policy.call_async(|| async { Ok::<_, ClassifiedError>(1) });
+        assert_send(&future);
+    }
+
+    #[test]
+    fn build_refuses_a_retryable_class_without_strategy() {
+        let err = RetryPolicy::builder().build().unwrap_err();
+        assert_eq!(err, BuildError::MissingStrategy(ErrorClass::Concurrency));
+        assert!(err.to_string().contains("no strategy"));
+        // With the only retryable classes capped at one attempt, none is missing.
+        let mut builder = RetryPolicy::builder().max_unknown_attempts(1);
+        for class in ErrorClass::ALL.into_iter().filter(|c| c.is_retryable()) {
+            builder = builder.class_max_attempts(class, 1);
+        }
+        assert!(builder.build().is_ok());
+        let per_class = RetryPolicy::builder()
+            .class_strategy(ErrorClass::Transient, Backoff::constant(Duration::ZERO))
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            per_class,
+            BuildError::MissingStrategy(ErrorClass::Concurrency)
+        );
+    }
+
+    #[test]
+    fn build_refuses_zero_limits() {
+        let strategy = || Backoff::constant(Duration::ZERO);
+        let zero = |b: RetryPolicyBuilder| b.strategy(strategy()).build().unwrap_err();
+        assert_eq!(
+            zero(RetryPolicy::builder().max_attempts(0)),
+            BuildError::ZeroMaxAttempts
+        );
+        assert_eq!(
+            zero(RetryPolicy::builder().deadline(Duration::ZERO)),
+            BuildError::ZeroDeadline
+        );
+        assert_eq!(
+            zero(RetryPolicy::builder().max_unknown_attempts(0)),
+            BuildError::ZeroClassCap(ErrorClass::Unknown)
+        );
+    }
+}
