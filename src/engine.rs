@@ -417,3 +417,138 @@ impl Engine {
         })
     }
 }
+
+/// The most a policy can ever spend on one call, derived from its envelope
+/// and its strategies' documented bounds; see [`Engine::worst_case`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorstCase {
+    /// The most attempts any failure sequence can reach (attempt caps only).
+    pub max_attempts: u32,
+    /// The most attempts that can start before the deadline when every
+    /// attempt takes no time and every delay is its strategy's minimum.
+    pub max_attempts_before_deadline: u32,
+    /// The longest total sleep of one call without server hints: the sum of
+    /// the largest delays, capped by the deadline.
+    pub max_total_sleep: Duration,
+    /// The same with every failure carrying a hint at `max_retry_after`.
+    pub max_total_sleep_with_hints: Duration,
+    /// Whether every strategy that can be asked documents its bounds; when
+    /// not, the sleep figures assume the deadline (or are unbounded,
+    /// `Duration::MAX`, without one).
+    pub bounded: bool,
+}
+
+impl Engine {
+    /// The worst case of one call, over every class that can be retried and
+    /// every mix of classes.
+    ///
+    /// At retry `n`, the largest delay is the largest upper bound any
+    /// retryable class's strategy documents for attempt `n` (decorrelated
+    /// jitter fed its own largest previous delay), and the smallest delay
+    /// is the smallest lower bound. Classes capped at one attempt, and
+    /// classes that are never retried, take no part.
+    pub fn worst_case(&self) -> WorstCase {
+        let env = &self.envelope;
+        let retryable: Vec<ErrorClass> = ErrorClass::ALL
+            .into_iter()
+            .filter(|c| env.may_retry(*c))
+            .collect();
+        let max_attempts = if retryable.is_empty() {
+            1
+        } else {
+            env.max_attempts
+        };
+        let deadline = env.deadline.unwrap_or(Duration::MAX);
+        let mut previous: [Option<Duration>; 8] = [None; 8];
+        let mut bounded = true;
+        let (mut sleep, mut sleep_hinted, mut fastest) =
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let mut before_deadline = 1u32;
+        // The sums are capped by the deadline long before this for any real
+        // policy; beyond it the figures fall back to the deadline.
+        let retries = (max_attempts - 1).min(10_000);
+        for attempt in 1..=retries {
+            let mut hi = Duration::ZERO;
+            let mut lo = Duration::MAX;
+            for class in &retryable {
+                match self.strategies[class.index()].bounds(attempt, previous[class.index()]) {
+                    Some((l, h)) => {
+                        lo = lo.min(l);
+                        hi = hi.max(h);
+                        previous[class.index()] = Some(h);
+                    }
+                    None => {
+                        bounded = false;
+                        lo = Duration::ZERO;
+                        hi = Duration::MAX;
+                    }
+                }
+            }
+            sleep = sleep.saturating_add(hi);
+            sleep_hinted = sleep_hinted.saturating_add(hi.max(env.max_retry_after));
+            fastest = fastest.saturating_add(lo);
+            if fastest <= deadline {
+                before_deadline += 1;
+            }
+        }
+        if retries < max_attempts - 1 {
+            // Not every retry was summed: past this point only the deadline
+            // (if any) bounds the sleep, and more attempts may still fit.
+            sleep = Duration::MAX;
+            sleep_hinted = Duration::MAX;
+            if fastest <= deadline {
+                before_deadline = max_attempts;
+            }
+        }
+        WorstCase {
+            max_attempts,
+            max_attempts_before_deadline: before_deadline,
+            max_total_sleep: sleep.min(deadline),
+            max_total_sleep_with_hints: sleep_hinted.min(deadline),
+            bounded,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::Backoff;
+
+    fn engine(envelope: Envelope, backoff: Backoff) -> Engine {
+        Engine::new(
+            envelope,
+            ErrorClass::ALL.map(|_| Arc::new(backoff) as Arc<dyn Strategy>),
+        )
+    }
+
+    #[test]
+    fn worst_case_of_exponential_backoff() {
+        let ms = Duration::from_millis;
+        let env = Envelope {
+            deadline: Some(Duration::from_secs(60)),
+            max_attempts: 5,
+            ..Envelope::default()
+        };
+        let wc = engine(env, Backoff::exponential(ms(100), ms(1000))).worst_case();
+        assert_eq!(wc.max_attempts, 5);
+        assert_eq!(wc.max_attempts_before_deadline, 5);
+        // 100 + 200 + 400 + 800
+        assert_eq!(wc.max_total_sleep, ms(1500));
+        assert_eq!(wc.max_total_sleep_with_hints, Duration::from_secs(60));
+        assert!(wc.bounded);
+    }
+
+    #[test]
+    fn worst_case_respects_the_deadline() {
+        let env = Envelope {
+            deadline: Some(Duration::from_secs(1)),
+            max_attempts: 100,
+            ..Envelope::default()
+        };
+        let wc = engine(env, Backoff::constant(Duration::from_millis(300))).worst_case();
+        // Attempts start at 0, 300, 600 and 900 ms.
+        assert_eq!(wc.max_attempts_before_deadline, 4);
+        assert_eq!(wc.max_total_sleep, Duration::from_secs(1));
+    }
+}

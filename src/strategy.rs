@@ -33,6 +33,15 @@ pub struct DelayContext {
 pub trait Strategy: Send + Sync {
     /// The delay to wait after the failure described by `ctx`.
     fn delay(&self, ctx: &DelayContext, rng: &mut dyn RngCore) -> Duration;
+
+    /// The inclusive range [`delay`](Self::delay) promises to stay within
+    /// for this attempt and previous delay, if the strategy documents one.
+    /// Used by worst-case envelope analysis and by the simulator's
+    /// violation checker. Closures document none.
+    fn bounds(&self, attempt: u32, previous: Option<Duration>) -> Option<(Duration, Duration)> {
+        let _ = (attempt, previous);
+        None
+    }
 }
 
 impl<F> Strategy for F
@@ -284,11 +293,15 @@ impl Backoff {
 
 impl Strategy for Backoff {
     fn delay(&self, ctx: &DelayContext, rng: &mut dyn RngCore) -> Duration {
-        let (lo, hi) = self.bounds(ctx.attempt, ctx.previous);
+        let (lo, hi) = Backoff::bounds(self, ctx.attempt, ctx.previous);
         if lo >= hi {
             return hi;
         }
         Duration::from_nanos(rng.random_range(nanos(lo)..=nanos(hi)))
+    }
+
+    fn bounds(&self, attempt: u32, previous: Option<Duration>) -> Option<(Duration, Duration)> {
+        Some(Backoff::bounds(self, attempt, previous))
     }
 }
 
