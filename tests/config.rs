@@ -1,0 +1,674 @@
+//! Policies from TOML: every validation error (its path, its message and
+//! where it points), warnings, "off" values, normalisation round trips and
+//! `RetryPolicy::from_config`.
+#![cfg(feature = "config")]
+
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use reflexio::config::{format_duration, line_col, parse_duration, ConfigError};
+use reflexio::{Backoff, BackoffKind, DelayContext, ErrorClass, RetryConfig, RetryPolicy};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Parses `source`, expects an error at `path` whose span starts on
+/// `line` and whose message mentions every one of `mentions`.
+#[track_caller]
+fn expect_error(source: &str, path: &str, line: usize, mentions: &[&str]) -> ConfigError {
+    let err = RetryConfig::from_toml_str(source).expect_err("the configuration must be refused");
+    assert_eq!(err.path, path, "{err}");
+    for word in mentions {
+        assert!(
+            err.message.contains(word),
+            "message {:?} should mention {word:?}",
+            err.message
+        );
+    }
+    let span = err.span.clone().expect("the error points into the source");
+    assert!(span.start <= span.end && span.end <= source.len());
+    assert_eq!(
+        line_col(source, span.start).0,
+        line,
+        "span {span:?} = {:?}",
+        &source[span.clone()]
+    );
+    assert!(err.to_string().contains(&format!("`{path}`")), "{err}");
+    err
+}
+
+const UNITS_ALLOWED: &[&str] = &["ns", "us", "ms", "s", "m", "h", "\"250ms\""];
+
+// ---------------------------------------------------------------------------
+// Every configuration error
+
+#[test]
+fn unknown_top_level_field() {
+    let src = "max_attempts = 4\nmax_attemps = 5\n";
+    let err = expect_error(
+        src,
+        "max_attemps",
+        2,
+        &[
+            "max_attemps",
+            "deadline",
+            "max_attempts",
+            "max_unknown_attempts",
+            "strategy",
+            "classes",
+        ],
+    );
+    assert_eq!(&src[err.span.unwrap()], "max_attemps");
+}
+
+#[test]
+fn unknown_strategy_field() {
+    let src = "seed = 1\n\n[strategy]\nkind = \"equal_jitter\"\nbse = \"1s\"\n";
+    expect_error(src, "strategy.bse", 5, &["bse", "kind", "base", "max"]);
+}
+
+#[test]
+fn unknown_field_in_a_class_strategy_table() {
+    let src = "[classes.rate_limit]\nstrategy = { kind = \"constant\", delay = \"1s\" }\n";
+    expect_error(
+        src,
+        "classes.rate_limit.strategy.delay",
+        2,
+        &["delay", "kind", "base", "max"],
+    );
+}
+
+#[test]
+fn unknown_class_table_field() {
+    let src = "max_attempts = 4\n[classes.server_error]\nmax_attempts = 2\nretries = 3\n";
+    expect_error(
+        src,
+        "classes.server_error.retries",
+        4,
+        &["retries", "max_attempts", "strategy"],
+    );
+}
+
+#[test]
+fn wrong_types() {
+    expect_error(
+        "seed = 3\nmax_attempts = \"six\"\n",
+        "max_attempts",
+        2,
+        &["string", "u32"],
+    );
+    // A duration must be a string with a unit, not a bare number.
+    expect_error(
+        "\ndeadline = 30\n",
+        "deadline",
+        2,
+        &["integer", "\"250ms\"", "\"off\""],
+    );
+    expect_error(
+        "[strategy]\nkind = 3\n",
+        "strategy.kind",
+        2,
+        &["integer", "string"],
+    );
+    expect_error(
+        "max_unknown_attempts = \"many\"\n",
+        "max_unknown_attempts",
+        1,
+        &["many", "whole number", "\"off\""],
+    );
+    expect_error("seed = 1.5\n", "seed", 1, &["float", "u64"]);
+}
+
+#[test]
+fn zero_durations() {
+    expect_error(
+        "max_attempts = 3\ndeadline = \"0s\"\n",
+        "deadline",
+        2,
+        &["zero", "greater than zero"],
+    );
+    expect_error(
+        "max_retry_after = \"0ms\"\n",
+        "max_retry_after",
+        1,
+        &["zero", "greater than zero"],
+    );
+    expect_error(
+        "[strategy]\nkind = \"full_jitter\"\nbase = \"0ns\"\n",
+        "strategy.base",
+        3,
+        &["zero"],
+    );
+    expect_error(
+        "[classes.transient]\nstrategy = { kind = \"exponential\", max = \"0h\" }\n",
+        "classes.transient.strategy.max",
+        2,
+        &["zero"],
+    );
+}
+
+#[test]
+fn negative_durations() {
+    let mut mentions = vec!["negative"];
+    mentions.extend_from_slice(UNITS_ALLOWED);
+    expect_error("deadline = \"-1s\"\n", "deadline", 1, &mentions);
+    expect_error(
+        "[strategy]\nkind = \"constant\"\nbase = \"-250ms\"\n",
+        "strategy.base",
+        3,
+        &mentions,
+    );
+}
+
+#[test]
+fn durations_without_a_unit() {
+    let mut mentions = vec!["no unit"];
+    mentions.extend_from_slice(UNITS_ALLOWED);
+    expect_error("deadline = \"30\"\n", "deadline", 1, &mentions);
+    expect_error(
+        "\n\n[strategy]\nkind = \"equal_jitter\"\nmax = \"5\"\n",
+        "strategy.max",
+        5,
+        &mentions,
+    );
+}
+
+#[test]
+fn durations_with_an_unknown_unit() {
+    let mut mentions = vec!["unknown unit `d`"];
+    mentions.extend_from_slice(UNITS_ALLOWED);
+    expect_error("deadline = \"2d\"\n", "deadline", 1, &mentions);
+    let mut mentions = vec!["unknown unit `sec`"];
+    mentions.extend_from_slice(UNITS_ALLOWED);
+    expect_error(
+        "max_attempts = 2\nmax_retry_after = \"10sec\"\n",
+        "max_retry_after",
+        2,
+        &mentions,
+    );
+    // "off" is only a value for the limits that can be turned off.
+    expect_error(
+        "max_retry_after = \"off\"\n",
+        "max_retry_after",
+        1,
+        &["off"],
+    );
+}
+
+#[test]
+fn base_above_max() {
+    let src = "[strategy]\nkind = \"equal_jitter\"\nbase = \"10s\"\nmax = \"1s\"\n";
+    let err = expect_error(src, "strategy.base", 3, &["10s", "1s", "max"]);
+    assert_eq!(&src[err.span.unwrap()], "\"10s\"");
+
+    // Above the kind's default max, when no max is given.
+    let src = "[classes.rate_limit]\nstrategy = { kind = \"token_backoff\", base = \"25s\" }\n";
+    expect_error(
+        src,
+        "classes.rate_limit.strategy.base",
+        2,
+        &["25s", "20s", "default"],
+    );
+}
+
+#[test]
+fn unknown_class_name() {
+    let src = "max_attempts = 3\n\n[classes.ratelimit]\nmax_attempts = 2\n";
+    expect_error(
+        src,
+        "classes.ratelimit",
+        3,
+        &["ratelimit", "auth", "rate_limit", "server_error", "unknown"],
+    );
+    // Inline table form.
+    let src = "classes = { timeout = { max_attempts = 2 } }\n";
+    expect_error(src, "classes.timeout", 1, &["timeout", "transient"]);
+}
+
+#[test]
+fn unknown_strategy_kind() {
+    let src = "[strategy]\nkind = \"fibonacci\"\n";
+    let err = expect_error(
+        src,
+        "strategy.kind",
+        2,
+        &[
+            "fibonacci",
+            "decorrelated_jitter",
+            "equal_jitter",
+            "token_backoff",
+            "full_jitter",
+            "exponential",
+            "constant",
+        ],
+    );
+    assert_eq!(&src[err.span.unwrap()], "\"fibonacci\"");
+    expect_error(
+        "[classes.concurrency]\nmax_attempts = 3\nstrategy = { kind = \"jitter\" }\n",
+        "classes.concurrency.strategy.kind",
+        3,
+        &["jitter", "equal_jitter"],
+    );
+}
+
+#[test]
+fn zero_max_attempts() {
+    expect_error(
+        "seed = 1\nmax_attempts = 0\n",
+        "max_attempts",
+        2,
+        &["at least 1"],
+    );
+}
+
+#[test]
+fn zero_max_unknown_attempts() {
+    expect_error(
+        "max_unknown_attempts = 0\n",
+        "max_unknown_attempts",
+        1,
+        &["at least 1", "\"off\""],
+    );
+}
+
+#[test]
+fn negative_counts() {
+    expect_error("max_attempts = -1\n", "max_attempts", 1, &["-1", "u32"]);
+    expect_error(
+        "max_unknown_attempts = -2\n",
+        "max_unknown_attempts",
+        1,
+        &["-2", "whole number"],
+    );
+}
+
+#[test]
+fn zero_class_max_attempts() {
+    expect_error(
+        "[classes.server_error]\nstrategy = { kind = \"constant\" }\n\n[classes.transient]\nmax_attempts = 0\n",
+        "classes.transient.max_attempts",
+        5,
+        &["at least 1"],
+    );
+}
+
+#[test]
+fn unknown_class_cap_belongs_at_the_top_level() {
+    expect_error(
+        "[classes.unknown]\nmax_attempts = 1\n",
+        "classes.unknown.max_attempts",
+        2,
+        &["max_unknown_attempts"],
+    );
+}
+
+#[test]
+fn max_on_a_constant_strategy() {
+    expect_error(
+        "[strategy]\nkind = \"constant\"\nbase = \"1s\"\nmax = \"2s\"\n",
+        "strategy.max",
+        4,
+        &["constant", "base"],
+    );
+    expect_error(
+        "[classes.server_error]\nstrategy = { kind = \"constant\", base = \"1s\", max = \"2s\" }\n",
+        "classes.server_error.strategy.max",
+        2,
+        &["constant", "base"],
+    );
+}
+
+#[test]
+fn syntax_errors_point_at_their_line() {
+    let src = "max_attempts = 3\ndeadline = \"1s\n";
+    let err = RetryConfig::from_toml_str(src).unwrap_err();
+    let span = err.span.expect("a span");
+    assert_eq!(line_col(src, span.start).0, 2);
+}
+
+#[test]
+fn errors_can_be_nested_in_a_larger_document() {
+    let err = RetryConfig::from_toml_str("[strategy]\nkind = \"nope\"\n").unwrap_err();
+    let nested = err.nested_in("policies.fast");
+    assert_eq!(nested.path, "policies.fast.strategy.kind");
+    assert!(nested
+        .to_string()
+        .starts_with("`policies.fast.strategy.kind`: "));
+}
+
+#[test]
+fn line_col_counts_lines_and_characters() {
+    let src = "a = 1\nbé = \"x\"\n";
+    assert_eq!(line_col(src, 0), (1, 1));
+    assert_eq!(line_col(src, 6), (2, 1));
+    // Column in characters, not bytes: "bé" is three bytes.
+    assert_eq!(line_col(src, src.find("é =").unwrap() + "é".len()), (2, 3));
+    assert_eq!(line_col(src, 10_000), (3, 1));
+}
+
+// ---------------------------------------------------------------------------
+// Warnings and "off"
+
+#[test]
+fn unknown_cap_above_max_attempts_is_a_warning_not_an_error() {
+    let config =
+        RetryConfig::from_toml_str("max_attempts = 3\nmax_unknown_attempts = 5\n").unwrap();
+    let warnings = config.validate().unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].path, "max_unknown_attempts");
+    assert!(warnings[0].message.contains("max_attempts"));
+    assert!(warnings[0].to_string().contains("`max_unknown_attempts`"));
+
+    // Equal is fine, and so is the default max_attempts of 6.
+    for src in [
+        "max_attempts = 3\nmax_unknown_attempts = 3\n",
+        "max_unknown_attempts = 6\n",
+        "max_unknown_attempts = \"off\"\n",
+    ] {
+        let config = RetryConfig::from_toml_str(src).unwrap();
+        assert!(config.validate().unwrap().is_empty(), "{src}");
+    }
+    let config = RetryConfig::from_toml_str("max_unknown_attempts = 7\n").unwrap();
+    assert_eq!(config.validate().unwrap().len(), 1);
+}
+
+#[test]
+fn strategy_for_a_never_retried_class_is_a_warning() {
+    let config =
+        RetryConfig::from_toml_str("[classes.auth]\nstrategy = { kind = \"constant\" }\n").unwrap();
+    let warnings = config.validate().unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].path, "classes.auth.strategy");
+}
+
+#[test]
+fn off_values_turn_limits_off() {
+    for src in [
+        "deadline = \"off\"\nmax_unknown_attempts = \"off\"\n",
+        "deadline = false\nmax_unknown_attempts = false\n",
+    ] {
+        let config = RetryConfig::from_toml_str(src).unwrap();
+        let env = config.envelope();
+        assert_eq!(env.deadline, None, "{src}");
+        assert_eq!(env.max_unknown_attempts, None, "{src}");
+        assert_eq!(env.max_attempts, 6);
+    }
+    // `true` is not a way to say "on".
+    assert!(RetryConfig::from_toml_str("deadline = true\n").is_err());
+    assert!(RetryConfig::from_toml_str("max_unknown_attempts = true\n").is_err());
+}
+
+#[test]
+fn empty_configuration_is_the_default_policy() {
+    let config = RetryConfig::from_toml_str("").unwrap();
+    assert_eq!(config, RetryConfig::default());
+    assert_eq!(config.envelope(), reflexio::Envelope::default());
+    assert_eq!(
+        *RetryPolicy::from_config(&config).unwrap().envelope(),
+        *RetryPolicy::default().envelope()
+    );
+    for class in ErrorClass::ALL {
+        assert_eq!(
+            config.backoff(class),
+            Some(Backoff::decorrelated_jitter(ms(250), ms(5000)))
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Durations
+
+#[test]
+fn human_durations_parse_exactly() {
+    let cases = [
+        ("250ms", ms(250)),
+        ("1.5s", ms(1500)),
+        ("1m30s", Duration::from_secs(90)),
+        ("2h", Duration::from_secs(7200)),
+        ("100ns", Duration::from_nanos(100)),
+        ("250us", Duration::from_micros(250)),
+        ("250µs", Duration::from_micros(250)),
+        ("0.5ms", Duration::from_micros(500)),
+        (".5s", ms(500)),
+        ("1h1m1s1ms1us1ns", Duration::new(3661, 1_001_001)),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(parse_duration(text), Ok(expected), "{text}");
+    }
+    for bad in ["", "s", "1", "1x", "-1s", "0s", "1.2.3s", "off"] {
+        assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
+    }
+}
+
+#[test]
+fn durations_format_in_the_largest_exact_unit() {
+    assert_eq!(format_duration(ms(250)), "250ms");
+    assert_eq!(format_duration(Duration::from_secs(60)), "1m");
+    assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+    assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
+    assert_eq!(format_duration(Duration::from_micros(1500)), "1500us");
+    assert_eq!(format_duration(Duration::from_nanos(7)), "7ns");
+    assert_eq!(format_duration(Duration::ZERO), "0s");
+    for d in [
+        ms(1),
+        Duration::new(12_345, 678),
+        Duration::from_secs(3600 * 24 * 365),
+    ] {
+        assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Normalisation and round trips
+
+const RICH: &str = r#"
+deadline = "30s"
+max_attempts = 8
+max_unknown_attempts = 3
+max_retry_after = "10s"
+seed = 42
+
+[strategy]
+kind = "equal_jitter"
+base = "100ms"
+max = "5s"
+
+[classes.rate_limit]
+max_attempts = 4
+strategy = { kind = "token_backoff", base = "500ms" }
+
+[classes.server_error]
+strategy = { kind = "constant", base = "1.5s" }
+
+[classes.concurrency]
+strategy = { kind = "full_jitter", base = "1500us", max = "2s" }
+"#;
+
+#[test]
+fn normalized_round_trips_through_toml() {
+    for src in [
+        RICH,
+        "",
+        "deadline = \"off\"\nmax_unknown_attempts = \"off\"\n",
+        "[strategy]\nkind = \"constant\"\n",
+    ] {
+        let config = RetryConfig::from_toml_str(src).unwrap();
+        let normalized = config.normalized().unwrap();
+        let text = normalized.to_toml_string();
+        let back = RetryConfig::from_toml_str(&text)
+            .unwrap_or_else(|e| panic!("{e}\n--- normalized:\n{text}"));
+        assert_eq!(back, normalized, "{text}");
+        assert_eq!(back.normalized().unwrap(), normalized, "idempotent");
+        // Every default is written out.
+        assert!(normalized.deadline.is_some());
+        assert!(normalized.max_attempts.is_some());
+        assert!(normalized.max_unknown_attempts.is_some());
+        assert!(normalized.max_retry_after.is_some());
+        assert!(normalized.strategy.is_some());
+    }
+}
+
+#[test]
+fn normalized_describes_the_same_strategies() {
+    let config = RetryConfig::from_toml_str(RICH).unwrap();
+    let normalized = config.normalized().unwrap();
+    for class in ErrorClass::ALL {
+        assert_eq!(normalized.backoff(class), config.backoff(class), "{class}");
+    }
+    assert_eq!(
+        config.backoff(ErrorClass::RateLimit),
+        Some(Backoff::token_backoff(ms(500), Duration::from_secs(20)))
+    );
+    assert_eq!(normalized.seed, Some(42), "the seed is part of the policy");
+    let rate_limit = &normalized.classes["rate_limit"];
+    assert_eq!(rate_limit.max_attempts, Some(4));
+    let strategy = rate_limit.strategy.as_ref().unwrap();
+    assert_eq!(strategy.kind, "token_backoff");
+    assert_eq!(strategy.max.map(|d| d.0), Some(Duration::from_secs(20)));
+}
+
+#[test]
+#[ignore = "bug: RetryConfig::normalized drops class tables that set only max_attempts"]
+fn normalized_keeps_class_caps_without_a_strategy() {
+    let config = RetryConfig::from_toml_str("[classes.rate_limit]\nmax_attempts = 4\n").unwrap();
+    assert_eq!(
+        config.envelope().class_max_attempts[ErrorClass::RateLimit.index()],
+        Some(4)
+    );
+    let normalized = config.normalized().unwrap();
+    assert_eq!(normalized.envelope(), config.envelope());
+    let back = RetryConfig::from_toml_str(&normalized.to_toml_string()).unwrap();
+    assert_eq!(back.envelope(), config.envelope());
+}
+
+#[test]
+fn any_seed_round_trips_through_toml() {
+    let config = RetryConfig {
+        seed: Some(u64::MAX),
+        ..RetryConfig::default()
+    };
+    let text = config.to_toml_string();
+    let back = RetryConfig::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(back.seed, Some(u64::MAX));
+}
+
+// ---------------------------------------------------------------------------
+// from_config
+
+#[test]
+fn from_config_honours_the_envelope() {
+    let policy = RetryPolicy::from_config(&RetryConfig::from_toml_str(RICH).unwrap()).unwrap();
+    let env = policy.envelope();
+    assert_eq!(env.deadline, Some(Duration::from_secs(30)));
+    assert_eq!(env.max_attempts, 8);
+    assert_eq!(env.max_unknown_attempts, Some(3));
+    assert_eq!(env.max_retry_after, Duration::from_secs(10));
+    let mut caps = [None; 8];
+    caps[ErrorClass::RateLimit.index()] = Some(4);
+    assert_eq!(env.class_max_attempts, caps);
+    assert_eq!(env.class_cap(ErrorClass::Unknown), Some(3));
+
+    let off =
+        RetryConfig::from_toml_str("deadline = \"off\"\nmax_unknown_attempts = \"off\"\n").unwrap();
+    let policy = RetryPolicy::from_config(&off).unwrap();
+    assert_eq!(policy.envelope().deadline, None);
+    assert_eq!(policy.envelope().max_unknown_attempts, None);
+}
+
+#[test]
+fn from_config_uses_each_class_strategy() {
+    let config = RetryConfig::from_toml_str(RICH).unwrap();
+    let policy = RetryPolicy::from_config(&config).unwrap();
+    let expected = |class: ErrorClass| match class {
+        ErrorClass::RateLimit => Backoff::token_backoff(ms(500), Duration::from_secs(20)),
+        ErrorClass::ServerError => Backoff::constant(ms(1500)),
+        ErrorClass::Concurrency => Backoff::full_jitter(Duration::from_micros(1500), ms(2000)),
+        _ => Backoff::equal_jitter(ms(100), ms(5000)),
+    };
+    for class in ErrorClass::ALL {
+        assert_eq!(config.backoff(class), Some(expected(class)));
+        let mut engine_rng = ChaCha8Rng::seed_from_u64(class.index() as u64);
+        let mut reference_rng = ChaCha8Rng::seed_from_u64(class.index() as u64);
+        let mut previous = None;
+        for attempt in 1..=12 {
+            let ctx = DelayContext {
+                attempt,
+                class,
+                previous,
+            };
+            let got = policy.engine().strategy(class).delay(&ctx, &mut engine_rng);
+            let want = reflexio::Strategy::delay(&expected(class), &ctx, &mut reference_rng);
+            assert_eq!(got, want, "{class} attempt {attempt}");
+            previous = Some(got);
+        }
+    }
+}
+
+#[test]
+fn from_config_refuses_an_invalid_configuration() {
+    let config = RetryConfig {
+        max_attempts: Some(0),
+        ..RetryConfig::default()
+    };
+    let err = RetryPolicy::from_config(&config).unwrap_err();
+    assert_eq!(err.path, "max_attempts");
+}
+
+#[test]
+fn from_config_keeps_the_seed() {
+    let config = RetryConfig::from_toml_str("seed = 1234\n").unwrap();
+    let policy = RetryPolicy::from_config(&config).unwrap();
+    assert!(format!("{policy:?}").contains("seed: Some(1234)"));
+}
+
+/// The times at which each attempt of one always-failing call starts, on
+/// tokio's paused clock.
+#[cfg(feature = "tokio")]
+async fn attempt_times(policy: &RetryPolicy) -> Vec<Duration> {
+    let origin = tokio::time::Instant::now();
+    let mut times = Vec::new();
+    let err = policy
+        .call_async(|| {
+            times.push(origin.elapsed());
+            async { Err::<(), _>(reflexio::ClassifiedError::transient("reset")) }
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.attempts() as usize, times.len());
+    times
+}
+
+#[cfg(feature = "tokio")]
+#[tokio::test(start_paused = true)]
+async fn from_config_seed_reproduces_delays() {
+    let src = |seed: u64| {
+        format!(
+            "seed = {seed}\nmax_attempts = 5\ndeadline = \"off\"\n\
+             [strategy]\nkind = \"equal_jitter\"\nbase = \"100ms\"\nmax = \"10s\"\n"
+        )
+    };
+    let policy = |seed| RetryPolicy::from_config(&RetryConfig::from_toml_str(&src(seed)).unwrap());
+    let a = attempt_times(&policy(7).unwrap()).await;
+    let b = attempt_times(&policy(7).unwrap()).await;
+    let c = attempt_times(&policy(8).unwrap()).await;
+    assert_eq!(a.len(), 5, "max_attempts from the configuration");
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    // Equal jitter, attempt 1: [100 ms, 200 ms] (tokio rounds up to 1 ms).
+    assert!(a[1] >= ms(100) && a[1] <= ms(201), "{a:?}");
+}
+
+#[test]
+fn backoff_kind_names_match_the_configuration_schema() {
+    for kind in BackoffKind::ALL {
+        assert_eq!(BackoffKind::from_name(kind.name()), Some(kind));
+        let src = format!("[strategy]\nkind = \"{}\"\n", kind.name());
+        let config = RetryConfig::from_toml_str(&src).unwrap();
+        assert_eq!(
+            config.backoff(ErrorClass::Transient),
+            Some(Backoff::with_defaults(kind))
+        );
+    }
+}
