@@ -577,3 +577,15 @@ fn error_class_names_are_stable_snake_case() {
     let err = "RateLimit".parse::<ErrorClass>().unwrap_err();
     assert!(err.to_string().contains("allowed: auth"), "{err}");
 }
+
+/// Boxing an error is how most applications carry it; it should not change
+/// its class. std's `Box<T>` forwards `source()` to `T`'s own source, so
+/// the boxed value itself never appears in the chain the classifier walks.
+#[test]
+#[ignore = "bug: a boxed error is invisible to the default classifier and becomes unknown"]
+fn boxed_errors_keep_their_class() {
+    let boxed = Box::new(ClassifiedError::permanent("bad request"));
+    assert_eq!(class_of(&boxed), ErrorClass::Permanent);
+    let boxed = Box::new(io::Error::new(io::ErrorKind::PermissionDenied, "denied"));
+    assert_eq!(class_of(&boxed), ErrorClass::Permission);
+}
