@@ -672,3 +672,41 @@ fn backoff_kind_names_match_the_configuration_schema() {
         );
     }
 }
+
+#[test]
+fn errors_point_at_the_right_line_however_the_table_is_written() {
+    // Dotted keys.
+    expect_error(
+        "seed = 1\n\nclasses.rate_limit.max_attempts = 0\n",
+        "classes.rate_limit.max_attempts",
+        3,
+        &["at least 1"],
+    );
+    // An inline table under a [classes] header.
+    expect_error(
+        "seed = 1\n[classes]\nrate_limit = { max_attempts = 0 }\n",
+        "classes.rate_limit.max_attempts",
+        3,
+        &["at least 1"],
+    );
+    // A sub-table header for a class strategy, after the class's own table.
+    expect_error(
+        "seed = 1\n[classes.transient]\nmax_attempts = 2\n[classes.transient.strategy]\n\
+         kind = \"equal_jitter\"\nbase = \"9s\"\nmax = \"1s\"\n",
+        "classes.transient.strategy.base",
+        6,
+        &["9s", "1s"],
+    );
+    expect_error(
+        "seed = 1\nstrategy.kind = \"nope\"\n",
+        "strategy.kind",
+        2,
+        &["nope", "equal_jitter"],
+    );
+    expect_error(
+        "seed = 1\n[classes]\nbogus = {}\n",
+        "classes.bogus",
+        3,
+        &["bogus", "rate_limit"],
+    );
+}
