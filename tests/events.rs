@@ -1348,3 +1348,55 @@ fn closures_are_strategies_and_see_the_attempt_class_and_previous_delay() {
         ]
     );
 }
+
+/// A seed written in a report must reproduce the same delays anywhere and
+/// with any later build: these values were drawn once and are pinned.
+#[test]
+fn seeded_delays_are_pinned() {
+    let clock = ManualClock::new();
+    let rec = Recorder::default();
+    let policy = RetryPolicy::builder()
+        .strategy(Backoff::equal_jitter(ms(100), ms(10_000)))
+        .class_strategy(
+            ErrorClass::RateLimit,
+            Backoff::decorrelated_jitter(ms(100), ms(10_000)),
+        )
+        .no_deadline()
+        .max_attempts(6)
+        .seed(42)
+        .clock(clock.clone())
+        .hook(rec.hook())
+        .build()
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let mut n = 0;
+        let err = policy
+            .call(|| {
+                n += 1;
+                Err::<(), _>(if n % 2 == 0 {
+                    ClassifiedError::rate_limited(None, "slow down")
+                } else {
+                    ClassifiedError::transient("reset")
+                })
+            })
+            .unwrap_err();
+        assert_eq!(err.attempts(), 6);
+        seen.extend(delays(&rec.take()).into_iter().map(|d| d.as_nanos()));
+    }
+    assert_eq!(
+        seen,
+        [
+            168_189_619,
+            290_055_082,
+            571_006_561,
+            583_171_270,
+            2_061_750_206,
+            171_679_165,
+            133_382_068,
+            592_965_969,
+            354_003_586,
+            1_706_488_584,
+        ]
+    );
+}
