@@ -1,0 +1,314 @@
+//! The envelope-violation checker.
+//!
+//! The checker watches every attempt and every decision the engine makes,
+//! and checks them against the policy's envelope and its strategies'
+//! documented bounds, independently of the engine's own bookkeeping:
+//!
+//! * an attempt over the global cap, or a retry after a class's (or the
+//!   unknown) cap was reached ([`ViolationKind::AttemptOverCap`]);
+//! * an attempt starting after the deadline
+//!   ([`ViolationKind::AttemptAfterDeadline`]);
+//! * a sleep ending past the deadline ([`ViolationKind::SleepPastDeadline`]);
+//! * a strategy draw outside its documented bounds, or a delay outside the
+//!   range the draw, the hint and the deadline allow
+//!   ([`ViolationKind::DelayOutOfBounds`]);
+//! * a retry of a class that is never retried
+//!   ([`ViolationKind::RetryOfNeverRetryClass`]);
+//! * a call that did not end with exactly one terminal event
+//!   ([`ViolationKind::TerminalEvents`]).
+//!
+//! The checker makes no decision; it only audits them.
+
+use std::fmt;
+use std::time::Duration;
+
+use reflexio::engine::{Decision, Envelope};
+use reflexio::strategy::Backoff;
+use reflexio::{Classification, ErrorClass};
+use serde::Serialize;
+
+/// How many violations are kept with their details; more are counted.
+pub const KEPT: usize = 100;
+
+/// The kinds of envelope violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationKind {
+    /// An attempt beyond `max_attempts`, or a retry after a class's cap.
+    AttemptOverCap,
+    /// An attempt started after the deadline.
+    AttemptAfterDeadline,
+    /// A sleep ends past the deadline.
+    SleepPastDeadline,
+    /// A delay outside its strategy's bounds.
+    DelayOutOfBounds,
+    /// A retry of auth, permission or permanent.
+    RetryOfNeverRetryClass,
+    /// A call ended with no terminal event, or with more than one.
+    TerminalEvents,
+}
+
+impl ViolationKind {
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ViolationKind::AttemptOverCap => "attempt_over_cap",
+            ViolationKind::AttemptAfterDeadline => "attempt_after_deadline",
+            ViolationKind::SleepPastDeadline => "sleep_past_deadline",
+            ViolationKind::DelayOutOfBounds => "delay_out_of_bounds",
+            ViolationKind::RetryOfNeverRetryClass => "retry_of_never_retry_class",
+            ViolationKind::TerminalEvents => "terminal_events",
+        }
+    }
+}
+
+impl fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One violation, with the call it happened in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// The call's id (0-based, in arrival order).
+    pub call: u64,
+    /// The attempt concerned.
+    pub attempt: u32,
+    /// What was violated.
+    pub kind: ViolationKind,
+    /// The numbers involved.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "call {} attempt {}: {}: {}",
+            self.call, self.attempt, self.kind, self.detail
+        )
+    }
+}
+
+const NONE: u64 = u64::MAX;
+
+/// The checker's own per-call record.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    failures: [u32; 8],
+    previous: [u64; 8],
+    terminal: u32,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            failures: [0; 8],
+            previous: [NONE; 8],
+            terminal: 0,
+        }
+    }
+}
+
+impl Audit {
+    /// Counts an event the engine emitted.
+    pub fn event(&mut self, terminal: bool) {
+        if terminal {
+            self.terminal += 1;
+        }
+    }
+}
+
+/// Checks one policy's decisions.
+#[derive(Debug, Clone)]
+pub struct Checker {
+    envelope: Envelope,
+    backoffs: [Backoff; 8],
+    kept: Vec<Violation>,
+    count: u64,
+}
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Checker {
+    /// A checker for a policy with this envelope and these strategies.
+    pub fn new(envelope: Envelope, backoffs: [Backoff; 8]) -> Self {
+        Checker {
+            envelope,
+            backoffs,
+            kept: Vec::new(),
+            count: 0,
+        }
+    }
+
+    fn report(&mut self, call: u64, attempt: u32, kind: ViolationKind, detail: String) {
+        self.count += 1;
+        if self.kept.len() < KEPT {
+            self.kept.push(Violation {
+                call,
+                attempt,
+                kind,
+                detail,
+            });
+        }
+    }
+
+    /// Attempt `attempt` of `call` starts `elapsed` after the call started.
+    pub fn attempt_started(&mut self, call: u64, attempt: u32, elapsed: Duration) {
+        if attempt > self.envelope.max_attempts {
+            let cap = self.envelope.max_attempts;
+            self.report(
+                call,
+                attempt,
+                ViolationKind::AttemptOverCap,
+                format!("attempt {attempt} exceeds max_attempts = {cap}"),
+            );
+        }
+        if let Some(deadline) = self.envelope.deadline {
+            if elapsed > deadline {
+                self.report(
+                    call,
+                    attempt,
+                    ViolationKind::AttemptAfterDeadline,
+                    format!("started at {elapsed:?}, deadline {deadline:?}"),
+                );
+            }
+        }
+    }
+
+    /// Attempt `attempt` of `call` failed with `failure` at `elapsed`, and
+    /// the engine decided `decision`.
+    pub fn decided(
+        &mut self,
+        audit: &mut Audit,
+        call: u64,
+        attempt: u32,
+        failure: Classification,
+        elapsed: Duration,
+        decision: &Decision,
+    ) {
+        let class = failure.class;
+        let slot = class.index();
+        audit.failures[slot] += 1;
+        let Decision::Retry(retry) = decision else {
+            return;
+        };
+        let env = self.envelope;
+        if !class.is_retryable() {
+            self.report(
+                call,
+                attempt,
+                ViolationKind::RetryOfNeverRetryClass,
+                format!("{class} errors are never retried"),
+            );
+        }
+        if let Some(cap) = env.class_cap(class) {
+            if audit.failures[slot] >= cap {
+                let field = if class == ErrorClass::Unknown {
+                    "max_unknown_attempts".to_owned()
+                } else {
+                    format!("classes.{class}.max_attempts")
+                };
+                self.report(
+                    call,
+                    attempt,
+                    ViolationKind::AttemptOverCap,
+                    format!(
+                        "retried after {} {class} failures; {field} = {cap}",
+                        audit.failures[slot]
+                    ),
+                );
+            }
+        }
+        if attempt >= env.max_attempts || retry.next_attempt > env.max_attempts {
+            self.report(
+                call,
+                attempt,
+                ViolationKind::AttemptOverCap,
+                format!(
+                    "retry to attempt {} beyond max_attempts = {}",
+                    retry.next_attempt, env.max_attempts
+                ),
+            );
+        }
+        let remaining = env.deadline.map(|d| d.saturating_sub(elapsed));
+        if let Some(deadline) = env.deadline {
+            let wake = elapsed.saturating_add(retry.delay);
+            if wake > deadline {
+                self.report(
+                    call,
+                    attempt,
+                    ViolationKind::SleepPastDeadline,
+                    format!(
+                        "sleep of {:?} at {elapsed:?} ends at {wake:?}, deadline {deadline:?}",
+                        retry.delay
+                    ),
+                );
+            }
+        }
+        let backoff = self.backoffs[slot];
+        let previous =
+            (audit.previous[slot] != NONE).then(|| Duration::from_nanos(audit.previous[slot]));
+        let (lo, hi) = backoff.bounds(attempt, previous);
+        audit.previous[slot] = ns(retry.strategy_delay);
+        if retry.strategy_delay < lo || retry.strategy_delay > hi {
+            self.report(
+                call,
+                attempt,
+                ViolationKind::DelayOutOfBounds,
+                format!(
+                    "{backoff} drew {:?} for attempt {attempt}, outside [{lo:?}, {hi:?}]",
+                    retry.strategy_delay
+                ),
+            );
+        }
+        // The delay lies between the strategy's range (raised by the hint)
+        // and the time left.
+        let hint = failure
+            .retry_after
+            .map_or(Duration::ZERO, |h| h.min(env.max_retry_after));
+        let top = hi.max(hint);
+        let bottom = remaining.map_or(lo, |left| lo.min(left));
+        if retry.delay > top || retry.delay < bottom {
+            self.report(
+                call,
+                attempt,
+                ViolationKind::DelayOutOfBounds,
+                format!(
+                    "delay {:?} outside [{bottom:?}, {top:?}] (strategy bounds, hint {hint:?}, deadline)",
+                    retry.delay
+                ),
+            );
+        }
+    }
+
+    /// `call` ended; it must have had exactly one terminal event.
+    pub fn finished(&mut self, audit: &Audit, call: u64, attempt: u32) {
+        if audit.terminal != 1 {
+            self.report(
+                call,
+                attempt,
+                ViolationKind::TerminalEvents,
+                format!("{} terminal events, expected exactly 1", audit.terminal),
+            );
+        }
+    }
+
+    /// How many violations were found.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The first [`KEPT`] violations.
+    pub fn violations(&self) -> &[Violation] {
+        &self.kept
+    }
+
+    /// The violations found, and their total count.
+    pub fn into_parts(self) -> (Vec<Violation>, u64) {
+        (self.kept, self.count)
+    }
+}

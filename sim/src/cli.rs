@@ -1,0 +1,396 @@
+//! The command line: `reflexio-sim --scenario FILE` and `reflexio-sim check FILE`.
+//!
+//! Exit codes: 0 success; 1 the run found envelope violations; 2 bad
+//! input (usage, an invalid scenario or policy file, an output that cannot
+//! be written) or a run that had to be stopped.
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use reflexio::config::{format_duration, RetryConfig};
+use reflexio::Engine;
+
+use crate::output::write_atomic;
+use crate::report::plots::{self, PlotFormat};
+use crate::report::{csv, json, markdown, table, Report};
+use crate::scenario::{Scenario, ScenarioError, MAX_RUNS};
+
+/// Exit code: envelope violations found.
+pub const EXIT_VIOLATIONS: i32 = 1;
+/// Exit code: bad input.
+pub const EXIT_BAD_INPUT: i32 = 2;
+
+/// Simulates retry policies against synthetic failure streams on a virtual
+/// clock, and compares them.
+///
+/// Every policy in a scenario faces the same arrivals and the same random
+/// draws for each (call, attempt); every decision comes from the reflexio
+/// engine that production code runs. Reports go to reports/<scenario name>/:
+/// report.json, report.csv, report.md and plots. The same scenario and seed
+/// give byte-identical reports.
+#[derive(Debug, Parser)]
+#[command(
+    name = "reflexio-sim",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  reflexio-sim --scenario sim/scenarios/rate-limit.toml\n  reflexio-sim --scenario sim/scenarios/overload.toml --runs 20 --format md\n  reflexio-sim check sim/scenarios/rate-limit.toml\n\nExit codes: 0 ok, 1 envelope violations found, 2 bad input or output error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// The scenario file (TOML; see sim/README.md for the schema).
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+
+    /// Seed of every random draw; overrides the scenario's `seed`.
+    #[arg(long)]
+    seed: Option<u64>,
+
+    /// Repeat the scenario over N derived seeds and report the mean and
+    /// standard error of every metric; overrides the scenario's `runs`.
+    #[arg(long, value_name = "N")]
+    runs: Option<u32>,
+
+    /// Output folder [default: reports/<scenario name>].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// What to print on standard output. Every format is also written to
+    /// the output folder.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+
+    /// Do not draw plots.
+    #[arg(long)]
+    no_plots: bool,
+
+    /// Image format of the plots.
+    #[arg(long, value_enum, default_value_t = ImageFormat::Svg, value_name = "FORMAT")]
+    plot_format: ImageFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a scenario or policy file; print each policy normalised
+    /// (every default written out) and its worst-case envelope.
+    Check {
+        /// A scenario file, or a policy file in the RetryConfig schema.
+        file: PathBuf,
+    },
+}
+
+/// Formats printed on standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// An aligned table.
+    Table,
+    /// The JSON report.
+    Json,
+    /// The CSV report.
+    Csv,
+    /// The Markdown summary.
+    Md,
+}
+
+/// Image formats of the plots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImageFormat {
+    /// SVG.
+    Svg,
+    /// PNG.
+    Png,
+}
+
+/// Runs the command line with `args` (program name first), printing to
+/// `out` and `err`; returns the exit code. `progress` enables the progress
+/// bar on `err`.
+pub fn main_with(
+    args: impl IntoIterator<Item = OsString>,
+    out: &mut dyn Write,
+    err: &mut (dyn Write + Send),
+    progress: bool,
+) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let text = e.render().to_string();
+            if e.use_stderr() {
+                let _ = write!(err, "{text}");
+                return EXIT_BAD_INPUT;
+            }
+            let _ = write!(out, "{text}");
+            return 0;
+        }
+    };
+    let result = match &cli.command {
+        Some(Command::Check { file }) => check(file, out),
+        None => simulate(&cli, out, err, progress),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            let _ = writeln!(err, "error: {message}");
+            EXIT_BAD_INPUT
+        }
+    }
+}
+
+/// The binary's entry point: real arguments and streams; returns the exit
+/// code.
+pub fn main() -> i32 {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut err = std::io::stderr();
+    let progress = std::io::stderr().is_terminal();
+    main_with(std::env::args_os(), &mut out, &mut err, progress)
+}
+
+fn simulate(
+    cli: &Cli,
+    out: &mut dyn Write,
+    err: &mut (dyn Write + Send),
+    progress: bool,
+) -> Result<i32, String> {
+    let Some(path) = &cli.scenario else {
+        return Err(
+            "no scenario given: use `--scenario FILE` (for example sim/scenarios/rate-limit.toml), or `check FILE`; see --help"
+                .to_owned(),
+        );
+    };
+    let scenario = Scenario::from_file(path).map_err(|e| e.to_string())?;
+    for w in &scenario.warnings {
+        let _ = writeln!(err, "warning: {}: {w}", path.display());
+    }
+    let seed = cli.seed.unwrap_or(scenario.seed);
+    let runs = cli.runs.unwrap_or(scenario.runs);
+    if runs == 0 || runs > MAX_RUNS {
+        return Err(format!("--runs must be between 1 and {MAX_RUNS}"));
+    }
+    let bar = Mutex::new(Progress::new(err, progress));
+    let report = crate::world::run_many(&scenario, seed, runs, &|done, total| {
+        if let Ok(mut bar) = bar.lock() {
+            bar.update(done, total);
+        }
+    })
+    .map_err(|e| e.to_string());
+    let err = bar
+        .into_inner()
+        .map_or_else(|e| e.into_inner().finish(), |b| b.finish());
+    let report = report?;
+
+    let dir = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("reports").join(&scenario.name));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot create the output folder {}: {e}", dir.display()))?;
+    let plot_files = if cli.no_plots {
+        Vec::new()
+    } else {
+        let format = match cli.plot_format {
+            ImageFormat::Svg => PlotFormat::Svg,
+            ImageFormat::Png => PlotFormat::Png,
+        };
+        plots::write_all(&report, &dir, format)?
+    };
+    let scenario_path = path.to_string_lossy().replace('\\', "/");
+    let outputs = render_all(&report, Some(&scenario_path), &plot_files);
+    for (name, text) in &outputs {
+        let file = dir.join(name);
+        write_atomic(&file, text.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    }
+    let shown = match cli.format {
+        Format::Table => table::render(&report),
+        Format::Json => outputs[0].1.clone(),
+        Format::Csv => outputs[1].1.clone(),
+        Format::Md => outputs[2].1.clone(),
+    };
+    let _ = write!(out, "{shown}");
+    let mut written: Vec<&str> = outputs.iter().map(|(n, _)| n.as_str()).collect();
+    written.extend(plot_files.iter().map(String::as_str));
+    let _ = writeln!(err, "wrote {}/ ({})", dir.display(), written.join(", "));
+    if report.violations() > 0 {
+        let _ = writeln!(
+            err,
+            "error: {} envelope violations (listed in the report)",
+            report.violations()
+        );
+        return Ok(EXIT_VIOLATIONS);
+    }
+    Ok(0)
+}
+
+/// The report files: `(name, text)` for JSON, CSV and Markdown.
+pub fn render_all(
+    report: &Report,
+    scenario_path: Option<&str>,
+    plots: &[String],
+) -> Vec<(String, String)> {
+    vec![
+        ("report.json".to_owned(), json::render(report)),
+        ("report.csv".to_owned(), csv::render(report)),
+        (
+            "report.md".to_owned(),
+            markdown::render(report, scenario_path, plots),
+        ),
+    ]
+}
+
+/// A progress bar on standard error, drawn only when it is a terminal.
+struct Progress<'a> {
+    err: &'a mut (dyn Write + Send),
+    enabled: bool,
+    shown: u64,
+}
+
+impl<'a> Progress<'a> {
+    fn new(err: &'a mut (dyn Write + Send), enabled: bool) -> Self {
+        Progress {
+            err,
+            enabled,
+            shown: u64::MAX,
+        }
+    }
+
+    fn update(&mut self, done: u64, total: u64) {
+        if !self.enabled || total == 0 {
+            return;
+        }
+        let permille = done.min(total) * 1000 / total;
+        if permille == self.shown {
+            return;
+        }
+        self.shown = permille;
+        let width = 40;
+        let filled = (permille * width / 1000) as usize;
+        let _ = write!(
+            self.err,
+            "\r[{}{}] {:5.1}% {done}/{total} calls",
+            "#".repeat(filled),
+            " ".repeat(width as usize - filled),
+            permille as f64 / 10.0
+        );
+        let _ = self.err.flush();
+    }
+
+    fn finish(self) -> &'a mut (dyn Write + Send) {
+        if self.enabled && self.shown != u64::MAX {
+            let _ = write!(self.err, "\r{}\r", " ".repeat(80));
+        }
+        self.err
+    }
+}
+
+/// `reflexio-sim check FILE`.
+fn check(path: &Path, out: &mut dyn Write) -> Result<i32, String> {
+    let source = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let is_scenario = toml::from_str::<toml::Table>(&source)
+        .map(|t| t.contains_key("policies") || t.contains_key("workload"))
+        .unwrap_or(false);
+    let mut text = String::new();
+    if is_scenario {
+        let scenario = Scenario::from_file(path).map_err(|e| e.to_string())?;
+        text.push_str(&format!(
+            "# {}: scenario `{}` is valid; {} polic{}\n",
+            path.display(),
+            scenario.name,
+            scenario.policies.len(),
+            if scenario.policies.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            }
+        ));
+        for w in &scenario.warnings {
+            text.push_str(&format!("# warning: {w}\n"));
+        }
+        for p in &scenario.policies {
+            text.push('\n');
+            text.push_str(&describe_policy(
+                &format!("policies.{}", p.name),
+                &p.config,
+                &p.engine,
+            )?);
+        }
+    } else {
+        let config = RetryConfig::from_toml_str(&source).map_err(|e| {
+            ScenarioError {
+                file: path.display().to_string(),
+                position: e
+                    .span
+                    .as_ref()
+                    .map(|s| crate::locate::line_col(&source, s.start)),
+                path: e.path.clone(),
+                message: e.message.clone(),
+            }
+            .to_string()
+        })?;
+        let warnings = config.validate().unwrap_or_default();
+        text.push_str(&format!("# {}: policy is valid\n", path.display()));
+        for w in warnings {
+            text.push_str(&format!("# warning: {w}\n"));
+        }
+        let engine = config.engine().map_err(|e| e.to_string())?;
+        text.push('\n');
+        text.push_str(&describe_policy("", &config, &engine)?);
+    }
+    let _ = write!(out, "{text}");
+    Ok(0)
+}
+
+fn show(d: std::time::Duration) -> String {
+    if d >= std::time::Duration::from_nanos(u64::MAX) {
+        "unbounded".to_owned()
+    } else {
+        format_duration(d)
+    }
+}
+
+/// A policy normalised as TOML under `table` (or at top level), followed
+/// by its worst case as comments.
+pub fn describe_policy(
+    table: &str,
+    config: &RetryConfig,
+    engine: &Engine,
+) -> Result<String, String> {
+    let normalized = config.normalized().map_err(|e| e.to_string())?;
+    let body = if table.is_empty() {
+        normalized.to_toml_string()
+    } else {
+        // Nest under the dotted table name, e.g. [policies.fast].
+        let mut inner = toml::Table::new();
+        let value = toml::Value::try_from(&normalized).map_err(|e| e.to_string())?;
+        let mut parts: Vec<&str> = table.split('.').collect();
+        let last = parts.pop().unwrap_or(table);
+        inner.insert(last.to_owned(), value);
+        let mut doc = inner;
+        while let Some(part) = parts.pop() {
+            let mut outer = toml::Table::new();
+            outer.insert(part.to_owned(), toml::Value::Table(doc));
+            doc = outer;
+        }
+        toml::to_string(&doc).map_err(|e| e.to_string())?
+    };
+    let wc = engine.worst_case();
+    let mut text = body;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "# worst case: at most {} attempts per call; {} can start before the deadline\n",
+        wc.max_attempts, wc.max_attempts_before_deadline
+    ));
+    text.push_str(&format!(
+        "# worst case: at most {} asleep per call without server hints, {} with hints at max_retry_after{}\n",
+        show(wc.max_total_sleep),
+        show(wc.max_total_sleep_with_hints),
+        if wc.bounded { "" } else { " (some strategy documents no bounds)" }
+    ));
+    Ok(text)
+}

@@ -1,0 +1,340 @@
+//! Per-policy metrics, computed from per-call results.
+//!
+//! Percentiles are nearest-rank: the `p`-th percentile of `n` sorted values
+//! is the value at rank `ceil(p × n)`. Durations are reported in
+//! milliseconds, rounded to the microsecond.
+
+use reflexio::engine::StopReason;
+use serde::Serialize;
+
+use crate::check::Violation;
+
+/// Points kept of the completion-latency CDF, for plots.
+pub const CDF_POINTS: usize = 200;
+
+/// Per-call results of one policy run, indexed by call id.
+#[derive(Debug, Clone)]
+pub struct CallResults {
+    latency: Vec<u64>,
+    sleep: Vec<u64>,
+    attempts: Vec<u32>,
+    end: Vec<u8>,
+    /// Attempts made so far.
+    pub attempts_total: u64,
+    load: Vec<u64>,
+}
+
+const SUCCESS: u8 = 0;
+
+fn end_code(reason: Option<StopReason>) -> u8 {
+    match reason {
+        None => SUCCESS,
+        Some(StopReason::Permanent) => 1,
+        Some(StopReason::DeadlineExceeded) => 2,
+        Some(StopReason::MaxAttemptsExceeded) => 3,
+        Some(StopReason::ClassAttemptsExceeded) => 4,
+        Some(StopReason::MaxUnknownAttemptsExceeded) => 5,
+    }
+}
+
+impl CallResults {
+    /// Room for `calls` calls.
+    pub fn new(calls: usize) -> Self {
+        CallResults {
+            latency: vec![0; calls],
+            sleep: vec![0; calls],
+            attempts: vec![0; calls],
+            end: vec![SUCCESS; calls],
+            attempts_total: 0,
+            load: Vec::new(),
+        }
+    }
+
+    /// An attempt started in time bucket `bucket`.
+    pub fn attempt_at(&mut self, bucket: u64) {
+        self.attempts_total += 1;
+        let b = bucket as usize;
+        if b >= self.load.len() {
+            self.load.resize(b + 1, 0);
+        }
+        self.load[b] += 1;
+    }
+
+    /// Call `call` ended.
+    pub fn record(
+        &mut self,
+        call: usize,
+        latency: u64,
+        sleep: u64,
+        attempts: u32,
+        reason: Option<StopReason>,
+    ) {
+        self.latency[call] = latency;
+        self.sleep[call] = sleep;
+        self.attempts[call] = attempts;
+        self.end[call] = end_code(reason);
+    }
+
+    /// The metrics of the run.
+    pub fn into_metrics(
+        mut self,
+        policy: &str,
+        bucket_ns: u64,
+        violation_list: Vec<Violation>,
+        violations: u64,
+    ) -> PolicyMetrics {
+        let calls = self.latency.len() as u64;
+        let mut failures = Failures::default();
+        let mut successes = 0;
+        for e in &self.end {
+            match *e {
+                SUCCESS => successes += 1,
+                1 => failures.permanent_fail += 1,
+                2 => failures.deadline_exceeded += 1,
+                3 => failures.max_attempts_exceeded += 1,
+                4 => failures.class_attempts_exceeded += 1,
+                _ => failures.max_unknown_attempts_exceeded += 1,
+            }
+        }
+        let max_attempts = self.attempts.iter().copied().max().unwrap_or(0);
+        let mut histogram = vec![0u64; max_attempts as usize];
+        for a in &self.attempts {
+            if *a > 0 {
+                histogram[*a as usize - 1] += 1;
+            }
+        }
+        let attempt_rank = |p: f64| -> u32 {
+            let rank = rank(p, calls);
+            let mut seen = 0;
+            for (i, n) in histogram.iter().enumerate() {
+                seen += n;
+                if seen >= rank {
+                    return i as u32 + 1;
+                }
+            }
+            max_attempts
+        };
+        let sleep_total: u64 = self.sleep.iter().fold(0u64, |a, b| a.saturating_add(*b));
+        self.sleep.sort_unstable();
+        self.latency.sort_unstable();
+        let pick = |v: &[u64], p: f64| v.get(rank(p, calls) as usize - 1).copied().unwrap_or(0);
+        let peak = self.load.iter().copied().max().unwrap_or(0);
+        let per_second = 1e9 / bucket_ns as f64;
+        let cdf = (1..=CDF_POINTS)
+            .map(|i| {
+                let p = i as f64 / CDF_POINTS as f64;
+                (ms(pick(&self.latency, p)), p)
+            })
+            .collect();
+        PolicyMetrics {
+            policy: policy.to_owned(),
+            calls,
+            successes,
+            success_rate: round(successes as f64 / calls.max(1) as f64, 6),
+            failures,
+            attempts_total: self.attempts_total,
+            attempts_mean: round(self.attempts_total as f64 / calls.max(1) as f64, 4),
+            attempts_p50: attempt_rank(0.5),
+            attempts_p90: attempt_rank(0.9),
+            attempts_p99: attempt_rank(0.99),
+            attempts_max: max_attempts,
+            attempts_histogram: histogram,
+            sleep_total_ms: ms(sleep_total),
+            sleep_mean_ms: round(sleep_total as f64 / 1e6 / calls.max(1) as f64, 3),
+            sleep_p99_ms: ms(pick(&self.sleep, 0.99)),
+            latency_p50_ms: ms(pick(&self.latency, 0.5)),
+            latency_p99_ms: ms(pick(&self.latency, 0.99)),
+            latency_max_ms: ms(self.latency.last().copied().unwrap_or(0)),
+            load_amplification: round(self.attempts_total as f64 / calls.max(1) as f64, 4),
+            peak_attempts_per_s: round(peak as f64 * per_second, 3),
+            violations,
+            violation_list,
+            load_per_bucket: self.load,
+            latency_cdf: cdf,
+        }
+    }
+}
+
+/// Nearest rank of percentile `p` among `n` values (1-based, at least 1).
+fn rank(p: f64, n: u64) -> u64 {
+    ((p * n as f64).ceil() as u64).clamp(1, n.max(1))
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}
+
+fn ms(ns: u64) -> f64 {
+    round(ns as f64 / 1e6, 3)
+}
+
+/// Failed calls by the reason they stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Failures {
+    /// Stopped on a class that is never retried.
+    pub permanent_fail: u64,
+    /// Stopped by the deadline (or a hint reaching past it).
+    pub deadline_exceeded: u64,
+    /// Stopped by `max_attempts`.
+    pub max_attempts_exceeded: u64,
+    /// Stopped by a class's own cap.
+    pub class_attempts_exceeded: u64,
+    /// Stopped by `max_unknown_attempts`.
+    pub max_unknown_attempts_exceeded: u64,
+}
+
+impl Failures {
+    /// `(name, count)` in a stable order.
+    pub fn entries(&self) -> [(&'static str, u64); 5] {
+        [
+            ("permanent_fail", self.permanent_fail),
+            ("deadline_exceeded", self.deadline_exceeded),
+            ("max_attempts_exceeded", self.max_attempts_exceeded),
+            ("class_attempts_exceeded", self.class_attempts_exceeded),
+            (
+                "max_unknown_attempts_exceeded",
+                self.max_unknown_attempts_exceeded,
+            ),
+        ]
+    }
+
+    /// All failed calls.
+    pub fn total(&self) -> u64 {
+        self.entries().iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// The metrics of one policy in one run. Field names are stable: they are
+/// the JSON keys and CSV columns documented in sim/README.md.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyMetrics {
+    /// The policy's name.
+    pub policy: String,
+    /// Calls made.
+    pub calls: u64,
+    /// Calls that succeeded.
+    pub successes: u64,
+    /// `successes / calls`.
+    pub success_rate: f64,
+    /// Failed calls by stop reason.
+    pub failures: Failures,
+    /// Attempts made, over all calls.
+    pub attempts_total: u64,
+    /// Attempts per call: mean.
+    pub attempts_mean: f64,
+    /// Attempts per call: median.
+    pub attempts_p50: u32,
+    /// Attempts per call: 90th percentile.
+    pub attempts_p90: u32,
+    /// Attempts per call: 99th percentile.
+    pub attempts_p99: u32,
+    /// Attempts per call: maximum.
+    pub attempts_max: u32,
+    /// `attempts_histogram[i]` calls made `i + 1` attempts.
+    pub attempts_histogram: Vec<u64>,
+    /// Time spent sleeping between attempts, over all calls (ms).
+    pub sleep_total_ms: f64,
+    /// Sleep per call: mean (ms).
+    pub sleep_mean_ms: f64,
+    /// Sleep per call: 99th percentile (ms).
+    pub sleep_p99_ms: f64,
+    /// End-to-end call latency, attempts and sleeps: median (ms).
+    pub latency_p50_ms: f64,
+    /// End-to-end latency: 99th percentile (ms).
+    pub latency_p99_ms: f64,
+    /// End-to-end latency: maximum (ms).
+    pub latency_max_ms: f64,
+    /// Attempts per call: the load the policy puts on the service,
+    /// relative to one attempt per call.
+    pub load_amplification: f64,
+    /// The most attempts started in one time bucket, per second.
+    pub peak_attempts_per_s: f64,
+    /// Envelope violations found (there should be none).
+    pub violations: u64,
+    /// The first violations, with their calls.
+    pub violation_list: Vec<Violation>,
+    /// Attempts started in each time bucket.
+    pub load_per_bucket: Vec<u64>,
+    /// `(latency ms, fraction of calls done)` at 200 evenly spaced
+    /// fractions.
+    pub latency_cdf: Vec<(f64, f64)>,
+}
+
+/// A scalar metric: its stable name and how to read it.
+pub type Scalar = (&'static str, fn(&PolicyMetrics) -> f64);
+
+/// The scalar metrics, in report order: CSV columns and the `--runs`
+/// summary.
+pub const SCALARS: &[Scalar] = &[
+    ("calls", |m| m.calls as f64),
+    ("successes", |m| m.successes as f64),
+    ("success_rate", |m| m.success_rate),
+    ("permanent_fail", |m| m.failures.permanent_fail as f64),
+    ("deadline_exceeded", |m| m.failures.deadline_exceeded as f64),
+    ("max_attempts_exceeded", |m| {
+        m.failures.max_attempts_exceeded as f64
+    }),
+    ("class_attempts_exceeded", |m| {
+        m.failures.class_attempts_exceeded as f64
+    }),
+    ("max_unknown_attempts_exceeded", |m| {
+        m.failures.max_unknown_attempts_exceeded as f64
+    }),
+    ("attempts_total", |m| m.attempts_total as f64),
+    ("attempts_mean", |m| m.attempts_mean),
+    ("attempts_p50", |m| f64::from(m.attempts_p50)),
+    ("attempts_p90", |m| f64::from(m.attempts_p90)),
+    ("attempts_p99", |m| f64::from(m.attempts_p99)),
+    ("attempts_max", |m| f64::from(m.attempts_max)),
+    ("sleep_total_ms", |m| m.sleep_total_ms),
+    ("sleep_mean_ms", |m| m.sleep_mean_ms),
+    ("sleep_p99_ms", |m| m.sleep_p99_ms),
+    ("latency_p50_ms", |m| m.latency_p50_ms),
+    ("latency_p99_ms", |m| m.latency_p99_ms),
+    ("latency_max_ms", |m| m.latency_max_ms),
+    ("load_amplification", |m| m.load_amplification),
+    ("peak_attempts_per_s", |m| m.peak_attempts_per_s),
+    ("violations", |m| m.violations as f64),
+];
+
+/// Mean and standard error of the mean (0 for a single value).
+pub fn mean_stderr(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (round(mean, 6), round((var / n).sqrt(), 6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut r = CallResults::new(10);
+        for i in 0..10 {
+            r.record(i, (i as u64 + 1) * 1_000_000, 0, (i as u32 % 3) + 1, None);
+        }
+        let m = r.into_metrics("p", 1_000_000_000, Vec::new(), 0);
+        assert_eq!(m.latency_p50_ms, 5.0);
+        assert_eq!(m.latency_p99_ms, 10.0);
+        assert_eq!(m.attempts_histogram, vec![4, 3, 3]);
+        assert_eq!(m.attempts_p50, 2);
+        assert_eq!(m.attempts_max, 3);
+    }
+
+    #[test]
+    fn standard_error() {
+        let (m, se) = mean_stderr(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(m, 2.5);
+        assert!((se - 0.645497).abs() < 1e-6);
+        assert_eq!(mean_stderr(&[7.0]), (7.0, 0.0));
+    }
+}

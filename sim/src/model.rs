@@ -1,0 +1,339 @@
+//! Failure models of the simulated service.
+//!
+//! A scenario chains models in the order it lists them. When an attempt
+//! starts, each model whose time window holds the start time is consulted
+//! in turn; the first that fails the attempt decides its class (and any
+//! retry-after hint), and later models do not see the attempt at all. Two
+//! models decide later, when the attempt ends: contention (the write
+//! happens at the end) and overload's client timeout.
+//!
+//! Models that keep state (the rate limiter's bucket, the contended rows'
+//! versions, the overloaded service's load) keep it per policy run: each
+//! policy faces a fresh service.
+
+use reflexio::{Classification, ErrorClass};
+
+use crate::draws::{Draws, MODEL};
+
+/// An attempt's outcome: `None` for success, else the failure.
+pub type Outcome = Option<Classification>;
+
+/// When a model is active: `[from, until)` in virtual nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// First active instant.
+    pub from: u64,
+    /// First instant no longer active.
+    pub until: u64,
+}
+
+impl Window {
+    /// Always active.
+    pub const ALWAYS: Window = Window {
+        from: 0,
+        until: u64::MAX,
+    };
+
+    /// Whether `t` lies in the window.
+    pub fn contains(&self, t: u64) -> bool {
+        self.from <= t && t < self.until
+    }
+}
+
+/// One failure model and its window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    /// When the model applies (an outage's window is its `start`/`end`).
+    pub window: Window,
+    /// What it does.
+    pub kind: ModelKind,
+}
+
+/// The failure models.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelKind {
+    /// Each attempt fails with `probability`; the class is picked from the
+    /// mix (cumulative thresholds, the last one 1.0).
+    Random {
+        /// Chance an attempt fails.
+        probability: f64,
+        /// `(class, cumulative share)`, in class-name order.
+        classes: Vec<(ErrorClass, f64)>,
+        /// Hint carried by each failure.
+        retry_after: Option<std::time::Duration>,
+    },
+    /// Every attempt in the window fails with `class`.
+    Outage {
+        /// The failure's class.
+        class: ErrorClass,
+        /// Hint carried by each failure.
+        retry_after: Option<std::time::Duration>,
+    },
+    /// A token bucket (as GCRA): a token every `interval` ns, at most
+    /// `burst` saved. Attempts without a token fail with rate_limit,
+    /// carrying (if `hint`) the time until a token frees up.
+    RateLimit {
+        /// Nanoseconds per token.
+        interval: u64,
+        /// Bucket size.
+        burst: u32,
+        /// Whether rejections carry a retry-after hint.
+        hint: bool,
+    },
+    /// Optimistic concurrency: each call writes one of `rows` rows; an
+    /// attempt reads the row's version when it starts and writes when it
+    /// ends, failing with concurrency if another write came in between.
+    Contention {
+        /// Number of shared rows.
+        rows: u32,
+    },
+    /// A service whose latency and error rate grow with the attempts in
+    /// flight beyond `capacity`.
+    Overload {
+        /// Attempts in flight served at nominal latency.
+        capacity: u32,
+        /// Latency factor `1 + latency_growth × excess`, where
+        /// `excess = max(0, in_flight / capacity − 1)`.
+        latency_growth: f64,
+        /// Error rate at or below capacity.
+        error_rate: f64,
+        /// Added error rate per unit of excess.
+        error_growth: f64,
+        /// Client timeout in ns: a slower attempt fails as transient when
+        /// the timeout expires (the service keeps working on it).
+        timeout: Option<u64>,
+        /// Class of the overload's errors.
+        class: ErrorClass,
+    },
+    /// Attempt `n` of every call gets `outcomes[n - 1]`, or `then` past
+    /// the end.
+    Scripted {
+        /// Outcomes by attempt.
+        outcomes: Vec<Outcome>,
+        /// Outcome of later attempts.
+        then: Outcome,
+    },
+    /// A recorded timeline: from each point's time on, attempts get its
+    /// outcome, until the next point. Before the first point: success.
+    Trace {
+        /// `(time ns, outcome)`, in time order.
+        points: Vec<(u64, Outcome)>,
+    },
+}
+
+/// Mutable state of one model during one policy run.
+#[derive(Debug, Clone)]
+enum State {
+    Stateless,
+    /// Theoretical arrival time of the next conforming attempt.
+    Bucket {
+        tat: u64,
+    },
+    /// Row versions.
+    Rows {
+        versions: Vec<u64>,
+    },
+    /// Attempts in flight at the service.
+    Load {
+        in_flight: u64,
+    },
+}
+
+/// What the service does with one attempt, decided when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// When the client sees the attempt end, after its start (ns).
+    pub latency: u64,
+    /// The outcome, unless contention decides it at the end.
+    pub outcome: Outcome,
+    /// The contention model and the version read: `(model, row, version)`.
+    pub write: Option<(u8, u32, u64)>,
+    /// The overload model holding a slot, and how long the service works
+    /// on the attempt (longer than `latency` after a client timeout).
+    pub load: Option<(u8, u64)>,
+}
+
+/// The chain of models with their state for one policy run.
+#[derive(Debug, Clone)]
+pub struct Service<'a> {
+    models: &'a [Model],
+    states: Vec<State>,
+}
+
+impl<'a> Service<'a> {
+    /// A fresh service over `models`.
+    pub fn new(models: &'a [Model]) -> Self {
+        let states = models
+            .iter()
+            .map(|m| match &m.kind {
+                ModelKind::RateLimit { .. } => State::Bucket { tat: 0 },
+                ModelKind::Contention { rows } => State::Rows {
+                    versions: vec![0; *rows as usize],
+                },
+                ModelKind::Overload { .. } => State::Load { in_flight: 0 },
+                _ => State::Stateless,
+            })
+            .collect();
+        Service { models, states }
+    }
+
+    /// Decides attempt `attempt` of a call starting at `now`, whose base
+    /// latency is `latency` ns, with its `(call, attempt)` draws and the
+    /// call's row draw.
+    pub fn start(
+        &mut self,
+        now: u64,
+        attempt: u32,
+        latency: u64,
+        draws: &Draws,
+        row_draw: u64,
+    ) -> Plan {
+        let mut plan = Plan {
+            latency,
+            outcome: None,
+            write: None,
+            load: None,
+        };
+        for (k, (model, state)) in self.models.iter().zip(&mut self.states).enumerate() {
+            if !model.window.contains(now) {
+                continue;
+            }
+            let (u0, u1) = (draws.unit(MODEL + 2 * k), draws.unit(MODEL + 2 * k + 1));
+            let failed: Outcome = match (&model.kind, state) {
+                (
+                    ModelKind::Random {
+                        probability,
+                        classes,
+                        retry_after,
+                    },
+                    _,
+                ) => {
+                    if u0 < *probability {
+                        let class = classes
+                            .iter()
+                            .find(|(_, upto)| u1 < *upto)
+                            .or(classes.last())
+                            .map_or(ErrorClass::Unknown, |(c, _)| *c);
+                        Some(Classification {
+                            class,
+                            retry_after: *retry_after,
+                        })
+                    } else {
+                        None
+                    }
+                }
+                (ModelKind::Outage { class, retry_after }, _) => Some(Classification {
+                    class: *class,
+                    retry_after: *retry_after,
+                }),
+                (
+                    ModelKind::RateLimit {
+                        interval,
+                        burst,
+                        hint,
+                    },
+                    State::Bucket { tat },
+                ) => {
+                    let tau = interval.saturating_mul(u64::from(*burst) - 1);
+                    let t = (*tat).max(now);
+                    if t - now > tau {
+                        let wait = t - tau - now;
+                        let mut c = Classification::new(ErrorClass::RateLimit);
+                        if *hint {
+                            c = c.with_retry_after(std::time::Duration::from_nanos(wait));
+                        }
+                        Some(c)
+                    } else {
+                        *tat = t.saturating_add(*interval);
+                        None
+                    }
+                }
+                (ModelKind::Contention { rows }, State::Rows { versions }) => {
+                    let row = ((u128::from(row_draw) * u128::from(*rows)) >> 64) as u32;
+                    plan.write = Some((k as u8, row, versions[row as usize]));
+                    None
+                }
+                (
+                    ModelKind::Overload {
+                        capacity,
+                        latency_growth,
+                        error_rate,
+                        error_growth,
+                        timeout,
+                        class,
+                    },
+                    State::Load { in_flight },
+                ) => {
+                    *in_flight += 1;
+                    let excess = (*in_flight as f64 / f64::from(*capacity) - 1.0).max(0.0);
+                    let stretched = (plan.latency as f64 * (1.0 + latency_growth * excess))
+                        .min(crate::latency::MAX_LATENCY_NS as f64);
+                    let served = stretched.round() as u64;
+                    plan.latency = served;
+                    plan.load = Some((k as u8, served));
+                    let p = (error_rate + error_growth * excess).min(1.0);
+                    let mut outcome = (u0 < p).then_some(Classification::new(*class));
+                    if let Some(limit) = timeout {
+                        if served > *limit {
+                            plan.latency = *limit;
+                            outcome = Some(Classification::new(ErrorClass::Transient));
+                        }
+                    }
+                    outcome
+                }
+                (ModelKind::Scripted { outcomes, then }, _) => {
+                    outcomes.get(attempt as usize - 1).copied().unwrap_or(*then)
+                }
+                (ModelKind::Trace { points }, _) => {
+                    let i = points.partition_point(|(t, _)| *t <= now);
+                    if i == 0 {
+                        None
+                    } else {
+                        points[i - 1].1
+                    }
+                }
+                _ => None,
+            };
+            if failed.is_some() {
+                plan.outcome = failed;
+                // A failure means no write happens.
+                plan.write = None;
+                break;
+            }
+        }
+        plan
+    }
+
+    /// The attempt planned by `plan` ends; returns its final outcome (a
+    /// stale write fails with concurrency).
+    pub fn finish(&mut self, plan: &Plan) -> Outcome {
+        if plan.outcome.is_some() {
+            return plan.outcome;
+        }
+        if let Some((k, row, version)) = plan.write {
+            if let State::Rows { versions } = &mut self.states[k as usize] {
+                let current = &mut versions[row as usize];
+                if *current != version {
+                    return Some(Classification::new(ErrorClass::Concurrency));
+                }
+                *current += 1;
+            }
+        }
+        None
+    }
+
+    /// The service finished working on an attempt of overload model `k`.
+    pub fn release(&mut self, k: u8) {
+        if let Some(State::Load { in_flight }) = self.states.get_mut(k as usize) {
+            *in_flight = in_flight.saturating_sub(1);
+        }
+    }
+
+    /// Attempts in flight at overload model `k`.
+    pub fn in_flight(&self, k: usize) -> u64 {
+        match self.states.get(k) {
+            Some(State::Load { in_flight }) => *in_flight,
+            _ => 0,
+        }
+    }
+}

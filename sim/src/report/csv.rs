@@ -1,0 +1,34 @@
+//! The CSV report: one row per run and policy, the columns of
+//! [`SCALARS`](crate::metrics::SCALARS) after `run,seed,policy`.
+
+use super::Report;
+use crate::metrics::SCALARS;
+
+/// Quotes a field if it needs it.
+fn field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The report as CSV with a header row.
+pub fn render(report: &Report) -> String {
+    let mut out = String::from("run,seed,policy");
+    for (name, _) in SCALARS {
+        out.push(',');
+        out.push_str(name);
+    }
+    out.push('\n');
+    for run in &report.runs {
+        for m in &run.policies {
+            out.push_str(&format!("{},{},{}", run.run, run.seed, field(&m.policy)));
+            for (_, read) in SCALARS {
+                out.push_str(&format!(",{}", read(m)));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}

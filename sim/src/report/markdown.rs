@@ -1,0 +1,79 @@
+//! The Markdown summary.
+
+use super::{failure_row, main_row, Report, FAILURE_HEADERS, MAIN_HEADERS};
+
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = format!("| {} |\n", headers.join(" | "));
+    out.push('|');
+    for i in 0..headers.len() {
+        out.push_str(if i == 0 { " --- |" } else { " ---: |" });
+    }
+    out.push('\n');
+    for row in rows {
+        out.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    out
+}
+
+/// The report as Markdown; `plots` names the plot files to link.
+pub fn render(report: &Report, scenario_path: Option<&str>, plots: &[String]) -> String {
+    let runs = report.runs.len();
+    let summary = report.summary();
+    let mut out = format!("# Scenario `{}`\n\n", report.scenario);
+    if !report.description.is_empty() {
+        out.push_str(&report.description);
+        out.push_str("\n\n");
+    }
+    out.push_str(&format!(
+        "{} calls per policy ({}), seed {}, {} run{}.",
+        report.calls,
+        report.arrival,
+        report.seed,
+        runs,
+        if runs == 1 { "" } else { "s" }
+    ));
+    if runs > 1 {
+        out.push_str(" Cells show the mean ±standard error over runs.");
+    }
+    out.push_str("\n\n");
+    if let Some(path) = scenario_path {
+        let runs_flag = if runs > 1 {
+            format!(" --runs {runs}")
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "Reproduce with:\n\n```sh\ncargo run --release -p reflexio-sim -- --scenario {path} --seed {}{runs_flag}\n```\n\n",
+            report.seed
+        ));
+    }
+    let rows: Vec<Vec<String>> = summary.iter().map(|s| main_row(s, runs)).collect();
+    out.push_str(&table(&MAIN_HEADERS, &rows));
+    out.push_str("\n## Failed calls by stop reason\n\n");
+    let rows: Vec<Vec<String>> = summary.iter().map(|s| failure_row(s, runs)).collect();
+    out.push_str(&table(&FAILURE_HEADERS, &rows));
+    out.push_str("\n## Envelope violations\n\n");
+    let violations = report.violations();
+    if violations == 0 {
+        out.push_str("None.\n");
+    } else {
+        out.push_str(&format!("{violations} violations:\n\n"));
+        for run in &report.runs {
+            for m in &run.policies {
+                for v in &m.violation_list {
+                    out.push_str(&format!("- run {} policy `{}`: {v}\n", run.run, m.policy));
+                }
+            }
+        }
+    }
+    if !plots.is_empty() {
+        out.push_str("\n## Plots\n\n");
+        if runs > 1 {
+            out.push_str("Plots show run 0.\n\n");
+        }
+        for p in plots {
+            out.push_str(&format!("![{p}]({p})\n\n"));
+        }
+    }
+    out
+}

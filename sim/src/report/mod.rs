@@ -1,0 +1,242 @@
+//! Reports: the results of every run and policy, and their renderings.
+//!
+//! * [`table`]: the aligned terminal table;
+//! * [`json`] and [`csv`]: machine-readable, with stable field names;
+//! * [`markdown`]: a summary for people, linking the plots;
+//! * [`plots`]: SVG (default) or PNG charts made with plotters.
+//!
+//! Every rendering is a pure function of the [`Report`]: no clock, no
+//! unordered map, so the same scenario and seed give the same bytes.
+
+pub mod csv;
+pub mod json;
+pub mod markdown;
+pub mod plots;
+pub mod table;
+
+use serde::Serialize;
+
+use crate::metrics::{mean_stderr, PolicyMetrics, SCALARS};
+use crate::scenario::{Arrival, Scenario};
+
+/// The results of one run: one [`PolicyMetrics`] per policy, in file order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    /// The run's 0-based index.
+    pub run: u32,
+    /// The run's seed.
+    pub seed: u64,
+    /// Metrics per policy.
+    pub policies: Vec<PolicyMetrics>,
+}
+
+/// The results of a scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Its description.
+    pub description: String,
+    /// The seed given (run 0's seed; later runs derive theirs from it).
+    pub seed: u64,
+    /// Calls per run and policy.
+    pub calls: u64,
+    /// The arrival process, in words.
+    pub arrival: String,
+    /// Width of the load-over-time buckets (ms).
+    pub bucket_ms: f64,
+    /// Policy names, in file order.
+    pub policies: Vec<String>,
+    /// Every run.
+    pub runs: Vec<RunReport>,
+}
+
+/// One metric over the runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stat {
+    /// The metric's name.
+    pub metric: &'static str,
+    /// Mean over runs.
+    pub mean: f64,
+    /// Standard error of the mean (0 for one run).
+    pub stderr: f64,
+}
+
+/// A policy's metrics over the runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicySummary {
+    /// The policy.
+    pub policy: String,
+    /// Every scalar metric, in report order.
+    pub metrics: Vec<Stat>,
+}
+
+impl PolicySummary {
+    /// The stat named `metric`.
+    pub fn get(&self, metric: &str) -> Stat {
+        self.metrics
+            .iter()
+            .find(|s| s.metric == metric)
+            .cloned()
+            .unwrap_or(Stat {
+                metric: "",
+                mean: 0.0,
+                stderr: 0.0,
+            })
+    }
+}
+
+fn describe_arrival(a: &Arrival) -> String {
+    match a {
+        Arrival::AllAtOnce => "all at once".to_owned(),
+        Arrival::FixedRate { rate } => format!("fixed rate, {rate} calls/s"),
+        Arrival::Poisson { rate } => format!("Poisson, {rate} calls/s"),
+        Arrival::ClosedLoop {
+            clients,
+            think_time,
+        } => format!("closed loop, {clients} clients, think time {think_time:?}"),
+    }
+}
+
+impl Report {
+    /// A report of `runs` of `scenario`.
+    pub fn new(scenario: &Scenario, seed: u64, runs: Vec<RunReport>) -> Report {
+        Report {
+            scenario: scenario.name.clone(),
+            description: scenario.description.clone(),
+            seed,
+            calls: scenario.workload.calls,
+            arrival: describe_arrival(&scenario.workload.arrival),
+            bucket_ms: scenario.bucket.as_nanos() as f64 / 1e6,
+            policies: scenario.policies.iter().map(|p| p.name.clone()).collect(),
+            runs,
+        }
+    }
+
+    /// Violations over every run and policy.
+    pub fn violations(&self) -> u64 {
+        self.runs
+            .iter()
+            .flat_map(|r| &r.policies)
+            .map(|m| m.violations)
+            .sum()
+    }
+
+    /// Mean and standard error of every scalar metric, per policy.
+    pub fn summary(&self) -> Vec<PolicySummary> {
+        self.policies
+            .iter()
+            .enumerate()
+            .map(|(p, name)| PolicySummary {
+                policy: name.clone(),
+                metrics: SCALARS
+                    .iter()
+                    .map(|(metric, read)| {
+                        let values: Vec<f64> =
+                            self.runs.iter().map(|r| read(&r.policies[p])).collect();
+                        let (mean, stderr) = mean_stderr(&values);
+                        Stat {
+                            metric,
+                            mean,
+                            stderr,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// A duration in milliseconds, in the unit that reads best.
+pub fn human_ms(ms: f64) -> String {
+    if ms >= 60_000.0 {
+        format!("{:.1} min", ms / 60_000.0)
+    } else if ms >= 10_000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+/// The cells of the main table for one policy: plain values for one run,
+/// `mean ±se` over several.
+pub fn main_row(s: &PolicySummary, runs: usize) -> Vec<String> {
+    let v = |m: &str, f: &dyn Fn(f64) -> String| {
+        let st = s.get(m);
+        if runs > 1 {
+            format!("{} ±{}", f(st.mean), f(st.stderr))
+        } else {
+            f(st.mean)
+        }
+    };
+    let count = |x: f64| {
+        if x.fract() == 0.0 {
+            format!("{x:.0}")
+        } else {
+            format!("{x:.1}")
+        }
+    };
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    let ratio = |x: f64| format!("{x:.2}");
+    let time = |x: f64| human_ms(x);
+    vec![
+        s.policy.clone(),
+        v("success_rate", &pct),
+        v("attempts_mean", &ratio),
+        v("attempts_p50", &count),
+        v("attempts_p99", &count),
+        v("attempts_max", &count),
+        v("sleep_total_ms", &time),
+        v("sleep_p99_ms", &time),
+        v("latency_p50_ms", &time),
+        v("latency_p99_ms", &time),
+        v("latency_max_ms", &time),
+        v("peak_attempts_per_s", &count),
+        v("violations", &count),
+    ]
+}
+
+/// Headers of [`main_row`].
+pub const MAIN_HEADERS: [&str; 13] = [
+    "policy",
+    "success",
+    "attempts/call",
+    "p50",
+    "p99",
+    "max",
+    "total sleep",
+    "sleep p99",
+    "latency p50",
+    "latency p99",
+    "latency max",
+    "peak attempts/s",
+    "violations",
+];
+
+/// Headers of [`failure_row`].
+pub const FAILURE_HEADERS: [&str; 6] = [
+    "policy",
+    "permanent_fail",
+    "deadline_exceeded",
+    "max_attempts_exceeded",
+    "class_attempts_exceeded",
+    "max_unknown_attempts_exceeded",
+];
+
+/// Failed calls by stop reason, for one policy.
+pub fn failure_row(s: &PolicySummary, runs: usize) -> Vec<String> {
+    let mut row = vec![s.policy.clone()];
+    for h in &FAILURE_HEADERS[1..] {
+        let st = s.get(h);
+        row.push(if runs > 1 {
+            format!("{:.1} ±{:.1}", st.mean, st.stderr)
+        } else {
+            format!("{:.0}", st.mean)
+        });
+    }
+    row
+}

@@ -1,0 +1,1023 @@
+//! Scenario files: parsing, validation and error messages.
+//!
+//! A scenario is a TOML document; sim/README.md documents every field. It
+//! is parsed into raw serde structures (so that type errors and unknown
+//! fields are reported by the TOML parser with their exact position), then
+//! validated into a [`Scenario`], whose errors name the field's dotted path
+//! and are located in the source for a line and column.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use reflexio::config::{parse_duration, ConfigWarning, RetryConfig};
+use reflexio::engine::{Engine, Envelope};
+use reflexio::strategy::Backoff;
+use reflexio::ErrorClass;
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+use crate::latency::Latency;
+use crate::locate::{display_path, line_col, locate, path_at};
+use crate::model::{Model, ModelKind, Outcome, Window};
+
+/// The most calls one scenario may simulate.
+pub const MAX_CALLS: u64 = 50_000_000;
+/// Bytes of per-call results kept while one policy runs (end-to-end
+/// latency, sleep, attempts and outcome).
+pub const BYTES_PER_CALL: u64 = 24;
+/// The most memory per-call results may take.
+pub const MAX_RESULT_BYTES: u64 = 2 << 30;
+/// The most failure models one scenario may chain.
+pub const MAX_MODELS: usize = 12;
+/// The most runs `--runs` accepts.
+pub const MAX_RUNS: u32 = 10_000;
+
+/// A validated scenario, ready to [`run`](crate::run).
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The scenario's name (the file stem unless `name` is set); names the
+    /// report folder.
+    pub name: String,
+    /// What the scenario is about.
+    pub description: String,
+    /// The seed of every random draw.
+    pub seed: u64,
+    /// How many runs over derived seeds (`--runs` overrides).
+    pub runs: u32,
+    /// Width of the time buckets of the load-over-time series.
+    pub bucket: Duration,
+    /// Calls and their arrivals.
+    pub workload: Workload,
+    /// Latency of one attempt, before any overload.
+    pub latency: Latency,
+    /// The failure models, consulted in order.
+    pub failures: Vec<Model>,
+    /// The policies compared, in file order.
+    pub policies: Vec<Policy>,
+    /// Warnings about valid but doubtful policies, `(path, message)`.
+    pub warnings: Vec<String>,
+}
+
+/// How many calls are made and when they arrive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    /// Number of calls.
+    pub calls: u64,
+    /// How calls arrive.
+    pub arrival: Arrival,
+    /// The operation name handed to the engine.
+    pub operation: String,
+}
+
+/// Arrival processes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arrival {
+    /// Every call starts at time zero.
+    AllAtOnce,
+    /// One call every `1 / rate` seconds.
+    FixedRate {
+        /// Calls per second.
+        rate: f64,
+    },
+    /// Exponential inter-arrival times with mean `1 / rate` seconds.
+    Poisson {
+        /// Calls per second.
+        rate: f64,
+    },
+    /// `clients` clients, each making calls back to back.
+    ClosedLoop {
+        /// Concurrent clients.
+        clients: u32,
+        /// Pause between a call's end and the same client's next call.
+        think_time: Duration,
+    },
+}
+
+/// One policy under test.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The table name under `[policies]`.
+    pub name: String,
+    /// The configuration as written.
+    pub config: RetryConfig,
+    /// The decision engine built from it.
+    pub engine: Engine,
+    /// The envelope, for the checker.
+    pub envelope: Envelope,
+    /// Each class's strategy, for the checker's bounds.
+    pub backoffs: [Backoff; 8],
+}
+
+/// A scenario that cannot be used: where and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// The file (as named by the caller).
+    pub file: String,
+    /// 1-based line and column, when known.
+    pub position: Option<(usize, usize)>,
+    /// Dotted path of the field (`failures[1].probability`), or empty.
+    pub path: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some((line, col)) = self.position {
+            write!(f, ":{line}:{col}")?;
+        }
+        if self.path.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": `{}`: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// Where an error is, before it is located in the source.
+struct Err0 {
+    path: String,
+    message: String,
+}
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> Err0 {
+    Err0 {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Raw serde structures
+
+/// A point in time or a length of time that may be zero (`"0s"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Time(Duration);
+
+impl<'de> Deserialize<'de> for Time {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_time(&text).map(Time).map_err(de::Error::custom)
+    }
+}
+
+/// Parses a human duration (`"250ms"`, `"1.5s"`, `"1m30s"`), zero allowed.
+pub fn parse_time(text: &str) -> Result<Duration, String> {
+    match parse_duration(text) {
+        Ok(d) => Ok(d),
+        Err(e) if e.contains("is zero") => Ok(Duration::ZERO),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Option<String>,
+    description: Option<String>,
+    seed: Option<u64>,
+    runs: Option<u32>,
+    bucket: Option<Time>,
+    workload: Option<RawWorkload>,
+    latency: Option<RawLatency>,
+    #[serde(default)]
+    failures: Vec<RawFailure>,
+    #[serde(default)]
+    policies: BTreeMap<String, toml::Spanned<RetryConfig>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ArrivalKind {
+    AllAtOnce,
+    FixedRate,
+    Poisson,
+    ClosedLoop,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkload {
+    calls: Option<u64>,
+    arrival: Option<ArrivalKind>,
+    rate: Option<f64>,
+    clients: Option<u32>,
+    think_time: Option<Time>,
+    operation: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum DistKind {
+    Constant,
+    Uniform,
+    Normal,
+    Exponential,
+    Lognormal,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLatency {
+    distribution: DistKind,
+    value: Option<Time>,
+    min: Option<Time>,
+    max: Option<Time>,
+    mean: Option<Time>,
+    std_dev: Option<Time>,
+    median: Option<Time>,
+    sigma: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ModelName {
+    Random,
+    Outage,
+    RateLimit,
+    Contention,
+    Overload,
+    Scripted,
+    Trace,
+}
+
+impl ModelName {
+    fn name(self) -> &'static str {
+        match self {
+            ModelName::Random => "random",
+            ModelName::Outage => "outage",
+            ModelName::RateLimit => "rate_limit",
+            ModelName::Contention => "contention",
+            ModelName::Overload => "overload",
+            ModelName::Scripted => "scripted",
+            ModelName::Trace => "trace",
+        }
+    }
+
+    /// The fields this model reads (besides `model`).
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            ModelName::Random => &["probability", "classes", "retry_after", "from", "until"],
+            ModelName::Outage => &["start", "end", "class", "retry_after"],
+            ModelName::RateLimit => &["rate", "burst", "hint", "from", "until"],
+            ModelName::Contention => &["rows", "from", "until"],
+            ModelName::Overload => &[
+                "capacity",
+                "latency_growth",
+                "error_rate",
+                "error_growth",
+                "timeout",
+                "class",
+                "from",
+                "until",
+            ],
+            ModelName::Scripted => &["outcomes", "then", "from", "until"],
+            ModelName::Trace => &["file", "data"],
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFailure {
+    model: ModelName,
+    from: Option<Time>,
+    until: Option<Time>,
+    probability: Option<f64>,
+    classes: Option<BTreeMap<String, f64>>,
+    retry_after: Option<Time>,
+    start: Option<Time>,
+    end: Option<Time>,
+    class: Option<String>,
+    rate: Option<f64>,
+    burst: Option<u32>,
+    hint: Option<bool>,
+    rows: Option<u32>,
+    capacity: Option<u32>,
+    latency_growth: Option<f64>,
+    error_rate: Option<f64>,
+    error_growth: Option<f64>,
+    timeout: Option<Time>,
+    outcomes: Option<Vec<String>>,
+    then: Option<String>,
+    file: Option<String>,
+    data: Option<String>,
+}
+
+impl RawFailure {
+    fn set_fields(&self) -> Vec<&'static str> {
+        let all: [(&'static str, bool); 21] = [
+            ("from", self.from.is_some()),
+            ("until", self.until.is_some()),
+            ("probability", self.probability.is_some()),
+            ("classes", self.classes.is_some()),
+            ("retry_after", self.retry_after.is_some()),
+            ("start", self.start.is_some()),
+            ("end", self.end.is_some()),
+            ("class", self.class.is_some()),
+            ("rate", self.rate.is_some()),
+            ("burst", self.burst.is_some()),
+            ("hint", self.hint.is_some()),
+            ("rows", self.rows.is_some()),
+            ("capacity", self.capacity.is_some()),
+            ("latency_growth", self.latency_growth.is_some()),
+            ("error_rate", self.error_rate.is_some()),
+            ("error_growth", self.error_growth.is_some()),
+            ("timeout", self.timeout.is_some()),
+            ("outcomes", self.outcomes.is_some()),
+            ("then", self.then.is_some()),
+            ("file", self.file.is_some()),
+            ("data", self.data.is_some()),
+        ];
+        all.into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(n, _)| n)
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Loading
+
+impl Scenario {
+    /// Reads and validates the scenario file at `path`. Trace files named
+    /// in it are read relative to its folder.
+    pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: file.clone(),
+            position: None,
+            path: String::new(),
+            message: format!("cannot read the scenario: {e}"),
+        })?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".to_owned());
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Scenario::parse(&source, &file, &stem, Some(dir))
+    }
+
+    /// Parses and validates a scenario from TOML text; `file` names it in
+    /// error messages and its stem is the default scenario name. Trace
+    /// models must use inline `data` (no folder to read files from).
+    pub fn from_toml_str(source: &str, file: &str) -> Result<Scenario, ScenarioError> {
+        let stem = Path::new(file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".to_owned());
+        Scenario::parse(source, file, &stem, None)
+    }
+
+    fn parse(
+        source: &str,
+        file: &str,
+        stem: &str,
+        dir: Option<&Path>,
+    ) -> Result<Scenario, ScenarioError> {
+        let raw: RawScenario = toml::from_str(source).map_err(|e| {
+            let span = e.span();
+            let path = span
+                .as_ref()
+                .and_then(|s| path_at(source, s.start))
+                .map(|p| display_path(&p))
+                .unwrap_or_default();
+            ScenarioError {
+                file: file.to_owned(),
+                position: span.map(|s| line_col(source, s.start)),
+                path,
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        build(raw, source, stem, dir).map_err(|e| {
+            let position = locate(source, &e.path).map(|s| line_col(source, s.start));
+            ScenarioError {
+                file: file.to_owned(),
+                position,
+                path: display_path(&e.path),
+                message: e.message,
+            }
+        })
+    }
+}
+
+fn class_by_name(path: &str, name: &str) -> Result<ErrorClass, Err0> {
+    name.parse::<ErrorClass>()
+        .map_err(|e| err(path, e.to_string()))
+}
+
+fn positive_finite(path: &str, value: f64, what: &str) -> Result<f64, Err0> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(err(
+            path,
+            format!("{what} must be a finite number greater than 0, not {value}"),
+        ))
+    }
+}
+
+fn non_negative(path: &str, value: f64, what: &str) -> Result<f64, Err0> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(err(
+            path,
+            format!("{what} must be a finite number of at least 0, not {value}"),
+        ))
+    }
+}
+
+fn probability(path: &str, value: f64) -> Result<f64, Err0> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(err(
+            path,
+            format!("a probability must lie in [0, 1], not {value}"),
+        ))
+    }
+}
+
+fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Result<Scenario, Err0> {
+    let name = raw.name.unwrap_or_else(|| stem.to_owned());
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        || name.starts_with('.')
+    {
+        return Err(err(
+            "name",
+            format!("`{name}` names the report folder: use letters, digits, `-`, `_` and `.` only"),
+        ));
+    }
+    let runs = raw.runs.unwrap_or(1);
+    if runs == 0 || runs > MAX_RUNS {
+        return Err(err("runs", format!("must be between 1 and {MAX_RUNS}")));
+    }
+    let bucket = raw.bucket.map_or(Duration::from_secs(1), |t| t.0);
+    if bucket.is_zero() {
+        return Err(err("bucket", "must be greater than zero, such as \"1s\""));
+    }
+    let workload = build_workload(raw.workload)?;
+    let latency = match raw.latency {
+        Some(l) => build_latency(l)?,
+        None => Latency::Constant(Duration::from_millis(10)),
+    };
+    if raw.failures.len() > MAX_MODELS {
+        return Err(err(
+            format!("failures.{MAX_MODELS}"),
+            format!("at most {MAX_MODELS} failure models may be chained"),
+        ));
+    }
+    let mut failures = Vec::new();
+    for (i, f) in raw.failures.into_iter().enumerate() {
+        failures.push(build_model(i, f, dir)?);
+    }
+    if raw.policies.is_empty() {
+        return Err(err(
+            "policies",
+            "the scenario compares no policy: add at least one `[policies.<name>]` table (in the RetryConfig schema; an empty table is the default policy)",
+        ));
+    }
+    let mut ordered: Vec<(String, toml::Spanned<RetryConfig>)> = raw.policies.into_iter().collect();
+    ordered.sort_by_key(|(_, c)| c.span().start);
+    let mut policies = Vec::new();
+    let mut warnings = Vec::new();
+    for (pname, spanned) in ordered {
+        let prefix = format!("policies.{pname}");
+        let config = spanned.into_inner();
+        let found: Vec<ConfigWarning> = config
+            .validate()
+            .map_err(|e| err(join(&prefix, &e.path), e.message))?;
+        for w in found {
+            warnings.push(format!("`{}`: {}", join(&prefix, &w.path), w.message));
+        }
+        let engine = config
+            .engine()
+            .map_err(|e| err(join(&prefix, &e.path), e.message))?;
+        let backoffs = ErrorClass::ALL.map(|c| {
+            config
+                .backoff(c)
+                .unwrap_or_else(reflexio::strategy::default_backoff)
+        });
+        policies.push(Policy {
+            name: pname,
+            envelope: *engine.envelope(),
+            engine,
+            config,
+            backoffs,
+        });
+    }
+    let _ = source;
+    Ok(Scenario {
+        name,
+        description: raw.description.unwrap_or_default().trim().to_owned(),
+        seed: raw.seed.unwrap_or(1),
+        runs,
+        bucket,
+        workload,
+        latency,
+        failures,
+        policies,
+        warnings,
+    })
+}
+
+fn join(prefix: &str, path: &str) -> String {
+    if path.is_empty() {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}.{path}")
+    }
+}
+
+fn build_workload(raw: Option<RawWorkload>) -> Result<Workload, Err0> {
+    let Some(raw) = raw else {
+        return Err(err(
+            "workload",
+            "missing `[workload]` table; it needs at least `calls`",
+        ));
+    };
+    let calls = raw.calls.ok_or_else(|| {
+        err(
+            "workload",
+            "missing `calls`, the number of calls to simulate",
+        )
+    })?;
+    if calls == 0 {
+        return Err(err("workload.calls", "must be at least 1"));
+    }
+    let bytes = calls.saturating_mul(BYTES_PER_CALL);
+    if calls > MAX_CALLS || bytes > MAX_RESULT_BYTES {
+        return Err(err(
+            "workload.calls",
+            format!(
+                "{calls} calls is too large a workload: per-call results alone would take {:.1} GiB; the limit is {MAX_CALLS} calls ({:.1} GiB). Use fewer calls, or `--runs` to repeat a smaller workload",
+                bytes as f64 / (1u64 << 30) as f64,
+                MAX_RESULT_BYTES as f64 / (1u64 << 30) as f64,
+            ),
+        ));
+    }
+    let kind = raw.arrival.unwrap_or(ArrivalKind::AllAtOnce);
+    let needs_rate = matches!(kind, ArrivalKind::FixedRate | ArrivalKind::Poisson);
+    if !needs_rate && raw.rate.is_some() {
+        return Err(err(
+            "workload.rate",
+            "`rate` applies only to `arrival = \"fixed_rate\"` or `\"poisson\"`",
+        ));
+    }
+    let closed = kind == ArrivalKind::ClosedLoop;
+    if !closed && raw.clients.is_some() {
+        return Err(err(
+            "workload.clients",
+            "`clients` applies only to `arrival = \"closed_loop\"`",
+        ));
+    }
+    if !closed && raw.think_time.is_some() {
+        return Err(err(
+            "workload.think_time",
+            "`think_time` applies only to `arrival = \"closed_loop\"`",
+        ));
+    }
+    let rate = || -> Result<f64, Err0> {
+        let rate = raw.rate.ok_or_else(|| {
+            err(
+                "workload.arrival",
+                "this arrival process needs `rate`, in calls per second",
+            )
+        })?;
+        positive_finite("workload.rate", rate, "the rate (calls per second)")
+    };
+    let arrival = match kind {
+        ArrivalKind::AllAtOnce => Arrival::AllAtOnce,
+        ArrivalKind::FixedRate => Arrival::FixedRate { rate: rate()? },
+        ArrivalKind::Poisson => Arrival::Poisson { rate: rate()? },
+        ArrivalKind::ClosedLoop => {
+            let clients = raw.clients.ok_or_else(|| {
+                err(
+                    "workload.arrival",
+                    "`closed_loop` needs `clients`, the number of concurrent clients",
+                )
+            })?;
+            if clients == 0 {
+                return Err(err("workload.clients", "must be at least 1"));
+            }
+            if u64::from(clients) > calls {
+                return Err(err(
+                    "workload.clients",
+                    format!("{clients} clients for {calls} calls: there must be no more clients than calls"),
+                ));
+            }
+            Arrival::ClosedLoop {
+                clients,
+                think_time: raw.think_time.map_or(Duration::ZERO, |t| t.0),
+            }
+        }
+    };
+    Ok(Workload {
+        calls,
+        arrival,
+        operation: raw.operation.unwrap_or_else(|| "call".to_owned()),
+    })
+}
+
+fn build_latency(raw: RawLatency) -> Result<Latency, Err0> {
+    let fields = [
+        ("value", raw.value.is_some()),
+        ("min", raw.min.is_some()),
+        ("max", raw.max.is_some()),
+        ("mean", raw.mean.is_some()),
+        ("std_dev", raw.std_dev.is_some()),
+        ("median", raw.median.is_some()),
+        ("sigma", raw.sigma.is_some()),
+    ];
+    let (dist, allowed): (&str, &[&str]) = match raw.distribution {
+        DistKind::Constant => ("constant", &["value"]),
+        DistKind::Uniform => ("uniform", &["min", "max"]),
+        DistKind::Normal => ("normal", &["mean", "std_dev"]),
+        DistKind::Exponential => ("exponential", &["mean"]),
+        DistKind::Lognormal => ("lognormal", &["median", "sigma"]),
+    };
+    for (field, set) in fields {
+        if set && !allowed.contains(&field) {
+            return Err(err(
+                format!("latency.{field}"),
+                format!(
+                    "`{field}` is not a parameter of the `{dist}` distribution; it takes: {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    let need = |v: Option<Time>, field: &str| -> Result<Duration, Err0> {
+        v.map(|t| t.0).ok_or_else(|| {
+            err(
+                "latency.distribution",
+                format!(
+                    "the `{dist}` distribution needs `{field}`; it takes: {}",
+                    allowed.join(", ")
+                ),
+            )
+        })
+    };
+    Ok(match raw.distribution {
+        DistKind::Constant => Latency::Constant(need(raw.value, "value")?),
+        DistKind::Uniform => {
+            let (min, max) = (need(raw.min, "min")?, need(raw.max, "max")?);
+            if min > max {
+                return Err(err("latency.min", "`min` must not be above `max`"));
+            }
+            Latency::Uniform { min, max }
+        }
+        DistKind::Normal => Latency::Normal {
+            mean: need(raw.mean, "mean")?,
+            std_dev: need(raw.std_dev, "std_dev")?,
+        },
+        DistKind::Exponential => {
+            let mean = need(raw.mean, "mean")?;
+            if mean.is_zero() {
+                return Err(err("latency.mean", "must be greater than zero"));
+            }
+            Latency::Exponential { mean }
+        }
+        DistKind::Lognormal => {
+            let median = need(raw.median, "median")?;
+            if median.is_zero() {
+                return Err(err("latency.median", "must be greater than zero"));
+            }
+            let sigma = raw.sigma.ok_or_else(|| {
+                err(
+                    "latency.distribution",
+                    "the `lognormal` distribution needs `sigma`, the shape (standard deviation of the log), such as 0.5",
+                )
+            })?;
+            let sigma = non_negative("latency.sigma", sigma, "sigma")?;
+            if sigma > 10.0 {
+                return Err(err(
+                    "latency.sigma",
+                    format!("{sigma} is too wide a shape; allowed: 0 to 10"),
+                ));
+            }
+            Latency::Lognormal { median, sigma }
+        }
+    })
+}
+
+fn build_model(i: usize, raw: RawFailure, dir: Option<&Path>) -> Result<Model, Err0> {
+    let at = |field: &str| format!("failures.{i}.{field}");
+    let name = raw.model.name();
+    let allowed = raw.model.fields();
+    for field in raw.set_fields() {
+        if !allowed.contains(&field) {
+            return Err(err(
+                at(field),
+                format!(
+                    "`{field}` is not a field of the `{name}` model; it takes: {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    let missing = |field: &str, what: &str| {
+        err(
+            format!("failures.{i}.model"),
+            format!("the `{name}` model needs `{field}` ({what})"),
+        )
+    };
+    let mut window = Window::ALWAYS;
+    if let Some(from) = raw.from {
+        window.from = nanos(from.0);
+    }
+    if let Some(until) = raw.until {
+        if until.0.is_zero() {
+            return Err(err(at("until"), "must be greater than zero"));
+        }
+        window.until = nanos(until.0);
+    }
+    if window.from >= window.until {
+        return Err(err(at("until"), "`until` must be after `from`"));
+    }
+    let hint = match raw.retry_after {
+        Some(t) if t.0.is_zero() => {
+            return Err(err(
+                at("retry_after"),
+                "a retry-after hint must be greater than zero",
+            ))
+        }
+        Some(t) => Some(t.0),
+        None => None,
+    };
+    let kind = match raw.model {
+        ModelName::Random => {
+            let p = raw
+                .probability
+                .ok_or_else(|| missing("probability", "the chance that an attempt fails"))?;
+            let p = probability(&at("probability"), p)?;
+            let classes = raw.classes.ok_or_else(|| {
+                missing(
+                    "classes",
+                    "the class mix, such as { server_error = 0.7, transient = 0.3 }",
+                )
+            })?;
+            let mut mix = Vec::new();
+            let mut total = 0.0;
+            for (cname, weight) in &classes {
+                let path = format!("failures.{i}.classes.{cname}");
+                let class = class_by_name(&path, cname)?;
+                let w = non_negative(&path, *weight, "a class weight")?;
+                total += w;
+                mix.push((class, w));
+            }
+            if total <= 0.0 {
+                return Err(err(at("classes"), "the class weights must not all be zero"));
+            }
+            // Cumulative thresholds; the last is exactly 1.
+            let mut acc = 0.0;
+            let n = mix.len();
+            let cumulative = mix
+                .into_iter()
+                .enumerate()
+                .map(|(k, (c, w))| {
+                    acc += w / total;
+                    (c, if k + 1 == n { 1.0 } else { acc })
+                })
+                .collect();
+            ModelKind::Random {
+                probability: p,
+                classes: cumulative,
+                retry_after: hint,
+            }
+        }
+        ModelName::Outage => {
+            let start = raw
+                .start
+                .ok_or_else(|| missing("start", "when the outage begins"))?;
+            let end = raw
+                .end
+                .ok_or_else(|| missing("end", "when the service is back"))?;
+            if end.0 <= start.0 {
+                return Err(err(at("end"), "the outage must end after it starts"));
+            }
+            window = Window {
+                from: nanos(start.0),
+                until: nanos(end.0),
+            };
+            let class = match &raw.class {
+                Some(c) => class_by_name(&at("class"), c)?,
+                None => ErrorClass::ServerError,
+            };
+            ModelKind::Outage {
+                class,
+                retry_after: hint,
+            }
+        }
+        ModelName::RateLimit => {
+            let rate = raw
+                .rate
+                .ok_or_else(|| missing("rate", "tokens per second"))?;
+            let rate = positive_finite(&at("rate"), rate, "the rate (tokens per second)")?;
+            let interval = (1e9 / rate).round();
+            if !(1.0..=1e18).contains(&interval) {
+                return Err(err(
+                    at("rate"),
+                    "allowed: from one token every 30 years to one every nanosecond",
+                ));
+            }
+            let burst = raw.burst.unwrap_or(1);
+            if burst == 0 {
+                return Err(err(at("burst"), "must be at least 1"));
+            }
+            ModelKind::RateLimit {
+                interval: interval as u64,
+                burst,
+                hint: raw.hint.unwrap_or(true),
+            }
+        }
+        ModelName::Contention => {
+            let rows = raw
+                .rows
+                .ok_or_else(|| missing("rows", "how many shared rows calls write to"))?;
+            if rows == 0 {
+                return Err(err(at("rows"), "must be at least 1"));
+            }
+            ModelKind::Contention { rows }
+        }
+        ModelName::Overload => {
+            let capacity = raw.capacity.ok_or_else(|| {
+                missing("capacity", "attempts in flight served at nominal latency")
+            })?;
+            if capacity == 0 {
+                return Err(err(at("capacity"), "must be at least 1"));
+            }
+            let latency_growth = non_negative(
+                &at("latency_growth"),
+                raw.latency_growth.unwrap_or(1.0),
+                "latency_growth",
+            )?;
+            let error_rate = probability(&at("error_rate"), raw.error_rate.unwrap_or(0.0))?;
+            let error_growth = non_negative(
+                &at("error_growth"),
+                raw.error_growth.unwrap_or(0.0),
+                "error_growth",
+            )?;
+            let timeout = match raw.timeout {
+                Some(t) if t.0.is_zero() => {
+                    return Err(err(at("timeout"), "must be greater than zero"))
+                }
+                Some(t) => Some(nanos(t.0)),
+                None => None,
+            };
+            let class = match &raw.class {
+                Some(c) => class_by_name(&at("class"), c)?,
+                None => ErrorClass::ServerError,
+            };
+            ModelKind::Overload {
+                capacity,
+                latency_growth,
+                error_rate,
+                error_growth,
+                timeout,
+                class,
+            }
+        }
+        ModelName::Scripted => {
+            let outcomes = raw.outcomes.ok_or_else(|| {
+                missing(
+                    "outcomes",
+                    "each attempt's outcome in order, such as [\"server_error\", \"ok\"]",
+                )
+            })?;
+            if outcomes.is_empty() {
+                return Err(err(at("outcomes"), "must list at least one outcome"));
+            }
+            let parsed = outcomes
+                .iter()
+                .enumerate()
+                .map(|(k, o)| {
+                    parse_outcome(o).map_err(|m| err(format!("failures.{i}.outcomes.{k}"), m))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let then = match &raw.then {
+                Some(t) => parse_outcome(t).map_err(|m| err(at("then"), m))?,
+                None => None,
+            };
+            ModelKind::Scripted {
+                outcomes: parsed,
+                then,
+            }
+        }
+        ModelName::Trace => {
+            let (text, origin) = match (&raw.file, &raw.data) {
+                (Some(_), Some(_)) => {
+                    return Err(err(at("data"), "give either `file` or `data`, not both"))
+                }
+                (None, None) => {
+                    return Err(missing(
+                        "file",
+                        "a CSV file of `time,class` rows; or inline `data`",
+                    ))
+                }
+                (None, Some(data)) => (data.clone(), "inline data".to_owned()),
+                (Some(f), None) => {
+                    let Some(dir) = dir else {
+                        return Err(err(
+                            at("file"),
+                            "trace files can be read only from a scenario file; use inline `data`",
+                        ));
+                    };
+                    let path = dir.join(f);
+                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                        err(at("file"), format!("cannot read `{}`: {e}", path.display()))
+                    })?;
+                    (text, path.display().to_string())
+                }
+            };
+            let points = parse_trace(&text).map_err(|(line, m)| {
+                err(
+                    at(if raw.file.is_some() { "file" } else { "data" }),
+                    format!("{origin}, line {line}: {m}"),
+                )
+            })?;
+            ModelKind::Trace { points }
+        }
+    };
+    Ok(Model { window, kind })
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Parses a scripted or traced outcome: `ok`, a class name, or a class
+/// name and a retry-after hint, `rate_limit/2s`.
+pub fn parse_outcome(text: &str) -> Result<Outcome, String> {
+    let text = text.trim();
+    if text == "ok" {
+        return Ok(None);
+    }
+    let (class, hint) = match text.split_once('/') {
+        Some((c, h)) => (c.trim(), Some(h.trim())),
+        None => (text, None),
+    };
+    let class: ErrorClass = class
+        .parse()
+        .map_err(|e: reflexio::class::UnknownClassName| {
+            format!("`{text}`: {e}; or `ok`; a hint may follow a class, as in `rate_limit/2s`")
+        })?;
+    let mut c = reflexio::Classification::new(class);
+    if let Some(h) = hint {
+        c = c.with_retry_after(parse_duration(h).map_err(|e| format!("hint in `{text}`: {e}"))?);
+    }
+    Ok(Some(c))
+}
+
+/// Parses a trace: CSV rows `time,outcome`, time in seconds (`12.5`) or as a
+/// duration (`12.5s`), non-decreasing; an optional header row starting with
+/// `time`; `#` comments and blank lines skipped. Errors carry the line.
+pub fn parse_trace(text: &str) -> Result<Vec<(u64, Outcome)>, (usize, String)> {
+    let mut points: Vec<(u64, Outcome)> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line_no = n + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut cols = line.split(',').map(str::trim);
+        let (Some(time), Some(outcome)) = (cols.next(), cols.next()) else {
+            return Err((line_no, format!("expected `time,class`, found `{line}`")));
+        };
+        if points.is_empty() && time.eq_ignore_ascii_case("time") {
+            continue;
+        }
+        if let Some(extra) = cols.next() {
+            return Err((
+                line_no,
+                format!("unexpected third column `{extra}`; rows are `time,class` (a hint is written `rate_limit/2s`)"),
+            ));
+        }
+        let t = match time.parse::<f64>() {
+            Ok(secs) if secs.is_finite() && secs >= 0.0 => (secs * 1e9).round() as u64,
+            Ok(_) => return Err((line_no, format!("time `{time}` must be 0 or more seconds"))),
+            Err(_) => nanos(parse_time(time).map_err(|e| (line_no, format!("time: {e}")))?),
+        };
+        if points.last().is_some_and(|(prev, _)| *prev > t) {
+            return Err((
+                line_no,
+                format!("time `{time}` goes backwards; rows must be in time order"),
+            ));
+        }
+        let outcome = parse_outcome(outcome).map_err(|e| (line_no, e))?;
+        points.push((t, outcome));
+    }
+    if points.is_empty() {
+        return Err((1, "the trace has no rows".to_owned()));
+    }
+    Ok(points)
+}

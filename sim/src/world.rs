@@ -1,0 +1,433 @@
+//! The discrete-event loop: virtual time, calls in flight, the engine.
+//!
+//! Events sit in a binary heap ordered by `(time, sequence number)`, so
+//! simultaneous events run in the order they were scheduled. Nothing reads
+//! a clock. A call's state lives in a slab slot while it is in flight;
+//! per-call results go to flat vectors indexed by call id.
+//!
+//! Every policy runs alone against a fresh [`Service`], with the same
+//! arrivals and the same `(call, attempt)` draws (see [`crate::draws`]).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use reflexio::engine::{CallState, Decision, Failure, StopReason};
+
+use crate::check::{Audit, Checker};
+use crate::draws::{self, Draws, KeyedRng};
+use crate::metrics::{CallResults, PolicyMetrics};
+use crate::model::{Plan, Service};
+use crate::report::{Report, RunReport};
+use crate::scenario::{Arrival, Policy, Scenario};
+
+/// A run that could not finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimError {
+    /// A policy made far more attempts than the workload can justify.
+    Runaway {
+        /// The policy.
+        policy: String,
+        /// Attempts made when the run was stopped.
+        attempts: u64,
+    },
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimError::Runaway { policy, attempts } => write!(
+                f,
+                "policy `{policy}` made more than {attempts} attempts; the simulation was stopped. Give it a deadline or a lower max_attempts"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+/// At most this many attempts per call on average before a run is
+/// stopped as a runaway.
+pub const RUNAWAY_ATTEMPTS_PER_CALL: u64 = 10_000;
+
+const ARRIVAL: u8 = 0;
+const ATTEMPT_END: u8 = 1;
+const WAKE: u8 = 2;
+const SERVER_DONE: u8 = 3;
+
+/// A scheduled event. Ordered by time, then by scheduling order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Event {
+    time: u64,
+    seq: u64,
+    /// The call id (arrivals), slot (attempt ends and wakes) or model
+    /// (server done).
+    target: u32,
+    kind: u8,
+}
+
+/// A call in flight.
+struct Slot {
+    call: u32,
+    state: CallState,
+    start: u64,
+    attempt_start: u64,
+    sleep: u64,
+    row_draw: u64,
+    plan: Plan,
+    audit: Audit,
+}
+
+struct Queue {
+    heap: BinaryHeap<Reverse<Event>>,
+    seq: u64,
+}
+
+impl Queue {
+    fn push(&mut self, time: u64, kind: u8, target: u32) {
+        self.seq += 1;
+        self.heap.push(Reverse(Event {
+            time,
+            seq: self.seq,
+            target,
+            kind,
+        }));
+    }
+}
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The arrival times of open-loop workloads, generated lazily in call
+/// order from the arrivals stream.
+struct Arrivals {
+    next: u64,
+    time: u64,
+    rng: rand_chacha::ChaCha8Rng,
+}
+
+impl Arrivals {
+    fn time_of_next(&mut self, arrival: &Arrival) -> u64 {
+        use rand::RngCore;
+        let k = self.next;
+        match arrival {
+            Arrival::AllAtOnce | Arrival::ClosedLoop { .. } => 0,
+            Arrival::FixedRate { rate } => (k as f64 * 1e9 / rate).round() as u64,
+            Arrival::Poisson { rate } => {
+                if k > 0 {
+                    let u = draws::unit(self.rng.next_u64());
+                    let gap = -(1.0 - u).ln() / rate * 1e9;
+                    self.time = self.time.saturating_add(gap.round() as u64);
+                }
+                self.time
+            }
+        }
+    }
+}
+
+/// Runs one policy of `scenario` with `seed`; `progress` is told how many
+/// calls have finished, now and then.
+pub fn run_policy(
+    scenario: &Scenario,
+    policy: &Policy,
+    seed: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<PolicyMetrics, SimError> {
+    let calls = scenario.workload.calls;
+    let arrival = &scenario.workload.arrival;
+    let operation = scenario.workload.operation.as_str();
+    let engine = &policy.engine;
+    let mut checker = Checker::new(policy.envelope, policy.backoffs);
+    let mut service = Service::new(&scenario.failures);
+    let mut outcomes_rng = draws::stream(seed, draws::STREAM_OUTCOMES);
+    let mut jitter_rng = draws::stream(seed, draws::STREAM_JITTER);
+    let needs_row = scenario
+        .failures
+        .iter()
+        .any(|m| matches!(m.kind, crate::model::ModelKind::Contention { .. }));
+    let bucket = ns(scenario.bucket).max(1);
+
+    let mut results = CallResults::new(calls as usize);
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut free: Vec<u32> = Vec::new();
+    let mut queue = Queue {
+        heap: BinaryHeap::new(),
+        seq: 0,
+    };
+    let mut arrivals = Arrivals {
+        next: 0,
+        time: 0,
+        rng: draws::stream(seed, draws::STREAM_ARRIVALS),
+    };
+    match arrival {
+        Arrival::ClosedLoop { clients, .. } => {
+            for c in 0..*clients {
+                queue.push(0, ARRIVAL, c);
+            }
+        }
+        _ => {
+            let t = arrivals.time_of_next(arrival);
+            queue.push(t, ARRIVAL, 0);
+        }
+    }
+    let runaway = calls
+        .saturating_mul(RUNAWAY_ATTEMPTS_PER_CALL)
+        .max(1_000_000);
+    let mut done = 0u64;
+
+    while let Some(Reverse(ev)) = queue.heap.pop() {
+        let now = ev.time;
+        match ev.kind {
+            ARRIVAL => {
+                let call = ev.target;
+                if !matches!(arrival, Arrival::ClosedLoop { .. }) {
+                    arrivals.next += 1;
+                    if arrivals.next < calls {
+                        let t = arrivals.time_of_next(arrival);
+                        queue.push(t, ARRIVAL, arrivals.next as u32);
+                    }
+                }
+                let row_draw = if needs_row {
+                    Draws::at(&mut outcomes_rng, u64::from(call), 0).raw(0)
+                } else {
+                    0
+                };
+                let slot = Slot {
+                    call,
+                    state: engine.start(),
+                    start: now,
+                    attempt_start: now,
+                    sleep: 0,
+                    row_draw,
+                    plan: Plan {
+                        latency: 0,
+                        outcome: None,
+                        write: None,
+                        load: None,
+                    },
+                    audit: Audit::default(),
+                };
+                let index = match free.pop() {
+                    Some(i) => {
+                        slots[i as usize] = slot;
+                        i
+                    }
+                    None => {
+                        slots.push(slot);
+                        (slots.len() - 1) as u32
+                    }
+                };
+                start_attempt(
+                    &mut slots[index as usize],
+                    index,
+                    now,
+                    scenario,
+                    &mut service,
+                    &mut outcomes_rng,
+                    &mut checker,
+                    &mut queue,
+                    &mut results,
+                    bucket,
+                );
+            }
+            WAKE => {
+                let index = ev.target;
+                start_attempt(
+                    &mut slots[index as usize],
+                    index,
+                    now,
+                    scenario,
+                    &mut service,
+                    &mut outcomes_rng,
+                    &mut checker,
+                    &mut queue,
+                    &mut results,
+                    bucket,
+                );
+                if results.attempts_total > runaway {
+                    return Err(SimError::Runaway {
+                        policy: policy.name.clone(),
+                        attempts: runaway,
+                    });
+                }
+            }
+            SERVER_DONE => service.release(ev.target as u8),
+            _ => {
+                // ATTEMPT_END
+                let index = ev.target;
+                let s = &mut slots[index as usize];
+                if let Some((k, served)) = s.plan.load {
+                    if served > s.plan.latency {
+                        queue.push(s.attempt_start + served, SERVER_DONE, u32::from(k));
+                    } else {
+                        service.release(k);
+                    }
+                }
+                let outcome = service.finish(&s.plan);
+                let elapsed = Duration::from_nanos(now - s.start);
+                let call = u64::from(s.call);
+                let attempt = s.state.attempt();
+                let audit = &mut s.audit;
+                let stop = match outcome {
+                    None => {
+                        engine.on_success(&mut s.state, operation, elapsed, &mut |e| {
+                            audit.event(e.kind.is_terminal())
+                        });
+                        Some(None)
+                    }
+                    Some(classification) => {
+                        let mut rng = KeyedRng::new(&mut jitter_rng, call, attempt);
+                        let decision = engine.on_failure(
+                            &mut s.state,
+                            operation,
+                            Failure {
+                                classification,
+                                error_type: classification.class.name(),
+                            },
+                            elapsed,
+                            &mut rng,
+                            &mut |e| audit.event(e.kind.is_terminal()),
+                        );
+                        checker.decided(
+                            &mut s.audit,
+                            call,
+                            attempt,
+                            classification,
+                            elapsed,
+                            &decision,
+                        );
+                        match decision {
+                            Decision::Retry(retry) => {
+                                let delay = ns(retry.delay);
+                                s.sleep = s.sleep.saturating_add(delay);
+                                queue.push(now.saturating_add(delay), WAKE, index);
+                                None
+                            }
+                            Decision::Stop(reason) => Some(Some(reason)),
+                        }
+                    }
+                };
+                if let Some(reason) = stop {
+                    checker.finished(&s.audit, call, attempt);
+                    results.record(s.call as usize, now - s.start, s.sleep, attempt, reason);
+                    free.push(index);
+                    done += 1;
+                    if done & 0xFFF == 0 {
+                        progress(done);
+                    }
+                    if let Arrival::ClosedLoop {
+                        clients,
+                        think_time,
+                    } = arrival
+                    {
+                        let next = u64::from(s.call) + u64::from(*clients);
+                        if next < calls {
+                            queue.push(now.saturating_add(ns(*think_time)), ARRIVAL, next as u32);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    progress(done);
+    let (violations, violation_count) = checker.into_parts();
+    Ok(results.into_metrics(&policy.name, bucket, violations, violation_count))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_attempt(
+    s: &mut Slot,
+    index: u32,
+    now: u64,
+    scenario: &Scenario,
+    service: &mut Service<'_>,
+    outcomes_rng: &mut rand_chacha::ChaCha8Rng,
+    checker: &mut Checker,
+    queue: &mut Queue,
+    results: &mut CallResults,
+    bucket: u64,
+) {
+    let attempt = s.state.attempt();
+    let call = u64::from(s.call);
+    checker.attempt_started(call, attempt, Duration::from_nanos(now - s.start));
+    let draws = Draws::at(outcomes_rng, call, attempt);
+    let latency = scenario.latency.sample(&draws);
+    s.plan = service.start(now, attempt, latency, &draws, s.row_draw);
+    s.attempt_start = now;
+    results.attempt_at(now / bucket);
+    queue.push(now.saturating_add(s.plan.latency), ATTEMPT_END, index);
+}
+
+/// Runs every policy of `scenario` once with `seed`.
+pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, SimError> {
+    run_many(scenario, seed, 1, &|_, _| {})
+}
+
+/// Runs every policy of `scenario` `runs` times, run `i` with seed
+/// [`draws::run_seed`]`(seed, i)`. Independent (run, policy) jobs are
+/// spread over the machine's cores; the result does not depend on how.
+/// `progress(done, total)` counts finished calls over all jobs.
+pub fn run_many(
+    scenario: &Scenario,
+    seed: u64,
+    runs: u32,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Report, SimError> {
+    let runs = runs.max(1);
+    let policies = scenario.policies.len();
+    let jobs = runs as usize * policies;
+    let total = scenario.workload.calls * jobs as u64;
+    let next = AtomicUsize::new(0);
+    let finished = AtomicU64::new(0);
+    let results: Mutex<Vec<Option<Result<PolicyMetrics, SimError>>>> =
+        Mutex::new((0..jobs).map(|_| None).collect());
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs)
+        .max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let job = next.fetch_add(1, Ordering::Relaxed);
+                if job >= jobs {
+                    break;
+                }
+                let run = (job / policies) as u32;
+                let policy = &scenario.policies[job % policies];
+                let mut reported = 0u64;
+                let outcome = run_policy(scenario, policy, draws::run_seed(seed, run), &mut |d| {
+                    let all = finished.fetch_add(d - reported, Ordering::Relaxed) + d - reported;
+                    reported = d;
+                    progress(all, total);
+                });
+                if let Ok(mut slots) = results.lock() {
+                    slots[job] = Some(outcome);
+                }
+            });
+        }
+    });
+    let mut slots = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut reports = Vec::with_capacity(runs as usize);
+    for run in 0..runs {
+        let mut metrics = Vec::with_capacity(policies);
+        for p in 0..policies {
+            let outcome = slots[run as usize * policies + p]
+                .take()
+                .expect("every job ran");
+            metrics.push(outcome?);
+        }
+        reports.push(RunReport {
+            run,
+            seed: draws::run_seed(seed, run),
+            policies: metrics,
+        });
+    }
+    Ok(Report::new(scenario, seed, reports))
+}
+
+/// The reason a call ended: `None` for success.
+pub type End = Option<StopReason>;
