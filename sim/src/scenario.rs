@@ -391,7 +391,7 @@ impl Scenario {
                 file: file.to_owned(),
                 position: span.map(|s| line_col(source, s.start)),
                 path,
-                message: e.message().trim().to_owned(),
+                message: friendly(e.message().trim()),
             }
         })?;
         build(raw, source, stem, dir).map_err(|e| {
@@ -404,6 +404,15 @@ impl Scenario {
             }
         })
     }
+}
+
+/// Serde's type names, in words.
+fn friendly(message: &str) -> String {
+    message
+        .replace("expected u64", "expected a whole number of at least 0")
+        .replace("expected u32", "expected a whole number from 0 to 4294967295")
+        .replace("expected f64", "expected a number")
+        .replace("expected a boolean", "expected true or false")
 }
 
 fn class_by_name(path: &str, name: &str) -> Result<ErrorClass, Err0> {

@@ -1,0 +1,82 @@
+//! The command line: help, `check`, exit codes and the bundled scenarios.
+
+use std::path::PathBuf;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let args: Vec<std::ffi::OsString> = std::iter::once("reflexio-sim")
+        .chain(args.iter().copied())
+        .map(Into::into)
+        .collect();
+    let code = reflexio_sim::cli::main_with(args, &mut out, &mut err, false);
+    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+}
+
+fn scenarios() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+#[test]
+fn help_explains_the_options() {
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for word in ["--scenario", "--seed", "--runs", "--out", "--format", "--no-plots", "check", "Exit codes"] {
+        assert!(out.contains(word), "{word} missing from help:\n{out}");
+    }
+}
+
+#[test]
+fn check_prints_the_normalised_policy_and_its_worst_case() {
+    let dir = std::env::temp_dir().join(format!("reflexio-sim-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("policy.toml");
+    std::fs::write(&file, "max_attempts = 5\n[strategy]\nkind = \"exponential\"\nbase = \"100ms\"\nmax = \"1s\"\n").unwrap();
+    let (code, out, err) = run(&["check", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("deadline = \"1m\""), "{out}");
+    assert!(out.contains("max_unknown_attempts = 2"), "{out}");
+    assert!(out.contains("at most 5 attempts per call"), "{out}");
+    // 100 + 200 + 400 + 800 ms.
+    assert!(out.contains("at most 1500ms asleep"), "{out}");
+
+    std::fs::write(&file, "max_attempts = 0\n").unwrap();
+    let (code, _, err) = run(&["check", file.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("policy.toml:1:16") && err.contains("max_attempts"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_accepts_every_bundled_scenario() {
+    let mut names: Vec<String> = std::fs::read_dir(scenarios())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 5, "{names:?}");
+    for path in &names {
+        let (code, out, err) = run(&["check", path]);
+        assert_eq!(code, 0, "{path}: {err}");
+        assert!(out.contains("[policies."), "{out}");
+        assert!(out.contains("worst case"), "{out}");
+    }
+}
+
+#[test]
+fn bundled_scenarios_run_clean_on_a_small_workload() {
+    // The bundled workloads are sized for release builds; here each runs
+    // with a tenth of its calls (a parsed copy), checking only for
+    // violations.
+    for name in ["rate-limit", "outage", "contention", "overload", "flaky"] {
+        let path = scenarios().join(format!("{name}.toml"));
+        let mut scenario = reflexio_sim::Scenario::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        scenario.workload.calls = (scenario.workload.calls / 10).max(10);
+        if let reflexio_sim::scenario::Arrival::ClosedLoop { clients, .. } = &mut scenario.workload.arrival {
+            *clients = (*clients).min(scenario.workload.calls as u32);
+        }
+        let report = reflexio_sim::run(&scenario, scenario.seed).unwrap();
+        assert_eq!(report.violations(), 0, "{name}");
+    }
+}

@@ -1,0 +1,154 @@
+//! Bad scenario files: every message names the file, line and column, the
+//! field and what is allowed; the command exits with 2 and writes nothing.
+
+use std::path::PathBuf;
+
+use reflexio_sim::Scenario;
+
+fn error(source: &str) -> String {
+    match Scenario::from_toml_str(source, "bad.toml") {
+        Ok(_) => panic!("accepted:\n{source}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn assert_has(message: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(message.contains(part), "`{part}` missing from: {message}");
+    }
+}
+
+const OK_TAIL: &str = "[policies.p]\n";
+
+#[test]
+fn unknown_field_names_its_position_and_the_allowed_fields() {
+    let e = error(&format!("[workload]\ncalls = 10\ncalsl = 3\n{OK_TAIL}"));
+    assert_has(&e, &["bad.toml:3:1", "workload.calsl", "unknown field `calsl`", "`calls`"]);
+}
+
+#[test]
+fn wrong_type() {
+    let e = error(&format!("[workload]\ncalls = \"many\"\n{OK_TAIL}"));
+    assert_has(&e, &["bad.toml:2:9", "workload.calls", "whole number"]);
+}
+
+#[test]
+fn unknown_arrival_lists_the_allowed_ones() {
+    let e = error(&format!("[workload]\ncalls = 1\narrival = \"burst\"\n{OK_TAIL}"));
+    assert_has(&e, &["bad.toml:3:11", "workload.arrival", "poisson", "closed_loop"]);
+}
+
+#[test]
+fn negative_and_zero_durations() {
+    let e = error(&format!(
+        "[workload]\ncalls = 1\n[latency]\ndistribution = \"constant\"\nvalue = \"-5ms\"\n{OK_TAIL}"
+    ));
+    assert_has(&e, &["bad.toml:5:9", "latency.value", "negative"]);
+    let e = error("[workload]\ncalls = 1\n[policies.p]\ndeadline = \"0s\"\n");
+    assert_has(&e, &["bad.toml:4:12", "policies.p.deadline", "zero"]);
+}
+
+#[test]
+fn probability_outside_zero_one() {
+    let e = error(&format!(
+        "[workload]\ncalls = 1\n[[failures]]\nmodel = \"random\"\nprobability = 1.5\nclasses = {{ transient = 1.0 }}\n{OK_TAIL}"
+    ));
+    assert_has(&e, &["bad.toml:5:15", "failures[0].probability", "[0, 1]", "1.5"]);
+}
+
+#[test]
+fn unknown_class_lists_the_classes() {
+    let e = error(&format!(
+        "[workload]\ncalls = 1\n[[failures]]\nmodel = \"outage\"\nstart = \"1s\"\nend = \"2s\"\nclass = \"boom\"\n{OK_TAIL}"
+    ));
+    assert_has(&e, &["bad.toml:7:9", "failures[0].class", "boom", "server_error", "rate_limit"]);
+}
+
+#[test]
+fn impossible_combinations() {
+    let e = error(&format!("[workload]\ncalls = 1\nrate = 5.0\n{OK_TAIL}"));
+    assert_has(&e, &["bad.toml:3:8", "workload.rate", "fixed_rate"]);
+    let e = error(&format!(
+        "[workload]\ncalls = 1\n[[failures]]\nmodel = \"outage\"\nstart = \"2s\"\nend = \"1s\"\n{OK_TAIL}"
+    ));
+    assert_has(&e, &["bad.toml:6:7", "failures[0].end", "after it starts"]);
+    let e = error(&format!(
+        "[workload]\ncalls = 1\n[[failures]]\nmodel = \"random\"\nprobability = 0.1\nclasses = {{ transient = 1.0 }}\nburst = 3\n{OK_TAIL}"
+    ));
+    assert_has(&e, &["bad.toml:7:9", "failures[0].burst", "`random` model", "probability"]);
+    let e = error(&format!(
+        "[workload]\ncalls = 3\narrival = \"closed_loop\"\nclients = 5\n{OK_TAIL}"
+    ));
+    assert_has(&e, &["bad.toml:4:11", "workload.clients", "no more clients than calls"]);
+    let e = error(&format!("[workload]\ncalls = 1\n[[failures]]\nmodel = \"rate_limit\"\nrate = 0.0\n{OK_TAIL}"));
+    assert_has(&e, &["bad.toml:5:8", "failures[0].rate", "greater than 0"]);
+}
+
+#[test]
+fn policy_errors_are_located_inside_the_policy_table() {
+    let e = error(
+        "[workload]\ncalls = 1\n[policies.fast]\nstrategy = { kind = \"equal_jitter\", base = \"2s\", max = \"1s\" }\n",
+    );
+    assert_has(&e, &["bad.toml:4:", "policies.fast.strategy.base", "must not be above max"]);
+    let e = error("[workload]\ncalls = 1\n[policies.fast.strategy]\nkind = \"fibonacci\"\n");
+    assert_has(&e, &["bad.toml:4:8", "policies.fast.strategy.kind", "fibonacci", "equal_jitter"]);
+    let e = error("[workload]\ncalls = 1\n[policies.fast]\nretries = 3\n");
+    assert_has(&e, &["bad.toml:4:1", "policies.fast.retries", "unknown field"]);
+}
+
+#[test]
+fn missing_policies_and_workload() {
+    assert_has(&error("[workload]\ncalls = 1\n"), &["policies", "[policies.<name>]"]);
+    assert_has(&error(OK_TAIL), &["workload", "calls"]);
+}
+
+#[test]
+fn too_large_workloads_are_refused_with_a_clear_message() {
+    let e = error(&format!("[workload]\ncalls = 10000000000\n{OK_TAIL}"));
+    assert_has(&e, &["bad.toml:2:9", "workload.calls", "too large a workload", "GiB", "fewer calls"]);
+}
+
+#[test]
+fn bad_trace_rows_name_the_trace_line() {
+    let e = error(&format!(
+        "[workload]\ncalls = 1\n[[failures]]\nmodel = \"trace\"\ndata = \"\"\"\ntime,class\n0,transient\n1,explode\n\"\"\"\n{OK_TAIL}"
+    ));
+    assert_has(&e, &["failures[0].data", "line 3", "explode", "transient"]);
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("reflexio-sim-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_command_exits_with_2_and_writes_nothing() {
+    let dir = temp_dir("bad-input");
+    let file = dir.join("broken.toml");
+    std::fs::write(&file, "[workload]\ncalls = 10\n[[failures]]\nmodel = \"random\"\nprobability = -0.1\nclasses = { transient = 1.0 }\n[policies.p]\n").unwrap();
+    let out_dir = dir.join("out");
+    let args = ["reflexio-sim", "--scenario", file.to_str().unwrap(), "--out", out_dir.to_str().unwrap()];
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = reflexio_sim::cli::main_with(args.map(Into::into), &mut out, &mut err, false);
+    let err = String::from_utf8(err).unwrap();
+    assert_eq!(code, 2, "{err}");
+    assert_has(&err, &["broken.toml:5:15", "failures[0].probability", "[0, 1]"]);
+    assert!(out.is_empty());
+    assert!(!out_dir.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let args = ["reflexio-sim", "--scenario", "x.toml", "--format", "yaml"];
+    let code = reflexio_sim::cli::main_with(args.map(Into::into), &mut out, &mut err, false);
+    assert_eq!(code, 2);
+    assert_has(&String::from_utf8(err).unwrap(), &["yaml", "table", "json", "csv", "md"]);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = reflexio_sim::cli::main_with(["reflexio-sim", "--scenario", "/nonexistent/x.toml"].map(Into::into), &mut out, &mut err, false);
+    assert_eq!(code, 2);
+    assert_has(&String::from_utf8(err).unwrap(), &["/nonexistent/x.toml", "cannot read"]);
+}
