@@ -359,23 +359,35 @@ pub fn describe_policy(
     config: &RetryConfig,
     engine: &Engine,
 ) -> Result<String, String> {
-    let normalized = config.normalized().map_err(|e| e.to_string())?;
-    let body = if table.is_empty() {
-        normalized.to_toml_string()
-    } else {
-        // Nest under the dotted table name, e.g. [policies.fast].
-        let mut inner = toml::Table::new();
-        let value = toml::Value::try_from(&normalized).map_err(|e| e.to_string())?;
-        let mut parts: Vec<&str> = table.split('.').collect();
-        let last = parts.pop().unwrap_or(table);
-        inner.insert(last.to_owned(), value);
-        let mut doc = inner;
-        while let Some(part) = parts.pop() {
-            let mut outer = toml::Table::new();
-            outer.insert(part.to_owned(), toml::Value::Table(doc));
-            doc = outer;
+    let mut normalized = config.normalized().map_err(|e| e.to_string())?;
+    // `RetryConfig::normalized` drops class tables that set only
+    // `max_attempts`; put those caps back so the output is the whole policy.
+    for (name, class) in &config.classes {
+        if let Some(cap) = class.max_attempts {
+            normalized
+                .classes
+                .entry(name.clone())
+                .or_default()
+                .max_attempts = Some(cap);
         }
-        toml::to_string(&doc).map_err(|e| e.to_string())?
+    }
+    let plain = normalized.to_toml_string();
+    let body = if table.is_empty() {
+        plain
+    } else {
+        // Nest the document under `[table]`: its own sub-table headers
+        // (`[strategy]`, `[classes.x]`) get the same prefix.
+        let mut nested = format!("[{table}]\n");
+        for line in plain.lines() {
+            match line.strip_prefix('[') {
+                Some(rest) => nested.push_str(&format!("\n[{table}.{rest}\n")),
+                None => {
+                    nested.push_str(line);
+                    nested.push('\n');
+                }
+            }
+        }
+        nested.replace("\n\n\n", "\n\n")
     };
     let wc = engine.worst_case();
     let mut text = body;
@@ -383,8 +395,10 @@ pub fn describe_policy(
         text.push('\n');
     }
     text.push_str(&format!(
-        "# worst case: at most {} attempts per call; {} can start before the deadline\n",
-        wc.max_attempts, wc.max_attempts_before_deadline
+        "# worst case: at most {} attempt{} per call; {} can start before the deadline\n",
+        wc.max_attempts,
+        if wc.max_attempts == 1 { "" } else { "s" },
+        wc.max_attempts_before_deadline
     ));
     text.push_str(&format!(
         "# worst case: at most {} asleep per call without server hints, {} with hints at max_retry_after{}\n",

@@ -74,8 +74,11 @@ pub fn path_at(source: &str, offset: usize) -> Option<String> {
             DeValue::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     path.push(i.to_string());
-                    if covers(item.span(), offset) || walk_value(item, offset, path) {
+                    if covers(item.span(), offset) {
                         walk_value(item, offset, path);
+                        return true;
+                    }
+                    if walk_value(item, offset, path) {
                         return true;
                     }
                     path.pop();

@@ -22,6 +22,7 @@ pub struct CallResults {
     /// Attempts made so far.
     pub attempts_total: u64,
     load: Vec<u64>,
+    last_end: u64,
 }
 
 const SUCCESS: u8 = 0;
@@ -47,6 +48,7 @@ impl CallResults {
             end: vec![SUCCESS; calls],
             attempts_total: 0,
             load: Vec::new(),
+            last_end: 0,
         }
     }
 
@@ -60,15 +62,17 @@ impl CallResults {
         self.load[b] += 1;
     }
 
-    /// Call `call` ended.
+    /// Call `call` ended at virtual time `end`.
     pub fn record(
         &mut self,
         call: usize,
+        end: u64,
         latency: u64,
         sleep: u64,
         attempts: u32,
         reason: Option<StopReason>,
     ) {
+        self.last_end = self.last_end.max(end);
         self.latency[call] = latency;
         self.sleep[call] = sleep;
         self.attempts[call] = attempts;
@@ -147,6 +151,7 @@ impl CallResults {
             latency_max_ms: ms(self.latency.last().copied().unwrap_or(0)),
             load_amplification: round(self.attempts_total as f64 / calls.max(1) as f64, 4),
             peak_attempts_per_s: round(peak as f64 * per_second, 3),
+            finished_at_ms: ms(self.last_end),
             violations,
             violation_list,
             load_per_bucket: self.load,
@@ -250,6 +255,9 @@ pub struct PolicyMetrics {
     pub load_amplification: f64,
     /// The most attempts started in one time bucket, per second.
     pub peak_attempts_per_s: f64,
+    /// Virtual time when the last call ended (ms): how long the whole
+    /// workload took.
+    pub finished_at_ms: f64,
     /// Envelope violations found (there should be none).
     pub violations: u64,
     /// The first violations, with their calls.
@@ -295,6 +303,7 @@ pub const SCALARS: &[Scalar] = &[
     ("latency_max_ms", |m| m.latency_max_ms),
     ("load_amplification", |m| m.load_amplification),
     ("peak_attempts_per_s", |m| m.peak_attempts_per_s),
+    ("finished_at_ms", |m| m.finished_at_ms),
     ("violations", |m| m.violations as f64),
 ];
 
@@ -320,7 +329,14 @@ mod tests {
     fn nearest_rank_percentiles() {
         let mut r = CallResults::new(10);
         for i in 0..10 {
-            r.record(i, (i as u64 + 1) * 1_000_000, 0, (i as u32 % 3) + 1, None);
+            r.record(
+                i,
+                0,
+                (i as u64 + 1) * 1_000_000,
+                0,
+                (i as u32 % 3) + 1,
+                None,
+            );
         }
         let m = r.into_metrics("p", 1_000_000_000, Vec::new(), 0);
         assert_eq!(m.latency_p50_ms, 5.0);

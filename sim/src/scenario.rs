@@ -410,7 +410,10 @@ impl Scenario {
 fn friendly(message: &str) -> String {
     message
         .replace("expected u64", "expected a whole number of at least 0")
-        .replace("expected u32", "expected a whole number from 0 to 4294967295")
+        .replace(
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        )
         .replace("expected f64", "expected a number")
         .replace("expected a boolean", "expected true or false")
 }

@@ -313,7 +313,14 @@ pub fn run_policy(
                 };
                 if let Some(reason) = stop {
                     checker.finished(&s.audit, call, attempt);
-                    results.record(s.call as usize, now - s.start, s.sleep, attempt, reason);
+                    results.record(
+                        s.call as usize,
+                        now,
+                        now - s.start,
+                        s.sleep,
+                        attempt,
+                        reason,
+                    );
                     free.push(index);
                     done += 1;
                     if done & 0xFFF == 0 {

@@ -49,11 +49,32 @@ fn a_well_behaved_sequence_passes() {
     let mut audit = Audit::default();
     c.attempt_started(7, 1, ms(0));
     // equal jitter, attempt 1: [100, 200] ms.
-    c.decided(&mut audit, 7, 1, failure(ErrorClass::Transient), ms(10), &retry(150, 150, 2));
+    c.decided(
+        &mut audit,
+        7,
+        1,
+        failure(ErrorClass::Transient),
+        ms(10),
+        &retry(150, 150, 2),
+    );
     c.attempt_started(7, 2, ms(160));
-    c.decided(&mut audit, 7, 2, failure(ErrorClass::Transient), ms(170), &retry(300, 300, 3));
+    c.decided(
+        &mut audit,
+        7,
+        2,
+        failure(ErrorClass::Transient),
+        ms(170),
+        &retry(300, 300, 3),
+    );
     c.attempt_started(7, 3, ms(470));
-    c.decided(&mut audit, 7, 3, failure(ErrorClass::Transient), ms(480), &Decision::Stop(StopReason::MaxAttemptsExceeded));
+    c.decided(
+        &mut audit,
+        7,
+        3,
+        failure(ErrorClass::Transient),
+        ms(480),
+        &Decision::Stop(StopReason::MaxAttemptsExceeded),
+    );
     audit.event(true);
     c.finished(&audit, 7, 3);
     assert_eq!(c.count(), 0, "{:?}", c.violations());
@@ -63,7 +84,14 @@ fn a_well_behaved_sequence_passes() {
 fn retrying_a_permanent_error_is_reported() {
     let mut c = checker();
     let mut audit = Audit::default();
-    c.decided(&mut audit, 1, 1, failure(ErrorClass::Permanent), ms(5), &retry(150, 150, 2));
+    c.decided(
+        &mut audit,
+        1,
+        1,
+        failure(ErrorClass::Permanent),
+        ms(5),
+        &retry(150, 150, 2),
+    );
     assert_eq!(kinds(&c), [ViolationKind::RetryOfNeverRetryClass]);
     assert_eq!(c.violations()[0].call, 1);
 }
@@ -76,23 +104,60 @@ fn attempts_over_the_global_and_class_caps_are_reported() {
     assert_eq!(kinds(&c), [ViolationKind::AttemptOverCap]);
 
     let mut c = checker();
-    c.decided(&mut audit, 3, 1, failure(ErrorClass::RateLimit), ms(5), &retry(150, 150, 2));
+    c.decided(
+        &mut audit,
+        3,
+        1,
+        failure(ErrorClass::RateLimit),
+        ms(5),
+        &retry(150, 150, 2),
+    );
     assert_eq!(c.count(), 0);
     // The second rate_limit failure reaches the class cap of 2: no retry.
-    c.decided(&mut audit, 3, 2, failure(ErrorClass::RateLimit), ms(200), &retry(300, 300, 3));
+    c.decided(
+        &mut audit,
+        3,
+        2,
+        failure(ErrorClass::RateLimit),
+        ms(200),
+        &retry(300, 300, 3),
+    );
     assert_eq!(kinds(&c), [ViolationKind::AttemptOverCap]);
-    assert!(c.violations()[0].detail.contains("classes.rate_limit.max_attempts"));
+    assert!(c.violations()[0]
+        .detail
+        .contains("classes.rate_limit.max_attempts"));
 
     let mut c = checker();
     let mut audit = Audit::default();
-    c.decided(&mut audit, 4, 1, failure(ErrorClass::Unknown), ms(5), &retry(150, 150, 2));
-    c.decided(&mut audit, 4, 2, failure(ErrorClass::Unknown), ms(200), &retry(300, 300, 3));
+    c.decided(
+        &mut audit,
+        4,
+        1,
+        failure(ErrorClass::Unknown),
+        ms(5),
+        &retry(150, 150, 2),
+    );
+    c.decided(
+        &mut audit,
+        4,
+        2,
+        failure(ErrorClass::Unknown),
+        ms(200),
+        &retry(300, 300, 3),
+    );
     assert_eq!(kinds(&c), [ViolationKind::AttemptOverCap]);
     assert!(c.violations()[0].detail.contains("max_unknown_attempts"));
 
     let mut c = checker();
     let mut audit = Audit::default();
-    c.decided(&mut audit, 5, 3, failure(ErrorClass::Transient), ms(5), &retry(500, 500, 4));
+    c.decided(
+        &mut audit,
+        5,
+        3,
+        failure(ErrorClass::Transient),
+        ms(5),
+        &retry(500, 500, 4),
+    );
     assert!(kinds(&c).contains(&ViolationKind::AttemptOverCap));
 }
 
@@ -104,7 +169,14 @@ fn deadline_breaches_are_reported() {
     assert_eq!(kinds(&c), [ViolationKind::AttemptAfterDeadline]);
 
     let mut c = checker();
-    c.decided(&mut audit, 9, 1, failure(ErrorClass::Transient), ms(900), &retry(150, 150, 2));
+    c.decided(
+        &mut audit,
+        9,
+        1,
+        failure(ErrorClass::Transient),
+        ms(900),
+        &retry(150, 150, 2),
+    );
     assert_eq!(kinds(&c), [ViolationKind::SleepPastDeadline]);
 }
 
@@ -113,13 +185,33 @@ fn delays_outside_the_strategy_bounds_are_reported() {
     let mut c = checker();
     let mut audit = Audit::default();
     // equal jitter, attempt 1: [100, 200] ms; 250 is out.
-    c.decided(&mut audit, 10, 1, failure(ErrorClass::Transient), ms(5), &retry(250, 250, 2));
-    assert_eq!(kinds(&c), [ViolationKind::DelayOutOfBounds, ViolationKind::DelayOutOfBounds]);
+    c.decided(
+        &mut audit,
+        10,
+        1,
+        failure(ErrorClass::Transient),
+        ms(5),
+        &retry(250, 250, 2),
+    );
+    assert_eq!(
+        kinds(&c),
+        [
+            ViolationKind::DelayOutOfBounds,
+            ViolationKind::DelayOutOfBounds
+        ]
+    );
 
     // A fine draw but a slept delay that neither the draw nor a hint explains.
     let mut c = checker();
     let mut audit = Audit::default();
-    c.decided(&mut audit, 11, 1, failure(ErrorClass::Transient), ms(5), &retry(450, 150, 2));
+    c.decided(
+        &mut audit,
+        11,
+        1,
+        failure(ErrorClass::Transient),
+        ms(5),
+        &retry(450, 150, 2),
+    );
     assert_eq!(kinds(&c), [ViolationKind::DelayOutOfBounds]);
 
     // The same delay explained by a server hint is fine.
@@ -139,6 +231,9 @@ fn a_call_without_exactly_one_terminal_event_is_reported() {
     twice.event(true);
     twice.event(true);
     c.finished(&twice, 14, 2);
-    assert_eq!(kinds(&c), [ViolationKind::TerminalEvents, ViolationKind::TerminalEvents]);
+    assert_eq!(
+        kinds(&c),
+        [ViolationKind::TerminalEvents, ViolationKind::TerminalEvents]
+    );
     assert_eq!(c.violations()[1].call, 14);
 }

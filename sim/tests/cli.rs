@@ -9,7 +9,11 @@ fn run(args: &[&str]) -> (i32, String, String) {
         .map(Into::into)
         .collect();
     let code = reflexio_sim::cli::main_with(args, &mut out, &mut err, false);
-    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
 }
 
 fn scenarios() -> PathBuf {
@@ -20,7 +24,16 @@ fn scenarios() -> PathBuf {
 fn help_explains_the_options() {
     let (code, out, _) = run(&["--help"]);
     assert_eq!(code, 0);
-    for word in ["--scenario", "--seed", "--runs", "--out", "--format", "--no-plots", "check", "Exit codes"] {
+    for word in [
+        "--scenario",
+        "--seed",
+        "--runs",
+        "--out",
+        "--format",
+        "--no-plots",
+        "check",
+        "Exit codes",
+    ] {
         assert!(out.contains(word), "{word} missing from help:\n{out}");
     }
 }
@@ -30,7 +43,11 @@ fn check_prints_the_normalised_policy_and_its_worst_case() {
     let dir = std::env::temp_dir().join(format!("reflexio-sim-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("policy.toml");
-    std::fs::write(&file, "max_attempts = 5\n[strategy]\nkind = \"exponential\"\nbase = \"100ms\"\nmax = \"1s\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "max_attempts = 5\n[strategy]\nkind = \"exponential\"\nbase = \"100ms\"\nmax = \"1s\"\n",
+    )
+    .unwrap();
     let (code, out, err) = run(&["check", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("deadline = \"1m\""), "{out}");
@@ -42,7 +59,10 @@ fn check_prints_the_normalised_policy_and_its_worst_case() {
     std::fs::write(&file, "max_attempts = 0\n").unwrap();
     let (code, _, err) = run(&["check", file.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("policy.toml:1:16") && err.contains("max_attempts"), "{err}");
+    assert!(
+        err.contains("policy.toml:1:16") && err.contains("max_attempts"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -71,9 +91,12 @@ fn bundled_scenarios_run_clean_on_a_small_workload() {
     // violations.
     for name in ["rate-limit", "outage", "contention", "overload", "flaky"] {
         let path = scenarios().join(format!("{name}.toml"));
-        let mut scenario = reflexio_sim::Scenario::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        let mut scenario =
+            reflexio_sim::Scenario::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
         scenario.workload.calls = (scenario.workload.calls / 10).max(10);
-        if let reflexio_sim::scenario::Arrival::ClosedLoop { clients, .. } = &mut scenario.workload.arrival {
+        if let reflexio_sim::scenario::Arrival::ClosedLoop { clients, .. } =
+            &mut scenario.workload.arrival
+        {
             *clients = (*clients).min(scenario.workload.calls as u32);
         }
         let report = reflexio_sim::run(&scenario, scenario.seed).unwrap();

@@ -72,7 +72,10 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
         })
         .collect();
     all.sort();
@@ -97,7 +100,8 @@ fn the_command_writes_identical_folders() {
             "json",
         ];
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let code = reflexio_sim::cli::main_with(args.map(Into::into), &mut stdout, &mut stderr, false);
+        let code =
+            reflexio_sim::cli::main_with(args.map(Into::into), &mut stdout, &mut stderr, false);
         assert_eq!(code, 0, "{}", String::from_utf8_lossy(&stderr));
         assert_eq!(stdout, std::fs::read(out.join("report.json")).unwrap());
         outputs.push(files(&out));
@@ -105,7 +109,15 @@ fn the_command_writes_identical_folders() {
     let names: Vec<&str> = outputs[0].iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["attempts.svg", "latency-cdf.svg", "load.svg", "report.csv", "report.json", "report.md", "sleep.svg"]
+        [
+            "attempts.svg",
+            "latency-cdf.svg",
+            "load.svg",
+            "report.csv",
+            "report.json",
+            "report.md",
+            "sleep.svg"
+        ]
     );
     assert!(outputs[0] == outputs[1], "two runs wrote different bytes");
     let _ = std::fs::remove_dir_all(&dir);
@@ -129,7 +141,8 @@ fn png_plots_are_written_and_deterministic() {
             "png",
         ];
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let code = reflexio_sim::cli::main_with(args.map(Into::into), &mut stdout, &mut stderr, false);
+        let code =
+            reflexio_sim::cli::main_with(args.map(Into::into), &mut stdout, &mut stderr, false);
         assert_eq!(code, 0, "{}", String::from_utf8_lossy(&stderr));
         outputs.push(files(&out));
     }

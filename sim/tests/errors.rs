@@ -23,7 +23,15 @@ const OK_TAIL: &str = "[policies.p]\n";
 #[test]
 fn unknown_field_names_its_position_and_the_allowed_fields() {
     let e = error(&format!("[workload]\ncalls = 10\ncalsl = 3\n{OK_TAIL}"));
-    assert_has(&e, &["bad.toml:3:1", "workload.calsl", "unknown field `calsl`", "`calls`"]);
+    assert_has(
+        &e,
+        &[
+            "bad.toml:3:1",
+            "workload.calsl",
+            "unknown field `calsl`",
+            "`calls`",
+        ],
+    );
 }
 
 #[test]
@@ -34,8 +42,18 @@ fn wrong_type() {
 
 #[test]
 fn unknown_arrival_lists_the_allowed_ones() {
-    let e = error(&format!("[workload]\ncalls = 1\narrival = \"burst\"\n{OK_TAIL}"));
-    assert_has(&e, &["bad.toml:3:11", "workload.arrival", "poisson", "closed_loop"]);
+    let e = error(&format!(
+        "[workload]\ncalls = 1\narrival = \"burst\"\n{OK_TAIL}"
+    ));
+    assert_has(
+        &e,
+        &[
+            "bad.toml:3:11",
+            "workload.arrival",
+            "poisson",
+            "closed_loop",
+        ],
+    );
 }
 
 #[test]
@@ -53,7 +71,10 @@ fn probability_outside_zero_one() {
     let e = error(&format!(
         "[workload]\ncalls = 1\n[[failures]]\nmodel = \"random\"\nprobability = 1.5\nclasses = {{ transient = 1.0 }}\n{OK_TAIL}"
     ));
-    assert_has(&e, &["bad.toml:5:15", "failures[0].probability", "[0, 1]", "1.5"]);
+    assert_has(
+        &e,
+        &["bad.toml:5:15", "failures[0].probability", "[0, 1]", "1.5"],
+    );
 }
 
 #[test]
@@ -61,7 +82,16 @@ fn unknown_class_lists_the_classes() {
     let e = error(&format!(
         "[workload]\ncalls = 1\n[[failures]]\nmodel = \"outage\"\nstart = \"1s\"\nend = \"2s\"\nclass = \"boom\"\n{OK_TAIL}"
     ));
-    assert_has(&e, &["bad.toml:7:9", "failures[0].class", "boom", "server_error", "rate_limit"]);
+    assert_has(
+        &e,
+        &[
+            "bad.toml:7:9",
+            "failures[0].class",
+            "boom",
+            "server_error",
+            "rate_limit",
+        ],
+    );
 }
 
 #[test]
@@ -75,12 +105,29 @@ fn impossible_combinations() {
     let e = error(&format!(
         "[workload]\ncalls = 1\n[[failures]]\nmodel = \"random\"\nprobability = 0.1\nclasses = {{ transient = 1.0 }}\nburst = 3\n{OK_TAIL}"
     ));
-    assert_has(&e, &["bad.toml:7:9", "failures[0].burst", "`random` model", "probability"]);
+    assert_has(
+        &e,
+        &[
+            "bad.toml:7:9",
+            "failures[0].burst",
+            "`random` model",
+            "probability",
+        ],
+    );
     let e = error(&format!(
         "[workload]\ncalls = 3\narrival = \"closed_loop\"\nclients = 5\n{OK_TAIL}"
     ));
-    assert_has(&e, &["bad.toml:4:11", "workload.clients", "no more clients than calls"]);
-    let e = error(&format!("[workload]\ncalls = 1\n[[failures]]\nmodel = \"rate_limit\"\nrate = 0.0\n{OK_TAIL}"));
+    assert_has(
+        &e,
+        &[
+            "bad.toml:4:11",
+            "workload.clients",
+            "no more clients than calls",
+        ],
+    );
+    let e = error(&format!(
+        "[workload]\ncalls = 1\n[[failures]]\nmodel = \"rate_limit\"\nrate = 0.0\n{OK_TAIL}"
+    ));
     assert_has(&e, &["bad.toml:5:8", "failures[0].rate", "greater than 0"]);
 }
 
@@ -89,23 +136,53 @@ fn policy_errors_are_located_inside_the_policy_table() {
     let e = error(
         "[workload]\ncalls = 1\n[policies.fast]\nstrategy = { kind = \"equal_jitter\", base = \"2s\", max = \"1s\" }\n",
     );
-    assert_has(&e, &["bad.toml:4:", "policies.fast.strategy.base", "must not be above max"]);
+    assert_has(
+        &e,
+        &[
+            "bad.toml:4:",
+            "policies.fast.strategy.base",
+            "must not be above max",
+        ],
+    );
     let e = error("[workload]\ncalls = 1\n[policies.fast.strategy]\nkind = \"fibonacci\"\n");
-    assert_has(&e, &["bad.toml:4:8", "policies.fast.strategy.kind", "fibonacci", "equal_jitter"]);
+    assert_has(
+        &e,
+        &[
+            "bad.toml:4:8",
+            "policies.fast.strategy.kind",
+            "fibonacci",
+            "equal_jitter",
+        ],
+    );
     let e = error("[workload]\ncalls = 1\n[policies.fast]\nretries = 3\n");
-    assert_has(&e, &["bad.toml:4:1", "policies.fast.retries", "unknown field"]);
+    assert_has(
+        &e,
+        &["bad.toml:4:1", "policies.fast.retries", "unknown field"],
+    );
 }
 
 #[test]
 fn missing_policies_and_workload() {
-    assert_has(&error("[workload]\ncalls = 1\n"), &["policies", "[policies.<name>]"]);
+    assert_has(
+        &error("[workload]\ncalls = 1\n"),
+        &["policies", "[policies.<name>]"],
+    );
     assert_has(&error(OK_TAIL), &["workload", "calls"]);
 }
 
 #[test]
 fn too_large_workloads_are_refused_with_a_clear_message() {
     let e = error(&format!("[workload]\ncalls = 10000000000\n{OK_TAIL}"));
-    assert_has(&e, &["bad.toml:2:9", "workload.calls", "too large a workload", "GiB", "fewer calls"]);
+    assert_has(
+        &e,
+        &[
+            "bad.toml:2:9",
+            "workload.calls",
+            "too large a workload",
+            "GiB",
+            "fewer calls",
+        ],
+    );
 }
 
 #[test]
@@ -129,12 +206,21 @@ fn the_command_exits_with_2_and_writes_nothing() {
     let file = dir.join("broken.toml");
     std::fs::write(&file, "[workload]\ncalls = 10\n[[failures]]\nmodel = \"random\"\nprobability = -0.1\nclasses = { transient = 1.0 }\n[policies.p]\n").unwrap();
     let out_dir = dir.join("out");
-    let args = ["reflexio-sim", "--scenario", file.to_str().unwrap(), "--out", out_dir.to_str().unwrap()];
+    let args = [
+        "reflexio-sim",
+        "--scenario",
+        file.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = reflexio_sim::cli::main_with(args.map(Into::into), &mut out, &mut err, false);
     let err = String::from_utf8(err).unwrap();
     assert_eq!(code, 2, "{err}");
-    assert_has(&err, &["broken.toml:5:15", "failures[0].probability", "[0, 1]"]);
+    assert_has(
+        &err,
+        &["broken.toml:5:15", "failures[0].probability", "[0, 1]"],
+    );
     assert!(out.is_empty());
     assert!(!out_dir.exists());
     let _ = std::fs::remove_dir_all(&dir);
@@ -146,9 +232,20 @@ fn usage_errors_exit_with_2() {
     let args = ["reflexio-sim", "--scenario", "x.toml", "--format", "yaml"];
     let code = reflexio_sim::cli::main_with(args.map(Into::into), &mut out, &mut err, false);
     assert_eq!(code, 2);
-    assert_has(&String::from_utf8(err).unwrap(), &["yaml", "table", "json", "csv", "md"]);
+    assert_has(
+        &String::from_utf8(err).unwrap(),
+        &["yaml", "table", "json", "csv", "md"],
+    );
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = reflexio_sim::cli::main_with(["reflexio-sim", "--scenario", "/nonexistent/x.toml"].map(Into::into), &mut out, &mut err, false);
+    let code = reflexio_sim::cli::main_with(
+        ["reflexio-sim", "--scenario", "/nonexistent/x.toml"].map(Into::into),
+        &mut out,
+        &mut err,
+        false,
+    );
     assert_eq!(code, 2);
-    assert_has(&String::from_utf8(err).unwrap(), &["/nonexistent/x.toml", "cannot read"]);
+    assert_has(
+        &String::from_utf8(err).unwrap(),
+        &["/nonexistent/x.toml", "cannot read"],
+    );
 }

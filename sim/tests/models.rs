@@ -25,8 +25,7 @@ strategy = { kind = "constant", base = "100ms" }
 
 #[test]
 fn random_failures_every_time_exhaust_the_attempt_cap() {
-    let m = one(&format!(
-        r#"
+    let m = one(r#"
 [workload]
 calls = 1
 [latency]
@@ -35,12 +34,11 @@ value = "10ms"
 [[failures]]
 model = "random"
 probability = 1.0
-classes = {{ transient = 1.0 }}
+classes = { transient = 1.0 }
 [policies.p]
 max_attempts = 3
-strategy = {{ kind = "constant", base = "100ms" }}
-"#
-    ));
+strategy = { kind = "constant", base = "100ms" }
+"#);
     // Attempts at 0, 110 and 220 ms, each 10 ms long; two sleeps of 100 ms.
     assert_eq!(m.attempts_total, 3);
     assert_eq!(m.failures.max_attempts_exceeded, 1);
@@ -67,8 +65,7 @@ classes = {{ permanent = 1.0 }}
 
 #[test]
 fn random_failure_rate_and_class_mix_are_about_right() {
-    let m = one(
-        r#"
+    let m = one(r#"
 [workload]
 calls = 4000
 [[failures]]
@@ -77,8 +74,7 @@ probability = 0.5
 classes = { transient = 3.0, permanent = 1.0 }
 [policies.p]
 max_attempts = 1
-"#,
-    );
+"#);
     // Half the calls fail; a quarter of the failures are permanent.
     let failed = m.calls - m.successes;
     assert!((1900..2100).contains(&failed), "{failed}");
@@ -159,8 +155,7 @@ strategy = {{ kind = "constant", base = "1ms" }}
 
 #[test]
 fn contention_fails_the_stale_writer() {
-    let m = one(
-        r#"
+    let m = one(r#"
 [workload]
 calls = 2
 [latency]
@@ -171,8 +166,7 @@ model = "contention"
 rows = 1
 [policies.p]
 strategy = { kind = "constant", base = "5ms" }
-"#,
-    );
+"#);
     // Both read version 0 at t=0. Call 0 writes at 10 ms; call 1's write at
     // 10 ms is stale and fails, it retries at 15 ms, reads version 1 and
     // writes at 25 ms.
@@ -184,16 +178,14 @@ strategy = { kind = "constant", base = "5ms" }
 
 #[test]
 fn contention_on_separate_rows_rarely_conflicts() {
-    let m = one(
-        r#"
+    let m = one(r#"
 [workload]
 calls = 20
 [[failures]]
 model = "contention"
 rows = 1000000
 [policies.p]
-"#,
-    );
+"#);
     assert_eq!(m.attempts_total, 20);
 }
 
@@ -276,8 +268,7 @@ outcomes = ["server_error", "rate_limit/300ms", "ok"]
 
 #[test]
 fn scripted_then_applies_past_the_script() {
-    let m = one(
-        r#"
+    let m = one(r#"
 [workload]
 calls = 1
 [[failures]]
@@ -286,8 +277,7 @@ outcomes = ["transient"]
 then = "unknown"
 [policies.p]
 max_unknown_attempts = 2
-"#,
-    );
+"#);
     // transient, unknown, unknown: the second unknown hits the unknown cap.
     assert_eq!(m.attempts_total, 3);
     assert_eq!(m.failures.max_unknown_attempts_exceeded, 1);
@@ -337,19 +327,16 @@ until = "150ms"
 
 #[test]
 fn fixed_rate_and_closed_loop_arrivals() {
-    let m = one(
-        r#"
+    let m = one(r#"
 bucket = "100ms"
 [workload]
 calls = 4
 arrival = "fixed_rate"
 rate = 10.0
 [policies.p]
-"#,
-    );
+"#);
     assert_eq!(m.load_per_bucket, vec![1, 1, 1, 1]);
-    let m = one(
-        r#"
+    let m = one(r#"
 bucket = "5ms"
 [workload]
 calls = 4
@@ -360,16 +347,14 @@ think_time = "5ms"
 distribution = "constant"
 value = "10ms"
 [policies.p]
-"#,
-    );
+"#);
     // Two clients start at 0 and again at 10 + 5 ms.
     assert_eq!(m.load_per_bucket, vec![2, 0, 0, 2]);
 }
 
 #[test]
 fn identical_policies_face_identical_dice() {
-    let ms = run(
-        r#"
+    let ms = run(r#"
 [workload]
 calls = 500
 arrival = "poisson"
@@ -384,8 +369,7 @@ probability = 0.3
 classes = { server_error = 1.0, transient = 1.0 }
 [policies.a]
 [policies.b]
-"#,
-    );
+"#);
     let (mut a, b) = (ms[0].clone(), ms[1].clone());
     a.policy = b.policy.clone();
     assert_eq!(a, b);

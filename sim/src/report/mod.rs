@@ -196,12 +196,13 @@ pub fn main_row(s: &PolicySummary, runs: usize) -> Vec<String> {
         v("latency_p99_ms", &time),
         v("latency_max_ms", &time),
         v("peak_attempts_per_s", &count),
+        v("finished_at_ms", &time),
         v("violations", &count),
     ]
 }
 
 /// Headers of [`main_row`].
-pub const MAIN_HEADERS: [&str; 13] = [
+pub const MAIN_HEADERS: [&str; 14] = [
     "policy",
     "success",
     "attempts/call",
@@ -214,6 +215,7 @@ pub const MAIN_HEADERS: [&str; 13] = [
     "latency p99",
     "latency max",
     "peak attempts/s",
+    "all done at",
     "violations",
 ];
 
