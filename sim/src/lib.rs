@@ -43,3 +43,8 @@ pub use metrics::PolicyMetrics;
 pub use report::Report;
 pub use scenario::{Scenario, ScenarioError};
 pub use world::{run, run_many, SimError};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
