@@ -28,7 +28,7 @@ pub const EXIT_BAD_INPUT: i32 = 2;
 ///
 /// Every policy in a scenario faces the same arrivals and the same random
 /// draws for each (call, attempt); every decision comes from the reflexio
-/// engine that production code runs. Reports go to reports/<scenario name>/:
+/// engine that production code runs. Reports go to reports/NAME/ (NAME the scenario's name):
 /// report.json, report.csv, report.md and plots. The same scenario and seed
 /// give byte-identical reports.
 #[derive(Debug, Parser)]
@@ -55,12 +55,12 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     runs: Option<u32>,
 
-    /// Output folder [default: reports/<scenario name>].
+    /// Output folder [default: reports/NAME, NAME the scenario's name].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 
-    /// What to print on standard output. Every format is also written to
-    /// the output folder.
+    /// What to print on standard output. JSON, CSV and Markdown are written
+    /// to the output folder whatever this says.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 

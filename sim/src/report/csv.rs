@@ -1,5 +1,5 @@
 //! The CSV report: one row per run and policy, the columns of
-//! [`SCALARS`](crate::metrics::SCALARS) after `run,seed,policy`.
+//! [`crate::metrics::SCALARS`] after `run,seed,policy`.
 
 use super::Report;
 use crate::metrics::SCALARS;
