@@ -27,8 +27,14 @@ pub const MAX_CALLS: u64 = 50_000_000;
 /// Bytes of per-call results kept while one policy runs (end-to-end
 /// latency, sleep, attempts and outcome).
 pub const BYTES_PER_CALL: u64 = 24;
-/// The most memory per-call results may take.
-pub const MAX_RESULT_BYTES: u64 = 2 << 30;
+/// Bytes a call takes while in flight (its engine state, the checker's
+/// record, its planned attempt and its queued event), rounded up.
+pub const BYTES_IN_FLIGHT: u64 = 512;
+/// The most memory one policy run may be expected to take.
+pub const MAX_MEMORY: u64 = 4 << 30;
+/// The most calls that may be in flight at once during a run; a run that
+/// gets there stops with an error rather than exhaust memory.
+pub const MAX_IN_FLIGHT: u64 = MAX_MEMORY / BYTES_IN_FLIGHT;
 /// The most failure models one scenario may chain.
 pub const MAX_MODELS: usize = 12;
 /// The most runs `--runs` accepts.
@@ -566,14 +572,11 @@ fn build_workload(raw: Option<RawWorkload>) -> Result<Workload, Err0> {
     if calls == 0 {
         return Err(err("workload.calls", "must be at least 1"));
     }
-    let bytes = calls.saturating_mul(BYTES_PER_CALL);
-    if calls > MAX_CALLS || bytes > MAX_RESULT_BYTES {
+    if calls > MAX_CALLS {
         return Err(err(
             "workload.calls",
             format!(
-                "{calls} calls is too large a workload: per-call results alone would take {:.1} GiB; the limit is {MAX_CALLS} calls ({:.1} GiB). Use fewer calls, or `--runs` to repeat a smaller workload",
-                bytes as f64 / (1u64 << 30) as f64,
-                MAX_RESULT_BYTES as f64 / (1u64 << 30) as f64,
+                "{calls} calls is too large a workload; the limit is {MAX_CALLS} calls. Use fewer calls, or `--runs` to repeat a smaller workload"
             ),
         ));
     }
@@ -633,6 +636,38 @@ fn build_workload(raw: Option<RawWorkload>) -> Result<Workload, Err0> {
             }
         }
     };
+    // Calls known to be in flight together: all of them when they arrive
+    // at once, one per client in a closed loop. Open-loop arrivals depend
+    // on the policies; the run itself guards against those.
+    let in_flight = match &arrival {
+        Arrival::AllAtOnce => calls,
+        Arrival::ClosedLoop { clients, .. } => u64::from(*clients),
+        _ => 0,
+    };
+    let bytes = calls
+        .saturating_mul(BYTES_PER_CALL)
+        .saturating_add(in_flight.saturating_mul(BYTES_IN_FLIGHT));
+    if bytes > MAX_MEMORY {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        let (path, cause) = match &arrival {
+            Arrival::AllAtOnce => (
+                "workload.calls",
+                format!("{calls} calls arriving all at once are all in flight together"),
+            ),
+            _ => (
+                "workload.clients",
+                format!("{in_flight} clients keep as many calls in flight"),
+            ),
+        };
+        return Err(err(
+            path,
+            format!(
+                "too large a workload: {cause}, which would take about {:.1} GiB of memory; the limit is {:.1} GiB. Use fewer calls or clients, another arrival process, or `--runs` to repeat a smaller workload",
+                gib(bytes),
+                gib(MAX_MEMORY),
+            ),
+        ));
+    }
     Ok(Workload {
         calls,
         arrival,

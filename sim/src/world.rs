@@ -27,6 +27,13 @@ use crate::scenario::{Arrival, Policy, Scenario};
 /// A run that could not finish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SimError {
+    /// Too many calls were in flight at once for the memory available.
+    TooManyInFlight {
+        /// The policy.
+        policy: String,
+        /// The limit reached.
+        limit: u64,
+    },
     /// A policy made far more attempts than the workload can justify.
     Runaway {
         /// The policy.
@@ -39,6 +46,10 @@ pub enum SimError {
 impl fmt::Display for SimError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            SimError::TooManyInFlight { policy, limit } => write!(
+                f,
+                "policy `{policy}` had {limit} calls in flight at once, the most memory allows; the simulation was stopped. Lower the arrival rate or the number of calls"
+            ),
             SimError::Runaway { policy, attempts } => write!(
                 f,
                 "policy `{policy}` made more than {attempts} attempts; the simulation was stopped. Give it a deadline or a lower max_attempts"
@@ -217,6 +228,12 @@ pub fn run_policy(
                         i
                     }
                     None => {
+                        if slots.len() as u64 >= crate::scenario::MAX_IN_FLIGHT {
+                            return Err(SimError::TooManyInFlight {
+                                policy: policy.name.clone(),
+                                limit: crate::scenario::MAX_IN_FLIGHT,
+                            });
+                        }
                         slots.push(slot);
                         (slots.len() - 1) as u32
                     }

@@ -179,10 +179,27 @@ fn too_large_workloads_are_refused_with_a_clear_message() {
             "bad.toml:2:9",
             "workload.calls",
             "too large a workload",
-            "GiB",
+            "50000000",
             "fewer calls",
         ],
     );
+    let e = error(&format!("[workload]\ncalls = 20000000\n{OK_TAIL}"));
+    assert_has(
+        &e,
+        &[
+            "bad.toml:2:9",
+            "workload.calls",
+            "all at once",
+            "GiB",
+            "another arrival process",
+        ],
+    );
+    // The same calls spread out over time are fine.
+    Scenario::from_toml_str(
+        &format!("[workload]\ncalls = 20000000\narrival = \"poisson\"\nrate = 1000.0\n{OK_TAIL}"),
+        "ok.toml",
+    )
+    .unwrap();
 }
 
 #[test]

@@ -374,3 +374,38 @@ classes = { server_error = 1.0, transient = 1.0 }
     a.policy = b.policy.clone();
     assert_eq!(a, b);
 }
+
+#[test]
+fn trace_files_are_read_next_to_the_scenario() {
+    let dir = std::env::temp_dir().join(format!("reflexio-sim-trace-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("traces")).unwrap();
+    std::fs::write(
+        dir.join("traces/recorded.csv"),
+        "# recorded on a bad day\ntime,class\n0s,rate_limit/150ms\n100ms,ok\n",
+    )
+    .unwrap();
+    let scenario = dir.join("replay.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"
+[workload]
+calls = 1
+[latency]
+distribution = "constant"
+value = "10ms"
+[[failures]]
+model = "trace"
+file = "traces/recorded.csv"
+{CONSTANT_100MS}"#
+        ),
+    )
+    .unwrap();
+    let scenario = Scenario::from_file(&scenario).unwrap_or_else(|e| panic!("{e}"));
+    let report = reflexio_sim::run(&scenario, 1).unwrap();
+    let m = &report.runs[0].policies[0];
+    // 0–10 ms rate_limit with a 150 ms hint; sleep max(100, 150); ok at 160.
+    assert_eq!(m.attempts_total, 2);
+    assert_eq!(m.latency_max_ms, 170.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
