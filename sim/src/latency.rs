@@ -2,6 +2,11 @@
 //!
 //! Each attempt's latency is drawn from its own `(call, attempt)` draws, so
 //! it is the same under every policy. Samples are whole nanoseconds.
+//!
+//! Logarithms, exponentials and sines come from the pure-Rust `libm`, not
+//! the platform's math library, so that a seed gives the same samples on
+//! every platform (only basic IEEE arithmetic, which is exact everywhere,
+//! is left to the hardware).
 
 use std::time::Duration;
 
@@ -63,9 +68,9 @@ fn to_ns(x: f64) -> u64 {
 fn normal_pair(d: &Draws, k: usize) -> (f64, f64) {
     let u1 = 1.0 - d.unit(LATENCY + 2 * k); // (0, 1]
     let u2 = d.unit(LATENCY + 2 * k + 1);
-    let r = (-2.0 * u1.ln()).sqrt();
+    let r = (-2.0 * libm::log(u1)).sqrt();
     let theta = std::f64::consts::TAU * u2;
-    (r * theta.cos(), r * theta.sin())
+    (r * libm::cos(theta), r * libm::sin(theta))
 }
 
 impl Latency {
@@ -86,10 +91,10 @@ impl Latency {
                 }
                 0
             }
-            Latency::Exponential { mean } => to_ns(-ns(mean) * (1.0 - d.unit(LATENCY)).ln()),
+            Latency::Exponential { mean } => to_ns(-ns(mean) * libm::log(1.0 - d.unit(LATENCY))),
             Latency::Lognormal { median, sigma } => {
                 let (z, _) = normal_pair(d, 0);
-                to_ns(ns(median) * (sigma * z).exp())
+                to_ns(ns(median) * libm::exp(sigma * z))
             }
         }
     }

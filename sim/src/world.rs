@@ -131,7 +131,7 @@ impl Arrivals {
             Arrival::Poisson { rate } => {
                 if k > 0 {
                     let u = draws::unit(self.rng.next_u64());
-                    let gap = -(1.0 - u).ln() / rate * 1e9;
+                    let gap = -libm::log(1.0 - u) / rate * 1e9;
                     self.time = self.time.saturating_add(gap.round() as u64);
                 }
                 self.time
