@@ -262,7 +262,8 @@ impl<'a> Progress<'a> {
             return;
         }
         let permille = done.min(total) * 1000 / total;
-        if permille == self.shown {
+        // Threads report out of order: only ever move forward.
+        if self.shown != u64::MAX && permille <= self.shown {
             return;
         }
         self.shown = permille;
