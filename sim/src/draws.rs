@@ -58,12 +58,18 @@ pub struct Draws {
 impl Draws {
     /// Reads the block of `(call, attempt)` from `rng` (the outcomes stream).
     pub fn at(rng: &mut ChaCha8Rng, call: u64, attempt: u32) -> Draws {
+        let mut draws = Draws { words: [0; WORDS] };
+        draws.fill(rng, call, attempt);
+        draws
+    }
+
+    /// Overwrites these draws with the block of `(call, attempt)`, in place.
+    #[inline]
+    pub fn fill(&mut self, rng: &mut ChaCha8Rng, call: u64, attempt: u32) {
         rng.set_word_pos(word_pos(call, attempt));
-        let mut words = [0u64; WORDS];
-        for w in &mut words {
+        for w in &mut self.words {
             *w = rng.next_u64();
         }
-        Draws { words }
     }
 
     /// Draws made of given words, for tests.

@@ -20,7 +20,7 @@ use reflexio::engine::{CallState, Decision, Failure, StopReason};
 use crate::check::{Audit, Checker};
 use crate::draws::{self, Draws, KeyedRng};
 use crate::metrics::{CallResults, PolicyMetrics};
-use crate::model::{Plan, Service};
+use crate::model::{ModelKind, Plan, Service};
 use crate::report::{Report, RunReport};
 use crate::scenario::{Arrival, Policy, Scenario};
 
@@ -140,6 +140,122 @@ impl Arrivals {
     }
 }
 
+/// How a run is driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every attempt start and end is an event in the queue.
+    Events,
+    /// When every failure model is stateless (random, outage, scripted,
+    /// trace), an attempt's outcome depends only on its own draws and start
+    /// time, so each call is played out whole when it arrives, without
+    /// queueing its attempts. The results are the same as [`Mode::Events`]
+    /// (tested); only the speed differs. Other scenarios use events.
+    Auto,
+}
+
+/// What follows an attempt's end.
+enum Next {
+    /// Sleep this many ns, then the next attempt.
+    Wake(u64),
+    /// The call is over: `None` for success.
+    Done(Option<StopReason>),
+}
+
+/// The state of one policy run.
+struct Run<'a> {
+    scenario: &'a Scenario,
+    policy: &'a Policy,
+    checker: Checker,
+    service: Service<'a>,
+    outcomes_rng: rand_chacha::ChaCha8Rng,
+    jitter_rng: rand_chacha::ChaCha8Rng,
+    results: CallResults,
+    queue: Queue,
+    bucket: u64,
+    draws: Draws,
+}
+
+impl Run<'_> {
+    /// Starts the current attempt of `s` at `now`; returns its latency.
+    fn begin(&mut self, s: &mut Slot, now: u64) -> u64 {
+        let attempt = s.state.attempt();
+        let call = u64::from(s.call);
+        self.checker
+            .attempt_started(call, attempt, Duration::from_nanos(now - s.start));
+        self.draws.fill(&mut self.outcomes_rng, call, attempt);
+        let latency = self.scenario.latency.sample(&self.draws);
+        s.plan = self
+            .service
+            .start(now, attempt, latency, &self.draws, s.row_draw);
+        s.attempt_start = now;
+        self.results.attempt_at(now / self.bucket);
+        s.plan.latency
+    }
+
+    /// The current attempt of `s` ends at `now`: asks the engine what next.
+    fn end(&mut self, s: &mut Slot, now: u64) -> Next {
+        if let Some((k, served)) = s.plan.load {
+            if served > s.plan.latency {
+                self.queue
+                    .push(s.attempt_start + served, SERVER_DONE, u32::from(k));
+            } else {
+                self.service.release(k);
+            }
+        }
+        let outcome = self.service.finish(&s.plan);
+        let elapsed = Duration::from_nanos(now - s.start);
+        let call = u64::from(s.call);
+        let attempt = s.state.attempt();
+        let engine = &self.policy.engine;
+        let operation = self.scenario.workload.operation.as_str();
+        let audit = &mut s.audit;
+        let next = match outcome {
+            None => {
+                engine.on_success(&mut s.state, operation, elapsed, &mut |e| {
+                    audit.event(e.kind.is_terminal())
+                });
+                Next::Done(None)
+            }
+            Some(classification) => {
+                let mut rng = KeyedRng::new(&mut self.jitter_rng, call, attempt);
+                let decision = engine.on_failure(
+                    &mut s.state,
+                    operation,
+                    Failure {
+                        classification,
+                        error_type: classification.class.name(),
+                    },
+                    elapsed,
+                    &mut rng,
+                    &mut |e| audit.event(e.kind.is_terminal()),
+                );
+                self.checker
+                    .decided(audit, call, attempt, classification, elapsed, &decision);
+                match decision {
+                    Decision::Retry(retry) => {
+                        let delay = ns(retry.delay);
+                        s.sleep = s.sleep.saturating_add(delay);
+                        Next::Wake(delay)
+                    }
+                    Decision::Stop(reason) => Next::Done(Some(reason)),
+                }
+            }
+        };
+        if let Next::Done(reason) = next {
+            self.checker.finished(&s.audit, call, attempt);
+            self.results.record(
+                s.call as usize,
+                now,
+                now - s.start,
+                s.sleep,
+                attempt,
+                reason,
+            );
+        }
+        next
+    }
+}
+
 /// Runs one policy of `scenario` with `seed`; `progress` is told how many
 /// calls have finished, now and then.
 pub fn run_policy(
@@ -148,27 +264,50 @@ pub fn run_policy(
     seed: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<PolicyMetrics, SimError> {
+    run_policy_with(scenario, policy, seed, Mode::Auto, progress)
+}
+
+/// [`run_policy`], driven as `mode` says.
+pub fn run_policy_with(
+    scenario: &Scenario,
+    policy: &Policy,
+    seed: u64,
+    mode: Mode,
+    progress: &mut dyn FnMut(u64),
+) -> Result<PolicyMetrics, SimError> {
     let calls = scenario.workload.calls;
     let arrival = &scenario.workload.arrival;
-    let operation = scenario.workload.operation.as_str();
-    let engine = &policy.engine;
-    let mut checker = Checker::new(policy.envelope, policy.backoffs);
-    let mut service = Service::new(&scenario.failures);
-    let mut outcomes_rng = draws::stream(seed, draws::STREAM_OUTCOMES);
-    let mut jitter_rng = draws::stream(seed, draws::STREAM_JITTER);
     let needs_row = scenario
         .failures
         .iter()
-        .any(|m| matches!(m.kind, crate::model::ModelKind::Contention { .. }));
-    let bucket = ns(scenario.bucket).max(1);
-
-    let mut results = CallResults::new(calls as usize);
+        .any(|m| matches!(m.kind, ModelKind::Contention { .. }));
+    let whole_calls = mode == Mode::Auto
+        && scenario.failures.iter().all(|m| {
+            matches!(
+                m.kind,
+                ModelKind::Random { .. }
+                    | ModelKind::Outage { .. }
+                    | ModelKind::Scripted { .. }
+                    | ModelKind::Trace { .. }
+            )
+        });
+    let mut run = Run {
+        scenario,
+        policy,
+        checker: Checker::new(policy.envelope, policy.backoffs),
+        service: Service::new(&scenario.failures),
+        outcomes_rng: draws::stream(seed, draws::STREAM_OUTCOMES),
+        jitter_rng: draws::stream(seed, draws::STREAM_JITTER),
+        results: CallResults::new(calls as usize),
+        queue: Queue {
+            heap: BinaryHeap::new(),
+            seq: 0,
+        },
+        bucket: ns(scenario.bucket).max(1),
+        draws: Draws::from_words([0; draws::WORDS]),
+    };
     let mut slots: Vec<Slot> = Vec::new();
     let mut free: Vec<u32> = Vec::new();
-    let mut queue = Queue {
-        heap: BinaryHeap::new(),
-        seq: 0,
-    };
     let mut arrivals = Arrivals {
         next: 0,
         time: 0,
@@ -177,21 +316,27 @@ pub fn run_policy(
     match arrival {
         Arrival::ClosedLoop { clients, .. } => {
             for c in 0..*clients {
-                queue.push(0, ARRIVAL, c);
+                run.queue.push(0, ARRIVAL, c);
             }
         }
         _ => {
             let t = arrivals.time_of_next(arrival);
-            queue.push(t, ARRIVAL, 0);
+            run.queue.push(t, ARRIVAL, 0);
         }
     }
     let runaway = calls
         .saturating_mul(RUNAWAY_ATTEMPTS_PER_CALL)
         .max(1_000_000);
+    let runaway_error = || SimError::Runaway {
+        policy: policy.name.clone(),
+        attempts: runaway,
+    };
     let mut done = 0u64;
 
-    while let Some(Reverse(ev)) = queue.heap.pop() {
+    while let Some(Reverse(ev)) = run.queue.heap.pop() {
         let now = ev.time;
+        // The slot whose call just ended, if one did, and when.
+        let mut ended: Option<(u32, u64)> = None;
         match ev.kind {
             ARRIVAL => {
                 let call = ev.target;
@@ -199,17 +344,17 @@ pub fn run_policy(
                     arrivals.next += 1;
                     if arrivals.next < calls {
                         let t = arrivals.time_of_next(arrival);
-                        queue.push(t, ARRIVAL, arrivals.next as u32);
+                        run.queue.push(t, ARRIVAL, arrivals.next as u32);
                     }
                 }
                 let row_draw = if needs_row {
-                    Draws::at(&mut outcomes_rng, u64::from(call), 0).raw(0)
+                    Draws::at(&mut run.outcomes_rng, u64::from(call), 0).raw(0)
                 } else {
                     0
                 };
                 let slot = Slot {
                     call,
-                    state: engine.start(),
+                    state: policy.engine.start(),
                     start: now,
                     attempt_start: now,
                     sleep: 0,
@@ -238,152 +383,70 @@ pub fn run_policy(
                         (slots.len() - 1) as u32
                     }
                 };
-                start_attempt(
-                    &mut slots[index as usize],
-                    index,
-                    now,
-                    scenario,
-                    &mut service,
-                    &mut outcomes_rng,
-                    &mut checker,
-                    &mut queue,
-                    &mut results,
-                    bucket,
-                );
+                let s = &mut slots[index as usize];
+                if whole_calls {
+                    // Play the whole call out now.
+                    let mut t = now;
+                    loop {
+                        t = t.saturating_add(run.begin(s, t));
+                        match run.end(s, t) {
+                            Next::Wake(delay) => t = t.saturating_add(delay),
+                            Next::Done(_) => break,
+                        }
+                        if run.results.attempts_total > runaway {
+                            return Err(runaway_error());
+                        }
+                    }
+                    ended = Some((index, t));
+                } else {
+                    let latency = run.begin(s, now);
+                    run.queue
+                        .push(now.saturating_add(latency), ATTEMPT_END, index);
+                }
             }
             WAKE => {
                 let index = ev.target;
-                start_attempt(
-                    &mut slots[index as usize],
-                    index,
-                    now,
-                    scenario,
-                    &mut service,
-                    &mut outcomes_rng,
-                    &mut checker,
-                    &mut queue,
-                    &mut results,
-                    bucket,
-                );
-                if results.attempts_total > runaway {
-                    return Err(SimError::Runaway {
-                        policy: policy.name.clone(),
-                        attempts: runaway,
-                    });
+                let latency = run.begin(&mut slots[index as usize], now);
+                run.queue
+                    .push(now.saturating_add(latency), ATTEMPT_END, index);
+                if run.results.attempts_total > runaway {
+                    return Err(runaway_error());
                 }
             }
-            SERVER_DONE => service.release(ev.target as u8),
+            SERVER_DONE => run.service.release(ev.target as u8),
             _ => {
                 // ATTEMPT_END
                 let index = ev.target;
-                let s = &mut slots[index as usize];
-                if let Some((k, served)) = s.plan.load {
-                    if served > s.plan.latency {
-                        queue.push(s.attempt_start + served, SERVER_DONE, u32::from(k));
-                    } else {
-                        service.release(k);
-                    }
+                match run.end(&mut slots[index as usize], now) {
+                    Next::Wake(delay) => run.queue.push(now.saturating_add(delay), WAKE, index),
+                    Next::Done(_) => ended = Some((index, now)),
                 }
-                let outcome = service.finish(&s.plan);
-                let elapsed = Duration::from_nanos(now - s.start);
-                let call = u64::from(s.call);
-                let attempt = s.state.attempt();
-                let audit = &mut s.audit;
-                let stop = match outcome {
-                    None => {
-                        engine.on_success(&mut s.state, operation, elapsed, &mut |e| {
-                            audit.event(e.kind.is_terminal())
-                        });
-                        Some(None)
-                    }
-                    Some(classification) => {
-                        let mut rng = KeyedRng::new(&mut jitter_rng, call, attempt);
-                        let decision = engine.on_failure(
-                            &mut s.state,
-                            operation,
-                            Failure {
-                                classification,
-                                error_type: classification.class.name(),
-                            },
-                            elapsed,
-                            &mut rng,
-                            &mut |e| audit.event(e.kind.is_terminal()),
-                        );
-                        checker.decided(
-                            &mut s.audit,
-                            call,
-                            attempt,
-                            classification,
-                            elapsed,
-                            &decision,
-                        );
-                        match decision {
-                            Decision::Retry(retry) => {
-                                let delay = ns(retry.delay);
-                                s.sleep = s.sleep.saturating_add(delay);
-                                queue.push(now.saturating_add(delay), WAKE, index);
-                                None
-                            }
-                            Decision::Stop(reason) => Some(Some(reason)),
-                        }
-                    }
-                };
-                if let Some(reason) = stop {
-                    checker.finished(&s.audit, call, attempt);
-                    results.record(
-                        s.call as usize,
-                        now,
-                        now - s.start,
-                        s.sleep,
-                        attempt,
-                        reason,
-                    );
-                    free.push(index);
-                    done += 1;
-                    if done & 0xFFF == 0 {
-                        progress(done);
-                    }
-                    if let Arrival::ClosedLoop {
-                        clients,
-                        think_time,
-                    } = arrival
-                    {
-                        let next = u64::from(s.call) + u64::from(*clients);
-                        if next < calls {
-                            queue.push(now.saturating_add(ns(*think_time)), ARRIVAL, next as u32);
-                        }
-                    }
+            }
+        }
+        if let Some((index, end)) = ended {
+            free.push(index);
+            done += 1;
+            if done & 0xFFF == 0 {
+                progress(done);
+            }
+            if let Arrival::ClosedLoop {
+                clients,
+                think_time,
+            } = arrival
+            {
+                let next = u64::from(slots[index as usize].call) + u64::from(*clients);
+                if next < calls {
+                    run.queue
+                        .push(end.saturating_add(ns(*think_time)), ARRIVAL, next as u32);
                 }
             }
         }
     }
     progress(done);
-    let (violations, violation_count) = checker.into_parts();
-    Ok(results.into_metrics(&policy.name, bucket, violations, violation_count))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn start_attempt(
-    s: &mut Slot,
-    index: u32,
-    now: u64,
-    scenario: &Scenario,
-    service: &mut Service<'_>,
-    outcomes_rng: &mut rand_chacha::ChaCha8Rng,
-    checker: &mut Checker,
-    queue: &mut Queue,
-    results: &mut CallResults,
-    bucket: u64,
-) {
-    let attempt = s.state.attempt();
-    let call = u64::from(s.call);
-    checker.attempt_started(call, attempt, Duration::from_nanos(now - s.start));
-    let draws = Draws::at(outcomes_rng, call, attempt);
-    let latency = scenario.latency.sample(&draws);
-    s.plan = service.start(now, attempt, latency, &draws, s.row_draw);
-    s.attempt_start = now;
-    results.attempt_at(now / bucket);
-    queue.push(now.saturating_add(s.plan.latency), ATTEMPT_END, index);
+    let (violations, violation_count) = run.checker.into_parts();
+    Ok(run
+        .results
+        .into_metrics(&policy.name, run.bucket, violations, violation_count))
 }
 
 /// Runs every policy of `scenario` once with `seed`.
