@@ -221,7 +221,7 @@ fn draw_cdf<DB: DrawingBackend>(
         .map_err(e)?;
     chart
         .configure_mesh()
-        .x_desc("end-to-end latency of a call (ms)")
+        .x_desc("time until a call ends, succeeded or failed (ms)")
         .y_desc("share of calls done")
         .draw()
         .map_err(e)?;
