@@ -518,3 +518,18 @@ pub fn run_many(
 
 /// The reason a call ended: `None` for success.
 pub type End = Option<StopReason>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_state_fits_the_documented_budget() {
+        let per_call = std::mem::size_of::<Slot>() + std::mem::size_of::<Event>() * 2;
+        assert!(
+            per_call as u64 <= crate::scenario::BYTES_IN_FLIGHT && per_call > 0,
+            "{per_call} bytes per call in flight"
+        );
+        assert_eq!(std::mem::size_of::<Event>(), 24);
+    }
+}
