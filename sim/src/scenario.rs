@@ -62,7 +62,7 @@ pub struct Scenario {
     pub failures: Vec<Model>,
     /// The policies compared, in file order.
     pub policies: Vec<Policy>,
-    /// Warnings about valid but doubtful policies, `(path, message)`.
+    /// Warnings about valid but doubtful policies, each naming its field.
     pub warnings: Vec<String>,
 }
 

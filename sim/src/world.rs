@@ -516,9 +516,6 @@ pub fn run_many(
     Ok(Report::new(scenario, seed, reports))
 }
 
-/// The reason a call ended: `None` for success.
-pub type End = Option<StopReason>;
-
 #[cfg(test)]
 mod tests {
     use super::*;
