@@ -9,6 +9,7 @@
 //!   reset after the fifth retry, so the timings average attempts 1 to 5.
 //! * `classify/*`: the default classifier on its main kinds of error.
 //! * `call_rng/*`: making the RNG a call needs for its first retry.
+//! * `call_state/start`: the per-call state every call begins with.
 //!
 //! Run with `cargo bench --bench decision`; see reports/BENCHMARKS.md.
 
@@ -133,6 +134,14 @@ fn call_rng(c: &mut Criterion) {
     g.finish();
 }
 
+fn call_state(c: &mut Criterion) {
+    // Every call, the success path included, starts a call state.
+    let engine = engine(BackoffKind::DecorrelatedJitter);
+    c.bench_function("call_state/start", |b| {
+        b.iter(|| black_box(black_box(&engine).start()))
+    });
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -143,6 +152,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = decision, classify, call_rng
+    targets = decision, classify, call_rng, call_state
 }
 criterion_main!(benches);

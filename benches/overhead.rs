@@ -65,6 +65,8 @@ fn success_policy() -> RetryPolicy {
 fn success_path(c: &mut Criterion) {
     let mut g = c.benchmark_group("success_path");
     g.bench_function("bare", |b| b.iter(|| black_box(work())));
+    // The one clock read reflexio makes per call, alone.
+    g.bench_function("clock_read", |b| b.iter(|| black_box(Instant::now())));
 
     let policy = success_policy();
     g.bench_function("reflexio", |b| b.iter(|| black_box(policy.call(work))));
@@ -207,6 +209,28 @@ fn contention(c: &mut Criterion) {
         // One element per call: criterion's throughput is calls per second
         // over all threads.
         g.throughput(Throughput::Elements(threads));
+        // The control: the same closure without a policy, and a clock read
+        // alone, show how the machine itself scales.
+        g.bench_with_input(
+            BenchmarkId::new("bare", threads),
+            &threads,
+            |b, &threads| {
+                let call = || {
+                    black_box(work()).ok();
+                };
+                b.iter_custom(|iters| shared_calls(threads, iters, &call))
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("clock_read", threads),
+            &threads,
+            |b, &threads| {
+                let call = || {
+                    black_box(Instant::now());
+                };
+                b.iter_custom(|iters| shared_calls(threads, iters, &call))
+            },
+        );
         g.bench_with_input(
             BenchmarkId::new("success", threads),
             &threads,
