@@ -9,11 +9,14 @@
 //!   current-thread runtime, reflexio against backon.
 //! * `contention`: one policy shared by two threads against one thread
 //!   alone; criterion reports calls per second (one element per call).
+//!   `success_beside_retries` times successful calls on one thread while
+//!   a second thread retries through the same policy.
 //!
 //! Run with `cargo bench --bench overhead`; see reports/BENCHMARKS.md.
 
 use std::fmt;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{BlockingRetryable, ConstantBuilder, ExponentialBuilder, Retryable};
@@ -32,6 +35,11 @@ impl fmt::Display for Fail {
 }
 
 impl std::error::Error for Fail {}
+
+/// The classifier of every retrying policy here: all failures are transient.
+fn transient(_: &Fail) -> ErrorClass {
+    ErrorClass::Transient
+}
 
 /// The operation of the success path.
 #[inline(never)]
@@ -106,7 +114,7 @@ fn one_retry(c: &mut Criterion) {
 
     let policy = RetryPolicy::builder()
         .strategy(Backoff::constant(Duration::ZERO))
-        .classifier(|_: &Fail| ErrorClass::Transient)
+        .classifier(transient)
         .build()
         .expect("a valid policy");
     g.bench_function("reflexio", |b| {
@@ -115,7 +123,7 @@ fn one_retry(c: &mut Criterion) {
 
     let seeded = RetryPolicy::builder()
         .strategy(Backoff::constant(Duration::ZERO))
-        .classifier(|_: &Fail| ErrorClass::Transient)
+        .classifier(transient)
         .seed(7)
         .build()
         .expect("a valid policy");
@@ -196,12 +204,12 @@ fn contention(c: &mut Criterion) {
     let policy = success_policy();
     let retrying = RetryPolicy::builder()
         .strategy(Backoff::constant(Duration::ZERO))
-        .classifier(|_: &Fail| ErrorClass::Transient)
+        .classifier(transient)
         .build()
         .expect("a valid policy");
     let seeded = RetryPolicy::builder()
         .strategy(Backoff::constant(Duration::ZERO))
-        .classifier(|_: &Fail| ErrorClass::Transient)
+        .classifier(transient)
         .seed(7)
         .build()
         .expect("a valid policy");
@@ -262,7 +270,39 @@ fn contention(c: &mut Criterion) {
             },
         );
     }
+    // Success calls on this thread while another thread keeps retrying
+    // through the same policy: the success path writes nothing shared, so
+    // it should not notice the other thread.
+    g.throughput(Throughput::Elements(1));
+    for (label, policy) in [("unseeded", &retrying), ("seeded", &seeded)] {
+        g.bench_function(BenchmarkId::new("success_beside_retries", label), |b| {
+            b.iter_custom(|iters| beside_retries(policy, iters))
+        });
+    }
     g.finish();
+}
+
+/// Times `iters` successful calls on this thread while a second thread
+/// makes calls with one retry through the same `policy`.
+fn beside_retries<C>(policy: &RetryPolicy<C>, iters: u64) -> Duration
+where
+    C: reflexio::Classifier<Fail>,
+{
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                black_box(policy.call(fail_once())).ok();
+            }
+        });
+        let start = Instant::now();
+        for _ in 0..iters {
+            black_box(policy.call(work)).ok();
+        }
+        let elapsed = start.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        elapsed
+    })
 }
 
 fn config() -> Criterion {

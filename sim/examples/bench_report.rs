@@ -223,6 +223,13 @@ fn print_contention_table(results: &Results) {
         println!("| {name} | {} | {} | {speedup} |", fmt(one), fmt(two));
     }
     println!();
+    println!("| success calls on one thread, another thread retrying | median per call |");
+    println!("| --- | ---: |");
+    for label in ["unseeded", "seeded"] {
+        let id = format!("contention/success_beside_retries/{label}");
+        println!("| {label} policy | {} |", cell(results, &id));
+    }
+    println!();
 }
 
 const SIZES: [u64; 4] = [1_000, 10_000, 100_000, 1_000_000];
