@@ -99,6 +99,26 @@ fn probe_status<T: HttpStatus + Error + 'static>(error: &(dyn Error + 'static)) 
 }
 
 /// The classifier used by default; see the [module docs](self) for its rules.
+///
+/// **Boxed errors.** std's `Box<T>` forwards `source()` to `T`'s own
+/// source, so a boxed error's chain never shows `T` itself (the rules look
+/// through `Box<ClassifiedError>` and `Box<std::io::Error>` explicitly), and
+/// `Box<dyn Error + Send + Sync>` is not an `Error` at all. Classify
+/// type-erased errors through [`classify_dyn`](Self::classify_dyn), which starts the
+/// chain at the boxed value:
+///
+/// ```
+/// use std::error::Error;
+/// use reflexio::{ClassifiedError, DefaultClassifier, ErrorClass, RetryPolicy};
+///
+/// let rules = DefaultClassifier::new();
+/// let policy = RetryPolicy::default()
+///     .with_classifier(move |e: &Box<dyn Error + Send + Sync>| rules.classify_dyn(&**e, ""));
+/// let err = policy
+///     .call(|| Err::<(), Box<dyn Error + Send + Sync>>(ClassifiedError::permanent("bad id").into()))
+///     .unwrap_err();
+/// assert_eq!(err.attempts(), 1);
+/// ```
 #[derive(Clone, Default)]
 pub struct DefaultClassifier {
     status_probes: Vec<StatusProbe>,
@@ -127,7 +147,7 @@ impl DefaultClassifier {
     /// Classifies a type-erased error by the explicit-type and code rules,
     /// and by heuristics on `type_name` (the outer error's type name).
     pub fn classify_dyn(&self, error: &(dyn Error + 'static), type_name: &str) -> Classification {
-        if let Some(found) = chain(error).find_map(|e| e.downcast_ref::<ClassifiedError>()) {
+        if let Some(found) = chain(error).find_map(as_a::<ClassifiedError>) {
             return found.classification();
         }
         let by_code = chain(error).find_map(|e| {
@@ -136,10 +156,7 @@ impl DefaultClassifier {
                 .iter()
                 .find_map(|probe| probe(e))
                 .map(http_status_class)
-                .or_else(|| {
-                    e.downcast_ref::<io::Error>()
-                        .map(|io| io_kind_class(io.kind()))
-                })?;
+                .or_else(|| as_a::<io::Error>(e).map(|io| io_kind_class(io.kind())))?;
             (class != ErrorClass::Unknown).then_some(class)
         });
         if let Some(class) = by_code {
@@ -159,6 +176,14 @@ impl<E: Error + 'static> Classifier<E> for DefaultClassifier {
 /// registered). See the [module docs](self).
 pub fn default_classifier<E: Error + 'static>(error: &E) -> Classification {
     DefaultClassifier::new().classify(error)
+}
+
+/// `error` as a `T`, or as a `Box<T>`: std's `Box<T>` forwards `source()`
+/// past `T`, so a boxed `T` is only seen here.
+fn as_a<'a, T: Error + 'static>(error: &'a (dyn Error + 'static)) -> Option<&'a T> {
+    error
+        .downcast_ref::<T>()
+        .or_else(|| error.downcast_ref::<Box<T>>().map(|b| &**b))
 }
 
 fn chain<'a>(error: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
@@ -231,9 +256,8 @@ pub fn type_name_class(type_name: &str) -> ErrorClass {
     let last = without_generics
         .rsplit("::")
         .next()
-        .unwrap_or(without_generics)
-        .to_ascii_lowercase();
-    let has = |words: &[&str]| words.iter().any(|w| last.contains(w));
+        .unwrap_or(without_generics);
+    let has = |words: &[&str]| words.iter().any(|w| contains_ignore_ascii_case(last, w));
     if has(&["auth", "unauthoriz", "credential"]) {
         ErrorClass::Auth
     } else if has(&["forbid", "permission"]) {
@@ -243,6 +267,13 @@ pub fn type_name_class(type_name: &str) -> ErrorClass {
     } else {
         ErrorClass::Unknown
     }
+}
+
+/// Whether `haystack` contains the lowercase ASCII `needle`, ignoring ASCII
+/// case, without allocating.
+fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 /// reflexio's own explicit error type: an error whose class the code that

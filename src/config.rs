@@ -323,9 +323,8 @@ impl RetryConfig {
                 let class: ErrorClass = name.parse().ok()?;
                 let strategy = c
                     .strategy
-                    .as_ref()?
-                    .backoff()
-                    .ok()
+                    .as_ref()
+                    .and_then(|s| s.backoff().ok())
                     .map(StrategyConfig::from);
                 Some((
                     class.name().to_owned(),

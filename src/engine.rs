@@ -424,8 +424,9 @@ impl Engine {
 pub struct WorstCase {
     /// The most attempts any failure sequence can reach (attempt caps only).
     pub max_attempts: u32,
-    /// The most attempts that can start before the deadline when every
-    /// attempt takes no time and every delay is its strategy's minimum.
+    /// The most attempts that can start no later than the deadline when
+    /// every attempt takes no time and every delay is its strategy's
+    /// minimum (the last one cut to end at the deadline).
     pub max_attempts_before_deadline: u32,
     /// The longest total sleep of one call without server hints: the sum of
     /// the largest delays, capped by the deadline.
@@ -486,9 +487,11 @@ impl Engine {
             }
             sleep = sleep.saturating_add(hi);
             sleep_hinted = sleep_hinted.saturating_add(hi.max(env.max_retry_after));
-            fastest = fastest.saturating_add(lo);
-            if fastest <= deadline {
+            // A failure before the deadline is followed by another attempt,
+            // its delay capped so that it starts no later than the deadline.
+            if fastest < deadline {
                 before_deadline += 1;
+                fastest = fastest.saturating_add(lo).min(deadline);
             }
         }
         if retries < max_attempts - 1 {
@@ -496,7 +499,7 @@ impl Engine {
             // (if any) bounds the sleep, and more attempts may still fit.
             sleep = Duration::MAX;
             sleep_hinted = Duration::MAX;
-            if fastest <= deadline {
+            if fastest < deadline {
                 before_deadline = max_attempts;
             }
         }
@@ -547,8 +550,9 @@ mod tests {
             ..Envelope::default()
         };
         let wc = engine(env, Backoff::constant(Duration::from_millis(300))).worst_case();
-        // Attempts start at 0, 300, 600 and 900 ms.
-        assert_eq!(wc.max_attempts_before_deadline, 4);
+        // Attempts start at 0, 300, 600, 900 and (the last delay cut to
+        // fit) 1000 ms.
+        assert_eq!(wc.max_attempts_before_deadline, 5);
         assert_eq!(wc.max_total_sleep, Duration::from_secs(1));
     }
 }

@@ -293,6 +293,19 @@ impl Backoff {
 
 impl Strategy for Backoff {
     fn delay(&self, ctx: &DelayContext, rng: &mut dyn RngCore) -> Duration {
+        if self.kind == BackoffKind::DecorrelatedJitter {
+            // Draw over the whole uncapped range, then cap: the documented
+            // formula, saturation included.
+            let base = nanos(self.base);
+            let prev = ctx.previous.map_or(base, nanos);
+            let hi = prev.saturating_mul(3).max(base);
+            let draw = if base >= hi {
+                hi
+            } else {
+                rng.random_range(base..=hi)
+            };
+            return Duration::from_nanos(draw.min(nanos(self.max)));
+        }
         let (lo, hi) = Backoff::bounds(self, ctx.attempt, ctx.previous);
         if lo >= hi {
             return hi;

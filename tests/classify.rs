@@ -582,7 +582,6 @@ fn error_class_names_are_stable_snake_case() {
 /// its class. std's `Box<T>` forwards `source()` to `T`'s own source, so
 /// the boxed value itself never appears in the chain the classifier walks.
 #[test]
-#[ignore = "bug: a boxed error is invisible to the default classifier and becomes unknown"]
 fn boxed_errors_keep_their_class() {
     let boxed = Box::new(ClassifiedError::permanent("bad request"));
     assert_eq!(class_of(&boxed), ErrorClass::Permanent);

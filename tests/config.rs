@@ -530,7 +530,6 @@ fn normalized_describes_the_same_strategies() {
 }
 
 #[test]
-#[ignore = "bug: RetryConfig::normalized drops class tables that set only max_attempts"]
 fn normalized_keeps_class_caps_without_a_strategy() {
     let config = RetryConfig::from_toml_str("[classes.rate_limit]\nmax_attempts = 4\n").unwrap();
     assert_eq!(

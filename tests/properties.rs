@@ -776,7 +776,6 @@ proptest! {
     /// Attempts that take time and delays above the minimum only start
     /// later, so no call makes more attempts than the worst case allows.
     #[test]
-    #[ignore = "bug: Engine::worst_case leaves out the attempt that starts exactly at the deadline"]
     fn calls_start_no_more_attempts_than_the_worst_case_before_the_deadline(case in case()) {
         let clock = LoggingClock { clock: ManualClock::new(), log: Log::default() };
         let worst = build(&case, &clock).engine().worst_case();
@@ -924,7 +923,6 @@ mod config_round_trip {
 }
 
 #[test]
-#[ignore = "bug: Engine::worst_case leaves out the attempt that starts exactly at the deadline"]
 fn worst_case_counts_the_attempt_started_at_the_deadline() {
     // Deadline 1 s, constant 400 ms, attempts that take no time: the engine
     // sleeps 400, 400 and then the 200 ms left, so attempts start at 0, 400,
