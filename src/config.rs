@@ -452,7 +452,19 @@ const UNITS: [(&str, u128); 7] = [
 /// Parses a positive human duration: one or more `<number><unit>` parts with
 /// units `ns`, `us`, `ms`, `s`, `m`, `h`; numbers may have a fraction.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let allowed = "expected a positive number and a unit (ns, us, ms, s, m, h), such as \"250ms\", \"1.5s\" or \"1m30s\"";
+    let duration = parse_time(text)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "`{text}` is zero; durations must be greater than zero"
+        ));
+    }
+    Ok(duration)
+}
+
+/// Parses a human duration like [`parse_duration`], but allows zero: for
+/// points in time (an outage starting at `"0s"`) rather than delays.
+pub fn parse_time(text: &str) -> Result<Duration, String> {
+    let allowed = "expected a number and a unit (ns, us, ms, s, m, h), such as \"250ms\", \"1.5s\" or \"1m30s\"";
     let s = text.trim();
     if s.starts_with('-') {
         return Err(format!("`{text}` is negative; {allowed}"));
@@ -508,11 +520,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .checked_add(part)
             .ok_or_else(|| format!("`{text}` is too large"))?;
         rest = next;
-    }
-    if total == 0 {
-        return Err(format!(
-            "`{text}` is zero; durations must be greater than zero"
-        ));
     }
     let secs =
         u64::try_from(total / 1_000_000_000).map_err(|_| format!("`{text}` is too large"))?;

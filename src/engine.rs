@@ -228,12 +228,17 @@ pub struct Failure<'a> {
     pub error_type: &'a str,
 }
 
+const NO_PREVIOUS: u64 = u64::MAX;
+
 /// The per-call state: attempts made and per-class counts.
 #[derive(Debug, Clone)]
 pub struct CallState {
     attempt: u32,
     failures: [u32; 8],
-    previous: [Option<Duration>; 8],
+    /// The last strategy draw per class, in nanoseconds; `NO_PREVIOUS`
+    /// before the first (kept compact: the simulator holds one per call
+    /// in flight).
+    previous: [u64; 8],
     finished: bool,
 }
 
@@ -295,7 +300,7 @@ impl Engine {
         CallState {
             attempt: 1,
             failures: [0; 8],
-            previous: [None; 8],
+            previous: [NO_PREVIOUS; 8],
             finished: false,
         }
     }
@@ -394,10 +399,13 @@ impl Engine {
         let ctx = DelayContext {
             attempt: state.attempt,
             class,
-            previous: state.previous[slot],
+            previous: (state.previous[slot] != NO_PREVIOUS)
+                .then(|| Duration::from_nanos(state.previous[slot])),
         };
         let drawn = self.strategies[slot].delay(&ctx, rng);
-        state.previous[slot] = Some(drawn);
+        state.previous[slot] = u64::try_from(drawn.as_nanos())
+            .unwrap_or(u64::MAX - 1)
+            .min(u64::MAX - 1);
 
         let mut delay = drawn;
         if let Some(hint) = classification.retry_after {

@@ -50,8 +50,15 @@ struct Inner<C> {
     clock: Arc<dyn Clock>,
     sleeper: Arc<dyn Sleeper>,
     seed: Option<u64>,
-    seeded_calls: AtomicU64,
+    seeded_calls: SeededCalls,
 }
+
+/// The count of seeded calls that needed an RNG, on a cache line of its
+/// own: it is written only when a seeded call first fails, and must not
+/// slow down the success path of other threads reading the policy.
+#[repr(align(128))]
+#[derive(Default)]
+struct SeededCalls(AtomicU64);
 
 impl<C> Clone for RetryPolicy<C> {
     fn clone(&self) -> Self {
@@ -139,7 +146,7 @@ impl<C> RetryPolicy<C> {
                 clock: Arc::clone(&inner.clock),
                 sleeper: Arc::clone(&inner.sleeper),
                 seed: inner.seed,
-                seeded_calls: AtomicU64::new(0),
+                seeded_calls: SeededCalls::default(),
             }),
         }
     }
@@ -154,18 +161,12 @@ impl<C> RetryPolicy<C> {
         }
     }
 
-    /// The RNG for one call's jitter: a ChaCha stream derived from the seed
-    /// and the number of earlier seeded calls that needed one, or a fresh
-    /// ChaCha seeded from the thread's RNG.
-    fn call_rng(&self) -> ChaCha8Rng {
-        match self.inner.seed {
-            Some(seed) => {
-                let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                rng.set_stream(self.inner.seeded_calls.fetch_add(1, Ordering::Relaxed));
-                rng
-            }
-            None => ChaCha8Rng::from_rng(&mut rand::rng()),
-        }
+    /// A seeded policy's RNG for one call's jitter: a ChaCha stream derived
+    /// from the seed and the number of earlier seeded calls that needed one.
+    fn seeded_rng(&self, seed: u64) -> ChaCha8Rng {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(self.inner.seeded_calls.0.fetch_add(1, Ordering::Relaxed));
+        rng
     }
 }
 
@@ -329,7 +330,17 @@ impl<'a, C> CallDriver<'a, C> {
         let inner = &policy.inner;
         let classification = inner.classifier.classify(&error);
         let elapsed = now.saturating_sub(self.started);
-        let rng = self.rng.get_or_insert_with(|| policy.call_rng());
+        // Unseeded calls draw from the thread's RNG, fetched here (it is not
+        // Send, so it must not live across an await); seeded calls keep
+        // their own stream for the whole call.
+        let mut thread_rng;
+        let rng: &mut dyn rand::RngCore = match inner.seed {
+            Some(seed) => self.rng.get_or_insert_with(|| policy.seeded_rng(seed)),
+            None => {
+                thread_rng = rand::rng();
+                &mut thread_rng
+            }
+        };
         let extra = self.extra;
         let mut emit = |event: &Event<'_>| dispatch(&inner.hooks, extra, event);
         let failure = Failure {
@@ -636,7 +647,7 @@ impl<C> RetryPolicyBuilder<C> {
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
                 sleeper: self.sleeper.unwrap_or_else(default_sleeper),
                 seed: self.seed,
-                seeded_calls: AtomicU64::new(0),
+                seeded_calls: SeededCalls::default(),
             }),
         }
     }

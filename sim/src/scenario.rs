@@ -172,14 +172,7 @@ impl<'de> Deserialize<'de> for Time {
     }
 }
 
-/// Parses a human duration (`"250ms"`, `"1.5s"`, `"1m30s"`), zero allowed.
-pub fn parse_time(text: &str) -> Result<Duration, String> {
-    match parse_duration(text) {
-        Ok(d) => Ok(d),
-        Err(e) if e.contains("is zero") => Ok(Duration::ZERO),
-        Err(e) => Err(e),
-    }
-}
+pub use reflexio::config::parse_time;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
