@@ -280,7 +280,9 @@ struct CallDriver<'a, C> {
     operation: &'a str,
     extra: Option<&'a Hooks>,
     started: Duration,
-    state: CallState,
+    /// Created when first needed: a call that succeeds unobserved never
+    /// pays for it.
+    state: Option<CallState>,
     rng: Option<ChaCha8Rng>,
 }
 
@@ -296,7 +298,7 @@ impl<'a, C> CallDriver<'a, C> {
             operation,
             extra,
             started,
-            state: policy.inner.engine.start(),
+            state: None,
             rng: None,
         }
     }
@@ -316,9 +318,10 @@ impl<'a, C> CallDriver<'a, C> {
         let elapsed = now().saturating_sub(self.started);
         let extra = self.extra;
         let mut emit = |event: &Event<'_>| dispatch(&inner.hooks, extra, event);
+        let state = self.state.get_or_insert_with(|| inner.engine.start());
         inner
             .engine
-            .on_success(&mut self.state, self.operation, elapsed, &mut emit);
+            .on_success(state, self.operation, elapsed, &mut emit);
     }
 
     /// Reports a failure; returns the delay to sleep, or the final error.
@@ -343,23 +346,20 @@ impl<'a, C> CallDriver<'a, C> {
         };
         let extra = self.extra;
         let mut emit = |event: &Event<'_>| dispatch(&inner.hooks, extra, event);
+        let state = self.state.get_or_insert_with(|| inner.engine.start());
         let failure = Failure {
             classification,
             error_type: type_name::<E>(),
         };
-        match inner.engine.on_failure(
-            &mut self.state,
-            self.operation,
-            failure,
-            elapsed,
-            rng,
-            &mut emit,
-        ) {
+        match inner
+            .engine
+            .on_failure(state, self.operation, failure, elapsed, rng, &mut emit)
+        {
             Decision::Retry(retry) => Ok(retry.delay),
             Decision::Stop(reason) => Err(RetryError {
                 error,
                 reason,
-                attempts: self.state.attempt(),
+                attempts: state.attempt(),
             }),
         }
     }
