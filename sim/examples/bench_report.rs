@@ -195,7 +195,7 @@ fn print_decision_table(results: &Results) {
         "classify/classified_error",
         "classify/io_error",
         "classify/type_name",
-        "call_rng/from_thread_rng",
+        "call_rng/thread_rng",
         "call_rng/seeded_stream",
     ] {
         println!("| {id} | {} |", cell(results, id));
