@@ -268,7 +268,7 @@ impl<'a> Service<'a> {
                     let excess = (*in_flight as f64 / f64::from(*capacity) - 1.0).max(0.0);
                     let stretched = (plan.latency as f64 * (1.0 + latency_growth * excess))
                         .min(crate::latency::MAX_LATENCY_NS as f64);
-                    let served = stretched.round() as u64;
+                    let served = crate::latency::round_ns(stretched);
                     plan.latency = served;
                     plan.load = Some((k as u8, served));
                     let p = (error_rate + error_growth * excess).min(1.0);

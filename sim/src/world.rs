@@ -18,7 +18,7 @@ use std::time::Duration;
 use reflexio::engine::{CallState, Decision, Failure, StopReason};
 
 use crate::check::{Audit, Checker};
-use crate::draws::{self, Draws, KeyedRng};
+use crate::draws::{self, KeyedRng, Outcomes};
 use crate::metrics::{CallResults, PolicyMetrics};
 use crate::model::{ModelKind, Plan, Service};
 use crate::report::{Report, RunReport};
@@ -127,12 +127,12 @@ impl Arrivals {
         let k = self.next;
         match arrival {
             Arrival::AllAtOnce | Arrival::ClosedLoop { .. } => 0,
-            Arrival::FixedRate { rate } => (k as f64 * 1e9 / rate).round() as u64,
+            Arrival::FixedRate { rate } => crate::latency::round_ns(k as f64 * 1e9 / rate),
             Arrival::Poisson { rate } => {
                 if k > 0 {
                     let u = draws::unit(self.rng.next_u64());
                     let gap = -libm::log(1.0 - u) / rate * 1e9;
-                    self.time = self.time.saturating_add(gap.round() as u64);
+                    self.time = self.time.saturating_add(crate::latency::round_ns(gap));
                 }
                 self.time
             }
@@ -167,12 +167,11 @@ struct Run<'a> {
     policy: &'a Policy,
     checker: Checker,
     service: Service<'a>,
-    outcomes_rng: rand_chacha::ChaCha8Rng,
+    outcomes: Outcomes,
     jitter_rng: rand_chacha::ChaCha8Rng,
     results: CallResults,
     queue: Queue,
     bucket: u64,
-    draws: Draws,
 }
 
 impl Run<'_> {
@@ -182,11 +181,11 @@ impl Run<'_> {
         let call = u64::from(s.call);
         self.checker
             .attempt_started(call, attempt, Duration::from_nanos(now - s.start));
-        self.draws.fill(&mut self.outcomes_rng, call, attempt);
-        let latency = self.scenario.latency.sample(&self.draws);
+        let draws = self.outcomes.at(call, attempt);
+        let latency = self.scenario.latency.sample(&draws);
         s.plan = self
             .service
-            .start(now, attempt, latency, &self.draws, s.row_draw);
+            .start(now, attempt, latency, &draws, s.row_draw);
         s.attempt_start = now;
         self.results.attempt_at(now / self.bucket);
         s.plan.latency
@@ -296,7 +295,7 @@ pub fn run_policy_with(
         policy,
         checker: Checker::new(policy.envelope, policy.backoffs),
         service: Service::new(&scenario.failures),
-        outcomes_rng: draws::stream(seed, draws::STREAM_OUTCOMES),
+        outcomes: Outcomes::new(seed),
         jitter_rng: draws::stream(seed, draws::STREAM_JITTER),
         results: CallResults::new(calls as usize),
         queue: Queue {
@@ -304,7 +303,6 @@ pub fn run_policy_with(
             seq: 0,
         },
         bucket: ns(scenario.bucket).max(1),
-        draws: Draws::from_words([0; draws::WORDS]),
     };
     let mut slots: Vec<Slot> = Vec::new();
     let mut free: Vec<u32> = Vec::new();
@@ -348,7 +346,7 @@ pub fn run_policy_with(
                     }
                 }
                 let row_draw = if needs_row {
-                    Draws::at(&mut run.outcomes_rng, u64::from(call), 0).raw(0)
+                    run.outcomes.at(u64::from(call), 0).raw(0)
                 } else {
                     0
                 };
