@@ -112,15 +112,58 @@ impl RetryPolicy {
     }
 
     /// Builds the policy a [`RetryConfig`](crate::config::RetryConfig) describes, with
-    /// the default classifier.
+    /// the default classifier, no hooks and the system clock. To add any of
+    /// those, start from [`RetryPolicyBuilder::from_config`] instead.
     #[cfg(feature = "config")]
     pub fn from_config(
         config: &crate::config::RetryConfig,
     ) -> Result<RetryPolicy, crate::config::ConfigError> {
-        let engine = config.engine()?;
+        Ok(RetryPolicyBuilder::from_config(config)?.assemble())
+    }
+}
+
+impl RetryPolicyBuilder {
+    /// A builder holding what a [`RetryConfig`](crate::config::RetryConfig)
+    /// describes (envelope, strategies, per-class caps and seed), validated,
+    /// so that hooks, a classifier, a clock or a sleeper can be added
+    /// before [`build`](Self::build). The configuration's settings can
+    /// still be overridden here; a policy built without overrides decides
+    /// exactly as [`RetryPolicy::from_config`]'s does.
+    ///
+    /// ```
+    /// use reflexio::{RetryConfig, RetryPolicyBuilder};
+    ///
+    /// let config = RetryConfig::from_toml_str("max_attempts = 3\n")?;
+    /// let policy = RetryPolicyBuilder::from_config(&config)?
+    ///     .hook(|event: &reflexio::Event<'_>| println!("{}", event.kind.name()))
+    ///     .build()?;
+    /// assert_eq!(policy.envelope().max_attempts, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "config")]
+    pub fn from_config(
+        config: &crate::config::RetryConfig,
+    ) -> Result<RetryPolicyBuilder, crate::config::ConfigError> {
+        config.validate()?;
         let mut builder = RetryPolicy::builder();
+        builder.envelope = config.envelope();
+        // Validated above: every strategy table converts.
+        let default_strategy = match &config.strategy {
+            Some(strategy) => strategy.backoff()?,
+            None => crate::strategy::default_backoff(),
+        };
+        builder.default_strategy = Some(Arc::new(default_strategy));
+        for class in ErrorClass::ALL {
+            if let Some(own) = config
+                .classes
+                .get(class.name())
+                .and_then(|c| c.strategy.as_ref())
+            {
+                builder.class_strategies[class.index()] = Some(Arc::new(own.backoff()?));
+            }
+        }
         builder.seed = config.seed;
-        Ok(builder.assemble_with(engine))
+        Ok(builder)
     }
 }
 

@@ -622,6 +622,76 @@ fn from_config_keeps_the_seed() {
     assert!(format!("{policy:?}").contains("seed: Some(1234)"));
 }
 
+#[test]
+fn a_builder_from_config_takes_hooks_and_a_clock() {
+    use std::sync::{Arc, Mutex};
+
+    let config = RetryConfig::from_toml_str(RICH).unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    let clock = reflexio::ManualClock::new();
+    let policy = reflexio::RetryPolicyBuilder::from_config(&config)
+        .unwrap()
+        .clock(clock.clone())
+        .sleeper(clock.clone())
+        .hook(move |event: &reflexio::Event<'_>| {
+            seen.lock()
+                .unwrap()
+                .push((event.kind.name(), event.attempt, event.delay));
+        })
+        .build()
+        .unwrap();
+    assert_eq!(
+        policy.envelope(),
+        RetryPolicy::from_config(&config).unwrap().envelope()
+    );
+    let err = policy
+        .call(|| Err::<(), _>(reflexio::ClassifiedError::server_error("503")))
+        .unwrap_err();
+    // server_error: constant 1.5 s from its class table, 8 attempts from
+    // the configuration, every sleep on the manual clock.
+    assert_eq!(err.attempts(), 8);
+    assert_eq!(err.reason(), reflexio::StopReason::MaxAttemptsExceeded);
+    assert_eq!(clock.slept(), ms(7 * 1500));
+    let events = events.lock().unwrap();
+    assert_eq!(events.len(), 8);
+    for (i, event) in events[..7].iter().enumerate() {
+        assert_eq!(*event, ("retry", i as u32 + 1, Some(ms(1500))));
+    }
+    assert_eq!(events[7], ("max_attempts_exceeded", 8, None));
+}
+
+#[test]
+fn a_builder_from_config_decides_as_from_config_does() {
+    let config = RetryConfig::from_toml_str(RICH).unwrap();
+    let built = reflexio::RetryPolicyBuilder::from_config(&config)
+        .unwrap()
+        .build()
+        .unwrap();
+    let loaded = RetryPolicy::from_config(&config).unwrap();
+    for class in ErrorClass::ALL {
+        let mut a = ChaCha8Rng::seed_from_u64(7);
+        let mut b = ChaCha8Rng::seed_from_u64(7);
+        let mut previous = None;
+        for attempt in 1..=10 {
+            let ctx = DelayContext {
+                attempt,
+                class,
+                previous,
+            };
+            let got = built.engine().strategy(class).delay(&ctx, &mut a);
+            assert_eq!(got, loaded.engine().strategy(class).delay(&ctx, &mut b));
+            previous = Some(got);
+        }
+    }
+    let bad = RetryConfig {
+        max_attempts: Some(0),
+        ..RetryConfig::default()
+    };
+    let err = reflexio::RetryPolicyBuilder::from_config(&bad).unwrap_err();
+    assert_eq!(err.path, "max_attempts");
+}
+
 /// The times at which each attempt of one always-failing call starts, on
 /// tokio's paused clock.
 #[cfg(feature = "tokio")]
