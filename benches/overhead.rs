@@ -78,6 +78,15 @@ fn success_path(c: &mut Criterion) {
 
     let policy = success_policy();
     g.bench_function("reflexio", |b| b.iter(|| black_box(policy.call(work))));
+    // The same policy without a deadline: with nothing to time, no clock read.
+    let untimed = RetryPolicy::builder()
+        .strategy(reflexio::strategy::default_backoff())
+        .no_deadline()
+        .build()
+        .expect("a valid policy");
+    g.bench_function("reflexio_no_deadline", |b| {
+        b.iter(|| black_box(untimed.call(work)))
+    });
 
     // backon builds its backoff (and seeds its RNG) on every call.
     g.bench_function("backon", |b| {

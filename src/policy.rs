@@ -273,7 +273,7 @@ impl<C> RetryPolicy<C> {
         C: Classifier<E>,
     {
         let clock = &*self.inner.clock;
-        let mut call = CallDriver::new(self, operation, extra, clock.now());
+        let mut call = CallDriver::new(self, operation, extra, || clock.now());
         loop {
             match op() {
                 Ok(value) => {
@@ -281,7 +281,7 @@ impl<C> RetryPolicy<C> {
                     return Ok(value);
                 }
                 Err(error) => {
-                    let delay = call.failed(error, clock.now())?;
+                    let delay = call.failed(error, || clock.now())?;
                     clock.sleep(delay);
                 }
             }
@@ -300,7 +300,7 @@ impl<C> RetryPolicy<C> {
         C: Classifier<E>,
     {
         let sleeper = &*self.inner.sleeper;
-        let mut call = CallDriver::new(self, operation, extra, sleeper.now());
+        let mut call = CallDriver::new(self, operation, extra, || sleeper.now());
         loop {
             match op().await {
                 Ok(value) => {
@@ -308,7 +308,7 @@ impl<C> RetryPolicy<C> {
                     return Ok(value);
                 }
                 Err(error) => {
-                    let delay = call.failed(error, sleeper.now())?;
+                    let delay = call.failed(error, || sleeper.now())?;
                     sleeper.sleep(delay).await;
                 }
             }
@@ -322,6 +322,10 @@ struct CallDriver<'a, C> {
     policy: &'a RetryPolicy<C>,
     operation: &'a str,
     extra: Option<&'a Hooks>,
+    /// Whether the call reads the clock: only a deadline or an observer
+    /// needs the time. Without either, every elapsed time handed to the
+    /// engine is zero, which it then never looks at.
+    timed: bool,
     started: Duration,
     /// Created when first needed: a call that succeeds unobserved never
     /// pays for it.
@@ -334,16 +338,22 @@ impl<'a, C> CallDriver<'a, C> {
         policy: &'a RetryPolicy<C>,
         operation: &'a str,
         extra: Option<&'a Hooks>,
-        started: Duration,
+        now: impl FnOnce() -> Duration,
     ) -> Self {
-        CallDriver {
+        let mut call = CallDriver {
             policy,
             operation,
             extra,
-            started,
+            timed: false,
+            started: Duration::ZERO,
             state: None,
             rng: None,
+        };
+        call.timed = policy.inner.engine.envelope().deadline.is_some() || call.observed();
+        if call.timed {
+            call.started = now();
         }
+        call
     }
 
     fn observed(&self) -> bool {
@@ -368,14 +378,22 @@ impl<'a, C> CallDriver<'a, C> {
     }
 
     /// Reports a failure; returns the delay to sleep, or the final error.
-    fn failed<E>(&mut self, error: E, now: Duration) -> Result<Duration, RetryError<E>>
+    fn failed<E>(
+        &mut self,
+        error: E,
+        now: impl FnOnce() -> Duration,
+    ) -> Result<Duration, RetryError<E>>
     where
         C: Classifier<E>,
     {
         let policy = self.policy;
         let inner = &policy.inner;
         let classification = inner.classifier.classify(&error);
-        let elapsed = now.saturating_sub(self.started);
+        let elapsed = if self.timed {
+            now().saturating_sub(self.started)
+        } else {
+            Duration::ZERO
+        };
         // Unseeded calls draw from the thread's RNG, fetched here (it is not
         // Send, so it must not live across an await); seeded calls keep
         // their own stream for the whole call.
@@ -551,7 +569,9 @@ impl<C> RetryPolicyBuilder<C> {
         self
     }
 
-    /// No deadline: only the attempt caps bound a call.
+    /// No deadline: only the attempt caps bound a call. A policy with no
+    /// deadline and no hooks never reads its clock, so its calls skip even
+    /// that cost (unless the `tracing` feature observes every call).
     pub fn no_deadline(mut self) -> Self {
         self.envelope.deadline = None;
         self

@@ -1400,3 +1400,79 @@ fn seeded_delays_are_pinned() {
         ]
     );
 }
+
+/// A manual clock that counts how often it is read.
+#[derive(Clone, Default)]
+struct CountingClock {
+    clock: reflexio::ManualClock,
+    reads: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CountingClock {
+    fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl reflexio::Clock for CountingClock {
+    fn now(&self) -> Duration {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.clock.now()
+    }
+
+    fn sleep(&self, duration: Duration) {
+        reflexio::Clock::sleep(&self.clock, duration);
+    }
+}
+
+#[test]
+fn the_clock_is_read_only_for_a_deadline_or_an_observer() {
+    let transient_twice = || {
+        let mut left = 2;
+        move || {
+            if left == 0 {
+                return Ok::<_, reflexio::ClassifiedError>(7);
+            }
+            left -= 1;
+            Err(reflexio::ClassifiedError::transient("reset"))
+        }
+    };
+    let builder = |clock: &CountingClock| {
+        RetryPolicy::builder()
+            .strategy(Backoff::constant(ms(10)))
+            .clock(clock.clone())
+    };
+
+    // No deadline, no hook: never read, and the call still retries and
+    // sleeps as its strategy says.
+    let clock = CountingClock::default();
+    let policy = builder(&clock).no_deadline().build().unwrap();
+    assert_eq!(policy.call(transient_twice()).unwrap(), 7);
+    assert_eq!(policy.call(|| Ok::<_, std::io::Error>(1)).unwrap(), 1);
+    if !cfg!(feature = "tracing") {
+        assert_eq!(clock.reads(), 0);
+    }
+    assert_eq!(clock.clock.slept(), ms(20));
+
+    // A deadline: read at the start and at each failure, not at success.
+    let clock = CountingClock::default();
+    let policy = builder(&clock).build().unwrap();
+    assert_eq!(policy.call(transient_twice()).unwrap(), 7);
+    if !cfg!(feature = "tracing") {
+        assert_eq!(clock.reads(), 3);
+    }
+
+    // A hook and no deadline: read, and events carry the elapsed time.
+    let clock = CountingClock::default();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let policy = builder(&clock)
+        .no_deadline()
+        .hook(move |e: &reflexio::Event<'_>| sink.lock().unwrap().push(e.elapsed))
+        .build()
+        .unwrap();
+    assert_eq!(policy.call(transient_twice()).unwrap(), 7);
+    assert_eq!(clock.reads(), 4);
+    assert_eq!(*seen.lock().unwrap(), vec![ms(0), ms(10), ms(20)]);
+}

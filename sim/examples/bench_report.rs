@@ -155,6 +155,7 @@ fn print_peer_table(results: &Results) {
     println!();
     for id in [
         "success_path/clock_read",
+        "success_path/reflexio_no_deadline",
         "one_retry/reflexio_seeded",
         "call_state/start",
     ] {
