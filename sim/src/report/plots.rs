@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::coord::ranged1d::Ranged;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -126,16 +127,27 @@ fn draw_attempts<DB: DrawingBackend>(
             .enumerate()
             .map(|(a, n)| (a as f64 + 1.0, *n as f64 / m.calls.max(1) as f64))
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
-            .map_err(e)?
-            .label(m.policy.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        policy_line(&mut chart, &m.policy, c, points.clone())?;
         chart
             .draw_series(points.into_iter().map(|p| Circle::new(p, 3, c.filled())))
             .map_err(e)?;
     }
     legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+/// One policy's line, in its colour, with its name in the legend.
+fn policy_line<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    policy: &str,
+    c: RGBColor,
+    points: Vec<(f64, f64)>,
+) -> Fallible {
+    chart
+        .draw_series(LineSeries::new(points, c.stroke_width(2)))
+        .map_err(e)?
+        .label(policy)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    Ok(())
 }
 
 fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
@@ -194,11 +206,7 @@ fn draw_load<DB: DrawingBackend>(
             points.push((b as f64 * bucket_s, rate));
             points.push(((b + 1) as f64 * bucket_s, rate));
         }
-        chart
-            .draw_series(LineSeries::new(points, c.stroke_width(2)))
-            .map_err(e)?
-            .label(m.policy.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        policy_line(&mut chart, &m.policy, c, points)?;
     }
     legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
@@ -229,11 +237,7 @@ fn draw_cdf<DB: DrawingBackend>(
         let c = color(i);
         let mut points = vec![(0.0, 0.0)];
         points.extend(m.latency_cdf.iter().copied());
-        chart
-            .draw_series(LineSeries::new(points, c.stroke_width(2)))
-            .map_err(e)?
-            .label(m.policy.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        policy_line(&mut chart, &m.policy, c, points)?;
     }
     legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
