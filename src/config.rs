@@ -199,6 +199,20 @@ impl RetryConfig {
                 "must be at least 1 (it counts the first attempt)",
             ));
         }
+        // The TOML parser refuses zero durations; a configuration built in
+        // code is held to the same rule.
+        if self.deadline == Some(Some(Duration::ZERO)) {
+            return Err(ConfigError::at(
+                "deadline",
+                "must be greater than zero, or \"off\"",
+            ));
+        }
+        if self.max_retry_after.is_some_and(|d| d.0.is_zero()) {
+            return Err(ConfigError::at(
+                "max_retry_after",
+                "must be greater than zero",
+            ));
+        }
         let max_attempts = self.max_attempts.unwrap_or(6);
         match self.max_unknown_attempts {
             Some(Some(0)) => {
@@ -368,6 +382,11 @@ impl StrategyConfig {
                 ),
             )
         })?;
+        for (field, value) in [("base", self.base), ("max", self.max)] {
+            if value.is_some_and(|d| d.0.is_zero()) {
+                return Err(ConfigError::at(field, "must be greater than zero"));
+            }
+        }
         let (default_base, default_max) = kind.defaults();
         let base = self.base.map_or(default_base, |d| d.0);
         if kind == BackoffKind::Constant {

@@ -87,7 +87,8 @@ pub use policy::{
 };
 pub use strategy::{Backoff, BackoffKind, DelayContext, Strategy};
 
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doctests (they load a
+/// configuration, so they need the default `config` feature).
+#[cfg(all(doctest, feature = "config"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -147,21 +147,19 @@ impl RetryPolicyBuilder {
         config.validate()?;
         let mut builder = RetryPolicy::builder();
         builder.envelope = config.envelope();
+        // The configuration's own choice for every class (its table, else
+        // `[strategy]`, else the default), as `RetryConfig::engine` makes it.
+        builder.class_strategies = ErrorClass::ALL.map(|class| {
+            config
+                .backoff(class)
+                .map(|backoff| Arc::new(backoff) as Arc<dyn Strategy>)
+        });
         // Validated above: every strategy table converts.
         let default_strategy = match &config.strategy {
             Some(strategy) => strategy.backoff()?,
             None => crate::strategy::default_backoff(),
         };
         builder.default_strategy = Some(Arc::new(default_strategy));
-        for class in ErrorClass::ALL {
-            if let Some(own) = config
-                .classes
-                .get(class.name())
-                .and_then(|c| c.strategy.as_ref())
-            {
-                builder.class_strategies[class.index()] = Some(Arc::new(own.backoff()?));
-            }
-        }
         builder.seed = config.seed;
         Ok(builder)
     }

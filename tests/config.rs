@@ -663,25 +663,45 @@ fn a_builder_from_config_takes_hooks_and_a_clock() {
 
 #[test]
 fn a_builder_from_config_decides_as_from_config_does() {
-    let config = RetryConfig::from_toml_str(RICH).unwrap();
-    let built = reflexio::RetryPolicyBuilder::from_config(&config)
-        .unwrap()
-        .build()
-        .unwrap();
-    let loaded = RetryPolicy::from_config(&config).unwrap();
-    for class in ErrorClass::ALL {
-        let mut a = ChaCha8Rng::seed_from_u64(7);
-        let mut b = ChaCha8Rng::seed_from_u64(7);
-        let mut previous = None;
-        for attempt in 1..=10 {
-            let ctx = DelayContext {
-                attempt,
-                class,
-                previous,
-            };
-            let got = built.engine().strategy(class).delay(&ctx, &mut a);
-            assert_eq!(got, loaded.engine().strategy(class).delay(&ctx, &mut b));
-            previous = Some(got);
+    // Configurations that exercise each way a class gets its strategy: its
+    // own table, the top-level table, the default; a cap without a
+    // strategy; the unknown class with its own; limits turned off.
+    let sources = [
+        RICH,
+        "",
+        "[classes.rate_limit]\nmax_attempts = 3\n",
+        "[classes.unknown]\nstrategy = { kind = \"constant\", base = \"2s\" }\n",
+        "deadline = \"off\"\nmax_unknown_attempts = \"off\"\n\
+         [strategy]\nkind = \"full_jitter\"\n\
+         [classes.transient]\nmax_attempts = 2\n",
+    ];
+    for src in sources {
+        let config = RetryConfig::from_toml_str(src).unwrap();
+        let built = reflexio::RetryPolicyBuilder::from_config(&config)
+            .unwrap()
+            .build()
+            .unwrap();
+        let loaded = RetryPolicy::from_config(&config).unwrap();
+        let engine = config.engine().unwrap();
+        assert_eq!(built.envelope(), loaded.envelope(), "{src}");
+        assert_eq!(built.envelope(), engine.envelope(), "{src}");
+        for class in ErrorClass::ALL {
+            let mut a = ChaCha8Rng::seed_from_u64(7);
+            let mut b = ChaCha8Rng::seed_from_u64(7);
+            let mut c = ChaCha8Rng::seed_from_u64(7);
+            let mut previous = None;
+            for attempt in 1..=10 {
+                let ctx = DelayContext {
+                    attempt,
+                    class,
+                    previous,
+                };
+                let got = built.engine().strategy(class).delay(&ctx, &mut a);
+                let want = loaded.engine().strategy(class).delay(&ctx, &mut b);
+                assert_eq!(got, want, "{src:?} {class} attempt {attempt}");
+                assert_eq!(got, engine.strategy(class).delay(&ctx, &mut c));
+                previous = Some(got);
+            }
         }
     }
     let bad = RetryConfig {
@@ -690,6 +710,60 @@ fn a_builder_from_config_decides_as_from_config_does() {
     };
     let err = reflexio::RetryPolicyBuilder::from_config(&bad).unwrap_err();
     assert_eq!(err.path, "max_attempts");
+}
+
+#[test]
+fn zero_durations_built_in_code_are_refused_like_parsed_ones() {
+    use reflexio::config::{HumanDuration, StrategyConfig};
+
+    let zero = HumanDuration(Duration::ZERO);
+    let strategy = |base, max| StrategyConfig {
+        kind: "equal_jitter".into(),
+        base,
+        max,
+    };
+    let cases = [
+        (
+            RetryConfig {
+                deadline: Some(Some(Duration::ZERO)),
+                ..RetryConfig::default()
+            },
+            "deadline",
+        ),
+        (
+            RetryConfig {
+                max_retry_after: Some(zero),
+                ..RetryConfig::default()
+            },
+            "max_retry_after",
+        ),
+        (
+            RetryConfig {
+                strategy: Some(strategy(Some(zero), None)),
+                ..RetryConfig::default()
+            },
+            "strategy.base",
+        ),
+        (
+            RetryConfig {
+                strategy: Some(strategy(None, Some(zero))),
+                ..RetryConfig::default()
+            },
+            "strategy.max",
+        ),
+    ];
+    for (config, path) in cases {
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.path, path);
+        assert!(err.message.contains("greater than zero"), "{}", err.message);
+        assert_eq!(RetryPolicy::from_config(&config).unwrap_err().path, path);
+        assert_eq!(
+            reflexio::RetryPolicyBuilder::from_config(&config)
+                .unwrap_err()
+                .path,
+            path
+        );
+    }
 }
 
 /// The times at which each attempt of one always-failing call starts, on

@@ -1401,7 +1401,8 @@ fn seeded_delays_are_pinned() {
     );
 }
 
-/// A manual clock that counts how often it is read.
+/// A manual clock that counts how often it is read, as a blocking clock
+/// and as an async sleeper.
 #[derive(Clone, Default)]
 struct CountingClock {
     clock: reflexio::ManualClock,
@@ -1412,13 +1413,17 @@ impl CountingClock {
     fn reads(&self) -> u64 {
         self.reads.load(std::sync::atomic::Ordering::Relaxed)
     }
+
+    fn read(&self) -> Duration {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.clock.now()
+    }
 }
 
 impl reflexio::Clock for CountingClock {
     fn now(&self) -> Duration {
-        self.reads
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.clock.now()
+        self.read()
     }
 
     fn sleep(&self, duration: Duration) {
@@ -1426,48 +1431,62 @@ impl reflexio::Clock for CountingClock {
     }
 }
 
+impl reflexio::Sleeper for CountingClock {
+    fn now(&self) -> Duration {
+        self.read()
+    }
+
+    fn sleep(&self, duration: Duration) -> reflexio::clock::SleepFuture {
+        reflexio::Sleeper::sleep(&self.clock, duration)
+    }
+}
+
+/// Fails twice with a transient error, then returns 7.
+fn transient_twice() -> impl FnMut() -> Result<u32, reflexio::ClassifiedError> {
+    let mut left = 2;
+    move || {
+        if left == 0 {
+            return Ok(7);
+        }
+        left -= 1;
+        Err(reflexio::ClassifiedError::transient("reset"))
+    }
+}
+
+fn counted_policy(clock: &CountingClock) -> reflexio::RetryPolicyBuilder {
+    RetryPolicy::builder()
+        .strategy(Backoff::constant(ms(10)))
+        .clock(clock.clone())
+        .sleeper(clock.clone())
+}
+
+/// With the `tracing` feature every call is observed, so it is timed.
+const TRACED: bool = cfg!(feature = "tracing");
+
 #[test]
 fn the_clock_is_read_only_for_a_deadline_or_an_observer() {
-    let transient_twice = || {
-        let mut left = 2;
-        move || {
-            if left == 0 {
-                return Ok::<_, reflexio::ClassifiedError>(7);
-            }
-            left -= 1;
-            Err(reflexio::ClassifiedError::transient("reset"))
-        }
-    };
-    let builder = |clock: &CountingClock| {
-        RetryPolicy::builder()
-            .strategy(Backoff::constant(ms(10)))
-            .clock(clock.clone())
-    };
-
-    // No deadline, no hook: never read, and the call still retries and
-    // sleeps as its strategy says.
+    // No deadline, no hook: never read (unless traced), and the call still
+    // retries and sleeps as its strategy says.
     let clock = CountingClock::default();
-    let policy = builder(&clock).no_deadline().build().unwrap();
+    let policy = counted_policy(&clock).no_deadline().build().unwrap();
     assert_eq!(policy.call(transient_twice()).unwrap(), 7);
     assert_eq!(policy.call(|| Ok::<_, std::io::Error>(1)).unwrap(), 1);
-    if !cfg!(feature = "tracing") {
-        assert_eq!(clock.reads(), 0);
-    }
+    // Traced: start, two failures and the success; then start and success.
+    assert_eq!(clock.reads(), if TRACED { 6 } else { 0 });
     assert_eq!(clock.clock.slept(), ms(20));
 
-    // A deadline: read at the start and at each failure, not at success.
+    // A deadline: read at the start and at each failure; at the success
+    // only when traced.
     let clock = CountingClock::default();
-    let policy = builder(&clock).build().unwrap();
+    let policy = counted_policy(&clock).build().unwrap();
     assert_eq!(policy.call(transient_twice()).unwrap(), 7);
-    if !cfg!(feature = "tracing") {
-        assert_eq!(clock.reads(), 3);
-    }
+    assert_eq!(clock.reads(), if TRACED { 4 } else { 3 });
 
     // A hook and no deadline: read, and events carry the elapsed time.
     let clock = CountingClock::default();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
-    let policy = builder(&clock)
+    let policy = counted_policy(&clock)
         .no_deadline()
         .hook(move |e: &reflexio::Event<'_>| sink.lock().unwrap().push(e.elapsed))
         .build()
@@ -1475,4 +1494,45 @@ fn the_clock_is_read_only_for_a_deadline_or_an_observer() {
     assert_eq!(policy.call(transient_twice()).unwrap(), 7);
     assert_eq!(clock.reads(), 4);
     assert_eq!(*seen.lock().unwrap(), vec![ms(0), ms(10), ms(20)]);
+}
+
+#[test]
+fn a_bound_hook_makes_an_untimed_policy_read_the_clock() {
+    let clock = CountingClock::default();
+    let policy = counted_policy(&clock).no_deadline().build().unwrap();
+
+    let quiet = policy.bind("quiet");
+    assert_eq!(quiet.call(transient_twice()).unwrap(), 7);
+    assert_eq!(clock.reads(), if TRACED { 4 } else { 0 });
+
+    let before = clock.reads();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let observed = policy
+        .bind("observed")
+        .hook(move |e: &reflexio::Event<'_>| sink.lock().unwrap().push(e.elapsed));
+    assert_eq!(observed.call(transient_twice()).unwrap(), 7);
+    assert_eq!(clock.reads() - before, 4);
+    // Elapsed counts from this call's own start, although the manual clock
+    // had already moved on by the first call's 20 ms of sleep.
+    assert_eq!(*seen.lock().unwrap(), vec![ms(0), ms(10), ms(20)]);
+}
+
+#[cfg(feature = "tokio")]
+#[tokio::test(start_paused = true)]
+async fn async_calls_read_the_clock_exactly_as_blocking_ones() {
+    let clock = CountingClock::default();
+    let untimed = counted_policy(&clock).no_deadline().build().unwrap();
+    let mut op = transient_twice();
+    let value = untimed.call_async(|| std::future::ready(op())).await;
+    assert_eq!(value.unwrap(), 7);
+    assert_eq!(clock.reads(), if TRACED { 4 } else { 0 });
+    assert_eq!(clock.clock.slept(), ms(20));
+
+    let clock = CountingClock::default();
+    let timed = counted_policy(&clock).build().unwrap();
+    let mut op = transient_twice();
+    let value = timed.call_async(|| std::future::ready(op())).await;
+    assert_eq!(value.unwrap(), 7);
+    assert_eq!(clock.reads(), if TRACED { 4 } else { 3 });
 }

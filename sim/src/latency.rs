@@ -50,12 +50,13 @@ pub enum Latency {
 /// overflow.
 pub const MAX_LATENCY_NS: u64 = 86_400_000_000_000;
 
-/// A duration in nanoseconds, as `f64` (through `u64`, which is cheaper
-/// than through `u128`; durations past 584 years saturate).
+/// A duration in nanoseconds, as `f64`: through `u64` when it fits (the
+/// same value, cheaper than through `u128`), else through `u128`.
 fn ns(d: Duration) -> f64 {
-    d.as_secs()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(d.subsec_nanos())) as f64
+    match u64::try_from(d.as_nanos()) {
+        Ok(n) => n as f64,
+        Err(_) => d.as_nanos() as f64,
+    }
 }
 
 fn to_ns(x: f64) -> u64 {

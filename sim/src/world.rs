@@ -181,7 +181,7 @@ impl Run<'_> {
         let call = u64::from(s.call);
         self.checker
             .attempt_started(call, attempt, Duration::from_nanos(now - s.start));
-        let draws = self.outcomes.at(call, attempt);
+        let draws = self.outcomes.at(s.call, attempt);
         let latency = self.scenario.latency.sample(&draws);
         s.plan = self
             .service
@@ -346,7 +346,7 @@ pub fn run_policy_with(
                     }
                 }
                 let row_draw = if needs_row {
-                    run.outcomes.at(u64::from(call), 0).raw(0)
+                    run.outcomes.at(call, 0).raw(0)
                 } else {
                     0
                 };
