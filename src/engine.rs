@@ -33,6 +33,12 @@
 //!
 //! The first check that matches decides; so a call never sleeps when it
 //! already knows it will give up.
+//!
+//! A real sleep can overshoot the delay it was given, so the drivers in
+//! this crate call [`Engine::before_retry`] when they wake: if the deadline
+//! has passed in the meantime, the retry is not made and the call ends with
+//! [`StopReason::DeadlineExceeded`] for the last attempt made. (The
+//! simulator's virtual sleeps are exact, so there it never triggers.)
 
 use std::fmt;
 use std::sync::Arc;
@@ -239,6 +245,8 @@ pub struct CallState {
     /// before the first (kept compact: the simulator holds one per call
     /// in flight).
     previous: [u64; 8],
+    /// The class of the last failure (its index).
+    last_class: u8,
     finished: bool,
 }
 
@@ -301,6 +309,7 @@ impl Engine {
             attempt: 1,
             failures: [0; 8],
             previous: [NO_PREVIOUS; 8],
+            last_class: 0,
             finished: false,
         }
     }
@@ -323,6 +332,43 @@ impl Engine {
             error_type: None,
             elapsed,
         });
+    }
+
+    /// The retry the engine asked for is about to start at `elapsed`: a
+    /// last check that it does not start after the deadline. The engine
+    /// caps every delay to the time left, but a real sleep can overshoot
+    /// the delay it was given (a timer's granularity, a busy machine), so a
+    /// driver on a real clock calls this after each sleep.
+    ///
+    /// Returns `None` to go ahead. Otherwise the call is over: the planned
+    /// attempt is not made, `state` goes back to the last attempt made, and
+    /// a `deadline_exceeded` event is emitted for it (with its class, and
+    /// `error_type`, the type of the error it failed with). Calls without a
+    /// deadline, first attempts and finished calls always go ahead.
+    pub fn before_retry(
+        &self,
+        state: &mut CallState,
+        operation: &str,
+        error_type: &str,
+        elapsed: Duration,
+        emit: &mut dyn FnMut(&Event<'_>),
+    ) -> Option<StopReason> {
+        let deadline = self.envelope.deadline?;
+        if state.finished || state.attempt <= 1 || elapsed <= deadline {
+            return None;
+        }
+        state.attempt -= 1;
+        state.finished = true;
+        emit(&Event {
+            kind: EventKind::DeadlineExceeded,
+            operation,
+            attempt: state.attempt,
+            delay: None,
+            class: Some(ErrorClass::ALL[usize::from(state.last_class)]),
+            error_type: Some(error_type),
+            elapsed,
+        });
+        Some(StopReason::DeadlineExceeded)
     }
 
     /// The current attempt failed at `elapsed` (time since the call
@@ -372,6 +418,7 @@ impl Engine {
         let class = classification.class;
         let slot = class.index();
         state.failures[slot] = state.failures[slot].saturating_add(1);
+        state.last_class = slot as u8;
 
         if !class.is_retryable() {
             return Decision::Stop(StopReason::Permanent);

@@ -279,8 +279,9 @@ impl<C> RetryPolicy<C> {
                     return Ok(value);
                 }
                 Err(error) => {
-                    let delay = call.failed(error, || clock.now())?;
+                    let (delay, error) = call.failed(error, || clock.now())?;
                     clock.sleep(delay);
+                    call.before_retry(error, || clock.now())?;
                 }
             }
         }
@@ -306,8 +307,9 @@ impl<C> RetryPolicy<C> {
                     return Ok(value);
                 }
                 Err(error) => {
-                    let delay = call.failed(error, || sleeper.now())?;
+                    let (delay, error) = call.failed(error, || sleeper.now())?;
                     sleeper.sleep(delay).await;
+                    call.before_retry(error, || sleeper.now())?;
                 }
             }
         }
@@ -375,12 +377,13 @@ impl<'a, C> CallDriver<'a, C> {
             .on_success(state, self.operation, elapsed, &mut emit);
     }
 
-    /// Reports a failure; returns the delay to sleep, or the final error.
+    /// Reports a failure; returns the delay to sleep (and the error, kept
+    /// until the retry starts), or the final error.
     fn failed<E>(
         &mut self,
         error: E,
         now: impl FnOnce() -> Duration,
-    ) -> Result<Duration, RetryError<E>>
+    ) -> Result<(Duration, E), RetryError<E>>
     where
         C: Classifier<E>,
     {
@@ -414,8 +417,38 @@ impl<'a, C> CallDriver<'a, C> {
             .engine
             .on_failure(state, self.operation, failure, elapsed, rng, &mut emit)
         {
-            Decision::Retry(retry) => Ok(retry.delay),
+            Decision::Retry(retry) => Ok((retry.delay, error)),
             Decision::Stop(reason) => Err(RetryError {
+                error,
+                reason,
+                attempts: state.attempt(),
+            }),
+        }
+    }
+
+    /// The sleep is over and the retry is about to start: gives up with
+    /// `error`, the last one, if the sleep overshot the deadline.
+    fn before_retry<E>(
+        &mut self,
+        error: E,
+        now: impl FnOnce() -> Duration,
+    ) -> Result<(), RetryError<E>> {
+        let inner = &self.policy.inner;
+        if !self.timed || inner.engine.envelope().deadline.is_none() {
+            return Ok(());
+        }
+        let elapsed = now().saturating_sub(self.started);
+        let extra = self.extra;
+        let mut emit = |event: &Event<'_>| dispatch(&inner.hooks, extra, event);
+        let Some(state) = self.state.as_mut() else {
+            return Ok(());
+        };
+        match inner
+            .engine
+            .before_retry(state, self.operation, type_name::<E>(), elapsed, &mut emit)
+        {
+            None => Ok(()),
+            Some(reason) => Err(RetryError {
                 error,
                 reason,
                 attempts: state.attempt(),

@@ -1475,12 +1475,13 @@ fn the_clock_is_read_only_for_a_deadline_or_an_observer() {
     assert_eq!(clock.reads(), if TRACED { 6 } else { 0 });
     assert_eq!(clock.clock.slept(), ms(20));
 
-    // A deadline: read at the start and at each failure; at the success
-    // only when traced.
+    // A deadline: read at the start, at each failure and after each sleep
+    // (a retry must not start past the deadline); at the success only
+    // when traced.
     let clock = CountingClock::default();
     let policy = counted_policy(&clock).build().unwrap();
     assert_eq!(policy.call(transient_twice()).unwrap(), 7);
-    assert_eq!(clock.reads(), if TRACED { 4 } else { 3 });
+    assert_eq!(clock.reads(), if TRACED { 6 } else { 5 });
 
     // A hook and no deadline: read, and events carry the elapsed time.
     let clock = CountingClock::default();
@@ -1534,5 +1535,162 @@ async fn async_calls_read_the_clock_exactly_as_blocking_ones() {
     let mut op = transient_twice();
     let value = timed.call_async(|| std::future::ready(op())).await;
     assert_eq!(value.unwrap(), 7);
-    assert_eq!(clock.reads(), if TRACED { 4 } else { 3 });
+    assert_eq!(clock.reads(), if TRACED { 6 } else { 5 });
+}
+
+/// A manual clock whose sleeps overshoot by a fixed amount, as a real
+/// timer can; it logs when each attempt starts.
+#[derive(Clone)]
+struct OvershootClock {
+    clock: reflexio::ManualClock,
+    overshoot: Duration,
+}
+
+impl reflexio::Clock for OvershootClock {
+    fn now(&self) -> Duration {
+        self.clock.now()
+    }
+
+    fn sleep(&self, duration: Duration) {
+        reflexio::Clock::sleep(&self.clock, duration + self.overshoot);
+    }
+}
+
+impl reflexio::Sleeper for OvershootClock {
+    fn now(&self) -> Duration {
+        self.clock.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> reflexio::clock::SleepFuture {
+        reflexio::Clock::sleep(self, duration);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// Runs one always-failing call (each attempt takes 1 ms) under a 100 ms
+/// deadline and a 40 ms constant strategy, blocking or async; returns the
+/// attempt start times, the events and the error.
+fn overshooting_call(
+    overshoot: Duration,
+    run_async: bool,
+) -> (
+    Vec<Duration>,
+    Vec<Seen>,
+    RetryError<reflexio::ClassifiedError>,
+) {
+    let clock = OvershootClock {
+        clock: reflexio::ManualClock::new(),
+        overshoot,
+    };
+    let recorder = Recorder::default();
+    let policy = RetryPolicy::builder()
+        .strategy(Backoff::constant(ms(40)))
+        .deadline(ms(100))
+        .max_attempts(20)
+        .clock(clock.clone())
+        .sleeper(clock.clone())
+        .hook(recorder.hook())
+        .build()
+        .unwrap();
+    let mut starts = Vec::new();
+    let mut attempt = || {
+        starts.push(clock.clock.now());
+        clock.clock.advance(ms(1));
+        Err::<(), _>(reflexio::ClassifiedError::transient("reset"))
+    };
+    let err = if run_async {
+        let future = policy.call_async(|| std::future::ready(attempt()));
+        block_on_ready(future)
+    } else {
+        policy.call(attempt)
+    }
+    .unwrap_err();
+    (starts, recorder.take(), err)
+}
+
+/// Polls a future that never waits (every sleep here is ready at once).
+fn block_on_ready<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+    }
+}
+
+#[test]
+fn a_sleep_that_overshoots_never_starts_a_retry_after_the_deadline() {
+    for run_async in [false, true] {
+        // Exact sleeps: attempts at 0, 41, 82; the third fails at 83 and
+        // the delay is cut to the 17 ms left, so the fourth starts exactly
+        // at the deadline, fails, and the call ends there.
+        let (starts, seen, err) = overshooting_call(Duration::ZERO, run_async);
+        assert_eq!(starts, vec![ms(0), ms(41), ms(82), ms(100)]);
+        assert_eq!(err.reason(), StopReason::DeadlineExceeded);
+        assert_eq!(err.attempts(), 4);
+        assert_eq!(delays(&seen), vec![ms(40), ms(40), ms(17)]);
+
+        // Sleeps 3 ms late: attempts at 0, 44, 88; the third fails at 89,
+        // the 11 ms left are slept as 14, and waking at 103 the retry is
+        // not made: the call ends after three attempts.
+        let (starts, seen, err) = overshooting_call(ms(3), run_async);
+        assert_eq!(starts, vec![ms(0), ms(44), ms(88)]);
+        assert_eq!(err.reason(), StopReason::DeadlineExceeded);
+        assert_eq!(err.attempts(), 3);
+        assert_eq!(
+            kinds(&seen),
+            vec![
+                EventKind::Retry,
+                EventKind::Retry,
+                EventKind::Retry,
+                EventKind::DeadlineExceeded
+            ]
+        );
+        let last = seen.last().unwrap();
+        assert_eq!(last.attempt, 3);
+        assert_eq!(last.class, Some(ErrorClass::Transient));
+        assert_eq!(last.elapsed, ms(103));
+
+        // Whatever the overshoot, no attempt starts after the deadline and
+        // the call ends with exactly one terminal event.
+        for overshoot in [1, 7, 16, 17, 18, 59, 60, 61, 150].map(ms) {
+            let (starts, seen, err) = overshooting_call(overshoot, run_async);
+            assert!(
+                starts.iter().all(|t| *t <= ms(100)),
+                "{overshoot:?}: {starts:?}"
+            );
+            assert_eq!(err.attempts() as usize, starts.len());
+            let terminal = seen.iter().filter(|s| s.kind.is_terminal()).count();
+            assert_eq!(terminal, 1, "{overshoot:?}");
+            assert!(seen.last().unwrap().kind.is_terminal());
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+#[tokio::test(start_paused = true)]
+async fn async_calls_with_send_errors_can_be_spawned() {
+    // The last error is kept across the sleep (a retry that would start
+    // past the deadline returns it), so the call's future holds it: with
+    // a Send error the future stays Send.
+    let policy = RetryPolicy::default();
+    let task = tokio::spawn(async move {
+        let mut failures_left = 2;
+        policy
+            .call_async(|| {
+                let fail = failures_left > 0;
+                failures_left -= 1;
+                async move {
+                    if fail {
+                        Err(reflexio::ClassifiedError::transient("reset"))
+                    } else {
+                        Ok(5)
+                    }
+                }
+            })
+            .await
+    });
+    assert_eq!(task.await.unwrap().unwrap(), 5);
 }
