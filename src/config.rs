@@ -533,6 +533,11 @@ pub fn parse_time(text: &str) -> Result<Duration, String> {
                 .to_digit(10)
                 .ok_or_else(|| format!("`{text}` is not a number; {allowed}"))?;
             digit_scale /= 10;
+            if digit_scale == 0 && d != 0 {
+                return Err(format!(
+                    "`{text}` is finer than one nanosecond, the finest step a duration has"
+                ));
+            }
             part += u128::from(d) * digit_scale;
         }
         total = total
@@ -540,9 +545,14 @@ pub fn parse_time(text: &str) -> Result<Duration, String> {
             .ok_or_else(|| format!("`{text}` is too large"))?;
         rest = next;
     }
-    let secs =
-        u64::try_from(total / 1_000_000_000).map_err(|_| format!("`{text}` is too large"))?;
-    Ok(Duration::new(secs, (total % 1_000_000_000) as u32))
+    // Delays are computed in 64-bit nanoseconds: about 584 years.
+    let nanos = u64::try_from(total).map_err(|_| {
+        format!(
+            "`{text}` is too large; durations go up to {}ns (about 584 years)",
+            u64::MAX
+        )
+    })?;
+    Ok(Duration::from_nanos(nanos))
 }
 
 /// Formats a duration in the largest unit that represents it exactly

@@ -853,3 +853,33 @@ fn errors_point_at_the_right_line_however_the_table_is_written() {
         &["bogus", "rate_limit"],
     );
 }
+
+#[test]
+fn durations_finer_than_a_nanosecond_or_past_584_years_are_refused() {
+    let fine = parse_duration("0.5ns").unwrap_err();
+    assert!(fine.contains("finer than one nanosecond"), "{fine}");
+    assert_eq!(
+        parse_duration("1.50ns").unwrap_err(),
+        fine.replace("0.5ns", "1.50ns")
+    );
+    assert_eq!(parse_duration("1.0ns").unwrap(), Duration::from_nanos(1));
+    assert_eq!(
+        parse_duration("0.000000001s").unwrap(),
+        Duration::from_nanos(1)
+    );
+
+    assert_eq!(
+        parse_duration("18446744073709551615ns").unwrap(),
+        Duration::from_nanos(u64::MAX)
+    );
+    let long = parse_duration("18446744073709551616ns").unwrap_err();
+    assert!(
+        long.contains("too large") && long.contains("584 years"),
+        "{long}"
+    );
+    let err =
+        RetryConfig::from_toml_str("[strategy]\nkind = \"equal_jitter\"\nmax = \"99999999999h\"\n")
+            .unwrap_err();
+    assert_eq!(err.path, "strategy.max");
+    assert!(err.message.contains("584 years"), "{}", err.message);
+}

@@ -345,11 +345,12 @@ fn check(path: &Path, out: &mut dyn Write) -> Result<i32, String> {
     Ok(0)
 }
 
+/// A worst-case total sleep: `at most <duration>`, or `unbounded`.
 fn show(d: std::time::Duration) -> String {
     if d >= std::time::Duration::from_nanos(u64::MAX) {
         "unbounded".to_owned()
     } else {
-        format_duration(d)
+        format!("at most {}", format_duration(d))
     }
 }
 
@@ -402,7 +403,7 @@ pub fn describe_policy(
         wc.max_attempts_before_deadline
     ));
     text.push_str(&format!(
-        "# worst case: at most {} asleep per call without server hints, {} with hints at max_retry_after{}\n",
+        "# worst case: sleep per call {} without server hints, {} with hints at max_retry_after{}\n",
         show(wc.max_total_sleep),
         show(wc.max_total_sleep_with_hints),
         if wc.bounded { "" } else { " (some strategy documents no bounds)" }

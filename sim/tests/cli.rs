@@ -54,7 +54,10 @@ fn check_prints_the_normalised_policy_and_its_worst_case() {
     assert!(out.contains("max_unknown_attempts = 2"), "{out}");
     assert!(out.contains("at most 5 attempts per call"), "{out}");
     // 100 + 200 + 400 + 800 ms.
-    assert!(out.contains("at most 1500ms asleep"), "{out}");
+    assert!(
+        out.contains("sleep per call at most 1500ms without"),
+        "{out}"
+    );
 
     std::fs::write(&file, "max_attempts = 0\n").unwrap();
     let (code, _, err) = run(&["check", file.to_str().unwrap()]);
