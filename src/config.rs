@@ -24,7 +24,8 @@
 //! ```
 //!
 //! Durations are a number and a unit (`ns`, `us`, `ms`, `s`, `m`, `h`),
-//! possibly fractional (`1.5s`) or compound (`1m30s`). Validation is strict:
+//! possibly fractional (`1.5s`) or compound (`1m30s`), in whole
+//! nanoseconds up to `u64::MAX` of them (about 584 years). Validation is strict:
 //! unknown fields, zero or negative durations, a base above its max, and
 //! unknown class or strategy names are errors that name the field and what
 //! is allowed.
@@ -491,6 +492,12 @@ pub fn parse_time(text: &str) -> Result<Duration, String> {
     if s.is_empty() {
         return Err(format!("empty duration; {allowed}"));
     }
+    let too_large = || {
+        format!(
+            "`{text}` is too large; durations go up to {}ns (about 584 years)",
+            u64::MAX
+        )
+    };
     let mut total: u128 = 0;
     let mut rest = s;
     while !rest.is_empty() {
@@ -520,38 +527,36 @@ pub fn parse_time(text: &str) -> Result<Duration, String> {
         let whole: u128 = if whole.is_empty() {
             0
         } else {
-            whole
-                .parse()
-                .map_err(|_| format!("`{text}` is too large"))?
+            whole.parse().map_err(|_| too_large())?
         };
-        let mut part = whole
-            .checked_mul(scale)
-            .ok_or_else(|| format!("`{text}` is too large"))?;
-        let mut digit_scale = scale;
-        for digit in fraction.chars() {
-            let d = digit
-                .to_digit(10)
-                .ok_or_else(|| format!("`{text}` is not a number; {allowed}"))?;
-            digit_scale /= 10;
-            if digit_scale == 0 && d != 0 {
-                return Err(format!(
-                    "`{text}` is finer than one nanosecond, the finest step a duration has"
-                ));
-            }
-            part += u128::from(d) * digit_scale;
+        let mut part = whole.checked_mul(scale).ok_or_else(too_large)?;
+        // The fraction exactly: `digits / 10^k` of the unit must be a whole
+        // number of nanoseconds.
+        if !fraction.chars().all(|c| c.is_ascii_digit()) {
+            return Err(format!("`{text}` is not a number; {allowed}"));
         }
-        total = total
-            .checked_add(part)
-            .ok_or_else(|| format!("`{text}` is too large"))?;
+        let fraction = fraction.trim_end_matches('0');
+        let finer =
+            || format!("`{text}` is finer than one nanosecond, the finest step a duration has");
+        if fraction.len() > 25 {
+            return Err(finer());
+        }
+        if !fraction.is_empty() {
+            let digits: u128 = fraction
+                .parse()
+                .map_err(|_| format!("`{text}` is not a number; {allowed}"))?;
+            let tenths = 10u128.pow(fraction.len() as u32);
+            let scaled = digits * scale;
+            if scaled % tenths != 0 {
+                return Err(finer());
+            }
+            part += scaled / tenths;
+        }
+        total = total.checked_add(part).ok_or_else(too_large)?;
         rest = next;
     }
     // Delays are computed in 64-bit nanoseconds: about 584 years.
-    let nanos = u64::try_from(total).map_err(|_| {
-        format!(
-            "`{text}` is too large; durations go up to {}ns (about 584 years)",
-            u64::MAX
-        )
-    })?;
+    let nanos = u64::try_from(total).map_err(|_| too_large())?;
     Ok(Duration::from_nanos(nanos))
 }
 

@@ -35,10 +35,14 @@
 //! already knows it will give up.
 //!
 //! A real sleep can overshoot the delay it was given, so the drivers in
-//! this crate call [`Engine::before_retry`] when they wake: if the deadline
-//! has passed in the meantime, the retry is not made and the call ends with
-//! [`StopReason::DeadlineExceeded`] for the last attempt made. (The
-//! simulator's virtual sleeps are exact, so there it never triggers.)
+//! this crate call [`Engine::before_retry`] when they wake: if they woke
+//! more than [`WAKE_TOLERANCE`] past the deadline (a suspended process, a
+//! starved thread), the retry is not made and the call ends with
+//! [`StopReason::DeadlineExceeded`] for the last attempt made. A timer's
+//! ordinary lateness is tolerated: every delay cut to end at the deadline
+//! would otherwise wake a little late and be refused after sleeping for
+//! nothing. (The simulator does not call it: its virtual sleeps are
+//! exact.)
 
 use std::fmt;
 use std::sync::Arc;
@@ -147,7 +151,10 @@ impl fmt::Display for StopReason {
 pub enum EventKind {
     /// An attempt succeeded. Terminal.
     Success,
-    /// An attempt failed and another will follow after `delay`.
+    /// An attempt failed and another will follow after `delay`. (Only if a
+    /// real sleep overran the deadline by more than [`WAKE_TOLERANCE`] is
+    /// it followed instead by `deadline_exceeded` for the same attempt;
+    /// see [`Engine::before_retry`].)
     Retry,
     /// The error's class is never retried. Terminal.
     PermanentFail,
@@ -201,7 +208,9 @@ pub struct Event<'a> {
     pub class: Option<ErrorClass>,
     /// The failure's error type name (failure events only).
     pub error_type: Option<&'a str>,
-    /// Time since the call started, when the attempt ended.
+    /// Time since the call started: when the attempt ended (or, for a
+    /// `deadline_exceeded` from [`Engine::before_retry`], when the sleep
+    /// before the next attempt did).
     pub elapsed: Duration,
 }
 
@@ -235,6 +244,10 @@ pub struct Failure<'a> {
 }
 
 const NO_PREVIOUS: u64 = u64::MAX;
+
+/// How late past the deadline a real sleep may wake and still start the
+/// retry it was for; see [`Engine::before_retry`].
+pub const WAKE_TOLERANCE: Duration = Duration::from_millis(10);
 
 /// The per-call state: attempts made and per-class counts.
 #[derive(Debug, Clone)]
@@ -335,16 +348,22 @@ impl Engine {
     }
 
     /// The retry the engine asked for is about to start at `elapsed`: a
-    /// last check that it does not start after the deadline. The engine
-    /// caps every delay to the time left, but a real sleep can overshoot
-    /// the delay it was given (a timer's granularity, a busy machine), so a
-    /// driver on a real clock calls this after each sleep.
+    /// last check against the deadline. The engine caps every delay to the
+    /// time left, so on an exact clock no retry starts after the deadline;
+    /// a real sleep can wake late, so a driver on a real clock calls this
+    /// after each sleep.
     ///
-    /// Returns `None` to go ahead. Otherwise the call is over: the planned
-    /// attempt is not made, `state` goes back to the last attempt made, and
-    /// a `deadline_exceeded` event is emitted for it (with its class, and
-    /// `error_type`, the type of the error it failed with). Calls without a
-    /// deadline, first attempts and finished calls always go ahead.
+    /// A wake-up up to [`WAKE_TOLERANCE`] past the deadline goes ahead: that
+    /// much is a timer's ordinary lateness (tokio rounds sleeps up to the
+    /// millisecond), and refusing it would make every delay cut to end at
+    /// the deadline sleep for nothing. Later than that (a suspended
+    /// process, a starved thread), the call is over: the planned attempt is
+    /// not made, `state` goes back to the last attempt made, and a
+    /// `deadline_exceeded` event is emitted for it, at `elapsed`, with its
+    /// class and `error_type` (the type of the error it failed with).
+    ///
+    /// Returns `None` to go ahead. Calls without a deadline, first attempts
+    /// and finished calls always go ahead.
     pub fn before_retry(
         &self,
         state: &mut CallState,
@@ -354,7 +373,8 @@ impl Engine {
         emit: &mut dyn FnMut(&Event<'_>),
     ) -> Option<StopReason> {
         let deadline = self.envelope.deadline?;
-        if state.finished || state.attempt <= 1 || elapsed <= deadline {
+        let latest = deadline.saturating_add(WAKE_TOLERANCE);
+        if state.finished || state.attempt <= 1 || elapsed <= latest {
             return None;
         }
         state.attempt -= 1;

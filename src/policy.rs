@@ -377,13 +377,15 @@ impl<'a, C> CallDriver<'a, C> {
             .on_success(state, self.operation, elapsed, &mut emit);
     }
 
-    /// Reports a failure; returns the delay to sleep (and the error, kept
-    /// until the retry starts), or the final error.
+    /// Reports a failure; returns the delay to sleep and, when the policy
+    /// has a deadline, the error (kept until the retry starts, for
+    /// [`before_retry`](Self::before_retry)); or the final error. Without a
+    /// deadline the error is dropped before the sleep.
     fn failed<E>(
         &mut self,
         error: E,
         now: impl FnOnce() -> Duration,
-    ) -> Result<(Duration, E), RetryError<E>>
+    ) -> Result<(Duration, Option<E>), RetryError<E>>
     where
         C: Classifier<E>,
     {
@@ -417,7 +419,10 @@ impl<'a, C> CallDriver<'a, C> {
             .engine
             .on_failure(state, self.operation, failure, elapsed, rng, &mut emit)
         {
-            Decision::Retry(retry) => Ok((retry.delay, error)),
+            Decision::Retry(retry) => {
+                let keep = self.timed && inner.engine.envelope().deadline.is_some();
+                Ok((retry.delay, keep.then_some(error)))
+            }
             Decision::Stop(reason) => Err(RetryError {
                 error,
                 reason,
@@ -427,16 +432,17 @@ impl<'a, C> CallDriver<'a, C> {
     }
 
     /// The sleep is over and the retry is about to start: gives up with
-    /// `error`, the last one, if the sleep overshot the deadline.
+    /// `error`, the last one, if the sleep overran the deadline (see
+    /// [`Engine::before_retry`]). `None` (no deadline): nothing to check.
     fn before_retry<E>(
         &mut self,
-        error: E,
+        error: Option<E>,
         now: impl FnOnce() -> Duration,
     ) -> Result<(), RetryError<E>> {
-        let inner = &self.policy.inner;
-        if !self.timed || inner.engine.envelope().deadline.is_none() {
+        let Some(error) = error else {
             return Ok(());
-        }
+        };
+        let inner = &self.policy.inner;
         let elapsed = now().saturating_sub(self.started);
         let extra = self.extra;
         let mut emit = |event: &Event<'_>| dispatch(&inner.hooks, extra, event);

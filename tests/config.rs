@@ -867,6 +867,28 @@ fn durations_finer_than_a_nanosecond_or_past_584_years_are_refused() {
         parse_duration("0.000000001s").unwrap(),
         Duration::from_nanos(1)
     );
+    // Fractions of units that are not powers of ten are exact too.
+    assert_eq!(
+        parse_duration("0.000000000005h").unwrap(),
+        Duration::from_nanos(18)
+    );
+    assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+    assert_eq!(parse_duration("0.25m").unwrap(), Duration::from_secs(15));
+    assert_eq!(
+        parse_duration("0.25ms").unwrap(),
+        Duration::from_micros(250)
+    );
+    assert_eq!(
+        parse_duration("1.500s").unwrap(),
+        Duration::from_millis(1500)
+    );
+    let h = parse_duration("0.000000000001h").unwrap_err();
+    assert!(h.contains("finer than one nanosecond"), "{h}");
+    assert!(parse_duration("1.2.3s")
+        .unwrap_err()
+        .contains("not a number"));
+    let huge = parse_duration("999999999999999999999999999999999999999h").unwrap_err();
+    assert!(huge.contains("584 years"), "{huge}");
 
     assert_eq!(
         parse_duration("18446744073709551615ns").unwrap(),

@@ -64,6 +64,9 @@ impl Subscriber for Recorder {
     fn exit(&self, _: &Id) {}
 }
 
+// Keep this the only test in this binary: tracing caches, per process,
+// whether a call site is of interest, and a test running reflexio without
+// a subscriber first could make it skip these events.
 #[test]
 fn every_event_is_also_a_tracing_event_with_the_same_fields() {
     let recorder = Recorder::default();

@@ -408,7 +408,7 @@ impl Scenario {
 /// Serde's type names, in words.
 fn friendly(message: &str) -> String {
     message
-        .replace("expected u64", "expected a whole number")
+        .replace("expected u64", "expected a whole number (0 or more)")
         .replace(
             "expected u32",
             "expected a whole number from 0 to 4294967295",
