@@ -85,6 +85,22 @@ fn nice_max(x: f64) -> f64 {
     }
 }
 
+/// A chart with the reports' caption, margin and axis label areas; the
+/// y labels get `y_label_area` pixels.
+fn frame<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    y_label_area: u32,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(title, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(y_label_area);
+    builder
+}
+
 fn draw_attempts<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -104,11 +120,7 @@ fn draw_attempts<DB: DrawingBackend>(
                 .map(move |n| *n as f64 / m.calls.max(1) as f64)
         })
         .fold(0.0, f64::max);
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 22))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(64)
+    let mut chart = frame(root, title, 64)
         .build_cartesian_2d(0.5f64..max as f64 + 0.5, 0f64..nice_max(top))
         .map_err(e)?;
     chart
@@ -184,11 +196,7 @@ fn draw_load<DB: DrawingBackend>(
         .max()
         .unwrap_or(0) as f64
         / bucket_s;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 22))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(72)
+    let mut chart = frame(root, title, 72)
         .build_cartesian_2d(0f64..len as f64 * bucket_s, 0f64..nice_max(top))
         .map_err(e)?;
     chart
@@ -220,11 +228,7 @@ fn draw_cdf<DB: DrawingBackend>(
         .iter()
         .flat_map(|m| m.latency_cdf.iter().map(|(x, _)| *x))
         .fold(0.0, f64::max);
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 22))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(64)
+    let mut chart = frame(root, title, 64)
         .build_cartesian_2d(0f64..nice_max(top), 0f64..1.0)
         .map_err(e)?;
     chart
@@ -253,11 +257,7 @@ fn draw_sleep<DB: DrawingBackend>(
         .map(|m| m.sleep_total_ms / 1000.0)
         .fold(0.0, f64::max);
     let names: Vec<String> = policies.iter().map(|m| m.policy.clone()).collect();
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 22))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(72)
+    let mut chart = frame(root, title, 72)
         .build_cartesian_2d(
             (0..n.saturating_sub(1)).into_segmented(),
             0f64..nice_max(top),
