@@ -287,6 +287,50 @@ fn e<T: std::fmt::Debug>(err: T) -> String {
     format!("{err:?}")
 }
 
+/// One line with point markers per named series, in palette order.
+fn draw_series_lines<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for (i, (name, points)) in series.iter().enumerate() {
+        let c = PALETTE[i];
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+            .map_err(e)?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], c.stroke_width(2)));
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
+            .map_err(e)?;
+    }
+    Ok(())
+}
+
+/// The legend box, at `position`.
+fn legend<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged,
+    Y: Ranged,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 15))
+        .draw()
+        .map_err(e)
+}
+
 /// The simulator's run time against the number of calls, log-log, with
 /// `n` and `n log n` references through the smallest event-mode point.
 fn plot_sim_scaling(results: &Results, path: &Path) -> Result<(), String> {
@@ -332,17 +376,7 @@ fn plot_sim_scaling(results: &Results, path: &Path) -> Result<(), String> {
         .y_label_formatter(&|y| format!("{y:.0e}"))
         .draw()
         .map_err(e)?;
-    for (i, (name, points)) in series.iter().enumerate() {
-        let c = PALETTE[i];
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
-            .map_err(e)?
-            .label(*name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], c.stroke_width(2)));
-        chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
-            .map_err(e)?;
-    }
+    draw_series_lines(&mut chart, &series)?;
     // References anchored at the first point of the all-at-once series.
     if let Some(&(n0, t0)) = series.last().and_then(|(_, p)| p.first()) {
         let refs: [Reference; 2] = [
@@ -361,14 +395,7 @@ fn plot_sim_scaling(results: &Results, path: &Path) -> Result<(), String> {
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], c));
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 15))
-        .draw()
-        .map_err(e)?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present().map_err(e)
 }
 
@@ -412,17 +439,7 @@ fn plot_sim_throughput(results: &Results, path: &Path) -> Result<(), String> {
         .x_label_formatter(&|x| format!("{x:.0e}"))
         .draw()
         .map_err(e)?;
-    for (i, (name, points)) in series.iter().enumerate() {
-        let c = PALETTE[i];
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
-            .map_err(e)?
-            .label(*name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], c.stroke_width(2)));
-        chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
-            .map_err(e)?;
-    }
+    draw_series_lines(&mut chart, &series)?;
     let target = PALETTE[3];
     chart
         .draw_series(DashedLineSeries::new(
@@ -434,14 +451,7 @@ fn plot_sim_throughput(results: &Results, path: &Path) -> Result<(), String> {
         .map_err(e)?
         .label("target: 10 M/s")
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], target));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 15))
-        .draw()
-        .map_err(e)?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(e)
 }
 
@@ -484,25 +494,8 @@ fn plot_contention(results: &Results, path: &Path) -> Result<(), String> {
         .x_label_formatter(&|x| format!("{x:.0}"))
         .draw()
         .map_err(e)?;
-    for (i, (name, points)) in series.iter().enumerate() {
-        let c = PALETTE[i];
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
-            .map_err(e)?
-            .label(*name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], c.stroke_width(2)));
-        chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
-            .map_err(e)?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 15))
-        .draw()
-        .map_err(e)?;
+    draw_series_lines(&mut chart, &series)?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present().map_err(e)
 }
 
