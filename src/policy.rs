@@ -420,8 +420,8 @@ impl<'a, C> CallDriver<'a, C> {
             .on_failure(state, self.operation, failure, elapsed, rng, &mut emit)
         {
             Decision::Retry(retry) => {
-                let keep = self.timed && inner.engine.envelope().deadline.is_some();
-                Ok((retry.delay, keep.then_some(error)))
+                let has_deadline = inner.engine.envelope().deadline.is_some();
+                Ok((retry.delay, has_deadline.then_some(error)))
             }
             Decision::Stop(reason) => Err(RetryError {
                 error,
