@@ -1401,43 +1401,46 @@ fn seeded_delays_are_pinned() {
     );
 }
 
-/// A manual clock that counts how often it is read, as a blocking clock
-/// and as an async sleeper.
+/// A manual clock for the tests below, as a blocking clock and as an async
+/// sleeper: it counts how often it is read, can make every sleep overshoot
+/// by a fixed amount (as a real timer can wake late), and can log sleeps.
 #[derive(Clone, Default)]
-struct CountingClock {
+struct TestClock {
     clock: reflexio::ManualClock,
     reads: Arc<std::sync::atomic::AtomicU64>,
+    overshoot: Duration,
+    log: Option<Arc<Mutex<Vec<&'static str>>>>,
 }
 
-impl CountingClock {
+impl TestClock {
     fn reads(&self) -> u64 {
         self.reads.load(std::sync::atomic::Ordering::Relaxed)
     }
+}
 
-    fn read(&self) -> Duration {
+impl reflexio::Clock for TestClock {
+    fn now(&self) -> Duration {
         self.reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.clock.now()
     }
-}
-
-impl reflexio::Clock for CountingClock {
-    fn now(&self) -> Duration {
-        self.read()
-    }
 
     fn sleep(&self, duration: Duration) {
-        reflexio::Clock::sleep(&self.clock, duration);
+        if let Some(log) = &self.log {
+            log.lock().unwrap().push("slept");
+        }
+        reflexio::Clock::sleep(&self.clock, duration + self.overshoot);
     }
 }
 
-impl reflexio::Sleeper for CountingClock {
+impl reflexio::Sleeper for TestClock {
     fn now(&self) -> Duration {
-        self.read()
+        reflexio::Clock::now(self)
     }
 
     fn sleep(&self, duration: Duration) -> reflexio::clock::SleepFuture {
-        reflexio::Sleeper::sleep(&self.clock, duration)
+        reflexio::Clock::sleep(self, duration);
+        Box::pin(std::future::ready(()))
     }
 }
 
@@ -1453,7 +1456,7 @@ fn transient_twice() -> impl FnMut() -> Result<u32, reflexio::ClassifiedError> {
     }
 }
 
-fn counted_policy(clock: &CountingClock) -> reflexio::RetryPolicyBuilder {
+fn counted_policy(clock: &TestClock) -> reflexio::RetryPolicyBuilder {
     RetryPolicy::builder()
         .strategy(Backoff::constant(ms(10)))
         .clock(clock.clone())
@@ -1467,7 +1470,7 @@ const TRACED: bool = cfg!(feature = "tracing");
 fn the_clock_is_read_only_for_a_deadline_or_an_observer() {
     // No deadline, no hook: never read (unless traced), and the call still
     // retries and sleeps as its strategy says.
-    let clock = CountingClock::default();
+    let clock = TestClock::default();
     let policy = counted_policy(&clock).no_deadline().build().unwrap();
     assert_eq!(policy.call(transient_twice()).unwrap(), 7);
     assert_eq!(policy.call(|| Ok::<_, std::io::Error>(1)).unwrap(), 1);
@@ -1478,13 +1481,13 @@ fn the_clock_is_read_only_for_a_deadline_or_an_observer() {
     // A deadline: read at the start, at each failure and after each sleep
     // (a retry must not start past the deadline); at the success only
     // when traced.
-    let clock = CountingClock::default();
+    let clock = TestClock::default();
     let policy = counted_policy(&clock).build().unwrap();
     assert_eq!(policy.call(transient_twice()).unwrap(), 7);
     assert_eq!(clock.reads(), if TRACED { 6 } else { 5 });
 
     // A hook and no deadline: read, and events carry the elapsed time.
-    let clock = CountingClock::default();
+    let clock = TestClock::default();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     let policy = counted_policy(&clock)
@@ -1499,7 +1502,7 @@ fn the_clock_is_read_only_for_a_deadline_or_an_observer() {
 
 #[test]
 fn a_bound_hook_makes_an_untimed_policy_read_the_clock() {
-    let clock = CountingClock::default();
+    let clock = TestClock::default();
     let policy = counted_policy(&clock).no_deadline().build().unwrap();
 
     let quiet = policy.bind("quiet");
@@ -1522,7 +1525,7 @@ fn a_bound_hook_makes_an_untimed_policy_read_the_clock() {
 #[cfg(feature = "tokio")]
 #[tokio::test(start_paused = true)]
 async fn async_calls_read_the_clock_exactly_as_blocking_ones() {
-    let clock = CountingClock::default();
+    let clock = TestClock::default();
     let untimed = counted_policy(&clock).no_deadline().build().unwrap();
     let mut op = transient_twice();
     let value = untimed.call_async(|| std::future::ready(op())).await;
@@ -1530,41 +1533,12 @@ async fn async_calls_read_the_clock_exactly_as_blocking_ones() {
     assert_eq!(clock.reads(), if TRACED { 4 } else { 0 });
     assert_eq!(clock.clock.slept(), ms(20));
 
-    let clock = CountingClock::default();
+    let clock = TestClock::default();
     let timed = counted_policy(&clock).build().unwrap();
     let mut op = transient_twice();
     let value = timed.call_async(|| std::future::ready(op())).await;
     assert_eq!(value.unwrap(), 7);
     assert_eq!(clock.reads(), if TRACED { 6 } else { 5 });
-}
-
-/// A manual clock whose sleeps overshoot by a fixed amount, as a real
-/// timer can; it logs when each attempt starts.
-#[derive(Clone)]
-struct OvershootClock {
-    clock: reflexio::ManualClock,
-    overshoot: Duration,
-}
-
-impl reflexio::Clock for OvershootClock {
-    fn now(&self) -> Duration {
-        self.clock.now()
-    }
-
-    fn sleep(&self, duration: Duration) {
-        reflexio::Clock::sleep(&self.clock, duration + self.overshoot);
-    }
-}
-
-impl reflexio::Sleeper for OvershootClock {
-    fn now(&self) -> Duration {
-        self.clock.now()
-    }
-
-    fn sleep(&self, duration: Duration) -> reflexio::clock::SleepFuture {
-        reflexio::Clock::sleep(self, duration);
-        Box::pin(std::future::ready(()))
-    }
 }
 
 /// Runs one always-failing call (each attempt takes 1 ms) under a 100 ms
@@ -1578,9 +1552,9 @@ fn overshooting_call(
     Vec<Seen>,
     RetryError<reflexio::ClassifiedError>,
 ) {
-    let clock = OvershootClock {
-        clock: reflexio::ManualClock::new(),
+    let clock = TestClock {
         overshoot,
+        ..TestClock::default()
     };
     let recorder = Recorder::default();
     let policy = RetryPolicy::builder()
@@ -1703,21 +1677,6 @@ impl Drop for Logged {
     }
 }
 
-/// A manual clock that logs its sleeps.
-#[derive(Clone)]
-struct SleepLog(reflexio::ManualClock, Arc<Mutex<Vec<&'static str>>>);
-
-impl reflexio::Clock for SleepLog {
-    fn now(&self) -> Duration {
-        self.0.now()
-    }
-
-    fn sleep(&self, duration: Duration) {
-        self.1.lock().unwrap().push("slept");
-        reflexio::Clock::sleep(&self.0, duration);
-    }
-}
-
 #[test]
 fn a_failed_attempt_s_error_is_dropped_before_the_sleep_unless_a_deadline_needs_it() {
     for (deadline, expected) in [
@@ -1725,7 +1684,10 @@ fn a_failed_attempt_s_error_is_dropped_before_the_sleep_unless_a_deadline_needs_
         (true, ["slept", "error dropped"]),
     ] {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let clock = SleepLog(reflexio::ManualClock::new(), Arc::clone(&log));
+        let clock = TestClock {
+            log: Some(Arc::clone(&log)),
+            ..TestClock::default()
+        };
         let mut builder = RetryPolicy::builder()
             .strategy(Backoff::constant(ms(10)))
             .classifier(|_: &Logged| ErrorClass::Transient)
