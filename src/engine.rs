@@ -111,7 +111,8 @@ pub enum StopReason {
     /// The global attempt cap was reached.
     MaxAttemptsExceeded,
     /// The failing class's own attempt cap was reached (reported as a
-    /// `max_attempts_exceeded` event).
+    /// `max_attempts_exceeded` event whose [`Event::reason`] tells it from
+    /// the global cap).
     ClassAttemptsExceeded,
     /// The cap on attempts ending with an unknown error was reached.
     MaxUnknownAttemptsExceeded,
@@ -194,10 +195,19 @@ impl fmt::Display for EventKind {
 }
 
 /// One structured observation of a call, handed to hooks.
+///
+/// Only the engine creates events; the struct is `#[non_exhaustive]` so
+/// that new tags can be added without breaking hooks that read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Event<'a> {
     /// What happened.
     pub kind: EventKind,
+    /// Why the call stopped (terminal failure events only): tells a class
+    /// cap ([`StopReason::ClassAttemptsExceeded`]) from the global cap
+    /// ([`StopReason::MaxAttemptsExceeded`]), both reported as
+    /// `max_attempts_exceeded`. `None` for `success` and `retry`.
+    pub reason: Option<StopReason>,
     /// The operation's name (empty when the call was not named).
     pub operation: &'a str,
     /// The 1-based number of the attempt that just ended.
@@ -338,6 +348,7 @@ impl Engine {
         state.finished = true;
         emit(&Event {
             kind: EventKind::Success,
+            reason: None,
             operation,
             attempt: state.attempt,
             delay: None,
@@ -381,6 +392,7 @@ impl Engine {
         state.finished = true;
         emit(&Event {
             kind: EventKind::DeadlineExceeded,
+            reason: Some(StopReason::DeadlineExceeded),
             operation,
             attempt: state.attempt,
             delay: None,
@@ -405,18 +417,19 @@ impl Engine {
         let class = failure.classification.class;
         let attempt = state.attempt;
         let decision = self.decide(state, failure.classification, elapsed, rng);
-        let (kind, delay) = match decision {
+        let (kind, reason, delay) = match decision {
             Decision::Retry(retry) => {
                 state.attempt = retry.next_attempt;
-                (EventKind::Retry, Some(retry.delay))
+                (EventKind::Retry, None, Some(retry.delay))
             }
             Decision::Stop(reason) => {
                 state.finished = true;
-                (reason.event_kind(), None)
+                (reason.event_kind(), Some(reason), None)
             }
         };
         emit(&Event {
             kind,
+            reason,
             operation,
             attempt,
             delay,

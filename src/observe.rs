@@ -93,6 +93,7 @@ fn trace_event(event: &Event<'_>) {
                 target: "reflexio",
                 $level,
                 kind = event.kind.name(),
+                reason = event.reason.map(|r| r.name()),
                 operation = event.operation,
                 attempt = event.attempt,
                 delay_ms = event.delay.map(|d| d.as_secs_f64() * 1e3),

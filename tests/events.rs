@@ -112,6 +112,7 @@ fn scripted(
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {
     kind: EventKind,
+    reason: Option<StopReason>,
     operation: String,
     attempt: u32,
     delay: Option<Duration>,
@@ -124,6 +125,7 @@ impl From<&Event<'_>> for Seen {
     fn from(e: &Event<'_>) -> Self {
         Seen {
             kind: e.kind,
+            reason: e.reason,
             operation: e.operation.to_owned(),
             attempt: e.attempt,
             delay: e.delay,
@@ -202,6 +204,7 @@ fn success_on_first_attempt_emits_one_success_event() {
         rec.take(),
         [Seen {
             kind: EventKind::Success,
+            reason: None,
             operation: String::new(),
             attempt: 1,
             delay: None,
@@ -236,6 +239,7 @@ fn retry_then_success_tags_every_event() {
         [
             Seen {
                 kind: EventKind::Retry,
+                reason: None,
                 operation: String::new(),
                 attempt: 1,
                 delay: Some(ms(100)),
@@ -245,6 +249,7 @@ fn retry_then_success_tags_every_event() {
             },
             Seen {
                 kind: EventKind::Retry,
+                reason: None,
                 operation: String::new(),
                 attempt: 2,
                 delay: Some(ms(100)),
@@ -254,6 +259,7 @@ fn retry_then_success_tags_every_event() {
             },
             Seen {
                 kind: EventKind::Success,
+                reason: None,
                 operation: String::new(),
                 attempt: 3,
                 delay: None,
@@ -443,6 +449,10 @@ fn global_attempt_cap_ends_with_max_attempts_exceeded() {
         seen.iter().map(|s| s.attempt).collect::<Vec<_>>(),
         [1, 2, 3]
     );
+    assert_eq!(
+        seen.iter().map(|s| s.reason).collect::<Vec<_>>(),
+        [None, None, Some(StopReason::MaxAttemptsExceeded)]
+    );
 }
 
 #[test]
@@ -488,6 +498,8 @@ fn class_cap_ends_with_max_attempts_exceeded_event_and_class_reason() {
     let last = seen.last().unwrap();
     assert_eq!(last.kind, EventKind::MaxAttemptsExceeded);
     assert_eq!(last.kind.name(), "max_attempts_exceeded");
+    // The hook tells the class cap from the global cap by the reason.
+    assert_eq!(last.reason, Some(StopReason::ClassAttemptsExceeded));
     assert_eq!(last.class, Some(ErrorClass::ServerError));
     assert_eq!(last.attempt, 4);
 }
