@@ -68,6 +68,7 @@ fn decision(c: &mut Criterion) {
                     let failure = Failure {
                         classification: classifier.classify(black_box(&error)),
                         error_type: type_name::<ClassifiedError>(),
+                        error: None,
                     };
                     black_box(engine.on_failure(
                         &mut state,

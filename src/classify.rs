@@ -9,10 +9,14 @@
 //! tries, in this order, first match wins:
 //!
 //! 1. a [`ClassifiedError`] anywhere in the error's [`source`] chain;
-//! 2. numeric codes anywhere in the chain: HTTP statuses of error types
-//!    registered with [`DefaultClassifier::with_http_status`] (see
-//!    [`HttpStatus`] and [`http_status_class`]), and [`std::io::Error`]
-//!    kinds;
+//! 2. codes anywhere in the chain: HTTP statuses (and their retry-after
+//!    hints) of error types registered with
+//!    [`DefaultClassifier::with_http_status`] (see [`HttpStatus`] and
+//!    [`http_status_class`]), SQLSTATEs of error types registered with
+//!    [`DefaultClassifier::with_sql_state`] (see [`SqlState`] and
+//!    [`sqlstate_class`]), the error types of the enabled integrations
+//!    (`http`: `HttpError`; `reqwest`: `reqwest::Error`; `postgres`:
+//!    `tokio_postgres::Error`), and [`std::io::Error`] kinds;
 //! 3. heuristics on the outer error's type name: `auth`, `unauthoriz`,
 //!    `credential` give [`Auth`](ErrorClass::Auth); `forbid`, `permission`
 //!    give [`Permission`](ErrorClass::Permission); `timeout`, `connection`
@@ -69,6 +73,14 @@ impl From<ErrorClass> for Classification {
 pub trait Classifier<E: ?Sized>: Send + Sync {
     /// Classifies one failed attempt's error.
     fn classify(&self, error: &E) -> Classification;
+
+    /// The error as text for hooks ([`Event::error`](crate::Event::error)),
+    /// borrowed: nothing is formatted unless a hook asks. `None` by default;
+    /// [`DefaultClassifier`] and [`Displayed`] give the error's `Display`.
+    fn describe<'e>(&self, error: &'e E) -> Option<&'e (dyn fmt::Display + 'e)> {
+        let _ = error;
+        None
+    }
 }
 
 impl<E: ?Sized, F, R> Classifier<E> for F
@@ -81,21 +93,107 @@ where
     }
 }
 
-/// An error type that carries an HTTP status code.
+/// A classifier closure whose errors also show their `Display` text to
+/// hooks ([`Event::error`](crate::Event::error)); see [`Classifier::describe`].
+///
+/// ```
+/// use reflexio::{classify::Displayed, ErrorClass, RetryPolicy};
+///
+/// let policy = RetryPolicy::default()
+///     .with_classifier(Displayed(|_: &std::io::Error| ErrorClass::Permanent));
+/// assert!(policy.call(|| Err::<(), _>(std::io::Error::other("gone"))).is_err());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Displayed<F>(pub F);
+
+impl<E, F, R> Classifier<E> for Displayed<F>
+where
+    E: fmt::Display,
+    F: Fn(&E) -> R + Send + Sync,
+    R: Into<Classification>,
+{
+    fn classify(&self, error: &E) -> Classification {
+        (self.0)(error).into()
+    }
+
+    fn describe<'e>(&self, error: &'e E) -> Option<&'e (dyn fmt::Display + 'e)> {
+        Some(error)
+    }
+}
+
+/// An error type that carries an HTTP status code, and perhaps the delay
+/// the server asked for (its `Retry-After`).
 ///
 /// Implement it for your error type and register the type with
 /// [`DefaultClassifier::with_http_status`]; the default classifier then
-/// finds it anywhere in an error's source chain and maps the status with
-/// [`http_status_class`].
+/// finds it anywhere in an error's source chain, maps the status with
+/// [`http_status_class`] and, for a class that may be retried, attaches
+/// [`retry_after`](Self::retry_after) as the hint.
 pub trait HttpStatus {
     /// The HTTP status this error reports, if any.
     fn http_status(&self) -> Option<u16>;
+
+    /// The delay the server asked for, if any. `None` by default.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
 }
 
-type StatusProbe = fn(&(dyn Error + 'static)) -> Option<u16>;
+/// An error type that carries a SQLSTATE code (a database driver's error).
+///
+/// Implement it for your error type (or a newtype over a driver's error)
+/// and register the type with [`DefaultClassifier::with_sql_state`]; the
+/// default classifier then finds it anywhere in an error's source chain and
+/// maps the code with [`sqlstate_class`]. With the `postgres` feature,
+/// `tokio_postgres::Error` implements it and is registered by default.
+///
+/// For `sqlx`, wrap its error: `sqlx::Error::as_database_error()` gives the
+/// database error and `.code()` its SQLSTATE:
+///
+/// ```ignore
+/// struct Db(sqlx::Error);
+/// impl reflexio::SqlState for Db {
+///     fn sql_state(&self) -> Option<&str> {
+///         match self.0.as_database_error()?.code()? {
+///             std::borrow::Cow::Borrowed(code) => Some(code),
+///             // sqlx's Postgres, MySQL and SQLite errors all borrow their code
+///             std::borrow::Cow::Owned(_) => None,
+///         }
+///     }
+/// }
+/// ```
+///
+/// `docs/classification.md` in the repository has the whole recipe.
+pub trait SqlState {
+    /// The five-character SQLSTATE this error reports, if any.
+    fn sql_state(&self) -> Option<&str>;
+}
 
-fn probe_status<T: HttpStatus + Error + 'static>(error: &(dyn Error + 'static)) -> Option<u16> {
-    error.downcast_ref::<T>().and_then(HttpStatus::http_status)
+/// A rule on one error of a source chain; see [`DefaultClassifier`].
+pub(crate) type Probe = fn(&(dyn Error + 'static)) -> Option<Classification>;
+
+/// The classification an [`HttpStatus`] reports: its status's class and,
+/// for a class that may be retried, its hint.
+pub(crate) fn status_classification(error: &dyn HttpStatus) -> Option<Classification> {
+    let class = http_status_class(error.http_status()?);
+    let mut c = Classification::new(class);
+    if class.is_retryable() {
+        c.retry_after = error.retry_after();
+    }
+    Some(c)
+}
+
+fn probe_status<T: HttpStatus + Error + 'static>(
+    error: &(dyn Error + 'static),
+) -> Option<Classification> {
+    status_classification(error.downcast_ref::<T>()?)
+}
+
+fn probe_sql_state<T: SqlState + Error + 'static>(
+    error: &(dyn Error + 'static),
+) -> Option<Classification> {
+    let code = error.downcast_ref::<T>()?.sql_state()?;
+    Some(sqlstate_class(code).into())
 }
 
 /// The classifier used by default; see the [module docs](self) for its rules.
@@ -121,26 +219,34 @@ fn probe_status<T: HttpStatus + Error + 'static>(error: &(dyn Error + 'static)) 
 /// ```
 #[derive(Clone, Default)]
 pub struct DefaultClassifier {
-    status_probes: Vec<StatusProbe>,
+    probes: Vec<Probe>,
 }
 
 impl fmt::Debug for DefaultClassifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DefaultClassifier")
-            .field("http_status_types", &self.status_probes.len())
+            .field("registered_types", &self.probes.len())
             .finish()
     }
 }
 
 impl DefaultClassifier {
-    /// The default rules, with no HTTP status types registered.
+    /// The default rules, with the enabled integrations' error types and no
+    /// other HTTP status or SQLSTATE types registered.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Also recognise `T` (anywhere in a source chain) by its HTTP status.
+    /// Also recognise `T` (anywhere in a source chain) by its HTTP status
+    /// and retry-after hint.
     pub fn with_http_status<T: HttpStatus + Error + 'static>(mut self) -> Self {
-        self.status_probes.push(probe_status::<T>);
+        self.probes.push(probe_status::<T>);
+        self
+    }
+
+    /// Also recognise `T` (anywhere in a source chain) by its SQLSTATE.
+    pub fn with_sql_state<T: SqlState + Error + 'static>(mut self) -> Self {
+        self.probes.push(probe_sql_state::<T>);
         self
     }
 
@@ -151,16 +257,15 @@ impl DefaultClassifier {
             return found.classification();
         }
         let by_code = chain(error).find_map(|e| {
-            let class = self
-                .status_probes
+            let found = crate::integrations::BUILTIN_PROBES
                 .iter()
+                .chain(&self.probes)
                 .find_map(|probe| probe(e))
-                .map(http_status_class)
-                .or_else(|| as_a::<io::Error>(e).map(|io| io_kind_class(io.kind())))?;
-            (class != ErrorClass::Unknown).then_some(class)
+                .or_else(|| as_a::<io::Error>(e).map(|io| io_kind_class(io.kind()).into()))?;
+            (found.class != ErrorClass::Unknown).then_some(found)
         });
-        if let Some(class) = by_code {
-            return class.into();
+        if let Some(found) = by_code {
+            return found;
         }
         type_name_class(type_name).into()
     }
@@ -169,6 +274,10 @@ impl DefaultClassifier {
 impl<E: Error + 'static> Classifier<E> for DefaultClassifier {
     fn classify(&self, error: &E) -> Classification {
         self.classify_dyn(error, std::any::type_name::<E>())
+    }
+
+    fn describe<'e>(&self, error: &'e E) -> Option<&'e (dyn fmt::Display + 'e)> {
+        Some(error)
     }
 }
 
@@ -208,20 +317,39 @@ pub const fn http_status_class(status: u16) -> ErrorClass {
     }
 }
 
-/// Maps a SQLSTATE code to a class (case-insensitively).
+/// Maps a SQLSTATE code to a class (case-insensitively, surrounding
+/// blanks ignored).
 ///
-/// 40001 (serialization failure) and 40P01 (deadlock) concurrency; class 08
-/// (connection exceptions), HYT00 and HYT01 (timeouts) transient; class 28
-/// (invalid authorization) auth; 42000 and 42P01 permanent; anything else
-/// unknown.
+/// | SQLSTATE | meaning | class |
+/// |---|---|---|
+/// | 40001, 40P01 | serialization failure, deadlock | concurrency |
+/// | 08xxx | connection exceptions | transient |
+/// | HYT00, HYT01 | timeouts (ODBC) | transient |
+/// | 53300 | too many connections | rate_limit |
+/// | 57P01 | admin shutdown | server_error |
+/// | 28xxx | invalid authorization | auth |
+/// | 42501 | insufficient privilege | permission |
+/// | other 42xxx | syntax errors, undefined objects | permanent |
+/// | 23xxx | integrity constraint violations | permanent |
+/// | anything else | | unknown |
 pub fn sqlstate_class(sqlstate: &str) -> ErrorClass {
-    let code = sqlstate.trim().to_ascii_uppercase();
-    match code.as_str() {
-        "40001" | "40P01" => ErrorClass::Concurrency,
-        "HYT00" | "HYT01" => ErrorClass::Transient,
-        "42000" | "42P01" => ErrorClass::Permanent,
-        c if c.len() == 5 && c.starts_with("08") => ErrorClass::Transient,
-        c if c.len() == 5 && c.starts_with("28") => ErrorClass::Auth,
+    let code = sqlstate.trim().as_bytes();
+    if code.len() != 5 || !code.iter().all(u8::is_ascii_alphanumeric) {
+        return ErrorClass::Unknown;
+    }
+    let mut upper = [0u8; 5];
+    for (u, c) in upper.iter_mut().zip(code) {
+        *u = c.to_ascii_uppercase();
+    }
+    match &upper {
+        b"40001" | b"40P01" => ErrorClass::Concurrency,
+        b"HYT00" | b"HYT01" => ErrorClass::Transient,
+        b"53300" => ErrorClass::RateLimit,
+        b"57P01" => ErrorClass::ServerError,
+        b"42501" => ErrorClass::Permission,
+        [b'0', b'8', ..] => ErrorClass::Transient,
+        [b'2', b'8', ..] => ErrorClass::Auth,
+        [b'4', b'2', ..] | [b'2', b'3', ..] => ErrorClass::Permanent,
         _ => ErrorClass::Unknown,
     }
 }
@@ -335,6 +463,24 @@ impl ClassifiedError {
     /// A passing fault.
     pub fn transient(source: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
         Self::new(ErrorClass::Transient, source)
+    }
+
+    /// The same error carrying the delay the server asked for (any class
+    /// that may be retried can carry one: a 503's `Retry-After`, say). The
+    /// hint combines with the strategy as the crate docs describe; on a
+    /// class that is never retried it has no effect.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reflexio::{default_classifier, ClassifiedError, ErrorClass};
+    ///
+    /// let err = ClassifiedError::server_error("HTTP 503").with_retry_after(Duration::from_secs(1));
+    /// let c = default_classifier(&err);
+    /// assert_eq!((c.class, c.retry_after), (ErrorClass::ServerError, Some(Duration::from_secs(1))));
+    /// ```
+    pub fn with_retry_after(mut self, hint: Duration) -> Self {
+        self.classification.retry_after = Some(hint);
+        self
     }
 
     /// The class and hint this error carries.

@@ -218,11 +218,50 @@ pub struct Event<'a> {
     pub class: Option<ErrorClass>,
     /// The failure's error type name (failure events only).
     pub error_type: Option<&'a str>,
+    /// The failure's error as text, when the classifier can show it
+    /// ([`Classifier::describe`](crate::Classifier::describe); the
+    /// [`DefaultClassifier`](crate::DefaultClassifier) shows the error's
+    /// `Display`). Borrowed: it is formatted only if a hook formats it.
+    /// `None` for success events.
+    pub error: Option<ErrorText<'a>>,
     /// Time since the call started: when the attempt ended (or, for a
     /// `deadline_exceeded` from [`Engine::before_retry`], when the sleep
     /// before the next attempt did).
     pub elapsed: Duration,
 }
+
+/// A failed attempt's error, borrowed for hooks and formatted only on
+/// demand: `event.error.map(|e| e.to_string())`, or `{}` in a format string.
+#[derive(Clone, Copy)]
+pub struct ErrorText<'a>(&'a (dyn fmt::Display + 'a));
+
+impl<'a> ErrorText<'a> {
+    /// Wraps an error (or any displayable value).
+    pub fn new(error: &'a (dyn fmt::Display + 'a)) -> Self {
+        ErrorText(error)
+    }
+}
+
+impl fmt::Display for ErrorText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for ErrorText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\"", self.0)
+    }
+}
+
+/// Compares the texts (formatting both).
+impl PartialEq for ErrorText<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for ErrorText<'_> {}
 
 /// The engine's answer to a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +290,8 @@ pub struct Failure<'a> {
     pub classification: Classification,
     /// The error's type name.
     pub error_type: &'a str,
+    /// The error as text, if the driver can show it.
+    pub error: Option<ErrorText<'a>>,
 }
 
 const NO_PREVIOUS: u64 = u64::MAX;
@@ -354,6 +395,7 @@ impl Engine {
             delay: None,
             class: None,
             error_type: None,
+            error: None,
             elapsed,
         });
     }
@@ -371,7 +413,8 @@ impl Engine {
     /// process, a starved thread), the call is over: the planned attempt is
     /// not made, `state` goes back to the last attempt made, and a
     /// `deadline_exceeded` event is emitted for it, at `elapsed`, with its
-    /// class and `error_type` (the type of the error it failed with).
+    /// class, `error_type` (the type of the error it failed with) and
+    /// `error` (its text, if the driver has it).
     ///
     /// Returns `None` to go ahead. Calls without a deadline, first attempts
     /// and finished calls always go ahead.
@@ -380,6 +423,7 @@ impl Engine {
         state: &mut CallState,
         operation: &str,
         error_type: &str,
+        error: Option<ErrorText<'_>>,
         elapsed: Duration,
         emit: &mut dyn FnMut(&Event<'_>),
     ) -> Option<StopReason> {
@@ -398,6 +442,7 @@ impl Engine {
             delay: None,
             class: Some(ErrorClass::ALL[usize::from(state.last_class)]),
             error_type: Some(error_type),
+            error,
             elapsed,
         });
         Some(StopReason::DeadlineExceeded)
@@ -435,6 +480,7 @@ impl Engine {
             delay,
             class: Some(class),
             error_type: Some(failure.error_type),
+            error: failure.error,
             elapsed,
         });
         decision

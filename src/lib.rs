@@ -7,8 +7,9 @@
 //!
 //! * Errors are sorted into coarse [classes](ErrorClass) by a
 //!   [`Classifier`]: the [`DefaultClassifier`] understands
-//!   [`ClassifiedError`], HTTP statuses, SQLSTATEs, [`std::io::Error`] kinds
-//!   and error type names.
+//!   [`ClassifiedError`] (which may carry a retry-after hint), HTTP
+//!   statuses and their hints ([`HttpStatus`]), SQLSTATEs ([`SqlState`]),
+//!   [`std::io::Error`] kinds and error type names.
 //! * Each class may have its own [`Strategy`] (the built-ins are
 //!   [`Backoff`] values: decorrelated jitter, equal jitter, token backoff,
 //!   full jitter, exponential, constant) and its own attempt cap.
@@ -18,7 +19,7 @@
 //! * [Hooks](Hook) receive one [`Event`] per decision: `success`, `retry`,
 //!   `permanent_fail`, `deadline_exceeded`, `max_attempts_exceeded`,
 //!   `max_unknown_attempts_exceeded`, tagged with the operation, attempt,
-//!   delay, class and error type.
+//!   delay, class, error type and the error's text.
 //!
 //! ```
 //! use std::time::Duration;
@@ -57,6 +58,10 @@
 //! * `config` (default): `RetryConfig`, policies from TOML.
 //! * `tokio`: `TokioSleeper`, the async default sleeper.
 //! * `tracing`: every event is also a `tracing` event.
+//! * `http`: [`http`] classifies `http::StatusCode`s and responses and
+//!   parses `Retry-After` (both forms).
+//! * `metrics`: [`metrics::MetricsHook`] records every call through the
+//!   `metrics` facade.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
@@ -66,6 +71,7 @@ pub mod clock;
 #[cfg(feature = "config")]
 pub mod config;
 pub mod engine;
+pub mod integrations;
 pub mod observe;
 mod policy;
 pub mod strategy;
@@ -73,19 +79,24 @@ pub mod strategy;
 pub use class::ErrorClass;
 pub use classify::{
     default_classifier, http_status_class, io_kind_class, sqlstate_class, Classification,
-    ClassifiedError, Classifier, DefaultClassifier, HttpStatus,
+    ClassifiedError, Classifier, DefaultClassifier, HttpStatus, SqlState,
 };
 #[cfg(feature = "tokio")]
 pub use clock::TokioSleeper;
 pub use clock::{Clock, ManualClock, Sleeper, SystemClock, ThreadSleeper};
 #[cfg(feature = "config")]
 pub use config::RetryConfig;
-pub use engine::{Decision, Engine, Envelope, Event, EventKind, StopReason};
+pub use engine::{Decision, Engine, Envelope, ErrorText, Event, EventKind, StopReason};
 pub use observe::{Hook, Hooks};
 pub use policy::{
     retry, retry_async, BoundPolicy, BuildError, RetryError, RetryPolicy, RetryPolicyBuilder,
 };
 pub use strategy::{Backoff, BackoffKind, DelayContext, Strategy};
+
+#[cfg(feature = "http")]
+pub use integrations::http;
+#[cfg(feature = "metrics")]
+pub use integrations::metrics;
 
 /// The README's examples, compiled and run as doctests (they load a
 /// configuration, so they need the default `config` feature).

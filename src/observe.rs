@@ -99,6 +99,7 @@ fn trace_event(event: &Event<'_>) {
                 delay_ms = event.delay.map(|d| d.as_secs_f64() * 1e3),
                 class = event.class.map(|c| c.name()),
                 error_type = event.error_type,
+                error = event.error.map(tracing::field::display),
                 elapsed_ms = event.elapsed.as_secs_f64() * 1e3,
                 "{}",
                 event.kind.name()

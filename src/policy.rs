@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::class::ErrorClass;
 use crate::classify::{Classifier, DefaultClassifier};
 use crate::clock::{Clock, Sleeper, SystemClock};
-use crate::engine::{CallState, Decision, Engine, Envelope, Event, Failure, StopReason};
+use crate::engine::{CallState, Decision, Engine, Envelope, ErrorText, Event, Failure, StopReason};
 use crate::observe::{dispatch, Hook, Hooks};
 use crate::strategy::{Backoff, Strategy};
 
@@ -414,6 +414,7 @@ impl<'a, C> CallDriver<'a, C> {
         let failure = Failure {
             classification,
             error_type: type_name::<E>(),
+            error: inner.classifier.describe(&error).map(ErrorText::new),
         };
         match inner
             .engine
@@ -438,7 +439,10 @@ impl<'a, C> CallDriver<'a, C> {
         &mut self,
         error: Option<E>,
         now: impl FnOnce() -> Duration,
-    ) -> Result<(), RetryError<E>> {
+    ) -> Result<(), RetryError<E>>
+    where
+        C: Classifier<E>,
+    {
         let Some(error) = error else {
             return Ok(());
         };
@@ -449,10 +453,14 @@ impl<'a, C> CallDriver<'a, C> {
         let Some(state) = self.state.as_mut() else {
             return Ok(());
         };
-        match inner
-            .engine
-            .before_retry(state, self.operation, type_name::<E>(), elapsed, &mut emit)
-        {
+        match inner.engine.before_retry(
+            state,
+            self.operation,
+            type_name::<E>(),
+            inner.classifier.describe(&error).map(ErrorText::new),
+            elapsed,
+            &mut emit,
+        ) {
             None => Ok(()),
             Some(reason) => Err(RetryError {
                 error,

@@ -452,28 +452,141 @@ fn http_status_table() {
 #[test]
 fn sqlstate_table() {
     let table = [
-        ("40001", ErrorClass::Concurrency),
-        ("40P01", ErrorClass::Concurrency),
+        ("40001", ErrorClass::Concurrency), // serialization_failure
+        ("40P01", ErrorClass::Concurrency), // deadlock_detected
         ("40p01", ErrorClass::Concurrency),
-        ("08000", ErrorClass::Transient),
-        ("08006", ErrorClass::Transient),
+        ("08000", ErrorClass::Transient), // connection_exception
+        ("08003", ErrorClass::Transient), // connection_does_not_exist
+        ("08006", ErrorClass::Transient), // connection_failure
         ("08S01", ErrorClass::Transient),
         ("HYT00", ErrorClass::Transient),
         ("HYT01", ErrorClass::Transient),
         ("hyt00", ErrorClass::Transient),
-        ("28000", ErrorClass::Auth),
-        ("28P01", ErrorClass::Auth),
-        ("42000", ErrorClass::Permanent),
-        ("42P01", ErrorClass::Permanent),
+        ("53300", ErrorClass::RateLimit),   // too_many_connections
+        ("57P01", ErrorClass::ServerError), // admin_shutdown
+        ("57p01", ErrorClass::ServerError),
+        ("28000", ErrorClass::Auth), // invalid_authorization_specification
+        ("28P01", ErrorClass::Auth), // invalid_password
+        ("42501", ErrorClass::Permission), // insufficient_privilege
+        ("42000", ErrorClass::Permanent), // syntax_error_or_access_rule_violation
+        ("42601", ErrorClass::Permanent), // syntax_error
+        ("42P01", ErrorClass::Permanent), // undefined_table
+        ("42703", ErrorClass::Permanent), // undefined_column
+        ("23000", ErrorClass::Permanent), // integrity_constraint_violation
+        ("23502", ErrorClass::Permanent), // not_null_violation
+        ("23503", ErrorClass::Permanent), // foreign_key_violation
+        ("23505", ErrorClass::Permanent), // unique_violation
+        ("23514", ErrorClass::Permanent), // check_violation
         (" 40001 ", ErrorClass::Concurrency),
     ];
     for (code, class) in table {
         assert_eq!(sqlstate_class(code), class, "{code:?}");
     }
     for code in [
-        "", "00000", "23505", "40002", "42601", "08", "0800", "280000", "HYT02", "XX000",
+        "",
+        "00000",
+        "40002",
+        "53000",
+        "53200",
+        "57P02",
+        "57014",
+        "08",
+        "0800",
+        "280000",
+        "HYT02",
+        "XX000",
+        "4200!",
+        "42\u{e9}0",
+        "\u{1F600}",
     ] {
         assert_eq!(sqlstate_class(code), ErrorClass::Unknown, "{code:?}");
+    }
+}
+
+/// A database error carrying a SQLSTATE, like a driver's.
+#[derive(Debug)]
+struct DbError {
+    code: &'static str,
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "database error {}", self.code)
+    }
+}
+
+impl Error for DbError {}
+
+impl reflexio::SqlState for DbError {
+    fn sql_state(&self) -> Option<&str> {
+        Some(self.code)
+    }
+}
+
+#[test]
+fn sql_state_types_are_consulted_once_registered() {
+    let serialization = DbError { code: "40001" };
+    // Unregistered: the type name says nothing.
+    assert_eq!(
+        default_classifier(&serialization).class,
+        ErrorClass::Unknown
+    );
+    let rules = DefaultClassifier::new().with_sql_state::<DbError>();
+    assert_eq!(
+        rules.classify(&serialization).class,
+        ErrorClass::Concurrency
+    );
+    // Anywhere in the chain.
+    assert_eq!(
+        rules.classify(&wrap(DbError { code: "23505" })).class,
+        ErrorClass::Permanent
+    );
+    // An unknown code falls through to the later rules.
+    assert_eq!(
+        rules.classify(&DbError { code: "XX000" }).class,
+        ErrorClass::Unknown
+    );
+}
+
+#[test]
+fn http_status_types_may_carry_a_hint() {
+    #[derive(Debug)]
+    struct Throttled(u16);
+    impl fmt::Display for Throttled {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "status {}", self.0)
+        }
+    }
+    impl Error for Throttled {}
+    impl HttpStatus for Throttled {
+        fn http_status(&self) -> Option<u16> {
+            Some(self.0)
+        }
+        fn retry_after(&self) -> Option<Duration> {
+            Some(Duration::from_secs(3))
+        }
+    }
+    let rules = DefaultClassifier::new().with_http_status::<Throttled>();
+    let c = rules.classify(&Throttled(503));
+    assert_eq!(
+        (c.class, c.retry_after),
+        (ErrorClass::ServerError, Some(Duration::from_secs(3)))
+    );
+    // Never retried: no hint.
+    let c = rules.classify(&Throttled(401));
+    assert_eq!((c.class, c.retry_after), (ErrorClass::Auth, None));
+}
+
+#[test]
+fn any_classified_error_may_carry_a_hint() {
+    let hint = Duration::from_millis(1500);
+    for err in [
+        ClassifiedError::server_error("503").with_retry_after(hint),
+        ClassifiedError::transient("reset").with_retry_after(hint),
+        ClassifiedError::concurrency("conflict").with_retry_after(hint),
+        ClassifiedError::rate_limited(None, "429").with_retry_after(hint),
+    ] {
+        assert_eq!(default_classifier(&err).retry_after, Some(hint), "{err}");
     }
 }
 

@@ -223,6 +223,7 @@ impl Run<'_> {
                     Failure {
                         classification,
                         error_type: classification.class.name(),
+                        error: None,
                     },
                     elapsed,
                     &mut rng,
