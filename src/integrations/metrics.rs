@@ -1,4 +1,4 @@
-//! A hook that records every call through the [`metrics`](::metrics)
+//! A hook that records every call through the `metrics`
 //! facade (feature `metrics`).
 //!
 //! [`MetricsHook`] records into whatever recorder the application installed

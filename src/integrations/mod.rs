@@ -2,8 +2,8 @@
 //!
 //! | feature | module | what it gives |
 //! |---|---|---|
-//! | `http` | [`http`](crate::http) | `http::StatusCode` and response classification, `Retry-After` parsing, [`HttpError`](crate::http::HttpError) |
-//! | `metrics` | [`metrics`](crate::metrics) | a hook recording through the `metrics` facade |
+//! | `http` | [`http`] | `http::StatusCode` and response classification, `Retry-After` parsing, [`HttpError`](crate::http::HttpError) |
+//! | `metrics` | [`metrics`] | a hook recording through the `metrics` facade |
 //!
 //! The error types of the enabled integrations are known to the
 //! [`DefaultClassifier`](crate::DefaultClassifier) without registration.
