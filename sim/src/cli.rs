@@ -55,6 +55,12 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     runs: Option<u32>,
 
+    /// Stop with an error once more than N attempts have been simulated
+    /// over all runs and policies; overrides the scenario's
+    /// `max_simulated_attempts` [default: 1000000000].
+    #[arg(long, value_name = "N")]
+    max_simulated_attempts: Option<u64>,
+
     /// Output folder [default: reports/NAME, NAME the scenario's name].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -133,7 +139,7 @@ pub fn main_with(
     match result {
         Ok(code) => code,
         Err(message) => {
-            let _ = writeln!(err, "error: {message}");
+            let _ = writeln!(err, "error: {}", crate::limits::escape_control(&message));
             EXIT_BAD_INPUT
         }
     }
@@ -161,14 +167,25 @@ fn simulate(
                 .to_owned(),
         );
     };
-    let scenario = Scenario::from_file(path).map_err(|e| e.to_string())?;
+    let mut scenario = Scenario::from_file(path).map_err(|e| e.to_string())?;
     for w in &scenario.warnings {
-        let _ = writeln!(err, "warning: {}: {w}", path.display());
+        let _ = writeln!(
+            err,
+            "warning: {}: {}",
+            path.display(),
+            crate::limits::escape_control(w)
+        );
     }
     let seed = cli.seed.unwrap_or(scenario.seed);
     let runs = cli.runs.unwrap_or(scenario.runs);
     if runs == 0 || runs > MAX_RUNS {
         return Err(format!("--runs must be between 1 and {MAX_RUNS}"));
+    }
+    if let Some(n) = cli.max_simulated_attempts {
+        if n == 0 {
+            return Err("--max-simulated-attempts must be at least 1".to_owned());
+        }
+        scenario.max_simulated_attempts = n;
     }
     let bar = Mutex::new(Progress::new(err, progress));
     let report = crate::world::run_many(&scenario, seed, runs, &|done, total| {
@@ -176,7 +193,7 @@ fn simulate(
             bar.update(done, total);
         }
     })
-    .map_err(|e| e.to_string());
+    .map_err(|e| sim_error(path, cli, &e));
     let err = bar
         .into_inner()
         .map_or_else(|e| e.into_inner().finish(), |b| b.finish());
@@ -223,6 +240,38 @@ fn simulate(
         return Ok(EXIT_VIOLATIONS);
     }
     Ok(0)
+}
+
+/// A simulation error as a message that names the scenario file and, when
+/// the error is about one field, that field and where the file sets it (or
+/// the command-line option that overrode it).
+fn sim_error(path: &Path, cli: &Cli, e: &crate::world::SimError) -> String {
+    let Some(field) = e.field() else {
+        return format!("{}: {e}", path.display());
+    };
+    let option = match field {
+        "runs" if cli.runs.is_some() => Some("--runs"),
+        "max_simulated_attempts" if cli.max_simulated_attempts.is_some() => {
+            Some("--max-simulated-attempts")
+        }
+        _ => None,
+    };
+    if let Some(option) = option {
+        return format!("{}: `{option}`: {e}", path.display());
+    }
+    let position = crate::limits::read_text(path, crate::limits::MAX_SCENARIO_BYTES)
+        .ok()
+        .and_then(|source| {
+            crate::locate::locate(&source, field)
+                .map(|span| crate::locate::line_col(&source, span.start))
+        });
+    ScenarioError {
+        file: path.display().to_string(),
+        position,
+        path: field.to_owned(),
+        message: e.to_string(),
+    }
+    .to_string()
 }
 
 /// The report files: `(name, text)` for JSON, CSV and Markdown.
@@ -289,7 +338,7 @@ impl<'a> Progress<'a> {
 
 /// `reflexio-sim check FILE`.
 fn check(path: &Path, out: &mut dyn Write) -> Result<i32, String> {
-    let source = std::fs::read_to_string(path)
+    let source = crate::limits::read_text(path, crate::limits::MAX_SCENARIO_BYTES)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let is_scenario = toml::from_str::<toml::Table>(&source)
         .map(|t| t.contains_key("policies") || t.contains_key("workload"))

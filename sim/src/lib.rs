@@ -31,6 +31,7 @@ pub mod check;
 pub mod cli;
 pub mod draws;
 pub mod latency;
+pub mod limits;
 pub mod locate;
 pub mod metrics;
 pub mod model;

@@ -23,6 +23,9 @@ pub struct CallResults {
     pub attempts_total: u64,
     load: Vec<u64>,
     last_end: u64,
+    /// Whether an attempt started past the last bucket the series may have
+    /// ([`crate::limits::MAX_BUCKETS`]).
+    pub timeline_full: bool,
 }
 
 const SUCCESS: u8 = 0;
@@ -49,12 +52,18 @@ impl CallResults {
             attempts_total: 0,
             load: Vec::new(),
             last_end: 0,
+            timeline_full: false,
         }
     }
 
-    /// An attempt started in time bucket `bucket`.
+    /// An attempt started in time bucket `bucket`. A bucket past the
+    /// series' limit is not counted and sets [`CallResults::timeline_full`].
     pub fn attempt_at(&mut self, bucket: u64) {
         self.attempts_total += 1;
+        if bucket >= crate::limits::MAX_BUCKETS {
+            self.timeline_full = true;
+            return;
+        }
         let b = bucket as usize;
         if b >= self.load.len() {
             self.load.resize(b + 1, 0);

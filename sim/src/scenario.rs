@@ -19,6 +19,7 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 use crate::latency::Latency;
+use crate::limits;
 use crate::locate::{display_path, line_col, locate, path_at};
 use crate::model::{Model, ModelKind, Outcome, Window};
 
@@ -64,6 +65,9 @@ pub struct Scenario {
     pub policies: Vec<Policy>,
     /// Warnings about valid but doubtful policies, each naming its field.
     pub warnings: Vec<String>,
+    /// The budget of simulated attempts over all runs and policies; a
+    /// simulation that needs more stops with an error.
+    pub max_simulated_attempts: u64,
 }
 
 /// How many calls are made and when they arrive.
@@ -182,6 +186,7 @@ struct RawScenario {
     seed: Option<u64>,
     runs: Option<u32>,
     bucket: Option<Time>,
+    max_simulated_attempts: Option<u64>,
     workload: Option<RawWorkload>,
     latency: Option<RawLatency>,
     #[serde(default)]
@@ -348,12 +353,13 @@ impl Scenario {
     /// in it are read relative to its folder.
     pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
-        let source = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            file: file.clone(),
-            position: None,
-            path: String::new(),
-            message: format!("cannot read the scenario: {e}"),
-        })?;
+        let source =
+            limits::read_text(path, limits::MAX_SCENARIO_BYTES).map_err(|e| ScenarioError {
+                file: file.clone(),
+                position: None,
+                path: String::new(),
+                message: format!("cannot read the scenario: {e}"),
+            })?;
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -477,6 +483,13 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
         return Err(err("bucket", "must be greater than zero, such as \"1s\""));
     }
     let workload = build_workload(raw.workload)?;
+    limits::check_timeline(&workload, bucket, raw.bucket.is_some()).map_err(|(p, m)| err(p, m))?;
+    let max_simulated_attempts = raw
+        .max_simulated_attempts
+        .unwrap_or(limits::DEFAULT_MAX_SIMULATED_ATTEMPTS);
+    if max_simulated_attempts == 0 {
+        return Err(err("max_simulated_attempts", "must be at least 1"));
+    }
     let latency = match raw.latency {
         Some(l) => build_latency(l)?,
         None => Latency::Constant(Duration::from_millis(10)),
@@ -497,12 +510,38 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
             "the scenario compares no policy: add at least one `[policies.<name>]` table (in the RetryConfig schema; an empty table is the default policy)",
         ));
     }
+    if raw.policies.len() > limits::MAX_POLICIES {
+        return Err(err(
+            "policies",
+            format!(
+                "{} policies; at most {} may be compared in one scenario",
+                raw.policies.len(),
+                limits::MAX_POLICIES
+            ),
+        ));
+    }
+    limits::check_work(
+        workload.calls,
+        runs,
+        raw.policies.len(),
+        max_simulated_attempts,
+    )
+    .map_err(|(p, m)| err(p, m))?;
     let mut ordered: Vec<(String, toml::Spanned<RetryConfig>)> = raw.policies.into_iter().collect();
     ordered.sort_by_key(|(_, c)| c.span().start);
     let mut policies = Vec::new();
     let mut warnings = Vec::new();
     for (pname, spanned) in ordered {
         let prefix = format!("policies.{pname}");
+        if limits::has_control(&pname) {
+            return Err(err(
+                prefix,
+                format!(
+                    "the policy name `{}` holds a control character; names are printed in tables, plots and terminals",
+                    limits::escape_control(&pname)
+                ),
+            ));
+        }
         let config = spanned.into_inner();
         let found: Vec<ConfigWarning> = config
             .validate()
@@ -513,6 +552,16 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
         let engine = config
             .engine()
             .map_err(|e| err(join(&prefix, &e.path), e.message))?;
+        let worst = engine.worst_case();
+        limits::check_attempts_per_call(worst.max_attempts, worst.max_attempts_before_deadline)
+            .map_err(|m| {
+                let field = if config.max_attempts.is_some() {
+                    "max_attempts"
+                } else {
+                    ""
+                };
+                err(join(&prefix, field), m)
+            })?;
         let backoffs = ErrorClass::ALL.map(|c| {
             config
                 .backoff(c)
@@ -538,6 +587,7 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
         failures,
         policies,
         warnings,
+        max_simulated_attempts,
     })
 }
 
@@ -661,10 +711,20 @@ fn build_workload(raw: Option<RawWorkload>) -> Result<Workload, Err0> {
             ),
         ));
     }
+    let operation = raw.operation.unwrap_or_else(|| "call".to_owned());
+    if limits::has_control(&operation) {
+        return Err(err(
+            "workload.operation",
+            format!(
+                "`{}` holds a control character; the operation name goes into every event",
+                limits::escape_control(&operation)
+            ),
+        ));
+    }
     Ok(Workload {
         calls,
         arrival,
-        operation: raw.operation.unwrap_or_else(|| "call".to_owned()),
+        operation,
     })
 }
 
@@ -884,8 +944,11 @@ fn build_model(i: usize, raw: RawFailure, dir: Option<&Path>) -> Result<Model, E
             let rows = raw
                 .rows
                 .ok_or_else(|| missing("rows", "how many shared rows calls write to"))?;
-            if rows == 0 {
-                return Err(err(at("rows"), "must be at least 1"));
+            if rows == 0 || rows > limits::MAX_ROWS {
+                return Err(err(
+                    at("rows"),
+                    format!("{rows} rows; allowed: 1 to {}", limits::MAX_ROWS),
+                ));
             }
             ModelKind::Contention { rows }
         }
@@ -973,7 +1036,7 @@ fn build_model(i: usize, raw: RawFailure, dir: Option<&Path>) -> Result<Model, E
                         ));
                     };
                     let path = dir.join(f);
-                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                    let text = limits::read_text(&path, limits::MAX_TRACE_BYTES).map_err(|e| {
                         err(at("file"), format!("cannot read `{}`: {e}", path.display()))
                     })?;
                     (text, path.display().to_string())

@@ -11,7 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -41,6 +41,40 @@ pub enum SimError {
         /// Attempts made when the run was stopped.
         attempts: u64,
     },
+    /// The virtual timeline went past the load series' last bucket.
+    Timeline {
+        /// The policy.
+        policy: String,
+        /// The bucket width.
+        bucket: Duration,
+    },
+    /// More attempts were simulated, over all runs and policies, than
+    /// `max_simulated_attempts` allows.
+    AttemptBudget {
+        /// The budget.
+        limit: u64,
+    },
+    /// The simulation was refused before it started: a limit of
+    /// [`crate::limits`] would be crossed.
+    Refused {
+        /// The scenario field (dotted path) or command-line option.
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+impl SimError {
+    /// The scenario field whose value or limit stopped the simulation, for
+    /// an error message that points at it.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            SimError::Timeline { .. } => Some("bucket"),
+            SimError::AttemptBudget { .. } => Some("max_simulated_attempts"),
+            SimError::Refused { field, .. } => Some(field),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for SimError {
@@ -54,6 +88,19 @@ impl fmt::Display for SimError {
                 f,
                 "policy `{policy}` made more than {attempts} attempts; the simulation was stopped. Give it a deadline or a lower max_attempts"
             ),
+            SimError::Timeline { policy, bucket } => {
+                let limit = crate::limits::MAX_BUCKETS;
+                let span = bucket.as_secs_f64() * limit as f64;
+                write!(
+                    f,
+                    "under policy `{policy}` the run went on past {span} s of virtual time, {limit} load buckets of {bucket:?}, the most the load series may have; the simulation was stopped. Use a wider `bucket`, or give the policy a deadline"
+                )
+            }
+            SimError::AttemptBudget { limit } => write!(
+                f,
+                "more than {limit} attempts were simulated over all runs and policies, the budget `max_simulated_attempts` allows; the simulation was stopped. Simulate fewer calls, runs or policies, cap the policies' attempts, or raise the budget (`max_simulated_attempts` in the scenario, or --max-simulated-attempts)"
+            ),
+            SimError::Refused { message, .. } => write!(f, "{message}"),
         }
     }
 }
@@ -172,9 +219,40 @@ struct Run<'a> {
     results: CallResults,
     queue: Queue,
     bucket: u64,
+    /// Attempts simulated by every job of the simulation, as far as they
+    /// have told.
+    spent: &'a AtomicU64,
+    /// This job's attempts already added to `spent`.
+    told: u64,
 }
 
+/// Attempts a job makes between two looks at the shared budget.
+const BUDGET_CHUNK: u64 = 4096;
+
 impl Run<'_> {
+    /// Checks the limits counted while running: the load series' length and
+    /// the shared budget of simulated attempts. `all` adds every attempt
+    /// made so far to the budget; otherwise only whole chunks are added.
+    fn bounds(&mut self, all: bool) -> Result<(), SimError> {
+        if self.results.timeline_full {
+            return Err(SimError::Timeline {
+                policy: self.policy.name.clone(),
+                bucket: Duration::from_nanos(self.bucket),
+            });
+        }
+        let untold = self.results.attempts_total - self.told;
+        if untold >= BUDGET_CHUNK || (all && untold > 0) {
+            self.told = self.results.attempts_total;
+            let spent = self.spent.fetch_add(untold, Ordering::Relaxed) + untold;
+            if spent > self.scenario.max_simulated_attempts {
+                return Err(SimError::AttemptBudget {
+                    limit: self.scenario.max_simulated_attempts,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Starts the current attempt of `s` at `now`; returns its latency.
     fn begin(&mut self, s: &mut Slot, now: u64) -> u64 {
         let attempt = s.state.attempt();
@@ -275,6 +353,19 @@ pub fn run_policy_with(
     mode: Mode,
     progress: &mut dyn FnMut(u64),
 ) -> Result<PolicyMetrics, SimError> {
+    run_job(scenario, policy, seed, mode, progress, &AtomicU64::new(0))
+}
+
+/// One (run, policy) job; `spent` counts the attempts of every job of the
+/// simulation against the scenario's budget.
+fn run_job(
+    scenario: &Scenario,
+    policy: &Policy,
+    seed: u64,
+    mode: Mode,
+    progress: &mut dyn FnMut(u64),
+    spent: &AtomicU64,
+) -> Result<PolicyMetrics, SimError> {
     let calls = scenario.workload.calls;
     let arrival = &scenario.workload.arrival;
     let needs_row = scenario
@@ -304,6 +395,8 @@ pub fn run_policy_with(
             seq: 0,
         },
         bucket: ns(scenario.bucket).max(1),
+        spent,
+        told: 0,
     };
     let mut slots: Vec<Slot> = Vec::new();
     let mut free: Vec<u32> = Vec::new();
@@ -395,12 +488,14 @@ pub fn run_policy_with(
                         if run.results.attempts_total > runaway {
                             return Err(runaway_error());
                         }
+                        run.bounds(false)?;
                     }
                     ended = Some((index, t));
                 } else {
                     let latency = run.begin(s, now);
                     run.queue
                         .push(now.saturating_add(latency), ATTEMPT_END, index);
+                    run.bounds(false)?;
                 }
             }
             WAKE => {
@@ -411,6 +506,7 @@ pub fn run_policy_with(
                 if run.results.attempts_total > runaway {
                     return Err(runaway_error());
                 }
+                run.bounds(false)?;
             }
             SERVER_DONE => run.service.release(ev.target as u8),
             _ => {
@@ -442,6 +538,7 @@ pub fn run_policy_with(
         }
     }
     progress(done);
+    run.bounds(true)?;
     let (violations, violation_count) = run.checker.into_parts();
     Ok(run
         .results
@@ -465,10 +562,25 @@ pub fn run_many(
 ) -> Result<Report, SimError> {
     let runs = runs.max(1);
     let policies = scenario.policies.len();
+    if runs > crate::scenario::MAX_RUNS {
+        return Err(SimError::Refused {
+            field: "runs".to_owned(),
+            message: format!("{runs} runs; allowed: 1 to {}", crate::scenario::MAX_RUNS),
+        });
+    }
+    crate::limits::check_work(
+        scenario.workload.calls,
+        runs,
+        policies,
+        scenario.max_simulated_attempts,
+    )
+    .map_err(|(field, message)| SimError::Refused { field, message })?;
     let jobs = runs as usize * policies;
     let total = scenario.workload.calls * jobs as u64;
     let next = AtomicUsize::new(0);
     let finished = AtomicU64::new(0);
+    let spent = AtomicU64::new(0);
+    let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<PolicyMetrics, SimError>>>> =
         Mutex::new((0..jobs).map(|_| None).collect());
     let threads = std::thread::available_parallelism()
@@ -478,6 +590,9 @@ pub fn run_many(
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
+                if failed.load(Ordering::Relaxed) {
+                    break;
+                }
                 let job = next.fetch_add(1, Ordering::Relaxed);
                 if job >= jobs {
                     break;
@@ -485,11 +600,31 @@ pub fn run_many(
                 let run = (job / policies) as u32;
                 let policy = &scenario.policies[job % policies];
                 let mut reported = 0u64;
-                let outcome = run_policy(scenario, policy, draws::run_seed(seed, run), &mut |d| {
-                    let all = finished.fetch_add(d - reported, Ordering::Relaxed) + d - reported;
-                    reported = d;
-                    progress(all, total);
-                });
+                let mut outcome = run_job(
+                    scenario,
+                    policy,
+                    draws::run_seed(seed, run),
+                    Mode::Auto,
+                    &mut |d| {
+                        let all =
+                            finished.fetch_add(d - reported, Ordering::Relaxed) + d - reported;
+                        reported = d;
+                        progress(all, total);
+                    },
+                    &spent,
+                );
+                match &mut outcome {
+                    // Plots show the first run: later runs keep only their
+                    // scalar metrics, so the report's size does not grow
+                    // with the series' lengths times the runs.
+                    Ok(m) if run > 0 => {
+                        m.load_per_bucket = Vec::new();
+                        m.attempts_histogram = Vec::new();
+                        m.latency_cdf = Vec::new();
+                    }
+                    Ok(_) => {}
+                    Err(_) => failed.store(true, Ordering::Relaxed),
+                }
                 if let Ok(mut slots) = results.lock() {
                     slots[job] = Some(outcome);
                 }
@@ -497,6 +632,14 @@ pub fn run_many(
         }
     });
     let mut slots = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    // After a failure later jobs may not have run: report the first error
+    // in job order (every job before it ran to its end).
+    if let Some(e) = slots.iter_mut().find_map(|s| match s {
+        Some(Err(e)) => Some(e.clone()),
+        _ => None,
+    }) {
+        return Err(e);
+    }
     let mut reports = Vec::with_capacity(runs as usize);
     for run in 0..runs {
         let mut metrics = Vec::with_capacity(policies);
