@@ -110,7 +110,10 @@ pub struct ClassConfig {
 }
 
 /// A configuration error: where it is and what is allowed.
+///
+/// `#[non_exhaustive]`: only this module creates it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConfigError {
     /// Dotted path of the offending field (`classes.rate_limit.strategy.base`);
     /// empty when the error concerns the document as a whole.
@@ -159,7 +162,10 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// A configuration that is valid but probably not what was meant.
+///
+/// `#[non_exhaustive]`: only this module creates it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConfigWarning {
     /// Dotted path of the field.
     pub path: String,
@@ -483,6 +489,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Parses a human duration like [`parse_duration`], but allows zero: for
 /// points in time (an outage starting at `"0s"`) rather than delays.
+///
+/// Every step is checked arithmetic: a value past `u64::MAX` nanoseconds
+/// (about 584 years), however it is written, is an error, never a wrapped
+/// or saturated result. Parts are read from left to right and the first
+/// problem is reported.
 pub fn parse_time(text: &str) -> Result<Duration, String> {
     let allowed = "expected a number and a unit (ns, us, ms, s, m, h), such as \"250ms\", \"1.5s\" or \"1m30s\"";
     let s = text.trim();
@@ -498,6 +509,11 @@ pub fn parse_time(text: &str) -> Result<Duration, String> {
             u64::MAX
         )
     };
+    let finer = || format!("`{text}` is finer than one nanosecond, the finest step a duration has");
+    let not_a_number = || format!("`{text}` is not a number; {allowed}");
+    // The running total never exceeds `u64::MAX`, so that every product
+    // and sum below fits in (and is checked against) 128 bits.
+    let limit = u128::from(u64::MAX);
     let mut total: u128 = 0;
     let mut rest = s;
     while !rest.is_empty() {
@@ -524,35 +540,48 @@ pub fn parse_time(text: &str) -> Result<Duration, String> {
         if whole.is_empty() && fraction.is_empty() {
             return Err(format!("`{text}` is missing a number; {allowed}"));
         }
+        if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(not_a_number());
+        }
+        // The fraction exactly: `digits / 10^k` of the unit must be a whole
+        // number of nanoseconds. A unit is at most 3.6e12 ns, so a fraction
+        // with more than 25 significant digits never is (and 10^25 times
+        // the unit still fits in 128 bits).
+        let fraction = fraction.trim_end_matches('0');
+        if fraction.len() > 25 {
+            return Err(finer());
+        }
+        let mut part: u128 = 0;
+        if !fraction.is_empty() {
+            let digits: u128 = fraction.parse().map_err(|_| not_a_number())?;
+            let tenths = 10u128
+                .checked_pow(fraction.len() as u32)
+                .ok_or_else(finer)?;
+            let scaled = digits.checked_mul(scale).ok_or_else(too_large)?;
+            if scaled % tenths != 0 {
+                return Err(finer());
+            }
+            part = scaled / tenths;
+        }
+        // Leading zeros aside, a whole part longer than 20 digits is past
+        // the limit; `parse` would refuse past 39 anyway.
+        let whole = whole.trim_start_matches('0');
+        if whole.len() > 20 {
+            return Err(too_large());
+        }
         let whole: u128 = if whole.is_empty() {
             0
         } else {
             whole.parse().map_err(|_| too_large())?
         };
-        let mut part = whole.checked_mul(scale).ok_or_else(too_large)?;
-        // The fraction exactly: `digits / 10^k` of the unit must be a whole
-        // number of nanoseconds.
-        if !fraction.chars().all(|c| c.is_ascii_digit()) {
-            return Err(format!("`{text}` is not a number; {allowed}"));
-        }
-        let fraction = fraction.trim_end_matches('0');
-        let finer =
-            || format!("`{text}` is finer than one nanosecond, the finest step a duration has");
-        if fraction.len() > 25 {
-            return Err(finer());
-        }
-        if !fraction.is_empty() {
-            let digits: u128 = fraction
-                .parse()
-                .map_err(|_| format!("`{text}` is not a number; {allowed}"))?;
-            let tenths = 10u128.pow(fraction.len() as u32);
-            let scaled = digits * scale;
-            if scaled % tenths != 0 {
-                return Err(finer());
-            }
-            part += scaled / tenths;
-        }
-        total = total.checked_add(part).ok_or_else(too_large)?;
+        part = whole
+            .checked_mul(scale)
+            .and_then(|w| w.checked_add(part))
+            .ok_or_else(too_large)?;
+        total = total
+            .checked_add(part)
+            .filter(|t| *t <= limit)
+            .ok_or_else(too_large)?;
         rest = next;
     }
     // Delays are computed in 64-bit nanoseconds: about 584 years.
