@@ -4,12 +4,21 @@
 //! async driver a [`Sleeper`]. [`SystemClock`] is real time;
 //! [`ManualClock`] is a fake clock whose sleeps return at once and only move
 //! its time forward, for tests that must not really sleep.
+//!
+//! A clock that can also sleep without blocking says so through
+//! [`Clock::sleeper`]; then one
+//! [`RetryPolicyBuilder::clock`](crate::RetryPolicyBuilder::clock) sets the
+//! time of both drivers (`ManualClock` does this).
+//!
+//! Every `Duration` is accepted, up to `Duration::MAX`: a sleep too long to
+//! express as a wake-up instant sleeps for as long as the platform can
+//! (in effect forever); none panics.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// A monotonic time source and a blocking sleep, for [`RetryPolicy::call`](crate::RetryPolicy::call).
@@ -18,6 +27,16 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> Duration;
     /// Blocks the current thread for `duration`.
     fn sleep(&self, duration: Duration);
+
+    /// The same time line as a [`Sleeper`], for the async driver, if this
+    /// clock has one. A policy built with [`clock`](crate::RetryPolicyBuilder::clock)
+    /// uses it for `call_async` too, unless a
+    /// [`sleeper`](crate::RetryPolicyBuilder::sleeper) was set explicitly.
+    /// The default is `None`: real clocks leave async sleeping to the
+    /// runtime's timer.
+    fn sleeper(&self) -> Option<Arc<dyn Sleeper>> {
+        None
+    }
 }
 
 /// A boxed future that completes after a sleep.
@@ -101,15 +120,22 @@ impl Sleeper for ThreadSleeper {
 
     fn sleep(&self, duration: Duration) -> SleepFuture {
         Box::pin(ThreadSleep {
-            until: Instant::now() + duration,
-            started: false,
+            // A wake-up instant past what `Instant` can hold (a sleep of
+            // centuries) is never reached: the sleep then only ends when
+            // its helper thread, sleeping the whole duration, says so.
+            until: Instant::now().checked_add(duration),
+            duration,
+            shared: None,
         })
     }
 }
 
 struct ThreadSleep {
-    until: Instant,
-    started: bool,
+    until: Option<Instant>,
+    duration: Duration,
+    /// Set once the helper thread is started: whether it is done, and the
+    /// waker of the latest poll.
+    shared: Option<Arc<Mutex<(bool, Waker)>>>,
 }
 
 impl Future for ThreadSleep {
@@ -117,18 +143,31 @@ impl Future for ThreadSleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let now = Instant::now();
-        if now >= self.until {
+        if self.until.is_some_and(|until| now >= until) {
             return Poll::Ready(());
         }
-        if !self.started {
-            self.started = true;
-            let waker = cx.waker().clone();
-            let wait = self.until - now;
-            std::thread::spawn(move || {
-                std::thread::sleep(wait);
-                waker.wake();
-            });
+        if let Some(shared) = &self.shared {
+            let mut state = shared.lock().unwrap_or_else(|e| e.into_inner());
+            if state.0 {
+                return Poll::Ready(());
+            }
+            state.1.clone_from(cx.waker());
+            return Poll::Pending;
         }
+        let shared = Arc::new(Mutex::new((false, cx.waker().clone())));
+        let wait = match self.until {
+            Some(until) => until - now,
+            None => self.duration,
+        };
+        let thread_shared = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            // `thread::sleep` accepts any duration, sleeping in steps.
+            std::thread::sleep(wait);
+            let mut state = thread_shared.lock().unwrap_or_else(|e| e.into_inner());
+            state.0 = true;
+            state.1.wake_by_ref();
+        });
+        self.shared = Some(shared);
         Poll::Pending
     }
 }
@@ -173,11 +212,16 @@ impl Sleeper for TokioSleeper {
 /// A fake clock for tests: sleeping returns at once and moves the time
 /// forward; [`advance`](ManualClock::advance) models time an attempt takes.
 ///
-/// Clones share one time line. It is both a [`Clock`] and a [`Sleeper`].
+/// Clones share one time line. It is both a [`Clock`] and a [`Sleeper`],
+/// and as a clock it hands itself out as its [`Clock::sleeper`], so
+/// `.clock(ManualClock::new())` fakes the time of blocking and async
+/// calls alike. Its own [`sleep`](ManualClock::sleep) and
+/// [`now`](ManualClock::now) are inherent methods: they take precedence,
+/// so calling them is never ambiguous, whichever traits are in scope.
 ///
 /// ```
 /// use std::time::Duration;
-/// use reflexio::{Clock, ManualClock};
+/// use reflexio::{Clock, ManualClock, Sleeper};
 ///
 /// let clock = ManualClock::new();
 /// clock.sleep(Duration::from_millis(250));
@@ -223,6 +267,13 @@ impl ManualClock {
         Duration::from_nanos(self.inner.now_nanos.load(Ordering::SeqCst))
     }
 
+    /// Sleeps `duration` on the fake time line: returns at once, moves the
+    /// time forward and counts the sleep. Durations past `u64::MAX`
+    /// nanoseconds saturate there (about 584 years).
+    pub fn sleep(&self, duration: Duration) {
+        self.record_sleep(duration);
+    }
+
     /// Total time slept so far.
     pub fn slept(&self) -> Duration {
         Duration::from_nanos(self.inner.slept_nanos.load(Ordering::SeqCst))
@@ -253,6 +304,10 @@ impl Clock for ManualClock {
 
     fn sleep(&self, duration: Duration) {
         self.record_sleep(duration);
+    }
+
+    fn sleeper(&self) -> Option<Arc<dyn Sleeper>> {
+        Some(Arc::new(self.clone()))
     }
 }
 

@@ -55,7 +55,11 @@ use crate::classify::Classification;
 use crate::strategy::{DelayContext, Strategy};
 
 /// The limits every call runs within.
+///
+/// `#[non_exhaustive]`: new limits may be added. Start from
+/// [`Envelope::default`] and set the fields that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Envelope {
     /// The whole call, attempts and sleeps, ends by this much after it
     /// started; `None` for no deadline. Default 60 s.
@@ -102,7 +106,11 @@ impl Envelope {
 }
 
 /// Why a call stopped retrying.
+///
+/// `#[non_exhaustive]`: new ways to stop may be added; match with a
+/// wildcard arm, or on [`StopReason::event_kind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum StopReason {
     /// The error's class is never retried (auth, permission, permanent).
     Permanent,
@@ -148,7 +156,11 @@ impl fmt::Display for StopReason {
 }
 
 /// The kind of an [`Event`].
+///
+/// `#[non_exhaustive]`: new events may be added; match with a wildcard arm
+/// (or use [`EventKind::is_terminal`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EventKind {
     /// An attempt succeeded. Terminal.
     Success,
@@ -554,7 +566,9 @@ impl Engine {
 
 /// The most a policy can ever spend on one call, derived from its envelope
 /// and its strategies' documented bounds; see [`Engine::worst_case`].
+/// Only the engine creates it (`#[non_exhaustive]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WorstCase {
     /// The most attempts any failure sequence can reach (attempt caps only).
     pub max_attempts: u32,
@@ -601,7 +615,7 @@ impl Engine {
         let mut before_deadline = 1u32;
         // The sums are capped by the deadline long before this for any real
         // policy; beyond it the figures fall back to the deadline.
-        let retries = (max_attempts - 1).min(10_000);
+        let retries = max_attempts.saturating_sub(1).min(10_000);
         for attempt in 1..=retries {
             let mut hi = Duration::ZERO;
             let mut lo = Duration::MAX;
@@ -628,7 +642,7 @@ impl Engine {
                 fastest = fastest.saturating_add(lo).min(deadline);
             }
         }
-        if retries < max_attempts - 1 {
+        if retries < max_attempts.saturating_sub(1) {
             // Not every retry was summed: past this point only the deadline
             // (if any) bounds the sleep, and more attempts may still fit.
             sleep = Duration::MAX;
