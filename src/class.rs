@@ -9,6 +9,12 @@ use std::str::FromStr;
 /// strategy spaces the retries and which per-class attempt cap applies.
 /// Every class has a stable snake_case name ([`ErrorClass::name`]) used in
 /// events and configuration files.
+///
+/// Exhaustive on purpose, and a promise: these eight classes are the whole
+/// vocabulary of the configuration schema, and per-class tables such as
+/// [`Envelope::class_max_attempts`](crate::Envelope::class_max_attempts)
+/// are indexed by [`ErrorClass::index`]. A ninth class would be a breaking
+/// release, so a `match` on a class needs no wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ErrorClass {
     /// The caller is not authenticated (HTTP 401). Never retried.

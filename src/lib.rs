@@ -98,6 +98,12 @@ pub use integrations::http;
 #[cfg(feature = "metrics")]
 pub use integrations::metrics;
 
+/// The `rand` crate (0.9) this version of reflexio is built on. A
+/// [`Strategy`] draws from a `&mut dyn` [`rand::RngCore`]; write your own
+/// with `reflexio::rand::{Rng, RngCore}`, without depending on `rand`
+/// yourself and without risk of a version mismatch.
+pub use rand;
+
 /// The README's examples, compiled and run as doctests (they load a
 /// configuration, so they need the default `config` feature).
 #[cfg(all(doctest, feature = "config"))]

@@ -18,7 +18,7 @@ use crate::classify::{Classifier, DefaultClassifier};
 use crate::clock::{Clock, Sleeper, SystemClock};
 use crate::engine::{CallState, Decision, Engine, Envelope, ErrorText, Event, Failure, StopReason};
 use crate::observe::{dispatch, Hook, Hooks};
-use crate::strategy::{Backoff, Strategy};
+use crate::strategy::Strategy;
 
 /// A retry policy: classifier, strategies, envelope, hooks and time source.
 ///
@@ -51,6 +51,18 @@ struct Inner<C> {
     sleeper: Arc<dyn Sleeper>,
     seed: Option<u64>,
     seeded_calls: SeededCalls,
+    /// How many policies were derived from this one with a new classifier.
+    derived: AtomicU64,
+}
+
+/// The seed of the `n`-th policy derived from a policy seeded with `seed`:
+/// SplitMix64's finaliser over both, which never maps two `n` of one seed
+/// to the same value (it is a bijection of its input).
+fn derive_seed(seed: u64, n: u64) -> u64 {
+    let mut z = seed ^ n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// The count of seeded calls that needed an RNG, on a cache line of its
@@ -90,18 +102,25 @@ impl Default for RetryPolicy {
     /// jitter from 250 ms up to 5 s for every retryable class, a 60 s
     /// deadline, 6 attempts, 2 for unknown errors, hints honoured up to 60 s.
     fn default() -> Self {
-        RetryPolicy::builder()
-            .strategy(crate::strategy::default_backoff())
-            .assemble()
+        RetryPolicy::builder().assemble()
     }
 }
 
 impl RetryPolicy {
-    /// A builder with the default envelope and classifier and no strategy.
+    /// A builder holding [`RetryPolicy::default`]'s settings: the default
+    /// envelope, classifier and strategy
+    /// ([`default_backoff`](crate::strategy::default_backoff)). Change only
+    /// what differs:
+    ///
+    /// ```
+    /// let policy = reflexio::RetryPolicy::builder().max_attempts(3).build()?;
+    /// assert_eq!(policy.envelope().max_attempts, 3);
+    /// # Ok::<(), reflexio::BuildError>(())
+    /// ```
     pub fn builder() -> RetryPolicyBuilder {
         RetryPolicyBuilder {
             envelope: Envelope::default(),
-            default_strategy: None,
+            default_strategy: Arc::new(crate::strategy::default_backoff()),
             class_strategies: Default::default(),
             classifier: DefaultClassifier::new(),
             hooks: Hooks::new(),
@@ -159,7 +178,7 @@ impl RetryPolicyBuilder {
             Some(strategy) => strategy.backoff()?,
             None => crate::strategy::default_backoff(),
         };
-        builder.default_strategy = Some(Arc::new(default_strategy));
+        builder.default_strategy = Arc::new(default_strategy);
         builder.seed = config.seed;
         Ok(builder)
     }
@@ -176,9 +195,21 @@ impl<C> RetryPolicy<C> {
         self.inner.engine.envelope()
     }
 
-    /// The same policy with `classifier` instead (hooks, time and seed kept).
+    /// The same policy with `classifier` instead (envelope, strategies,
+    /// hooks and time kept).
+    ///
+    /// A seeded policy's derived policy gets a seed of its own, derived
+    /// from the parent's seed and how many policies were derived from the
+    /// parent before: its calls draw a jitter stream distinct from the
+    /// parent's (and from its siblings'), so the two never retry in
+    /// lockstep, and the same program still draws the same delays on
+    /// every run.
     pub fn with_classifier<C2>(&self, classifier: C2) -> RetryPolicy<C2> {
         let inner = &self.inner;
+        let seed = inner.seed.map(|seed| {
+            let n = inner.derived.fetch_add(1, Ordering::Relaxed);
+            derive_seed(seed, n)
+        });
         RetryPolicy {
             inner: Arc::new(Inner {
                 engine: inner.engine.clone(),
@@ -186,8 +217,9 @@ impl<C> RetryPolicy<C> {
                 hooks: inner.hooks.clone(),
                 clock: Arc::clone(&inner.clock),
                 sleeper: Arc::clone(&inner.sleeper),
-                seed: inner.seed,
+                seed,
                 seeded_calls: SeededCalls::default(),
+                derived: AtomicU64::new(0),
             }),
         }
     }
@@ -550,10 +582,12 @@ impl<C> BoundPolicy<C> {
 }
 
 /// Why a policy could not be built.
+///
+/// Every builder starts with a strategy for every class (see
+/// [`RetryPolicy::builder`]), so only the envelope's limits can be wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BuildError {
-    /// `class` can be retried but has no strategy, and there is no default.
-    MissingStrategy(ErrorClass),
     /// `max_attempts` is zero; it counts the first attempt, so at least 1.
     ZeroMaxAttempts,
     /// A class cap (or the unknown cap) is zero.
@@ -565,11 +599,6 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::MissingStrategy(class) => write!(
-                f,
-                "{class} errors can be retried but have no strategy: set a default with \
-                 `.strategy(..)` or one for the class with `.class_strategy({class:?}, ..)`"
-            ),
             BuildError::ZeroMaxAttempts => {
                 f.write_str("max_attempts must be at least 1 (it counts the first attempt)")
             }
@@ -588,7 +617,7 @@ impl Error for BuildError {}
 /// Builds a [`RetryPolicy`]; see [`RetryPolicy::builder`].
 pub struct RetryPolicyBuilder<C = DefaultClassifier> {
     envelope: Envelope,
-    default_strategy: Option<Arc<dyn Strategy>>,
+    default_strategy: Arc<dyn Strategy>,
     class_strategies: [Option<Arc<dyn Strategy>>; 8],
     classifier: C,
     hooks: Hooks,
@@ -657,9 +686,10 @@ impl<C> RetryPolicyBuilder<C> {
         self
     }
 
-    /// The strategy for every class that has none of its own.
+    /// The strategy for every class that has none of its own. Default
+    /// [`default_backoff`](crate::strategy::default_backoff).
     pub fn strategy(mut self, strategy: impl Strategy + 'static) -> Self {
-        self.default_strategy = Some(Arc::new(strategy));
+        self.default_strategy = Arc::new(strategy);
         self
     }
 
@@ -682,14 +712,23 @@ impl<C> RetryPolicyBuilder<C> {
         self
     }
 
-    /// The clock of blocking calls. Default [`SystemClock`].
+    /// The time of blocking calls, and of async calls too when the clock
+    /// has a [`Clock::sleeper`] (as [`ManualClock`](crate::ManualClock)
+    /// does): one setter fakes the time of both drivers. Default
+    /// [`SystemClock`].
+    ///
+    /// Which wins for `call_async`: a [`sleeper`](Self::sleeper) set
+    /// explicitly, in whatever order; else the clock's own sleeper; else
+    /// the default sleeper.
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
         self
     }
 
-    /// The sleeper of async calls. Default `TokioSleeper`
-    /// with the `tokio` feature, else [`ThreadSleeper`](crate::ThreadSleeper).
+    /// The sleeper of async calls; it wins over the clock's own
+    /// [`Clock::sleeper`] whatever the order of the two setters. Default:
+    /// the clock's sleeper if it has one, else `TokioSleeper` with the
+    /// `tokio` feature, else [`ThreadSleeper`](crate::ThreadSleeper).
     pub fn sleeper(mut self, sleeper: impl Sleeper + 'static) -> Self {
         self.sleeper = Some(Arc::new(sleeper));
         self
@@ -722,40 +761,37 @@ impl<C> RetryPolicyBuilder<C> {
             if env.class_cap(class) == Some(0) {
                 return Err(BuildError::ZeroClassCap(class));
             }
-            let has_strategy =
-                self.class_strategies[class.index()].is_some() || self.default_strategy.is_some();
-            if env.may_retry(class) && !has_strategy {
-                return Err(BuildError::MissingStrategy(class));
-            }
         }
         Ok(self.assemble())
     }
 
-    /// Builds without checks; classes without a strategy are never asked
-    /// for one (they cannot be retried) and get a zero placeholder.
+    /// Builds without checks: each class gets its own strategy, else the
+    /// default one.
     fn assemble(self) -> RetryPolicy<C> {
-        let fallback: Arc<dyn Strategy> = self
-            .default_strategy
-            .clone()
-            .unwrap_or_else(|| Arc::new(Backoff::constant(Duration::ZERO)));
+        let fallback = &self.default_strategy;
         let strategies = self
             .class_strategies
             .clone()
-            .map(|own| own.unwrap_or_else(|| Arc::clone(&fallback)));
+            .map(|own| own.unwrap_or_else(|| Arc::clone(fallback)));
         let engine = Engine::new(self.envelope, strategies);
         self.assemble_with(engine)
     }
 
     fn assemble_with(self, engine: Engine) -> RetryPolicy<C> {
+        let sleeper = self
+            .sleeper
+            .or_else(|| self.clock.as_ref().and_then(|c| c.sleeper()))
+            .unwrap_or_else(default_sleeper);
         RetryPolicy {
             inner: Arc::new(Inner {
                 engine,
                 classifier: self.classifier,
                 hooks: self.hooks,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
-                sleeper: self.sleeper.unwrap_or_else(default_sleeper),
+                sleeper,
                 seed: self.seed,
                 seeded_calls: SeededCalls::default(),
+                derived: AtomicU64::new(0),
             }),
         }
     }
@@ -847,6 +883,7 @@ where
 mod tests {
     use super::*;
     use crate::classify::ClassifiedError;
+    use crate::strategy::Backoff;
 
     fn assert_send_sync<T: Send + Sync>(_: &T) {}
     fn assert_send<T: Send>(_: &T) {}
@@ -861,24 +898,33 @@ mod tests {
     }
 
     #[test]
-    fn build_refuses_a_retryable_class_without_strategy() {
-        let err = RetryPolicy::builder().build().unwrap_err();
-        assert_eq!(err, BuildError::MissingStrategy(ErrorClass::Concurrency));
-        assert!(err.to_string().contains("no strategy"));
-        // With the only retryable classes capped at one attempt, none is missing.
+    fn the_builder_starts_from_the_default_strategy() {
+        let policy = RetryPolicy::builder().max_attempts(3).build().unwrap();
+        assert_eq!(policy.envelope().max_attempts, 3);
+        let default = crate::strategy::default_backoff();
+        for class in ErrorClass::ALL {
+            assert_eq!(
+                policy.engine().strategy(class).bounds(1, None),
+                Some(default.bounds(1, None)),
+                "{class}"
+            );
+        }
+        // With the only retryable classes capped at one attempt, it still builds.
         let mut builder = RetryPolicy::builder().max_unknown_attempts(1);
         for class in ErrorClass::ALL.into_iter().filter(|c| c.is_retryable()) {
             builder = builder.class_max_attempts(class, 1);
         }
         assert!(builder.build().is_ok());
-        let per_class = RetryPolicy::builder()
-            .class_strategy(ErrorClass::Transient, Backoff::constant(Duration::ZERO))
-            .build()
-            .unwrap_err();
-        assert_eq!(
-            per_class,
-            BuildError::MissingStrategy(ErrorClass::Concurrency)
-        );
+    }
+
+    #[test]
+    fn derived_seeds_differ_from_the_parent_and_each_other() {
+        let seeds: Vec<u64> = (0..1000).map(|n| derive_seed(7, n)).collect();
+        let mut unique = seeds.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), seeds.len());
+        assert!(!seeds.contains(&7));
     }
 
     #[test]

@@ -18,7 +18,12 @@ use rand::{Rng, RngCore};
 use crate::class::ErrorClass;
 
 /// What a strategy knows when it picks a delay.
+///
+/// `#[non_exhaustive]`: strategies may be told more in later versions.
+/// The engine builds it; to call a strategy directly (in a test, say),
+/// use [`DelayContext::new`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DelayContext {
     /// The 1-based number of the attempt that just failed.
     pub attempt: u32,
@@ -27,6 +32,18 @@ pub struct DelayContext {
     /// The delay this strategy drew last time in this call for this class,
     /// before any hint or deadline adjustment; `None` on the first retry.
     pub previous: Option<Duration>,
+}
+
+impl DelayContext {
+    /// The context of the failure of `attempt` with `class`, after the
+    /// strategy's `previous` delay in this call (`None` on the first retry).
+    pub const fn new(attempt: u32, class: ErrorClass, previous: Option<Duration>) -> Self {
+        DelayContext {
+            attempt,
+            class,
+            previous,
+        }
+    }
 }
 
 /// Computes the delay before the next attempt.
@@ -76,7 +93,11 @@ pub fn default_backoff() -> Backoff {
 }
 
 /// The built-in backoff formulas. See [`Backoff`] for each one's bounds.
+///
+/// `#[non_exhaustive]`: new formulas may be added; [`BackoffKind::ALL`]
+/// lists every one this version has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum BackoffKind {
     /// Uniform in `[base, 3 × previous]` (previous starts at base), capped at max.
     DecorrelatedJitter,

@@ -592,11 +592,7 @@ fn from_config_uses_each_class_strategy() {
         let mut reference_rng = ChaCha8Rng::seed_from_u64(class.index() as u64);
         let mut previous = None;
         for attempt in 1..=12 {
-            let ctx = DelayContext {
-                attempt,
-                class,
-                previous,
-            };
+            let ctx = DelayContext::new(attempt, class, previous);
             let got = policy.engine().strategy(class).delay(&ctx, &mut engine_rng);
             let want = reflexio::Strategy::delay(&expected(class), &ctx, &mut reference_rng);
             assert_eq!(got, want, "{class} attempt {attempt}");
@@ -691,11 +687,7 @@ fn a_builder_from_config_decides_as_from_config_does() {
             let mut c = ChaCha8Rng::seed_from_u64(7);
             let mut previous = None;
             for attempt in 1..=10 {
-                let ctx = DelayContext {
-                    attempt,
-                    class,
-                    previous,
-                };
+                let ctx = DelayContext::new(attempt, class, previous);
                 let got = built.engine().strategy(class).delay(&ctx, &mut a);
                 let want = loaded.engine().strategy(class).delay(&ctx, &mut b);
                 assert_eq!(got, want, "{src:?} {class} attempt {attempt}");

@@ -86,11 +86,7 @@ fn draw(
     previous: Option<Duration>,
     rng: &mut ChaCha8Rng,
 ) -> Duration {
-    let ctx = DelayContext {
-        attempt,
-        class: ErrorClass::Transient,
-        previous,
-    };
+    let ctx = DelayContext::new(attempt, ErrorClass::Transient, previous);
     reflexio::Strategy::delay(backoff, &ctx, rng)
 }
 
@@ -174,6 +170,11 @@ proptest! {
             }
             BackoffKind::Constant => {
                 prop_assert_eq!((lo, hi), (base, base));
+            }
+            other => {
+                return Err(TestCaseError::fail(format!(
+                    "no reference formula for {other}"
+                )))
             }
         }
     }

@@ -13,11 +13,7 @@ fn ms(n: u64) -> Duration {
 }
 
 fn ctx(attempt: u32, previous: Option<Duration>) -> DelayContext {
-    DelayContext {
-        attempt,
-        class: ErrorClass::Transient,
-        previous,
-    }
+    DelayContext::new(attempt, ErrorClass::Transient, previous)
 }
 
 fn draws(backoff: &Backoff, attempt: u32, previous: Option<Duration>, n: usize) -> Vec<Duration> {

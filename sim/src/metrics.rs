@@ -4,7 +4,7 @@
 //! is the value at rank `ceil(p × n)`. Durations are reported in
 //! milliseconds, rounded to the microsecond.
 
-use reflexio::engine::StopReason;
+use reflexio::engine::{EventKind, StopReason};
 use serde::Serialize;
 
 use crate::check::Violation;
@@ -38,6 +38,14 @@ fn end_code(reason: Option<StopReason>) -> u8 {
         Some(StopReason::MaxAttemptsExceeded) => 3,
         Some(StopReason::ClassAttemptsExceeded) => 4,
         Some(StopReason::MaxUnknownAttemptsExceeded) => 5,
+        // A reason added to the library later is counted under the event
+        // it is reported as.
+        Some(other) => match other.event_kind() {
+            EventKind::PermanentFail => 1,
+            EventKind::DeadlineExceeded => 2,
+            EventKind::MaxUnknownAttemptsExceeded => 5,
+            _ => 3,
+        },
     }
 }
 

@@ -13,17 +13,12 @@ fn ms(n: u64) -> Duration {
 }
 
 fn checker() -> Checker {
-    let envelope = Envelope {
-        deadline: Some(ms(1000)),
-        max_attempts: 3,
-        max_unknown_attempts: Some(2),
-        class_max_attempts: {
-            let mut caps = [None; 8];
-            caps[ErrorClass::RateLimit.index()] = Some(2);
-            caps
-        },
-        max_retry_after: ms(500),
-    };
+    let mut envelope = Envelope::default();
+    envelope.deadline = Some(ms(1000));
+    envelope.max_attempts = 3;
+    envelope.max_unknown_attempts = Some(2);
+    envelope.class_max_attempts[ErrorClass::RateLimit.index()] = Some(2);
+    envelope.max_retry_after = ms(500);
     Checker::new(envelope, [Backoff::equal_jitter(ms(100), ms(400)); 8])
 }
 
