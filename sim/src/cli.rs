@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use reflexio::config::{format_duration, RetryConfig};
 use reflexio::Engine;
 
-use crate::output::write_atomic;
+use crate::output::{FileWriter, ReportSet};
 use crate::report::plots::{self, PlotFormat};
 use crate::report::{csv, json, markdown, table, Report};
 use crate::scenario::{Scenario, ScenarioError, MAX_RUNS};
@@ -36,7 +36,7 @@ pub const EXIT_BAD_INPUT: i32 = 2;
     name = "reflexio-sim",
     version,
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  reflexio-sim --scenario sim/scenarios/rate-limit.toml\n  reflexio-sim --scenario sim/scenarios/overload.toml --runs 20 --format md\n  reflexio-sim check sim/scenarios/rate-limit.toml\n\nExit codes: 0 ok, 1 envelope violations found, 2 bad input or output error."
+    after_help = "Examples:\n  reflexio-sim --scenario sim/scenarios/rate-limit.toml\n  reflexio-sim --scenario sim/scenarios/overload.toml --runs 20 --format md\n  reflexio-sim check sim/scenarios/rate-limit.toml\n\nExit codes: 0 ok, 1 envelope violations found, 2 bad input or output error, 130 or 143 interrupted by SIGINT or SIGTERM while writing the report (the previous report is left as it was)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -120,6 +120,19 @@ pub fn main_with(
     err: &mut (dyn Write + Send),
     progress: bool,
 ) -> i32 {
+    let mut writer = crate::output::write_file;
+    main_with_writer(args, out, err, progress, &mut writer)
+}
+
+/// [`main_with`], writing every report file through `writer` (a seam for
+/// tests that make writing fail as a full disk does).
+pub fn main_with_writer(
+    args: impl IntoIterator<Item = OsString>,
+    out: &mut dyn Write,
+    err: &mut (dyn Write + Send),
+    progress: bool,
+    writer: &mut FileWriter,
+) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -134,7 +147,7 @@ pub fn main_with(
     };
     let result = match &cli.command {
         Some(Command::Check { file }) => check(file, out),
-        None => simulate(&cli, out, err, progress),
+        None => simulate(&cli, out, err, progress, writer),
     };
     match result {
         Ok(code) => code,
@@ -160,6 +173,7 @@ fn simulate(
     out: &mut dyn Write,
     err: &mut (dyn Write + Send),
     progress: bool,
+    writer: &mut FileWriter,
 ) -> Result<i32, String> {
     let Some(path) = &cli.scenario else {
         return Err(
@@ -203,23 +217,57 @@ fn simulate(
         .out
         .clone()
         .unwrap_or_else(|| Path::new("reports").join(&scenario.name));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| format!("cannot create the output folder {}: {e}", dir.display()))?;
-    let plot_files = if cli.no_plots {
-        Vec::new()
-    } else {
-        let format = match cli.plot_format {
-            ImageFormat::Svg => PlotFormat::Svg,
-            ImageFormat::Png => PlotFormat::Png,
-        };
-        plots::write_all(&report, &dir, format)?
+    // The whole set is written into a staging folder and swapped in; an
+    // interrupt from here on is noted, and acted on between files.
+    crate::output::catch_interrupts()?;
+    let interrupted = |err: &mut (dyn Write + Send)| {
+        crate::output::interrupted().map(|signal| {
+            let _ = writeln!(
+                err,
+                "error: interrupted by signal {signal}; {} was left as it was",
+                dir.display()
+            );
+            128 + signal
+        })
     };
+    let mut set = ReportSet::begin(&dir, writer)?;
+    let mut plot_files = Vec::new();
+    if !cli.no_plots {
+        match cli.plot_format {
+            ImageFormat::Svg => {
+                for (which, (stem, _)) in plots::PLOTS.iter().enumerate() {
+                    if let Some(code) = interrupted(err) {
+                        return Ok(code);
+                    }
+                    let name = format!("{stem}.{}", PlotFormat::Svg.extension());
+                    set.write(&name, plots::svg(&report, which)?.as_bytes())?;
+                    plot_files.push(name);
+                }
+            }
+            ImageFormat::Png => {
+                plot_files = plots::write_all(&report, set.staging(), PlotFormat::Png)?;
+            }
+        }
+    }
     let scenario_path = path.to_string_lossy().replace('\\', "/");
     let outputs = render_all(&report, Some(&scenario_path), &plot_files);
     for (name, text) in &outputs {
-        let file = dir.join(name);
-        write_atomic(&file, text.as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        if let Some(code) = interrupted(err) {
+            return Ok(code);
+        }
+        set.write(name, text.as_bytes())?;
+    }
+    if let Some(code) = interrupted(err) {
+        return Ok(code);
+    }
+    set.commit()?;
+    if let Some(signal) = crate::output::interrupted() {
+        let _ = writeln!(
+            err,
+            "error: interrupted by signal {signal} after {} was written",
+            dir.display()
+        );
+        return Ok(128 + signal);
     }
     let shown = match cli.format {
         Format::Table => table::render(&report),
