@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use backon::{BlockingRetryable, ConstantBuilder, ExponentialBuilder, Retryable};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use reflexio::{Backoff, ErrorClass, RetryPolicy, ThreadSleeper};
+use reflexio::{Backoff, Clock, CoarseClock, ErrorClass, RetryPolicy, ThreadSleeper};
 
 /// The error every benchmarked closure may fail with: zero-sized, so that
 /// making one costs nothing and the libraries' own work is what is timed.
@@ -78,6 +78,19 @@ fn success_path(c: &mut Criterion) {
 
     let policy = success_policy();
     g.bench_function("reflexio", |b| b.iter(|| black_box(policy.call(work))));
+    // The same policy on the cheap coarse clock, and that clock's read alone.
+    let coarse = CoarseClock::new();
+    g.bench_function("clock_read_coarse", |b| {
+        b.iter(|| black_box(Clock::now(&coarse)))
+    });
+    let coarse_policy = RetryPolicy::builder()
+        .strategy(reflexio::strategy::default_backoff())
+        .clock(CoarseClock::new())
+        .build()
+        .expect("a valid policy");
+    g.bench_function("reflexio_coarse_clock", |b| {
+        b.iter(|| black_box(coarse_policy.call(work)))
+    });
     // The same policy without a deadline: with nothing to time, no clock read.
     let untimed = RetryPolicy::builder()
         .strategy(reflexio::strategy::default_backoff())
@@ -128,6 +141,15 @@ fn one_retry(c: &mut Criterion) {
         .expect("a valid policy");
     g.bench_function("reflexio", |b| {
         b.iter(|| black_box(policy.call(fail_once())))
+    });
+    let coarse = RetryPolicy::builder()
+        .strategy(Backoff::constant(Duration::ZERO))
+        .classifier(transient)
+        .clock(CoarseClock::new())
+        .build()
+        .expect("a valid policy");
+    g.bench_function("reflexio_coarse_clock", |b| {
+        b.iter(|| black_box(coarse.call(fail_once())))
     });
 
     let seeded = RetryPolicy::builder()
@@ -180,6 +202,15 @@ fn async_success(c: &mut Criterion) {
     g.bench_function("reflexio", |b| {
         b.to_async(&rt)
             .iter(|| async { black_box(policy.call_async(work_async).await) })
+    });
+    let coarse = RetryPolicy::builder()
+        .strategy(reflexio::strategy::default_backoff())
+        .sleeper(CoarseClock::new())
+        .build()
+        .expect("a valid policy");
+    g.bench_function("reflexio_coarse_clock", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(coarse.call_async(work_async).await) })
     });
 
     g.bench_function("backon", |b| {

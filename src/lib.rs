@@ -68,6 +68,7 @@
 pub mod class;
 pub mod classify;
 pub mod clock;
+mod coarse_clock;
 #[cfg(feature = "config")]
 pub mod config;
 pub mod engine;
@@ -84,6 +85,7 @@ pub use classify::{
 #[cfg(feature = "tokio")]
 pub use clock::TokioSleeper;
 pub use clock::{Clock, ManualClock, Sleeper, SystemClock, ThreadSleeper};
+pub use coarse_clock::CoarseClock;
 #[cfg(feature = "config")]
 pub use config::RetryConfig;
 pub use engine::{Decision, Engine, Envelope, ErrorText, Event, EventKind, StopReason};
