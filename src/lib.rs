@@ -73,6 +73,7 @@ mod coarse_clock;
 pub mod config;
 pub mod engine;
 pub mod integrations;
+mod jitter_rng;
 pub mod observe;
 mod policy;
 pub mod strategy;

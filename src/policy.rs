@@ -17,6 +17,7 @@ use crate::class::ErrorClass;
 use crate::classify::{Classifier, DefaultClassifier};
 use crate::clock::{Clock, Sleeper, SystemClock};
 use crate::engine::{CallState, Decision, Engine, Envelope, ErrorText, Event, Failure, StopReason};
+use crate::jitter_rng::JitterRng;
 use crate::observe::{dispatch, Hook, Hooks};
 use crate::strategy::Strategy;
 
@@ -312,8 +313,12 @@ impl<C> RetryPolicy<C> {
                 }
                 Err(error) => {
                     let (delay, error) = call.failed(error, || clock.now())?;
-                    clock.sleep(delay);
-                    call.before_retry(error, || clock.now())?;
+                    // A zero delay sleeps not at all, so it cannot overrun
+                    // the deadline: no wake-up check, no clock read.
+                    if !delay.is_zero() {
+                        clock.sleep(delay);
+                        call.before_retry(error, || clock.now())?;
+                    }
                 }
             }
         }
@@ -340,8 +345,10 @@ impl<C> RetryPolicy<C> {
                 }
                 Err(error) => {
                     let (delay, error) = call.failed(error, || sleeper.now())?;
-                    sleeper.sleep(delay).await;
-                    call.before_retry(error, || sleeper.now())?;
+                    if !delay.is_zero() {
+                        sleeper.sleep(delay).await;
+                        call.before_retry(error, || sleeper.now())?;
+                    }
                 }
             }
         }
@@ -429,16 +436,14 @@ impl<'a, C> CallDriver<'a, C> {
         } else {
             Duration::ZERO
         };
-        // Unseeded calls draw from the thread's RNG, fetched here (it is not
-        // Send, so it must not live across an await); seeded calls keep
-        // their own stream for the whole call.
-        let mut thread_rng;
+        // Unseeded calls draw from the thread's jitter generator (a
+        // zero-sized handle on a thread local: nothing to set up, and
+        // nothing held across an await); seeded calls keep their own
+        // stream for the whole call.
+        let mut thread_rng = JitterRng;
         let rng: &mut dyn rand::RngCore = match inner.seed {
             Some(seed) => self.rng.get_or_insert_with(|| policy.seeded_rng(seed)),
-            None => {
-                thread_rng = rand::rng();
-                &mut thread_rng
-            }
+            None => &mut thread_rng,
         };
         let extra = self.extra;
         let mut emit = |event: &Event<'_>| dispatch(&inner.hooks, extra, event);

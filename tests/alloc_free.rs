@@ -139,8 +139,8 @@ fn blocking_success_with_a_hook_allocates_nothing() {
 #[test]
 fn a_retry_at_zero_delay_allocates_nothing() {
     // Not the success path, but a retry should not allocate either: the
-    // per-call RNG lives on the stack and the fake clock's sleep is a
-    // counter.
+    // jitter generator is a thread local, and a zero delay sleeps not at
+    // all.
     let clock = ManualClock::new();
     let policy = RetryPolicy::builder()
         .strategy(Backoff::constant(Duration::ZERO))
@@ -165,5 +165,43 @@ fn a_retry_at_zero_delay_allocates_nothing() {
         }
     });
     assert_eq!(n, 0, "1000 calls with one retry allocated {n} times");
+    assert_eq!(clock.sleeps(), 0, "a zero delay is not slept");
+}
+
+#[test]
+fn a_jittered_retry_with_a_deadline_allocates_nothing() {
+    // A real sleep (on the fake clock: a counter), a jittered draw from
+    // the thread's generator, and the wake-up check against the deadline.
+    let clock = ManualClock::new();
+    let policy = RetryPolicy::builder()
+        .strategy(Backoff::full_jitter(
+            Duration::from_millis(1),
+            Duration::from_millis(50),
+        ))
+        .deadline(Duration::from_secs(3600))
+        .classifier(|_: &&str| ErrorClass::Transient)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let fail_once = || {
+        let mut first = true;
+        move || {
+            if std::mem::take(&mut first) {
+                Err("reset")
+            } else {
+                Ok(black_box(1u64))
+            }
+        }
+    };
+    black_box(policy.call(fail_once()).unwrap());
+    let n = allocations_in(|| {
+        for _ in 0..1000 {
+            black_box(policy.call(fail_once()).unwrap());
+        }
+    });
+    assert_eq!(
+        n, 0,
+        "1000 calls with one jittered retry allocated {n} times"
+    );
     assert_eq!(clock.sleeps(), 1001);
 }
