@@ -54,6 +54,7 @@ use crate::clock::{Clock, SleepFuture, Sleeper};
 /// use reflexio::{CoarseClock, RetryPolicy};
 ///
 /// let policy = RetryPolicy::builder()
+///     .strategy(reflexio::strategy::default_backoff())
 ///     .deadline(Duration::from_secs(10))
 ///     .clock(CoarseClock::new())
 ///     .build()?;
