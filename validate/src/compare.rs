@@ -1,0 +1,368 @@
+//! Predicted against measured: tolerances, verdicts, tables and plots.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::prelude::*;
+use serde::Serialize;
+
+use crate::measure::{Measured, METRICS};
+
+/// How far a measurement may lie from the prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Tolerance {
+    /// Absolute difference of a fraction, in percentage points.
+    Points(f64),
+    /// Difference relative to the prediction, in percent.
+    Percent(f64),
+    /// Reported, with no target.
+    None,
+}
+
+impl Tolerance {
+    /// The targets of the full experiments: success within 2 points,
+    /// attempts within 10 %, completion time and p50 within 15 %.
+    pub fn target(metric: &str) -> Tolerance {
+        match metric {
+            "success_rate" => Tolerance::Points(2.0),
+            "attempts_mean" => Tolerance::Percent(10.0),
+            "latency_p50_ms" | "finished_at_ms" => Tolerance::Percent(15.0),
+            _ => Tolerance::None,
+        }
+    }
+
+    /// A looser tolerance, for the short smoke runs: a few seconds of load
+    /// cannot hold the full targets, but a harness that has rotted misses
+    /// even these.
+    pub fn loosened(self, factor: f64) -> Tolerance {
+        match self {
+            Tolerance::Points(p) => Tolerance::Points(p * factor),
+            Tolerance::Percent(p) => Tolerance::Percent(p * factor),
+            Tolerance::None => Tolerance::None,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Tolerance::Points(p) => format!("±{p} pts"),
+            Tolerance::Percent(p) => format!("±{p}%"),
+            Tolerance::None => "–".to_owned(),
+        }
+    }
+}
+
+/// One metric of one policy, side by side.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// The policy.
+    pub policy: String,
+    /// The metric.
+    pub metric: &'static str,
+    /// The simulator's prediction: mean over its runs.
+    pub predicted: f64,
+    /// Standard error of that mean.
+    pub predicted_stderr: f64,
+    /// The measurement.
+    pub measured: f64,
+    /// `measured − predicted`, in the tolerance's unit (points or percent).
+    pub off_by: f64,
+    /// The tolerance.
+    pub tolerance: Tolerance,
+    /// Whether the measurement lies within it (`None`: no target).
+    pub pass: Option<bool>,
+}
+
+/// Compares `measured` with `predicted` (mean, stderr) for one policy,
+/// with every tolerance multiplied by `loosen` (1 for the full targets;
+/// above 1, the smoke run's, which does not judge the median latency).
+pub fn rows(
+    policy: &str,
+    predicted: &dyn Fn(&str) -> (f64, f64),
+    measured: &Measured,
+    loosen: f64,
+) -> Vec<Row> {
+    METRICS
+        .iter()
+        .map(|&metric| {
+            let (p, se) = predicted(metric);
+            let m = measured.get(metric);
+            let tolerance = if loosen > 1.0 && metric == "latency_p50_ms" {
+                // A few seconds of load give too few calls for a stable
+                // median of a bimodal latency: reported, not judged.
+                Tolerance::None
+            } else {
+                Tolerance::target(metric).loosened(loosen)
+            };
+            let (off_by, pass) = match tolerance {
+                Tolerance::Points(t) => {
+                    let off = (m - p) * 100.0;
+                    (off, Some(off.abs() <= t))
+                }
+                Tolerance::Percent(t) => {
+                    let off = if p == 0.0 { 0.0 } else { (m - p) / p * 100.0 };
+                    (off, Some(off.abs() <= t))
+                }
+                Tolerance::None => {
+                    let off = if p == 0.0 { 0.0 } else { (m - p) / p * 100.0 };
+                    (off, None)
+                }
+            };
+            Row {
+                policy: policy.to_owned(),
+                metric,
+                predicted: p,
+                predicted_stderr: se,
+                measured: m,
+                off_by,
+                tolerance,
+                pass,
+            }
+        })
+        .collect()
+}
+
+fn show(metric: &str, v: f64) -> String {
+    match metric {
+        "success_rate" => format!("{:.2}%", v * 100.0),
+        "attempts_mean" => format!("{v:.3}"),
+        "peak_attempts_per_s" => format!("{v:.0}"),
+        _ => format!("{v:.1}"),
+    }
+}
+
+/// The Markdown table of `rows`.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| policy | metric | predicted (± s.e.) | measured | off by | tolerance | verdict |\n\
+         | --- | --- | ---: | ---: | ---: | --- | --- |\n",
+    );
+    for r in rows {
+        let unit = match r.tolerance {
+            Tolerance::Points(_) => " pts",
+            _ => "%",
+        };
+        let verdict = match r.pass {
+            Some(true) => "pass",
+            Some(false) => "**miss**",
+            None => "–",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} ± {} | {} | {:+.1}{} | {} | {} |",
+            r.policy,
+            r.metric,
+            show(r.metric, r.predicted),
+            show(r.metric, r.predicted_stderr),
+            show(r.metric, r.measured),
+            r.off_by,
+            unit,
+            r.tolerance.describe(),
+            verdict
+        );
+    }
+    out
+}
+
+/// One line per policy: each targeted metric as `measured (predicted)`,
+/// and how many of its targets it met.
+pub fn headline(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| policy | success | attempts/call | latency p50 | all done at | targets met |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    let mut policies: Vec<&str> = Vec::new();
+    for r in rows {
+        if !policies.contains(&r.policy.as_str()) {
+            policies.push(&r.policy);
+        }
+    }
+    for policy in policies {
+        let of = |metric: &str| {
+            rows.iter()
+                .find(|r| r.policy == policy && r.metric == metric)
+        };
+        let cell = |metric: &str| {
+            of(metric).map_or_else(String::new, |r| {
+                format!(
+                    "{} ({})",
+                    show(metric, r.measured),
+                    show(metric, r.predicted)
+                )
+            })
+        };
+        let judged: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.policy == policy && r.pass.is_some())
+            .collect();
+        let met = judged.iter().filter(|r| r.pass == Some(true)).count();
+        let _ = writeln!(
+            out,
+            "| {policy} | {} | {} | {} ms | {} ms | {met} of {} |",
+            cell("success_rate"),
+            cell("attempts_mean"),
+            cell("latency_p50_ms"),
+            cell("finished_at_ms"),
+            judged.len()
+        );
+    }
+    out
+}
+
+/// The plots' font: DejaVu Sans, embedded, so that no system font is needed.
+const FONT: &str = "sans-serif";
+
+fn register_font() {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        // The embedded font is a valid TrueType file.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
+    });
+}
+
+/// One plot per metric: predicted (with ±2 s.e.) and measured bars per
+/// policy.
+pub fn plot(rows: &[Row], metric: &str, path: &Path) -> Result<(), String> {
+    let data: Vec<&Row> = rows.iter().filter(|r| r.metric == metric).collect();
+    if data.is_empty() {
+        return Ok(());
+    }
+    let top = data
+        .iter()
+        .map(|r| r.measured.max(r.predicted + 2.0 * r.predicted_stderr))
+        .fold(0.0f64, f64::max)
+        * 1.15;
+    let top = if top > 0.0 { top } else { 1.0 };
+    register_font();
+    let root = SVGBackend::new(path, (720, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let n = data.len();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{metric}: predicted vs measured"), (FONT, 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..n as f64, 0f64..top)
+        .map_err(|e| e.to_string())?;
+    let names: Vec<String> = data.iter().map(|r| r.policy.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 1e-9 || i >= names.len() {
+                String::new()
+            } else {
+                names[i].clone()
+            }
+        })
+        .y_desc(metric)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let predicted = RGBColor(0, 114, 178);
+    let measured = RGBColor(230, 159, 0);
+    for (i, r) in data.iter().enumerate() {
+        let x = i as f64;
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x + 0.15, 0.0), (x + 0.48, r.predicted)],
+                predicted.filled(),
+            )))
+            .map_err(|e| e.to_string())?;
+        let lo = (r.predicted - 2.0 * r.predicted_stderr).max(0.0);
+        let hi = r.predicted + 2.0 * r.predicted_stderr;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(x + 0.315, lo), (x + 0.315, hi)],
+                BLACK.stroke_width(2),
+            )))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x + 0.52, 0.0), (x + 0.85, r.measured)],
+                measured.filled(),
+            )))
+            .map_err(|e| e.to_string())?;
+    }
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(0.0, 0.0), (0.0, 0.0)],
+            predicted.filled(),
+        )))
+        .map_err(|e| e.to_string())?
+        .label("predicted (simulator, ±2 s.e.)")
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], predicted.filled()));
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(0.0, 0.0), (0.0, 0.0)],
+            measured.filled(),
+        )))
+        .map_err(|e| e.to_string())?
+        .label("measured (loopback)")
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], measured.filled()));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(success: f64, attempts: f64) -> Measured {
+        Measured {
+            success_rate: success,
+            attempts_mean: attempts,
+            latency_p50_ms: 100.0,
+            latency_p99_ms: 900.0,
+            peak_attempts_per_s: 300.0,
+            finished_at_ms: 20_000.0,
+        }
+    }
+
+    #[test]
+    fn verdicts_follow_the_targets() {
+        let predicted = |m: &str| match m {
+            "success_rate" => (0.90, 0.001),
+            "attempts_mean" => (2.0, 0.01),
+            "latency_p50_ms" => (100.0, 1.0),
+            "finished_at_ms" => (20_000.0, 10.0),
+            _ => (1.0, 0.0),
+        };
+        // 1.5 points and 5 % off: both pass.
+        let close = rows_for(&predicted, &measured(0.885, 2.1));
+        assert_eq!(close[0].pass, Some(true));
+        assert!((close[0].off_by + 1.5).abs() < 1e-9);
+        assert_eq!(close[1].pass, Some(true));
+        // 3 points and 20 % off: both miss, and by how much is kept.
+        let missed = rows_for(&predicted, &measured(0.87, 2.4));
+        assert_eq!(missed[2].pass, Some(true));
+        assert_eq!(missed[0].pass, Some(false));
+        assert_eq!(missed[1].pass, Some(false));
+        assert!((missed[1].off_by - 20.0).abs() < 1e-9);
+        // p99 and the peak have no target.
+        assert_eq!(missed[3].pass, None);
+        assert_eq!(missed[4].pass, None);
+        // Loosened three times, 3 points pass.
+        assert_eq!(
+            rows("p", &predicted, &measured(0.87, 2.4), 3.0)[0].pass,
+            Some(true)
+        );
+        assert!(markdown(&missed).contains("**miss**"));
+        // The smoke run does not judge the median latency.
+        assert_eq!(
+            rows("p", &predicted, &measured(0.87, 2.4), 3.0)[2].pass,
+            None
+        );
+    }
+
+    fn rows_for(predicted: &dyn Fn(&str) -> (f64, f64), m: &Measured) -> Vec<Row> {
+        rows("p", predicted, m, 1.0)
+    }
+}
