@@ -69,8 +69,15 @@ pub struct Row {
     pub off_by: f64,
     /// The tolerance.
     pub tolerance: Tolerance,
-    /// Whether the measurement lies within it (`None`: no target).
+    /// Whether the measurement lies within it (`None`: no target, or an
+    /// unstable prediction).
     pub pass: Option<bool>,
+    /// The simulator's own runs spread wider than the tolerance (their
+    /// standard deviation exceeds it): the system is bistable there (a
+    /// storm that some runs escape and others do not), and one
+    /// measurement cannot confirm or refute the prediction, so it is not
+    /// judged.
+    pub unstable: bool,
 }
 
 /// Compares `measured` with `predicted` (mean, stderr) for one policy,
@@ -81,6 +88,7 @@ pub fn rows(
     predicted: &dyn Fn(&str) -> (f64, f64),
     measured: &Measured,
     loosen: f64,
+    sim_runs: u32,
 ) -> Vec<Row> {
     METRICS
         .iter()
@@ -94,20 +102,16 @@ pub fn rows(
             } else {
                 Tolerance::target(metric).loosened(loosen)
             };
-            let (off_by, pass) = match tolerance {
-                Tolerance::Points(t) => {
-                    let off = (m - p) * 100.0;
-                    (off, Some(off.abs() <= t))
-                }
-                Tolerance::Percent(t) => {
-                    let off = if p == 0.0 { 0.0 } else { (m - p) / p * 100.0 };
-                    (off, Some(off.abs() <= t))
-                }
-                Tolerance::None => {
-                    let off = if p == 0.0 { 0.0 } else { (m - p) / p * 100.0 };
-                    (off, None)
-                }
+            // The spread of one simulated run: the standard deviation.
+            let spread = se * f64::from(sim_runs.max(1)).sqrt();
+            let relative = |x: f64| if p == 0.0 { 0.0 } else { x / p * 100.0 };
+            let (off_by, spread, limit) = match tolerance {
+                Tolerance::Points(t) => ((m - p) * 100.0, spread * 100.0, Some(t)),
+                Tolerance::Percent(t) => (relative(m - p), relative(spread), Some(t)),
+                Tolerance::None => (relative(m - p), 0.0, None),
             };
+            let unstable = limit.is_some_and(|t| spread > t);
+            let pass = limit.filter(|_| !unstable).map(|t| off_by.abs() <= t);
             Row {
                 policy: policy.to_owned(),
                 metric,
@@ -117,6 +121,7 @@ pub fn rows(
                 off_by,
                 tolerance,
                 pass,
+                unstable,
             }
         })
         .collect()
@@ -145,6 +150,7 @@ pub fn markdown(rows: &[Row]) -> String {
         let verdict = match r.pass {
             Some(true) => "pass",
             Some(false) => "**miss**",
+            None if r.unstable => "unstable",
             None => "–",
         };
         let _ = writeln!(
@@ -196,9 +202,18 @@ pub fn headline(rows: &[Row]) -> String {
             .filter(|r| r.policy == policy && r.pass.is_some())
             .collect();
         let met = judged.iter().filter(|r| r.pass == Some(true)).count();
+        let unstable = rows
+            .iter()
+            .filter(|r| r.policy == policy && r.unstable)
+            .count();
+        let unstable = if unstable > 0 {
+            format!(" ({unstable} unstable)")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "| {policy} | {} | {} | {} ms | {} ms | {met} of {} |",
+            "| {policy} | {} | {} | {} ms | {} ms | {met} of {}{unstable} |",
             cell("success_rate"),
             cell("attempts_mean"),
             cell("latency_p50_ms"),
@@ -351,18 +366,33 @@ mod tests {
         assert_eq!(missed[4].pass, None);
         // Loosened three times, 3 points pass.
         assert_eq!(
-            rows("p", &predicted, &measured(0.87, 2.4), 3.0)[0].pass,
+            rows("p", &predicted, &measured(0.87, 2.4), 3.0, 4)[0].pass,
             Some(true)
         );
         assert!(markdown(&missed).contains("**miss**"));
         // The smoke run does not judge the median latency.
         assert_eq!(
-            rows("p", &predicted, &measured(0.87, 2.4), 3.0)[2].pass,
+            rows("p", &predicted, &measured(0.87, 2.4), 3.0, 4)[2].pass,
             None
         );
     }
 
+    #[test]
+    fn a_prediction_that_spreads_wider_than_the_tolerance_is_not_judged() {
+        // Success 50 % ± 10 points between runs: one measurement at 70 %
+        // neither confirms nor refutes it.
+        let predicted = |m: &str| match m {
+            "success_rate" => (0.5, 0.05),
+            _ => (1.0, 0.0),
+        };
+        let r = rows("p", &predicted, &measured(0.7, 1.0), 1.0, 4);
+        assert!(r[0].unstable);
+        assert_eq!(r[0].pass, None);
+        assert!(markdown(&r).contains("unstable"));
+        assert!(!r[1].unstable);
+    }
+
     fn rows_for(predicted: &dyn Fn(&str) -> (f64, f64), m: &Measured) -> Vec<Row> {
-        rows("p", predicted, m, 1.0)
+        rows("p", predicted, m, 1.0, 4)
     }
 }

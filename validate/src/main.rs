@@ -7,24 +7,27 @@
 //! measured for every policy, with tolerances and plots.
 //!
 //! ```text
-//! reflexio-validate [--smoke] [--out DIR]
+//! reflexio-validate [--smoke] [--experiment all|rate-limit|overload] [--out DIR]
 //! ```
 //!
 //! Exit codes: 0 every target met; 1 a target missed (the report says
 //! which and by how much); 2 the harness itself failed.
 
 mod compare;
+mod load;
 mod measure;
+mod overload;
 mod rate_limit;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
 use compare::Row;
+use load::PolicyRun;
 use measure::METRICS;
 
 /// Holds reflexio-sim's predictions against measurements of real services
@@ -32,25 +35,50 @@ use measure::METRICS;
 #[derive(Debug, Parser)]
 #[command(name = "reflexio-validate", version)]
 struct Cli {
-    /// A short run (3 s of load per policy) with loose tolerances (three
-    /// times the targets; the median latency reported, not judged), so
-    /// that the harness cannot rot; the full run is the default.
+    /// A short run (a few seconds of load per policy) with loose
+    /// tolerances (three times the targets; the median latency reported,
+    /// not judged), so that the harness cannot rot; the full run is the
+    /// default.
     #[arg(long)]
     smoke: bool,
-    /// Output folder; the experiment's report goes to DIR/<experiment>/.
+    /// Which experiment to run.
+    #[arg(long, value_enum, default_value_t = Which::All)]
+    experiment: Which,
+    /// Output folder; each experiment's report goes to DIR/<experiment>/.
     #[arg(long, default_value = "reports/validation")]
     out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Which {
+    /// Every experiment, one after the other.
+    All,
+    /// An HTTP service behind a token-bucket rate limiter.
+    RateLimit,
+    /// A service whose latency grows with load, and a dependency outage.
+    Overload,
 }
 
 #[derive(Serialize)]
 struct Document<'a> {
     experiment: &'a str,
-    command: &'a str,
+    command: String,
     smoke: bool,
     calls_per_policy: u64,
     simulator_runs: u32,
     scenario: &'a str,
     rows: &'a [Row],
+}
+
+/// What an experiment measured and what the simulator predicted.
+struct Outcome {
+    name: &'static str,
+    /// A paragraph saying what the service and the load were.
+    story: String,
+    calls: u64,
+    sim_runs: u32,
+    scenario: String,
+    rows: Vec<Row>,
 }
 
 fn main() -> ExitCode {
@@ -66,33 +94,32 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<bool, String> {
-    let setup = if cli.smoke {
-        rate_limit::Setup::smoke()
-    } else {
-        rate_limit::Setup::full()
-    };
-    let loosen = if cli.smoke { 3.0 } else { 1.0 };
-    let started = Instant::now();
-    eprintln!(
-        "rate-limit: {} calls per policy at {}/s against 127.0.0.1 ...",
-        setup.calls, setup.rate
-    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?;
-    let measured = runtime.block_on(rate_limit::measure(&setup))?;
-    drop(runtime);
-    eprintln!(
-        "rate-limit: measured in {:.1} s; simulating ...",
-        started.elapsed().as_secs_f64()
-    );
-    let scenario = rate_limit::equivalent_scenario(&setup, &measured);
-    let report = rate_limit::predict(&scenario, setup.seed, setup.sim_runs)?;
-    let summary = report.summary();
+    let loosen = if cli.smoke { 3.0 } else { 1.0 };
+    let mut all_met = true;
+    if matches!(cli.experiment, Which::All | Which::RateLimit) {
+        let outcome = rate_limit_experiment(&runtime, cli.smoke, loosen)?;
+        all_met &= finish(cli, &outcome)?;
+    }
+    if matches!(cli.experiment, Which::All | Which::Overload) {
+        let outcome = overload_experiment(&runtime, cli.smoke, loosen)?;
+        all_met &= finish(cli, &outcome)?;
+    }
+    Ok(all_met)
+}
 
+fn compare_all(
+    runs: &[PolicyRun],
+    report: &reflexio_sim::report::Report,
+    loosen: f64,
+    sim_runs: u32,
+) -> Result<Vec<Row>, String> {
+    let summary = report.summary();
     let mut rows = Vec::new();
-    for run in &measured {
+    for run in runs {
         let Some(predicted) = summary.iter().find(|s| s.policy == run.policy) else {
             return Err(format!(
                 "the simulator did not report policy {}",
@@ -103,68 +130,52 @@ fn run(cli: &Cli) -> Result<bool, String> {
             let s = predicted.get(metric);
             (s.mean, s.stderr)
         };
-        rows.extend(compare::rows(&run.policy, &lookup, &run.measured, loosen));
+        rows.extend(compare::rows(
+            &run.policy,
+            &lookup,
+            &run.measured,
+            loosen,
+            sim_runs,
+        ));
     }
-
-    let command = if cli.smoke {
-        "cargo run --release -p reflexio-validate -- --smoke"
-    } else {
-        "cargo run --release -p reflexio-validate"
-    };
-    write_report(
-        &cli.out.join("rate-limit"),
-        command,
-        &setup,
-        &scenario,
-        &rows,
-        cli.smoke,
-    )?;
-    let table = compare::markdown(&rows);
-    println!("{table}");
-    let missed = rows.iter().filter(|r| r.pass == Some(false)).count();
-    eprintln!(
-        "rate-limit: {missed} of {} targets missed; report in {}",
-        rows.iter().filter(|r| r.pass.is_some()).count(),
-        cli.out.join("rate-limit").display()
-    );
-    Ok(missed == 0)
+    Ok(rows)
 }
 
-fn write_report(
-    dir: &Path,
-    command: &str,
-    setup: &rate_limit::Setup,
-    scenario: &str,
-    rows: &[Row],
+fn rate_limit_experiment(
+    runtime: &tokio::runtime::Runtime,
     smoke: bool,
-) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let write = |name: &str, text: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    loosen: f64,
+) -> Result<Outcome, String> {
+    let setup = if smoke {
+        rate_limit::Setup::smoke()
+    } else {
+        rate_limit::Setup::full()
     };
-    let doc = Document {
-        experiment: "rate-limit",
-        command,
-        smoke,
-        calls_per_policy: setup.calls,
-        simulator_runs: setup.sim_runs,
-        scenario,
-        rows,
-    };
-    let json = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-    write("report.json", &(json + "\n"))?;
-    write("scenario.toml", scenario)?;
-    let mut md = String::new();
-    md.push_str("# Validation: HTTP rate limit\n\n");
-    md.push_str(&format!(
+    let started = Instant::now();
+    eprintln!(
+        "rate-limit: {} calls per policy at {}/s against 127.0.0.1 ...",
+        setup.calls, setup.rate
+    );
+    let runs = runtime.block_on(rate_limit::measure(&setup))?;
+    eprintln!(
+        "rate-limit: measured in {:.1} s; simulating ...",
+        started.elapsed().as_secs_f64()
+    );
+    let scenario = rate_limit::equivalent_scenario(&setup, &runs);
+    let report = measure::predict(
+        &scenario,
+        "rate-limit/scenario.toml",
+        setup.seed,
+        setup.sim_runs,
+    )?;
+    let story = format!(
         "An axum service on 127.0.0.1 behind governor's token bucket ({} requests/s, burst {}), \
          answering 429 with `Retry-After` and `Retry-After-Ms`; admitted requests work for a \
          lognormal time (median {} ms, sigma {}) and fail with probability {} (503 or 408). \
          {} Poisson calls per policy at {}/s, through the production `RetryPolicy` built from \
          the policy tables of `sim/scenarios/rate-limit.toml`. The prediction is the mean of {} \
          simulator runs of [`scenario.toml`](scenario.toml): the same file with the latency \
-         fitted to the admitted attempts measured.\n\n",
+         fitted to the admitted attempts measured.",
         setup.limit,
         setup.burst,
         setup.work_median.as_millis(),
@@ -173,16 +184,129 @@ fn write_report(
         setup.calls,
         setup.rate,
         setup.sim_runs,
-    ));
+    );
+    Ok(Outcome {
+        name: "rate-limit",
+        story,
+        calls: setup.calls,
+        sim_runs: setup.sim_runs,
+        rows: compare_all(&runs, &report, loosen, setup.sim_runs)?,
+        scenario,
+    })
+}
+
+fn overload_experiment(
+    runtime: &tokio::runtime::Runtime,
+    smoke: bool,
+    loosen: f64,
+) -> Result<Outcome, String> {
+    let setup = if smoke {
+        overload::Setup::smoke()
+    } else {
+        overload::Setup::full()
+    };
+    let started = Instant::now();
+    eprintln!(
+        "overload: {} calls per policy at {}/s against 127.0.0.1 ...",
+        setup.calls, setup.rate
+    );
+    let runs = runtime.block_on(overload::measure(&setup))?;
+    eprintln!(
+        "overload: measured in {:.1} s; simulating ...",
+        started.elapsed().as_secs_f64()
+    );
+    let scenario = overload::equivalent_scenario(&setup, &runs)?;
+    let report = measure::predict(
+        &scenario,
+        "overload/scenario.toml",
+        setup.seed,
+        setup.sim_runs,
+    )?;
+    let story = format!(
+        "An axum service on 127.0.0.1 whose latency grows with the requests in flight (capacity \
+         {}: work = lognormal(median {} ms, sigma {}) × (1 + {} × excess), errors {} + {} × \
+         excess, work goes on after the client gives up) and a dependency outage from {:?} to \
+         {:?} (every request fails). {} Poisson calls per policy at {}/s, a {:?} client timeout \
+         per attempt, through the production `RetryPolicy` built from the policy tables of \
+         `sim/scenarios/overload.toml`. The prediction is the mean of {} simulator runs of \
+         [`scenario.toml`](scenario.toml), with the nominal latency fitted to the successful \
+         attempts measured before the outage.",
+        setup.capacity,
+        setup.work_median.as_millis(),
+        setup.work_sigma,
+        setup.latency_growth,
+        setup.error_rate,
+        setup.error_growth,
+        setup.outage.0,
+        setup.outage.1,
+        setup.calls,
+        setup.rate,
+        setup.timeout,
+        setup.sim_runs,
+    );
+    Ok(Outcome {
+        name: "overload",
+        story,
+        calls: setup.calls,
+        sim_runs: setup.sim_runs,
+        rows: compare_all(&runs, &report, loosen, setup.sim_runs)?,
+        scenario,
+    })
+}
+
+/// Prints the table, writes the report; returns whether every target was
+/// met.
+fn finish(cli: &Cli, outcome: &Outcome) -> Result<bool, String> {
+    let mut command = String::from("cargo run --release -p reflexio-validate --");
+    if cli.smoke {
+        command.push_str(" --smoke");
+    }
+    command.push_str(&format!(" --experiment {}", outcome.name));
+    let dir = cli.out.join(outcome.name);
+    write_report(&dir, &command, cli.smoke, outcome)?;
+    println!("{}\n", compare::markdown(&outcome.rows));
+    let missed = outcome
+        .rows
+        .iter()
+        .filter(|r| r.pass == Some(false))
+        .count();
+    eprintln!(
+        "{}: {missed} of {} targets missed; report in {}",
+        outcome.name,
+        outcome.rows.iter().filter(|r| r.pass.is_some()).count(),
+        dir.display()
+    );
+    Ok(missed == 0)
+}
+
+fn write_report(dir: &Path, command: &str, smoke: bool, outcome: &Outcome) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    let doc = Document {
+        experiment: outcome.name,
+        command: command.to_owned(),
+        smoke,
+        calls_per_policy: outcome.calls,
+        simulator_runs: outcome.sim_runs,
+        scenario: &outcome.scenario,
+        rows: &outcome.rows,
+    };
+    let json = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    write("report.json", &(json + "\n"))?;
+    write("scenario.toml", &outcome.scenario)?;
+    let mut md = format!("# Validation: {}\n\n{}\n\n", outcome.name, outcome.story);
     md.push_str(&format!("Produced by `{command}`.\n\n"));
     md.push_str("Measured (predicted):\n\n");
-    md.push_str(&compare::headline(rows));
+    md.push_str(&compare::headline(&outcome.rows));
     md.push_str("\nEvery metric, with the simulator's standard error and the tolerance:\n\n");
-    md.push_str(&compare::markdown(rows));
+    md.push_str(&compare::markdown(&outcome.rows));
     md.push('\n');
     for metric in METRICS {
         let file = format!("{metric}.svg");
-        compare::plot(rows, metric, &dir.join(&file))?;
+        compare::plot(&outcome.rows, metric, &dir.join(&file))?;
         md.push_str(&format!("![{metric}]({file})\n"));
     }
     write("report.md", &md)

@@ -7,6 +7,8 @@
 use std::time::Duration;
 
 use reflexio_sim::metrics::PolicyMetrics;
+use reflexio_sim::report::Report;
+use reflexio_sim::scenario::Scenario;
 use serde::Serialize;
 
 /// The metrics compared, for one policy.
@@ -81,6 +83,31 @@ pub fn fit_lognormal(samples: &[Duration]) -> (Duration, f64) {
     let mean = logs.iter().sum::<f64>() / n;
     let var = logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / n;
     (Duration::from_secs_f64(mean.exp()), var.sqrt())
+}
+
+/// The `[policies.*]` tables of `scenario`, written out in the scenario
+/// schema (each policy's own configuration, as the library serialises it).
+pub fn policies_toml(scenario: &Scenario) -> String {
+    let mut out = String::new();
+    for policy in &scenario.policies {
+        out.push_str(&format!("[policies.{}]\n", policy.name));
+        for line in policy.config.to_toml_string().lines() {
+            if let Some(table) = line.strip_prefix('[') {
+                out.push_str(&format!("[policies.{}.{}\n", policy.name, table));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Runs the simulator on `scenario` (`runs` seeds) and returns its report.
+pub fn predict(scenario: &str, file: &str, seed: u64, runs: u32) -> Result<Report, String> {
+    let scenario = Scenario::from_toml_str(scenario, file).map_err(|e| e.to_string())?;
+    reflexio_sim::world::run_many(&scenario, seed, runs, &|_, _| {}).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

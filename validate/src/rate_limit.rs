@@ -15,9 +15,8 @@
 //! The prediction: the simulator, on the same scenario with the latency
 //! refitted from the attempts measured here.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -28,12 +27,11 @@ use governor::clock::Clock as _;
 use governor::{Quota, RateLimiter};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use reflexio::{http_status_class, Classification, RetryConfig, RetryPolicyBuilder, TokioSleeper};
-use reflexio_sim::metrics::CallResults;
-use reflexio_sim::report::Report;
+use reflexio::RetryConfig;
 use reflexio_sim::scenario::Scenario;
 
-use crate::measure::{fit_lognormal, Measured};
+use crate::load::{self, Load, PolicyRun};
+use crate::measure::fit_lognormal;
 
 /// The experiment's knobs: the full run and the CI smoke run differ only
 /// in how long the load lasts.
@@ -94,11 +92,9 @@ struct Service {
     work_median: Duration,
     work_sigma: f64,
     failure_probability: f64,
-    admitted: AtomicU64,
-    refused: AtomicU64,
 }
 
-fn lognormal(rng: &mut ChaCha8Rng, median: Duration, sigma: f64) -> Duration {
+pub fn lognormal(rng: &mut ChaCha8Rng, median: Duration, sigma: f64) -> Duration {
     // Box-Muller: one standard normal from two uniforms.
     let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
     let u2: f64 = rng.random();
@@ -108,7 +104,6 @@ fn lognormal(rng: &mut ChaCha8Rng, median: Duration, sigma: f64) -> Duration {
 
 async fn handle(State(service): State<Arc<Service>>) -> Response {
     if let Err(refusal) = service.limiter.check() {
-        service.refused.fetch_add(1, Ordering::Relaxed);
         let wait = refusal.wait_time_from(governor::clock::DefaultClock::default().now());
         let mut headers = HeaderMap::new();
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -119,7 +114,6 @@ async fn handle(State(service): State<Arc<Service>>) -> Response {
         }
         return (StatusCode::TOO_MANY_REQUESTS, headers).into_response();
     }
-    service.admitted.fetch_add(1, Ordering::Relaxed);
     let (work, fails, which) = {
         let mut dice = service.dice.lock().unwrap_or_else(|e| e.into_inner());
         let work = lognormal(&mut dice, service.work_median, service.work_sigma);
@@ -132,45 +126,6 @@ async fn handle(State(service): State<Arc<Service>>) -> Response {
         (true, true) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
         (true, false) => StatusCode::REQUEST_TIMEOUT.into_response(),
     }
-}
-
-/// A failed HTTP attempt as the client sees it.
-#[derive(Debug)]
-struct Failed {
-    status: Option<u16>,
-    hint: Option<Duration>,
-}
-
-impl std::fmt::Display for Failed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.status {
-            Some(s) => write!(f, "HTTP {s}"),
-            None => f.write_str("no response"),
-        }
-    }
-}
-
-impl std::error::Error for Failed {}
-
-fn classify(e: &Failed) -> Classification {
-    let class = e
-        .status
-        .map_or(reflexio::ErrorClass::Transient, http_status_class);
-    let c = Classification::new(class);
-    match e.hint {
-        Some(h) => c.with_retry_after(h),
-        None => c,
-    }
-}
-
-/// One policy's run against a fresh service.
-pub struct PolicyRun {
-    /// The policy's name.
-    pub policy: String,
-    /// What was measured, in the simulator's own metric definitions.
-    pub measured: Measured,
-    /// Every admitted attempt's client-side latency (send to response).
-    pub admitted_latencies: Vec<Duration>,
 }
 
 /// Runs every policy of the bundled scenario against its own fresh
@@ -198,163 +153,19 @@ async fn measure_policy(
         work_median: setup.work_median,
         work_sigma: setup.work_sigma,
         failure_probability: setup.failure_probability,
-        admitted: AtomicU64::new(0),
-        refused: AtomicU64::new(0),
     });
-    let app = Router::new()
-        .route("/", get(handle))
-        .with_state(Arc::clone(&service));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("cannot bind 127.0.0.1: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
-
-    let policy = RetryPolicyBuilder::from_config(config)
-        .map_err(|e| format!("policy {name}: {e}"))?
-        .classifier(classify)
-        .sleeper(TokioSleeper::new())
-        .build()
-        .map_err(|e| format!("policy {name}: {e}"))?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(512)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let url = format!("http://{addr}/");
-
-    // Poisson arrivals, from the experiment's seed.
-    let mut arrivals_rng = ChaCha8Rng::seed_from_u64(setup.seed ^ 0x5eed);
-    let mut at = 0.0f64;
-    let mut offsets = Vec::with_capacity(setup.calls as usize);
-    for _ in 0..setup.calls {
-        let u: f64 = arrivals_rng.random::<f64>().max(f64::MIN_POSITIVE);
-        at += -u.ln() / setup.rate;
-        offsets.push(Duration::from_secs_f64(at));
-    }
-
-    let origin = Instant::now() + Duration::from_millis(50);
-    let attempts_log: Arc<Mutex<Vec<(Duration, Duration, bool)>>> = Arc::default();
-    let mut tasks = Vec::with_capacity(offsets.len());
-    for (call, offset) in offsets.into_iter().enumerate() {
-        let policy = policy.clone();
-        let client = client.clone();
-        let url = url.clone();
-        let log = Arc::clone(&attempts_log);
-        tasks.push(tokio::spawn(async move {
-            tokio::time::sleep_until((origin + offset).into()).await;
-            let start = Instant::now();
-            let mut attempts = 0u32;
-            let busy = Arc::new(AtomicU64::new(0));
-            let outcome = policy
-                .call_async(|| {
-                    attempts += 1;
-                    let client = client.clone();
-                    let url = url.clone();
-                    let log = Arc::clone(&log);
-                    let sent = Instant::now();
-                    let busy = Arc::clone(&busy);
-                    async move {
-                        let result = client.get(&url).send().await;
-                        let took = sent.elapsed();
-                        busy.fetch_add(nanos(took), Ordering::Relaxed);
-                        let failure = match result {
-                            Ok(r) if r.status().is_success() => None,
-                            Ok(r) => {
-                                let hint = r
-                                    .headers()
-                                    .get("retry-after-ms")
-                                    .and_then(|v| v.to_str().ok())
-                                    .and_then(|v| v.parse::<f64>().ok())
-                                    .filter(|ms| ms.is_finite() && *ms >= 0.0)
-                                    .map(|ms| Duration::from_secs_f64(ms / 1e3));
-                                Some(Failed {
-                                    status: Some(r.status().as_u16()),
-                                    hint,
-                                })
-                            }
-                            Err(_) => Some(Failed {
-                                status: None,
-                                hint: None,
-                            }),
-                        };
-                        let admitted = failure.as_ref().is_none_or(|f| f.status != Some(429));
-                        if let Ok(mut log) = log.lock() {
-                            log.push((sent.saturating_duration_since(origin), took, admitted));
-                        }
-                        match failure {
-                            None => Ok(()),
-                            Some(f) => Err(f),
-                        }
-                    }
-                })
-                .await;
-            let latency = start.elapsed();
-            let end = start.saturating_duration_since(origin) + latency;
-            let reason = outcome.as_ref().err().map(|e| e.reason());
-            CallOutcome {
-                call,
-                end,
-                latency,
-                sleep: latency.saturating_sub(Duration::from_nanos(busy.load(Ordering::Relaxed))),
-                attempts,
-                reason,
-            }
-        }));
-    }
-    let mut outcomes = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        outcomes.push(t.await.map_err(|e| format!("a call task failed: {e}"))?);
-    }
+    let app = Router::new().route("/", get(handle)).with_state(service);
+    let (url, stop, server) = load::serve(app).await?;
+    let load = Load {
+        calls: setup.calls,
+        rate: setup.rate,
+        seed: setup.seed,
+        timeout: Duration::from_secs(30),
+    };
+    let run = load::drive(&url, name, config, &load).await;
     let _ = stop.send(());
     let _ = server.await;
-
-    let bucket = Duration::from_secs(1);
-    let mut results = CallResults::new(outcomes.len());
-    let log = std::mem::take(&mut *attempts_log.lock().unwrap_or_else(|e| e.into_inner()));
-    let mut admitted_latencies = Vec::new();
-    for (sent, took, admitted) in &log {
-        results.attempt_at((sent.as_nanos() / bucket.as_nanos()) as u64);
-        if *admitted {
-            admitted_latencies.push(*took);
-        }
-    }
-    for o in &outcomes {
-        results.record(
-            o.call,
-            nanos(o.end),
-            nanos(o.latency),
-            nanos(o.sleep),
-            o.attempts,
-            o.reason,
-        );
-    }
-    let metrics = results.into_metrics(name, nanos(bucket), Vec::new(), 0);
-    Ok(PolicyRun {
-        policy: name.to_owned(),
-        measured: Measured::from(metrics),
-        admitted_latencies,
-    })
-}
-
-struct CallOutcome {
-    call: usize,
-    end: Duration,
-    latency: Duration,
-    sleep: Duration,
-    attempts: u32,
-    reason: Option<reflexio::StopReason>,
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    run
 }
 
 /// The scenario the simulator predicts from: the bundled one with the
@@ -363,7 +174,9 @@ fn nanos(d: Duration) -> u64 {
 pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> String {
     let all: Vec<Duration> = runs
         .iter()
-        .flat_map(|r| r.admitted_latencies.iter().copied())
+        .flat_map(|r| &r.attempts)
+        .filter(|a| a.status.is_some_and(|s| s != 429))
+        .map(|a| a.took)
         .collect();
     let (median, sigma) = fit_lognormal(&all);
     let mut text = String::new();
@@ -396,11 +209,4 @@ pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> String {
         text.push('\n');
     }
     text
-}
-
-/// Runs the simulator on `scenario` (`runs` seeds) and returns its report.
-pub fn predict(scenario: &str, seed: u64, runs: u32) -> Result<Report, String> {
-    let scenario = Scenario::from_toml_str(scenario, "validation-rate-limit.toml")
-        .map_err(|e| e.to_string())?;
-    reflexio_sim::world::run_many(&scenario, seed, runs, &|_, _| {}).map_err(|e| e.to_string())
 }

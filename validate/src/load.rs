@@ -1,0 +1,258 @@
+//! The load generator: Poisson calls through a production `RetryPolicy`,
+//! each attempt an HTTP request to a service on 127.0.0.1, every call and
+//! attempt recorded in the simulator's own metric definitions.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use reflexio::{http_status_class, Classification, ErrorClass, RetryConfig, RetryPolicyBuilder};
+use reflexio_sim::metrics::CallResults;
+
+use crate::measure::Measured;
+
+/// How the calls arrive and how long the client waits for one attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// Calls per policy.
+    pub calls: u64,
+    /// Arrival rate (calls/s), Poisson.
+    pub rate: f64,
+    /// Seed of the arrival times.
+    pub seed: u64,
+    /// The client's timeout per attempt; an attempt that times out fails
+    /// as `transient`.
+    pub timeout: Duration,
+}
+
+/// A failed HTTP attempt as the client sees it.
+#[derive(Debug)]
+pub struct Failed {
+    status: Option<u16>,
+    hint: Option<Duration>,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(s) => write!(f, "HTTP {s}"),
+            None => f.write_str("no response in time"),
+        }
+    }
+}
+
+impl std::error::Error for Failed {}
+
+/// The library's HTTP table for a status; a timeout or a refused
+/// connection is transient. The hint is the `Retry-After-Ms` header.
+fn classify(e: &Failed) -> Classification {
+    let class = e.status.map_or(ErrorClass::Transient, http_status_class);
+    let c = Classification::new(class);
+    match e.hint {
+        Some(h) => c.with_retry_after(h),
+        None => c,
+    }
+}
+
+/// What one attempt was, as the client saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt {
+    /// When it was sent, from the load's origin.
+    pub sent: Duration,
+    /// Send to response (or to the timeout).
+    pub took: Duration,
+    /// The status, if a response came.
+    pub status: Option<u16>,
+}
+
+/// One policy's run against a fresh service.
+pub struct PolicyRun {
+    /// The policy's name.
+    pub policy: String,
+    /// What was measured, in the simulator's own metric definitions.
+    pub measured: Measured,
+    /// Every attempt.
+    pub attempts: Vec<Attempt>,
+}
+
+struct CallOutcome {
+    call: usize,
+    end: Duration,
+    latency: Duration,
+    sleep: Duration,
+    attempts: u32,
+    reason: Option<reflexio::StopReason>,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Poisson arrival offsets: exponential gaps of mean `1 / rate`.
+fn arrivals(load: &Load) -> Vec<Duration> {
+    let mut rng = ChaCha8Rng::seed_from_u64(load.seed ^ 0x5eed);
+    let mut at = 0.0f64;
+    (0..load.calls)
+        .map(|_| {
+            let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+            at += -u.ln() / load.rate;
+            Duration::from_secs_f64(at)
+        })
+        .collect()
+}
+
+/// Drives `url` with `load`, every call through the policy `config`
+/// describes (the policy named `name`), and records what happened. Every
+/// call is bounded by the policy's envelope and every attempt by the
+/// timeout, so the run ends by itself.
+pub async fn drive(
+    url: &str,
+    name: &str,
+    config: &RetryConfig,
+    load: &Load,
+) -> Result<PolicyRun, String> {
+    let policy = RetryPolicyBuilder::from_config(config)
+        .map_err(|e| format!("policy {name}: {e}"))?
+        .classifier(classify)
+        .sleeper(reflexio::TokioSleeper::new())
+        .build()
+        .map_err(|e| format!("policy {name}: {e}"))?;
+    let client = reqwest::Client::builder()
+        .timeout(load.timeout)
+        .pool_max_idle_per_host(1024)
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    let origin = Instant::now() + Duration::from_millis(50);
+    let log: Arc<Mutex<Vec<Attempt>>> = Arc::default();
+    let mut tasks = Vec::with_capacity(load.calls as usize);
+    for (call, offset) in arrivals(load).into_iter().enumerate() {
+        let policy = policy.clone();
+        let client = client.clone();
+        let url = url.to_owned();
+        let log = Arc::clone(&log);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until((origin + offset).into()).await;
+            let start = Instant::now();
+            let mut attempts = 0u32;
+            let busy = Arc::new(AtomicU64::new(0));
+            let outcome = policy
+                .call_async(|| {
+                    attempts += 1;
+                    let request = client.get(&url);
+                    let log = Arc::clone(&log);
+                    let busy = Arc::clone(&busy);
+                    async move {
+                        let sent = Instant::now();
+                        let result = request.send().await;
+                        let took = sent.elapsed();
+                        busy.fetch_add(nanos(took), Ordering::Relaxed);
+                        let (status, failure) = match result {
+                            Ok(r) if r.status().is_success() => (Some(r.status().as_u16()), None),
+                            Ok(r) => {
+                                let hint = r
+                                    .headers()
+                                    .get("retry-after-ms")
+                                    .and_then(|v| v.to_str().ok())
+                                    .and_then(|v| v.parse::<f64>().ok())
+                                    .filter(|ms| ms.is_finite() && *ms >= 0.0)
+                                    .map(|ms| Duration::from_secs_f64(ms / 1e3));
+                                let status = r.status().as_u16();
+                                (
+                                    Some(status),
+                                    Some(Failed {
+                                        status: Some(status),
+                                        hint,
+                                    }),
+                                )
+                            }
+                            Err(_) => (
+                                None,
+                                Some(Failed {
+                                    status: None,
+                                    hint: None,
+                                }),
+                            ),
+                        };
+                        if let Ok(mut log) = log.lock() {
+                            log.push(Attempt {
+                                sent: sent.saturating_duration_since(origin),
+                                took,
+                                status,
+                            });
+                        }
+                        match failure {
+                            None => Ok(()),
+                            Some(f) => Err(f),
+                        }
+                    }
+                })
+                .await;
+            let latency = start.elapsed();
+            CallOutcome {
+                call,
+                end: start.saturating_duration_since(origin) + latency,
+                latency,
+                sleep: latency.saturating_sub(Duration::from_nanos(busy.load(Ordering::Relaxed))),
+                attempts,
+                reason: outcome.as_ref().err().map(|e| e.reason()),
+            }
+        }));
+    }
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        outcomes.push(t.await.map_err(|e| format!("a call task failed: {e}"))?);
+    }
+
+    let bucket = Duration::from_secs(1);
+    let mut results = CallResults::new(outcomes.len());
+    let attempts = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
+    for a in &attempts {
+        results.attempt_at((a.sent.as_nanos() / bucket.as_nanos()) as u64);
+    }
+    for o in &outcomes {
+        results.record(
+            o.call,
+            nanos(o.end),
+            nanos(o.latency),
+            nanos(o.sleep),
+            o.attempts,
+            o.reason,
+        );
+    }
+    let metrics = results.into_metrics(name, nanos(bucket), Vec::new(), 0);
+    Ok(PolicyRun {
+        policy: name.to_owned(),
+        measured: Measured::from(metrics),
+        attempts,
+    })
+}
+
+/// Serves `app` on 127.0.0.1 (an ephemeral port) until the returned
+/// sender is used or dropped; returns the base URL.
+pub async fn serve(
+    app: axum::Router,
+) -> Result<
+    (
+        String,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ),
+    String,
+> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot bind 127.0.0.1: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok((format!("http://{addr}/"), stop, server))
+}
