@@ -404,7 +404,7 @@ impl Scenario {
             ScenarioError {
                 file: file.to_owned(),
                 position,
-                path: display_path(&e.path),
+                path: limits::escape_control(&display_path(&e.path)),
                 message: e.message,
             }
         })
@@ -473,6 +473,16 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
             "name",
             format!("`{name}` names the report folder: use letters, digits, `-`, `_` and `.` only"),
         ));
+    }
+    if let Some(d) = &raw.description {
+        if d.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err(err(
+                "description",
+                "holds a control character other than a line break or a tab",
+            ));
+        }
     }
     let runs = raw.runs.unwrap_or(1);
     if runs == 0 || runs > MAX_RUNS {

@@ -2,6 +2,27 @@
 
 use super::{failure_row, main_row, Report, FAILURE_HEADERS, MAIN_HEADERS};
 
+/// `text` made safe for a Markdown table cell or a line of text: the
+/// characters that would end a cell or start formatting (`\\`, `|`, `` ` ``,
+/// `*`, `_`, `[`, `]`, `#`) are escaped with a backslash, `<`, `>` and `&`
+/// become HTML entities, and control characters are written as `\u{..}`.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in crate::limits::escape_control(text).chars() {
+        match c {
+            '\\' | '|' | '`' | '*' | '_' | '[' | ']' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = format!("| {} |\n", headers.join(" | "));
     out.push('|');
@@ -10,7 +31,8 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     }
     out.push('\n');
     for row in rows {
-        out.push_str(&format!("| {} |\n", row.join(" | ")));
+        let cells: Vec<String> = row.iter().map(|c| escape(c)).collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     out
 }
@@ -19,7 +41,12 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 pub fn render(report: &Report, scenario_path: Option<&str>, plots: &[String]) -> String {
     let runs = report.runs.len();
     let summary = report.summary();
-    let mut out = format!("# Scenario `{}`\n\n", report.scenario);
+    // Scenario names are letters, digits, `-`, `_` and `.`: safe in a
+    // code span.
+    let mut out = format!(
+        "# Scenario `{}`\n\n",
+        crate::limits::escape_control(&report.scenario)
+    );
     if !report.description.is_empty() {
         out.push_str(&report.description);
         out.push_str("\n\n");
@@ -61,7 +88,12 @@ pub fn render(report: &Report, scenario_path: Option<&str>, plots: &[String]) ->
         for run in &report.runs {
             for m in &run.policies {
                 for v in &m.violation_list {
-                    out.push_str(&format!("- run {} policy `{}`: {v}\n", run.run, m.policy));
+                    out.push_str(&format!(
+                        "- run {} policy {}: {}\n",
+                        run.run,
+                        escape(&m.policy),
+                        escape(&v.to_string())
+                    ));
                 }
             }
         }

@@ -296,8 +296,21 @@ fn draw_one<DB: DrawingBackend>(
     report: &Report,
 ) -> Fallible {
     root.fill(&WHITE).map_err(e)?;
-    let policies = &report.runs[0].policies;
-    let title = format!("{}: {}", report.scenario, PLOTS[which].1);
+    // XML allows no control character, not even escaped: write them out.
+    let policies: Vec<PolicyMetrics> = report.runs[0]
+        .policies
+        .iter()
+        .map(|m| PolicyMetrics {
+            policy: crate::limits::escape_control(&m.policy),
+            ..m.clone()
+        })
+        .collect();
+    let policies = &policies;
+    let title = format!(
+        "{}: {}",
+        crate::limits::escape_control(&report.scenario),
+        PLOTS[which].1
+    );
     match which {
         0 => draw_attempts(&root, &title, policies)?,
         1 => draw_load(&root, &title, policies, report.bucket_ms)?,

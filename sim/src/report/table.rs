@@ -7,7 +7,7 @@ pub fn align(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(crate::limits::escape_control(cell).chars().count());
         }
     }
     let mut out = String::new();
@@ -27,7 +27,12 @@ pub fn align(headers: &[&str], rows: &[Vec<String>]) -> String {
     line(headers.to_vec(), &mut out);
     let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
     line(rule.iter().map(String::as_str).collect(), &mut out);
-    for row in rows {
+    // Names reach the terminal: no raw control character may.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| crate::limits::escape_control(c)).collect())
+        .collect();
+    for row in &rows {
         line(row.iter().map(String::as_str).collect(), &mut out);
     }
     out
@@ -39,7 +44,7 @@ pub fn render(report: &Report) -> String {
     let summary = report.summary();
     let mut out = format!(
         "scenario {} · seed {} · {} calls ({}) · {} run{}{}\n\n",
-        report.scenario,
+        crate::limits::escape_control(&report.scenario),
         report.seed,
         report.calls,
         report.arrival,
@@ -64,7 +69,12 @@ pub fn render(report: &Report) -> String {
         for run in &report.runs {
             for m in &run.policies {
                 for v in &m.violation_list {
-                    out.push_str(&format!("  run {} policy {}: {v}\n", run.run, m.policy));
+                    out.push_str(&format!(
+                        "  run {} policy {}: {}\n",
+                        run.run,
+                        crate::limits::escape_control(&m.policy),
+                        crate::limits::escape_control(&v.to_string())
+                    ));
                 }
             }
         }
