@@ -11,6 +11,7 @@
 //! max_unknown_attempts = 2     # or "off"; default 2
 //! max_retry_after = "10s"      # longest server hint honoured; default 60s
 //! seed = 42                    # optional: reproducible jitter
+//! allow = ["lockstep"]         # optional: warning codes to silence (see crate::lint)
 //!
 //! [strategy]                   # the default strategy
 //! kind = "decorrelated_jitter" # decorrelated_jitter, equal_jitter, token_backoff,
@@ -74,6 +75,9 @@ pub struct RetryConfig {
     /// Seed for reproducible jitter. Default: unseeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Warning codes to silence, e.g. `["lockstep"]`; see [`crate::lint`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
     /// The default strategy. Default: [`default_backoff`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<StrategyConfig>,
@@ -200,6 +204,7 @@ impl RetryConfig {
     /// Checks every field. Returns the warnings of a valid configuration.
     pub fn validate(&self) -> Result<Vec<ConfigWarning>, ConfigError> {
         let mut warnings = Vec::new();
+        crate::lint::check_allow(&self.allow).map_err(|m| ConfigError::at("allow", m))?;
         if self.max_attempts == Some(0) {
             return Err(ConfigError::at(
                 "max_attempts",
@@ -363,6 +368,7 @@ impl RetryConfig {
             max_unknown_attempts: Some(envelope.max_unknown_attempts),
             max_retry_after: Some(HumanDuration(envelope.max_retry_after)),
             seed: self.seed,
+            allow: self.allow.clone(),
             strategy: Some(StrategyConfig::from(default)),
             classes,
         })

@@ -74,6 +74,7 @@ pub mod config;
 pub mod engine;
 pub mod integrations;
 mod jitter_rng;
+pub mod lint;
 pub mod observe;
 mod policy;
 pub mod strategy;

@@ -191,6 +191,12 @@ impl<C> RetryPolicy<C> {
         &self.inner.engine
     }
 
+    /// The policy's warnings: see [`Engine::lint`] and the
+    /// [`lint`](crate::lint) module.
+    pub fn lint(&self) -> Vec<crate::lint::Diagnostic> {
+        self.inner.engine.lint()
+    }
+
     /// The envelope every call runs within.
     pub fn envelope(&self) -> &Envelope {
         self.inner.engine.envelope()

@@ -59,6 +59,13 @@ pub trait Strategy: Send + Sync {
         let _ = (attempt, previous);
         None
     }
+
+    /// The built-in [`Backoff`] this strategy is, if it is one, so that
+    /// analyses such as the [`lint`](crate::lint) can reason about its
+    /// formula. Closures and custom strategies are none.
+    fn backoff(&self) -> Option<Backoff> {
+        None
+    }
 }
 
 impl<F> Strategy for F
@@ -336,6 +343,10 @@ impl Strategy for Backoff {
 
     fn bounds(&self, attempt: u32, previous: Option<Duration>) -> Option<(Duration, Duration)> {
         Some(Backoff::bounds(self, attempt, previous))
+    }
+
+    fn backoff(&self) -> Option<Backoff> {
+        Some(*self)
     }
 }
 

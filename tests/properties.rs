@@ -890,6 +890,7 @@ mod config_round_trip {
                         max_unknown_attempts,
                         max_retry_after: max_retry_after.map(HumanDuration),
                         seed,
+                        allow: Vec::new(),
                         strategy,
                         classes,
                     }
