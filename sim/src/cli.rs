@@ -1,8 +1,10 @@
 //! The command line: `reflexio-sim --scenario FILE` and `reflexio-sim check FILE`.
 //!
-//! Exit codes: 0 success; 1 the run found envelope violations; 2 bad
-//! input (usage, an invalid scenario or policy file, an output that cannot
-//! be written) or a run that had to be stopped.
+//! Exit codes of a run: 0 success; 1 the run found envelope violations; 2
+//! bad input (usage, an invalid scenario or policy file, an output that
+//! cannot be written) or a run that had to be stopped. Exit codes of
+//! `check` (alias `doctor`): 0 no errors, 1 warnings under
+//! `--deny-warnings`, 2 errors; see [`crate::doctor`].
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -36,7 +38,7 @@ pub const EXIT_BAD_INPUT: i32 = 2;
     name = "reflexio-sim",
     version,
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  reflexio-sim --scenario sim/scenarios/rate-limit.toml\n  reflexio-sim --scenario sim/scenarios/overload.toml --runs 20 --format md\n  reflexio-sim check sim/scenarios/rate-limit.toml\n\nExit codes: 0 ok, 1 envelope violations found, 2 bad input or output error, 130 or 143 interrupted by SIGINT or SIGTERM while writing the report (the previous report is left as it was)."
+    after_help = "Examples:\n  reflexio-sim --scenario sim/scenarios/rate-limit.toml\n  reflexio-sim --scenario sim/scenarios/overload.toml --runs 20 --format md\n  reflexio-sim check sim/scenarios/rate-limit.toml\n\nExit codes of a run: 0 ok, 1 envelope violations found, 2 bad input or output error, 130 or 143 interrupted by SIGINT or SIGTERM while writing the report (the previous report is left as it was).\nExit codes of `check` (alias `doctor`): 0 no errors (warnings allowed), 1 warnings with --deny-warnings, 2 errors."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -81,12 +83,36 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate a scenario or policy file; print each policy normalised
+    /// Lint a scenario or policy file (alias: doctor): print every error
+    /// and warning with its file:line:col, then each policy normalised
     /// (every default written out) and its worst-case envelope.
+    #[command(
+        visible_alias = "doctor",
+        after_help = "Warning codes (silence one with --allow CODE or `allow = [\"CODE\"]` in the policy):\n  cap_never_triggers, never_retried_class, deadline_below_first_delay,\n  retry_after_beyond_deadline, attempts_after_deadline, lockstep,\n  decorrelated_saturation, unbounded_unknown\n\nExit codes:\n  0  no errors (warnings allowed)\n  1  warnings, with --deny-warnings\n  2  errors, or the file cannot be read"
+    )]
     Check {
         /// A scenario file, or a policy file in the RetryConfig schema.
         file: PathBuf,
+        /// `text`: diagnostics on standard error, policies on standard
+        /// output; `json`: one JSON document on standard output.
+        #[arg(long, value_enum, default_value_t = CheckFormatArg::Text)]
+        format: CheckFormatArg,
+        /// Exit with code 1 when there are warnings (for CI).
+        #[arg(long)]
+        deny_warnings: bool,
+        /// Silence a warning code (repeatable).
+        #[arg(long, value_name = "CODE")]
+        allow: Vec<String>,
     },
+}
+
+/// Output formats of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CheckFormatArg {
+    /// Human-readable.
+    Text,
+    /// JSON, for tooling.
+    Json,
 }
 
 /// Formats printed on standard output.
@@ -146,7 +172,24 @@ pub fn main_with_writer(
         }
     };
     let result = match &cli.command {
-        Some(Command::Check { file }) => check(file, out),
+        Some(Command::Check {
+            file,
+            format,
+            deny_warnings,
+            allow,
+        }) => crate::doctor::check(
+            &crate::doctor::CheckOptions {
+                file,
+                format: match format {
+                    CheckFormatArg::Text => crate::doctor::CheckFormat::Text,
+                    CheckFormatArg::Json => crate::doctor::CheckFormat::Json,
+                },
+                deny_warnings: *deny_warnings,
+                allow,
+            },
+            out,
+            err,
+        ),
         None => simulate(&cli, out, err, progress, writer),
     };
     match result {
@@ -382,64 +425,6 @@ impl<'a> Progress<'a> {
         }
         self.err
     }
-}
-
-/// `reflexio-sim check FILE`.
-fn check(path: &Path, out: &mut dyn Write) -> Result<i32, String> {
-    let source = crate::limits::read_text(path, crate::limits::MAX_SCENARIO_BYTES)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let is_scenario = toml::from_str::<toml::Table>(&source)
-        .map(|t| t.contains_key("policies") || t.contains_key("workload"))
-        .unwrap_or(false);
-    let mut text = String::new();
-    if is_scenario {
-        let scenario = Scenario::from_file(path).map_err(|e| e.to_string())?;
-        text.push_str(&format!(
-            "# {}: scenario `{}` is valid; {} polic{}\n",
-            path.display(),
-            scenario.name,
-            scenario.policies.len(),
-            if scenario.policies.len() == 1 {
-                "y"
-            } else {
-                "ies"
-            }
-        ));
-        for w in &scenario.warnings {
-            text.push_str(&format!("# warning: {w}\n"));
-        }
-        for p in &scenario.policies {
-            text.push('\n');
-            text.push_str(&describe_policy(
-                &format!("policies.{}", p.name),
-                &p.config,
-                &p.engine,
-            )?);
-        }
-    } else {
-        let config = RetryConfig::from_toml_str(&source).map_err(|e| {
-            ScenarioError {
-                file: path.display().to_string(),
-                position: e
-                    .span
-                    .as_ref()
-                    .map(|s| crate::locate::line_col(&source, s.start)),
-                path: e.path.clone(),
-                message: e.message.clone(),
-            }
-            .to_string()
-        })?;
-        let warnings = config.validate().unwrap_or_default();
-        text.push_str(&format!("# {}: policy is valid\n", path.display()));
-        for w in warnings {
-            text.push_str(&format!("# warning: {w}\n"));
-        }
-        let engine = config.engine().map_err(|e| e.to_string())?;
-        text.push('\n');
-        text.push_str(&describe_policy("", &config, &engine)?);
-    }
-    let _ = write!(out, "{text}");
-    Ok(0)
 }
 
 /// A worst-case total sleep: `at most <duration>`, or `unbounded`.

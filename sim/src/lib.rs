@@ -29,6 +29,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod doctor;
 pub mod draws;
 pub mod latency;
 pub mod limits;

@@ -1,0 +1,347 @@
+//! `reflexio-sim check` (alias `doctor`): every error and warning of a
+//! scenario or policy file at once, then each policy normalised with its
+//! worst case.
+//!
+//! Policies are linted by the library ([`reflexio::lint`]), so the doctor
+//! and a service that lints its configuration at start-up agree. The rest
+//! of a scenario (workload, latency, failure models) is checked by the
+//! scenario parser, which reports its first problem.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use reflexio::lint::{self, Severity};
+use serde::Serialize;
+use toml::de::{DeTable, DeValue};
+
+use crate::cli::describe_policy;
+use crate::locate::line_col;
+use crate::locate::locate;
+use crate::scenario::{Scenario, ScenarioError};
+
+/// Exit code: warnings found under `--deny-warnings`.
+pub const EXIT_WARNINGS: i32 = 1;
+/// Exit code: errors found (or the file cannot be read).
+pub const EXIT_ERRORS: i32 = 2;
+
+/// How `check` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckFormat {
+    /// Diagnostics on standard error, the normalised policies on standard
+    /// output.
+    Text,
+    /// One JSON document on standard output.
+    Json,
+}
+
+/// What `check` was asked.
+#[derive(Debug, Clone)]
+pub struct CheckOptions<'a> {
+    /// The scenario or policy file.
+    pub file: &'a Path,
+    /// Text or JSON.
+    pub format: CheckFormat,
+    /// Exit with [`EXIT_WARNINGS`] when there are warnings.
+    pub deny_warnings: bool,
+    /// Warning codes to silence, on top of each policy's `allow`.
+    pub allow: &'a [String],
+}
+
+/// One diagnostic, located.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct Item {
+    severity: &'static str,
+    code: &'static str,
+    path: String,
+    line: Option<usize>,
+    column: Option<usize>,
+    message: String,
+}
+
+#[derive(Debug, Serialize)]
+struct WorstCaseJson {
+    max_attempts: u32,
+    max_attempts_before_deadline: u32,
+    /// `None` when unbounded.
+    max_total_sleep_ms: Option<f64>,
+    max_total_sleep_with_hints_ms: Option<f64>,
+    bounded: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct PolicyJson {
+    /// The table under `[policies]`, or empty for a policy file.
+    name: String,
+    /// The policy with every default written out, as TOML.
+    normalized: String,
+    worst_case: WorstCaseJson,
+}
+
+#[derive(Debug, Serialize)]
+struct CheckJson<'a> {
+    format: &'static str,
+    file: String,
+    kind: &'static str,
+    errors: usize,
+    warnings: usize,
+    exit_code: i32,
+    diagnostics: &'a [Item],
+    policies: Vec<PolicyJson>,
+}
+
+fn ms(d: Duration) -> Option<f64> {
+    (d < Duration::from_nanos(u64::MAX)).then(|| (d.as_nanos() as f64 / 1e3).round() / 1e3)
+}
+
+/// Runs `check`; returns the exit code, or a message for a file that
+/// cannot be read.
+pub fn check(
+    options: &CheckOptions<'_>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, String> {
+    let path = options.file;
+    lint::check_allow(options.allow).map_err(|m| format!("--allow: {m}"))?;
+    let source = crate::limits::read_text(path, crate::limits::MAX_SCENARIO_BYTES)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let file = path.display().to_string();
+    let (root, _) = DeTable::parse_recoverable(&source);
+    let is_scenario = ["policies", "workload"].iter().any(|k| {
+        root.get_ref()
+            .iter()
+            .any(|(key, _)| key.get_ref().as_ref() == *k)
+    });
+
+    let mut items: Vec<(usize, Item)> = Vec::new();
+    let push = |d: lint::Diagnostic, items: &mut Vec<(usize, Item)>| {
+        if !d.is_error() && options.allow.iter().any(|c| c == d.code) {
+            return;
+        }
+        let offset = d.span.as_ref().map_or(usize::MAX, |s| s.start);
+        let position = d.span.as_ref().map(|s| line_col(&source, s.start));
+        let item = Item {
+            severity: d.severity.name(),
+            code: d.code,
+            path: d.path,
+            line: position.map(|p| p.0),
+            column: position.map(|p| p.1),
+            message: d.message,
+        };
+        if !items.iter().any(|(_, i)| *i == item) {
+            items.push((offset, item));
+        }
+    };
+
+    // The policies to describe when all is well: (table name, config).
+    let mut policies: Vec<(String, reflexio::RetryConfig)> = Vec::new();
+    if is_scenario {
+        let mut names: Vec<(usize, String)> = match root
+            .get_ref()
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == "policies")
+            .map(|(_, v)| v.get_ref())
+        {
+            Some(DeValue::Table(t)) => t
+                .iter()
+                .map(|(k, v)| (v.span().start.max(k.span().start), k.get_ref().to_string()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        names.sort();
+        for (_, name) in &names {
+            let report = lint::lint_toml_table(&source, &format!("policies.{name}"));
+            for d in report.diagnostics {
+                push(d, &mut items);
+            }
+            if let Some(config) = report.config {
+                policies.push((name.clone(), config));
+            }
+        }
+        let syntax = items.iter().any(|(_, i)| i.code == lint::SYNTAX);
+        if !syntax {
+            if let Some(e) = scenario_error(path, &source, &file) {
+                let offset = e.position.map_or(usize::MAX, |(line, column)| {
+                    offset_of(&source, line, column)
+                });
+                items.push((
+                    offset,
+                    Item {
+                        severity: Severity::Error.name(),
+                        code: lint::INVALID,
+                        path: e.path,
+                        line: e.position.map(|p| p.0),
+                        column: e.position.map(|p| p.1),
+                        message: e.message,
+                    },
+                ));
+            }
+        }
+    } else {
+        let report = lint::lint_toml(&source);
+        for d in report.diagnostics {
+            push(d, &mut items);
+        }
+        if let Some(config) = report.config {
+            policies.push((String::new(), config));
+        }
+    }
+    items.sort_by_key(|(offset, i)| (*offset, i.severity != "error"));
+    let items: Vec<Item> = items.into_iter().map(|(_, i)| i).collect();
+    let errors = items.iter().filter(|i| i.severity == "error").count();
+    let warnings = items.len() - errors;
+    let code = if errors > 0 {
+        EXIT_ERRORS
+    } else if warnings > 0 && options.deny_warnings {
+        EXIT_WARNINGS
+    } else {
+        0
+    };
+
+    // Normalised policies, only when nothing is wrong with them.
+    let mut described = Vec::new();
+    if errors == 0 {
+        for (name, config) in &policies {
+            let engine = config.engine().map_err(|e| e.to_string())?;
+            let table = if name.is_empty() {
+                String::new()
+            } else {
+                format!("policies.{name}")
+            };
+            described.push((
+                name.clone(),
+                describe_policy(&table, config, &engine)?,
+                engine,
+            ));
+        }
+    }
+
+    match options.format {
+        CheckFormat::Text => {
+            for i in &items {
+                let mut line = file.clone();
+                if let (Some(l), Some(c)) = (i.line, i.column) {
+                    line.push_str(&format!(":{l}:{c}"));
+                }
+                line.push_str(&format!(": {}[{}]: ", i.severity, i.code));
+                if !i.path.is_empty() {
+                    line.push_str(&format!("`{}`: ", i.path));
+                }
+                line.push_str(&i.message);
+                let _ = writeln!(err, "{line}");
+            }
+            let verdict = match (errors, warnings) {
+                (0, 0) => "no problems".to_owned(),
+                (e, w) => format!(
+                    "{e} error{}, {w} warning{}",
+                    if e == 1 { "" } else { "s" },
+                    if w == 1 { "" } else { "s" }
+                ),
+            };
+            let what = if is_scenario {
+                format!(
+                    "scenario with {} polic{}",
+                    policies.len(),
+                    if policies.len() == 1 { "y" } else { "ies" }
+                )
+            } else {
+                "policy".to_owned()
+            };
+            let _ = writeln!(err, "{file}: {what}: {verdict}");
+            let mut text = String::new();
+            for (i, (_, body, _)) in described.iter().enumerate() {
+                if i > 0 {
+                    text.push('\n');
+                }
+                text.push_str(body);
+            }
+            let _ = write!(out, "{text}");
+        }
+        CheckFormat::Json => {
+            let policies = described
+                .into_iter()
+                .map(|(name, body, engine)| {
+                    let wc = engine.worst_case();
+                    let normalized: String = body
+                        .lines()
+                        .filter(|l| !l.starts_with("# "))
+                        .map(|l| format!("{l}\n"))
+                        .collect();
+                    PolicyJson {
+                        name,
+                        normalized,
+                        worst_case: WorstCaseJson {
+                            max_attempts: wc.max_attempts,
+                            max_attempts_before_deadline: wc.max_attempts_before_deadline,
+                            max_total_sleep_ms: ms(wc.max_total_sleep),
+                            max_total_sleep_with_hints_ms: ms(wc.max_total_sleep_with_hints),
+                            bounded: wc.bounded,
+                        },
+                    }
+                })
+                .collect();
+            let doc = CheckJson {
+                format: "reflexio-sim-check/1",
+                file,
+                kind: if is_scenario { "scenario" } else { "policy" },
+                errors,
+                warnings,
+                exit_code: code,
+                diagnostics: &items,
+                policies,
+            };
+            let json = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+            let _ = writeln!(out, "{json}");
+        }
+    }
+    Ok(code)
+}
+
+/// The byte offset of a 1-based line and column (columns counted as bytes,
+/// which is close enough to order diagnostics).
+fn offset_of(source: &str, line: usize, column: usize) -> usize {
+    let start: usize = source
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    start + column.saturating_sub(1)
+}
+
+/// The scenario parser's first problem outside the policies (which are
+/// linted, every problem of each, on their own).
+///
+/// The parser stops at the first problem; when that is in a policy, the
+/// rest is checked again with every policy emptied, unless a failure model
+/// reads a trace file (which needs the scenario's folder).
+fn scenario_error(path: &Path, source: &str, file: &str) -> Option<ScenarioError> {
+    let e = Scenario::from_file(path).err()?;
+    if !e.path.starts_with("policies.") {
+        return Some(e);
+    }
+    let mut table: toml::Table = toml::from_str(source).ok()?;
+    let reads_files = match table.get("failures") {
+        Some(toml::Value::Array(models)) => models
+            .iter()
+            .any(|m| m.as_table().is_some_and(|t| t.contains_key("file"))),
+        _ => false,
+    };
+    if reads_files {
+        return None;
+    }
+    if let Some(toml::Value::Table(policies)) = table.get_mut("policies") {
+        for (_, policy) in policies.iter_mut() {
+            *policy = toml::Value::Table(toml::Table::new());
+        }
+    }
+    let emptied = toml::to_string(&table).ok()?;
+    let mut e = Scenario::from_toml_str(&emptied, file).err()?;
+    if e.path.starts_with("policies") {
+        return None;
+    }
+    // Positions from the emptied copy mean nothing: find the field in the
+    // original (`failures[1].rate` is `failures.1.rate` there).
+    let dotted = e.path.replace('[', ".").replace(']', "");
+    e.position = locate(source, &dotted).map(|s| line_col(source, s.start));
+    Some(e)
+}

@@ -1,0 +1,256 @@
+//! `reflexio-sim check` / `doctor`: every diagnostic with its position,
+//! exit codes, JSON, allow-listing, and the bundled scenarios' recommended
+//! policies.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let args: Vec<std::ffi::OsString> = std::iter::once("reflexio-sim")
+        .chain(args.iter().copied())
+        .map(Into::into)
+        .collect();
+    let code = reflexio_sim::cli::main_with(args, &mut out, &mut err, false);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+/// A scratch folder of this test process.
+fn scratch(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("reflexio-sim-doctor-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    file.to_string_lossy().into_owned()
+}
+
+fn json(args: &[&str]) -> (i32, Value) {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    let (code, out, err) = run(&all);
+    let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    assert_eq!(doc["exit_code"], code);
+    (code, doc)
+}
+
+#[test]
+fn every_problem_of_a_policy_file_is_listed_with_its_position() {
+    let dir = scratch("policy");
+    let file = write(
+        &dir,
+        "policy.toml",
+        "deadline = \"0s\"\nmax_attempts = 0\nmax_unknown_attempts = -1\n\n[classes.bogus]\nmax_attempts = 3\n[classes.transient]\nmax_attempts = 0\n",
+    );
+    let (code, out, err) = run(&["check", &file]);
+    assert_eq!(code, 2, "{err}");
+    for (at, path) in [
+        (":1:12: error[invalid]:", "`deadline`"),
+        (":2:16: error[refused]:", "`max_attempts`"),
+        (":3:24: error[invalid]:", "`max_unknown_attempts`"),
+        (":5:1: error[refused]:", "`classes.bogus`"),
+        (":8:16: error[refused]:", "`classes.transient.max_attempts`"),
+    ] {
+        let line = format!("{file}{at} {path}");
+        assert!(err.contains(&line), "{line} missing from:\n{err}");
+    }
+    assert!(err.contains("5 errors, 0 warnings"), "{err}");
+    // Nothing is normalised from a broken policy.
+    assert!(out.is_empty(), "{out}");
+
+    let (code, doc) = json(&["doctor", &file]);
+    assert_eq!(code, 2);
+    assert_eq!(doc["errors"], 5);
+    assert_eq!(doc["kind"], "policy");
+    let d = &doc["diagnostics"][2];
+    assert_eq!(d["path"], "max_unknown_attempts");
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(3), Some(24))
+    );
+    assert_eq!(d["severity"], "error");
+    assert!(doc["policies"].as_array().unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn warnings_exit_zero_unless_denied_and_can_be_allowed() {
+    let dir = scratch("warnings");
+    let file = write(
+        &dir,
+        "constant.toml",
+        "max_attempts = 4\nstrategy = { kind = \"constant\", base = \"100ms\" }\n",
+    );
+    let (code, out, err) = run(&["check", &file]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("{file}:2:12: warning[lockstep]: `strategy`")),
+        "{err}"
+    );
+    // The normalised policy and its worst case follow.
+    assert!(
+        out.contains("kind = \"constant\"") && out.contains("# worst case"),
+        "{out}"
+    );
+
+    let (code, _, _) = run(&["check", "--deny-warnings", &file]);
+    assert_eq!(code, 1);
+    let (code, _, err) = run(&["check", "--deny-warnings", "--allow", "lockstep", &file]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("lockstep"), "{err}");
+    let (code, _, err) = run(&["check", "--allow", "lockstpe", &file]);
+    assert_eq!(code, 2);
+    assert!(err.contains("allowed: cap_never_triggers"), "{err}");
+
+    // The same code allowed in the file.
+    let allowed = write(
+        &dir,
+        "allowed.toml",
+        "allow = [\"lockstep\"]\nmax_attempts = 4\nstrategy = { kind = \"constant\", base = \"100ms\" }\n",
+    );
+    let (code, _, err) = run(&["check", "--deny-warnings", &allowed]);
+    assert_eq!(code, 0, "{err}");
+
+    let (code, doc) = json(&["check", "--deny-warnings", &file]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        (doc["errors"].as_u64(), doc["warnings"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(doc["diagnostics"][0]["code"], "lockstep");
+    let policy = &doc["policies"][0];
+    assert_eq!(policy["worst_case"]["max_attempts"], 4);
+    assert_eq!(policy["worst_case"]["max_total_sleep_ms"], 300.0);
+    assert!(policy["normalized"]
+        .as_str()
+        .unwrap()
+        .contains("max_attempts = 4"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_scenario_reports_every_policy_and_its_own_problem() {
+    let dir = scratch("scenario");
+    let file = write(
+        &dir,
+        "broken.toml",
+        r#"[workload]
+calls = 0
+
+[policies.a]
+max_attempts = 0
+
+[policies.b]
+deadline = "soon"
+[policies.b.classes.auth]
+strategy = { kind = "constant" }
+
+[policies.c]
+"#,
+    );
+    let (code, doc) = json(&["check", &file]);
+    assert_eq!(code, 2);
+    let found: Vec<(String, u64)> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["path"].as_str().unwrap().to_owned(),
+                d["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("workload.calls".to_owned(), 2),
+            ("policies.a.max_attempts".to_owned(), 5),
+            ("policies.b.deadline".to_owned(), 8),
+            // The default policy's own warning, at its table.
+            ("policies.c.strategy".to_owned(), 12),
+        ],
+        "{doc:#}"
+    );
+    assert_eq!(doc["kind"], "scenario");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_help_has_the_exit_code_table_and_the_codes() {
+    let (code, out, _) = run(&["check", "--help"]);
+    assert_eq!(code, 0);
+    for word in [
+        "--deny-warnings",
+        "--format",
+        "--allow",
+        "doctor",
+        "0  no errors",
+        "1  warnings, with --deny-warnings",
+        "2  errors",
+        "lockstep",
+        "unbounded_unknown",
+    ] {
+        assert!(out.contains(word), "{word} missing from:\n{out}");
+    }
+    let (_, out, _) = run(&["--help"]);
+    assert!(out.contains("Exit codes of `check`"), "{out}");
+}
+
+/// The policies each bundled scenario recommends pass the doctor without
+/// a warning; the others are there to show what goes wrong, and the
+/// doctor says so.
+#[test]
+fn the_bundled_recommended_policies_are_clean() {
+    let scenarios = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let recommended = [
+        ("rate-limit", "tuned"),
+        ("outage", "patient"),
+        ("contention", "tuned"),
+        ("overload", "two-jittered"),
+        ("flaky", "quick"),
+    ];
+    for (scenario, policy) in recommended {
+        let file = scenarios.join(format!("{scenario}.toml"));
+        let (code, doc) = json(&["check", "--deny-warnings", file.to_str().unwrap()]);
+        assert_eq!(doc["errors"], 0, "{doc:#}");
+        let prefix = format!("policies.{policy}");
+        let own: Vec<&Value> = doc["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["path"].as_str().unwrap().starts_with(&prefix))
+            .collect();
+        assert!(own.is_empty(), "{scenario}/{policy}: {own:#?}");
+        assert!(
+            doc["policies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == policy),
+            "{doc:#}"
+        );
+        // The demonstration policies do draw warnings, so --deny-warnings
+        // fails on these files.
+        assert_eq!(code, 1, "{scenario}");
+    }
+    // The lockstep demonstrations are named for what the doctor finds.
+    let (_, doc) = json(&["check", scenarios.join("contention.toml").to_str().unwrap()]);
+    assert!(
+        doc["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["path"] == "policies.lockstep.strategy" && d["code"] == "lockstep"),
+        "{doc:#}"
+    );
+}
