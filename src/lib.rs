@@ -113,3 +113,8 @@ pub use rand;
 #[cfg(all(doctest, feature = "config"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The migration guide's examples, compiled and run as doctests.
+#[cfg(all(doctest, feature = "config"))]
+#[doc = include_str!("../docs/migration.md")]
+pub struct MigrationDoctests;
