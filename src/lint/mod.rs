@@ -84,7 +84,10 @@ impl fmt::Display for Severity {
 }
 
 /// One problem found in a policy.
+///
+/// `#[non_exhaustive]`: only the lint creates it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,

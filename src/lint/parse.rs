@@ -17,7 +17,10 @@ use crate::class::ErrorClass;
 use crate::config::{path_at, RetryConfig};
 
 /// The result of linting a policy's text.
+///
+/// `#[non_exhaustive]`: only the lint creates it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LintReport {
     /// The policy, as far as it could be read: fields that failed to
     /// parse are left at their defaults. `None` when nothing could be read.
