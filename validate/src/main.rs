@@ -44,7 +44,7 @@ struct Cli {
     /// Which experiment to run.
     #[arg(long, value_enum, default_value_t = Which::All)]
     experiment: Which,
-    /// Output folder; each experiment's report goes to DIR/<experiment>/.
+    /// Output folder; each experiment's report goes to `DIR/<experiment>/`.
     #[arg(long, default_value = "reports/validation")]
     out: PathBuf,
 }
