@@ -7,13 +7,14 @@
 //! measured for every policy, with tolerances and plots.
 //!
 //! ```text
-//! reflexio-validate [--smoke] [--experiment all|rate-limit|overload] [--out DIR]
+//! reflexio-validate [--smoke] [--experiment all|rate-limit|overload|contention] [--out DIR]
 //! ```
 //!
 //! Exit codes: 0 every target met; 1 a target missed (the report says
 //! which and by how much); 2 the harness itself failed.
 
 mod compare;
+mod contention;
 mod load;
 mod measure;
 mod overload;
@@ -57,6 +58,9 @@ enum Which {
     RateLimit,
     /// A service whose latency grows with load, and a dependency outage.
     Overload,
+    /// One hot row in a real PostgreSQL (`DATABASE_URL`), 10 and 50
+    /// clients.
+    Contention,
 }
 
 #[derive(Serialize)]
@@ -72,7 +76,7 @@ struct Document<'a> {
 
 /// What an experiment measured and what the simulator predicted.
 struct Outcome {
-    name: &'static str,
+    name: String,
     /// A paragraph saying what the service and the load were.
     story: String,
     calls: u64,
@@ -107,6 +111,18 @@ fn run(cli: &Cli) -> Result<bool, String> {
     if matches!(cli.experiment, Which::All | Which::Overload) {
         let outcome = overload_experiment(&runtime, cli.smoke, loosen)?;
         all_met &= finish(cli, &outcome)?;
+    }
+    if matches!(cli.experiment, Which::All | Which::Contention) {
+        let url = std::env::var("DATABASE_URL").map_err(|_| {
+            "the contention experiment needs a PostgreSQL server: set DATABASE_URL, or run it \
+             through `scripts/postgres.sh run cargo run --release -p reflexio-validate`, which \
+             starts a throwaway one"
+                .to_owned()
+        })?;
+        for clients in [10, 50] {
+            let outcome = contention_experiment(&runtime, &url, clients, cli.smoke, loosen)?;
+            all_met &= finish(cli, &outcome)?;
+        }
     }
     Ok(all_met)
 }
@@ -186,7 +202,7 @@ fn rate_limit_experiment(
         setup.sim_runs,
     );
     Ok(Outcome {
-        name: "rate-limit",
+        name: "rate-limit".to_owned(),
         story,
         calls: setup.calls,
         sim_runs: setup.sim_runs,
@@ -245,9 +261,60 @@ fn overload_experiment(
         setup.sim_runs,
     );
     Ok(Outcome {
-        name: "overload",
+        name: "overload".to_owned(),
         story,
         calls: setup.calls,
+        sim_runs: setup.sim_runs,
+        rows: compare_all(&runs, &report, loosen, setup.sim_runs)?,
+        scenario,
+    })
+}
+
+fn contention_experiment(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    clients: u64,
+    smoke: bool,
+    loosen: f64,
+) -> Result<Outcome, String> {
+    let setup = if smoke {
+        contention::Setup::smoke(clients)
+    } else {
+        contention::Setup::full(clients)
+    };
+    let name = format!("contention-{clients}");
+    let started = Instant::now();
+    eprintln!(
+        "{name}: {clients} clients × {} calls per policy on one PostgreSQL row ...",
+        setup.calls_per_client
+    );
+    let runs = runtime.block_on(contention::measure(url, &setup))?;
+    eprintln!(
+        "{name}: measured in {:.1} s; simulating ...",
+        started.elapsed().as_secs_f64()
+    );
+    let scenario = contention::equivalent_scenario(&setup, &runs)?;
+    let report = measure::predict(
+        &scenario,
+        &format!("{name}/scenario.toml"),
+        setup.seed,
+        setup.sim_runs,
+    )?;
+    let story = format!(
+        "{clients} clients, each with its own connection to a real PostgreSQL on 127.0.0.1, \
+         increment one row {} times each, back to back, with an optimistic read-then-write \
+         (`SELECT value, version`, then `UPDATE ... WHERE version = $read`); an update that \
+         finds the version changed is a write conflict (`concurrency`), retried by the policy. \
+         The final value is checked against the successful calls (no lost update). The \
+         prediction is the mean of {} simulator runs of [`scenario.toml`](scenario.toml): a \
+         closed loop on the `contention` model (read at an attempt's start, write at its end), \
+         with the attempt latency fitted to the attempts measured.",
+        setup.calls_per_client, setup.sim_runs,
+    );
+    Ok(Outcome {
+        name,
+        story,
+        calls: setup.clients * setup.calls_per_client,
         sim_runs: setup.sim_runs,
         rows: compare_all(&runs, &report, loosen, setup.sim_runs)?,
         scenario,
@@ -262,7 +329,7 @@ fn finish(cli: &Cli, outcome: &Outcome) -> Result<bool, String> {
         command.push_str(" --smoke");
     }
     command.push_str(&format!(" --experiment {}", outcome.name));
-    let dir = cli.out.join(outcome.name);
+    let dir = cli.out.join(&outcome.name);
     write_report(&dir, &command, cli.smoke, outcome)?;
     println!("{}\n", compare::markdown(&outcome.rows));
     let missed = outcome
@@ -286,7 +353,7 @@ fn write_report(dir: &Path, command: &str, smoke: bool, outcome: &Outcome) -> Re
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
     };
     let doc = Document {
-        experiment: outcome.name,
+        experiment: &outcome.name,
         command: command.to_owned(),
         smoke,
         calls_per_policy: outcome.calls,
