@@ -82,7 +82,8 @@ pub struct Row {
 
 /// Compares `measured` with `predicted` (mean, stderr) for one policy,
 /// with every tolerance multiplied by `loosen` (1 for the full targets;
-/// above 1, the smoke run's, which does not judge the median latency).
+/// above 1, the smoke run's, which judges no timing: the median latency
+/// and the completion time are reported only).
 pub fn rows(
     policy: &str,
     predicted: &dyn Fn(&str) -> (f64, f64),
@@ -95,9 +96,13 @@ pub fn rows(
         .map(|&metric| {
             let (p, se) = predicted(metric);
             let m = measured.get(metric);
-            let tolerance = if loosen > 1.0 && metric == "latency_p50_ms" {
+            let timing = matches!(metric, "latency_p50_ms" | "finished_at_ms");
+            let tolerance = if loosen > 1.0 && timing {
                 // A few seconds of load give too few calls for a stable
-                // median of a bimodal latency: reported, not judged.
+                // median of a bimodal latency, and a machine busy with
+                // other work fires the client's timers late, which
+                // stretches a storm's calls: timings are reported, not
+                // judged, in the smoke run.
                 Tolerance::None
             } else {
                 Tolerance::target(metric).loosened(loosen)
@@ -370,11 +375,10 @@ mod tests {
             Some(true)
         );
         assert!(markdown(&missed).contains("**miss**"));
-        // The smoke run does not judge the median latency.
-        assert_eq!(
-            rows("p", &predicted, &measured(0.87, 2.4), 3.0, 4)[2].pass,
-            None
-        );
+        // The smoke run judges no timing.
+        let smoke = rows("p", &predicted, &measured(0.87, 2.4), 3.0, 4);
+        assert_eq!(smoke[2].pass, None);
+        assert_eq!(smoke[5].pass, None);
     }
 
     #[test]

@@ -37,9 +37,8 @@ use measure::METRICS;
 #[command(name = "reflexio-validate", version)]
 struct Cli {
     /// A short run (a few seconds of load per policy) with loose
-    /// tolerances (three times the targets; the median latency reported,
-    /// not judged), so that the harness cannot rot; the full run is the
-    /// default.
+    /// tolerances (three times the targets; timings reported, not judged),
+    /// so that the harness cannot rot; the full run is the default.
     #[arg(long)]
     smoke: bool,
     /// Which experiment to run.
