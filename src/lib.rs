@@ -62,6 +62,11 @@
 //!   parses `Retry-After` (both forms).
 //! * `metrics`: [`metrics::MetricsHook`] records every call through the
 //!   `metrics` facade.
+//! * `reqwest`: [`reqwest`] classifies `reqwest::Error`s and turns
+//!   non-success responses into errors that keep their status and hint.
+//! * `reqwest-middleware`: [`reqwest_middleware::RetryMiddleware`].
+//! * `postgres`: `tokio_postgres::Error` classified by its SQLSTATE
+//!   ([`postgres`]).
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
@@ -101,6 +106,12 @@ pub use strategy::{Backoff, BackoffKind, DelayContext, Strategy};
 pub use integrations::http;
 #[cfg(feature = "metrics")]
 pub use integrations::metrics;
+#[cfg(feature = "postgres")]
+pub use integrations::postgres;
+#[cfg(feature = "reqwest")]
+pub use integrations::reqwest;
+#[cfg(feature = "reqwest-middleware")]
+pub use integrations::reqwest_middleware;
 
 /// The `rand` crate (0.9) this version of reflexio is built on. A
 /// [`Strategy`] draws from a `&mut dyn` [`rand::RngCore`]; write your own

@@ -174,6 +174,56 @@ pub fn parse_http_date(value: &str) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
 }
 
+/// Formats `at` as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the
+/// form a server sends in `Retry-After`; sub-second parts are dropped.
+/// Times before 1970 are formatted as the epoch.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use reflexio::http::{format_http_date, parse_http_date};
+///
+/// let at = UNIX_EPOCH + Duration::from_secs(784_111_777);
+/// assert_eq!(format_http_date(at), "Sun, 06 Nov 1994 08:49:37 GMT");
+/// assert_eq!(parse_http_date(&format_http_date(at)), Some(at));
+/// ```
+pub fn format_http_date(at: SystemTime) -> String {
+    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // 1970-01-01 was a Thursday (index 3 from Monday).
+    let weekday = SHORT_DAYS[((days + 3) % 7) as usize];
+    let (mut year, mut days_left) = (1970u64, days);
+    loop {
+        let len = if is_leap(year as u32) { 366 } else { 365 };
+        if days_left < len {
+            break;
+        }
+        days_left -= len;
+        year += 1;
+    }
+    let mut month = 0usize;
+    loop {
+        let len = u64::from(month_len(year as u32, month as u32 + 1));
+        if days_left < len {
+            break;
+        }
+        days_left -= len;
+        month += 1;
+    }
+    format!(
+        "{weekday}, {:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+        days_left + 1,
+        MONTHS[month],
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn month_len(year: u32, month: u32) -> u32 {
+    const DAYS: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    DAYS[(month - 1) as usize] + u32::from(month == 2 && is_leap(year))
+}
+
 fn digit(b: u8) -> Option<u8> {
     b.is_ascii_digit().then(|| b - b'0')
 }
@@ -242,17 +292,13 @@ fn is_leap(year: u32) -> bool {
 /// Days from 1970-01-01 to the given date; `None` for an impossible day or
 /// a date before 1970.
 fn days_since_epoch(year: u32, month: u32, day: u32) -> Option<u64> {
-    const DAYS: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    let month_len = DAYS[(month - 1) as usize] + u32::from(month == 2 && is_leap(year));
-    if year < 1970 || day == 0 || day > month_len {
+    if year < 1970 || day == 0 || day > month_len(year, month) {
         return None;
     }
     let whole_years: u64 = (1970..year)
         .map(|y| if is_leap(y) { 366 } else { 365 })
         .sum();
-    let whole_months: u32 = (1..month)
-        .map(|m| DAYS[(m - 1) as usize] + u32::from(m == 2 && is_leap(year)))
-        .sum();
+    let whole_months: u32 = (1..month).map(|m| month_len(year, m)).sum();
     Some(whole_years + u64::from(whole_months) + u64::from(day - 1))
 }
 
@@ -322,6 +368,12 @@ impl HttpError {
         self
     }
 
+    /// The same error with the request's URL as context (method unknown).
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
     /// The same error with an explicit hint (`None` removes it).
     pub fn with_retry_after(mut self, hint: Option<Duration>) -> Self {
         self.retry_after = hint;
@@ -366,7 +418,9 @@ impl fmt::Display for HttpError {
             _ => {}
         }
         if let Some(hint) = self.retry_after {
-            write!(f, " (retry after {hint:?})")?;
+            // Whole milliseconds are precision enough for a reader.
+            let ms = u64::try_from(hint.as_millis()).unwrap_or(u64::MAX);
+            write!(f, " (retry after {:?})", Duration::from_millis(ms))?;
         }
         Ok(())
     }
@@ -409,5 +463,13 @@ mod tests {
         assert_eq!(at("Tue, 29 Feb 2000 00:00:00 GMT"), 951_782_400);
         assert_eq!(at("Sat, 01 Jan 2000 00:00:00 GMT"), 946_684_800);
         assert_eq!(at("Sun, 29 Nov 2026 12:00:00 GMT"), 1_795_953_600);
+    }
+
+    #[test]
+    fn formatting_round_trips() {
+        for secs in [0, 784_111_777, 951_782_400, 1_795_953_600, 253_402_300_799] {
+            let t = UNIX_EPOCH + Duration::from_secs(secs);
+            assert_eq!(parse_http_date(&format_http_date(t)), Some(t), "{secs}");
+        }
     }
 }

@@ -4,6 +4,9 @@
 //! |---|---|---|
 //! | `http` | [`http`] | `http::StatusCode` and response classification, `Retry-After` parsing, [`HttpError`](crate::http::HttpError) |
 //! | `metrics` | [`metrics`] | a hook recording through the `metrics` facade |
+//! | `reqwest` | [`reqwest`] | `reqwest::Error` classification, non-success responses as errors |
+//! | `reqwest-middleware` | [`reqwest_middleware`] | a retrying `reqwest_middleware::Middleware` |
+//! | `postgres` | [`postgres`] | `tokio_postgres::Error` classification by SQLSTATE |
 //!
 //! The error types of the enabled integrations are known to the
 //! [`DefaultClassifier`](crate::DefaultClassifier) without registration.
@@ -14,6 +17,12 @@ use crate::classify::Probe;
 pub mod http;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
+#[cfg(feature = "reqwest-middleware")]
+pub mod reqwest_middleware;
 
 /// The code rules the enabled integrations add to every
 /// [`DefaultClassifier`](crate::DefaultClassifier), tried before the ones
@@ -21,4 +30,8 @@ pub mod metrics;
 pub(crate) const BUILTIN_PROBES: &[Probe] = &[
     #[cfg(feature = "http")]
     http::probe,
+    #[cfg(feature = "reqwest")]
+    reqwest::probe,
+    #[cfg(feature = "postgres")]
+    postgres::probe,
 ];
