@@ -31,6 +31,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::class::ErrorClass;
+use crate::engine::ErrorText;
 
 /// The verdict on one failed attempt: its class and an optional server
 /// delay hint.
@@ -76,8 +77,9 @@ pub trait Classifier<E: ?Sized>: Send + Sync {
 
     /// The error as text for hooks ([`Event::error`](crate::Event::error)),
     /// borrowed: nothing is formatted unless a hook asks. `None` by default;
-    /// [`DefaultClassifier`] and [`Displayed`] give the error's `Display`.
-    fn describe<'e>(&self, error: &'e E) -> Option<&'e (dyn fmt::Display + 'e)> {
+    /// [`DefaultClassifier`] gives the error and its source chain
+    /// ([`ErrorText::chain`]), [`Displayed`] the error's `Display`.
+    fn describe<'e>(&self, error: &'e E) -> Option<ErrorText<'e>> {
         let _ = error;
         None
     }
@@ -116,8 +118,8 @@ where
         (self.0)(error).into()
     }
 
-    fn describe<'e>(&self, error: &'e E) -> Option<&'e (dyn fmt::Display + 'e)> {
-        Some(error)
+    fn describe<'e>(&self, error: &'e E) -> Option<ErrorText<'e>> {
+        Some(ErrorText::new(error))
     }
 }
 
@@ -276,8 +278,8 @@ impl<E: Error + 'static> Classifier<E> for DefaultClassifier {
         self.classify_dyn(error, std::any::type_name::<E>())
     }
 
-    fn describe<'e>(&self, error: &'e E) -> Option<&'e (dyn fmt::Display + 'e)> {
-        Some(error)
+    fn describe<'e>(&self, error: &'e E) -> Option<ErrorText<'e>> {
+        Some(ErrorText::chain(error))
     }
 }
 

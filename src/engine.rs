@@ -244,32 +244,66 @@ pub struct Event<'a> {
 
 /// A failed attempt's error, borrowed for hooks and formatted only on
 /// demand: `event.error.map(|e| e.to_string())`, or `{}` in a format string.
+///
+/// Made from an error with [`chain`](Self::chain), it shows the error and
+/// its whole [`source`](std::error::Error::source) chain, joined by `: `
+/// (`db error: ERROR: could not serialize access ...`), leaving out a
+/// source whose text the text before it already ends with; made with
+/// [`new`](Self::new), the value's own `Display`.
 #[derive(Clone, Copy)]
-pub struct ErrorText<'a>(&'a (dyn fmt::Display + 'a));
+pub struct ErrorText<'a>(TextOf<'a>);
+
+#[derive(Clone, Copy)]
+enum TextOf<'a> {
+    Display(&'a (dyn fmt::Display + 'a)),
+    Chain(&'a (dyn std::error::Error + 'a)),
+}
 
 impl<'a> ErrorText<'a> {
-    /// Wraps an error (or any displayable value).
-    pub fn new(error: &'a (dyn fmt::Display + 'a)) -> Self {
-        ErrorText(error)
+    /// The text of any displayable value.
+    pub fn new(value: &'a (dyn fmt::Display + 'a)) -> Self {
+        ErrorText(TextOf::Display(value))
+    }
+
+    /// The text of an error followed by its sources'.
+    pub fn chain(error: &'a (dyn std::error::Error + 'a)) -> Self {
+        ErrorText(TextOf::Chain(error))
     }
 }
 
 impl fmt::Display for ErrorText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        match self.0 {
+            TextOf::Display(value) => value.fmt(f),
+            TextOf::Chain(error) => {
+                // Many errors already show their source in their own text:
+                // a cause whose text ends the text so far is not repeated.
+                let mut text = error.to_string();
+                let mut source = error.source();
+                while let Some(cause) = source {
+                    let more = cause.to_string();
+                    if !text.ends_with(&more) {
+                        text.push_str(": ");
+                        text.push_str(&more);
+                    }
+                    source = cause.source();
+                }
+                f.write_str(&text)
+            }
+        }
     }
 }
 
 impl fmt::Debug for ErrorText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\"{}\"", self.0)
+        write!(f, "\"{self}\"")
     }
 }
 
 /// Compares the texts (formatting both).
 impl PartialEq for ErrorText<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.0.to_string() == other.0.to_string()
+        self.to_string() == other.to_string()
     }
 }
 

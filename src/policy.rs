@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::class::ErrorClass;
 use crate::classify::{Classifier, DefaultClassifier};
 use crate::clock::{Clock, Sleeper, SystemClock};
-use crate::engine::{CallState, Decision, Engine, Envelope, ErrorText, Event, Failure, StopReason};
+use crate::engine::{CallState, Decision, Engine, Envelope, Event, Failure, StopReason};
 use crate::jitter_rng::JitterRng;
 use crate::observe::{dispatch, Hook, Hooks};
 use crate::strategy::Strategy;
@@ -457,7 +457,7 @@ impl<'a, C> CallDriver<'a, C> {
         let failure = Failure {
             classification,
             error_type: type_name::<E>(),
-            error: inner.classifier.describe(&error).map(ErrorText::new),
+            error: inner.classifier.describe(&error),
         };
         match inner
             .engine
@@ -500,7 +500,7 @@ impl<'a, C> CallDriver<'a, C> {
             state,
             self.operation,
             type_name::<E>(),
-            inner.classifier.describe(&error).map(ErrorText::new),
+            inner.classifier.describe(&error),
             elapsed,
             &mut emit,
         ) {

@@ -100,3 +100,43 @@ fn error_text_formats_compares_and_debugs_as_its_text() {
     assert_eq!(format!("{ta:?}"), "\"reset\"");
     assert_ne!(ta, ErrorText::new(&"other"));
 }
+
+#[test]
+fn the_default_classifier_shows_the_source_chain_once() {
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("loading orders")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    let (log, hook) = recording();
+    let policy = builder().hook(hook).build().unwrap();
+    let _ = policy.call(|| {
+        Err::<(), _>(Outer(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such file",
+        )))
+    });
+    // ClassifiedError shows its source in its own text: not repeated.
+    let _ = policy.call(|| Err::<(), _>(ClassifiedError::permanent("bad id")));
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            (
+                EventKind::PermanentFail,
+                Some("loading orders: no such file".to_owned())
+            ),
+            (
+                EventKind::PermanentFail,
+                Some("permanent error: bad id".to_owned())
+            ),
+        ]
+    );
+}

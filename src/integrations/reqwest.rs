@@ -124,21 +124,7 @@ impl From<HttpError> for Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Request(e) => {
-                write!(f, "{e}")?;
-                // reqwest's own text is terse ("error sending request");
-                // the innermost cause says what happened.
-                let mut cause = e.source();
-                let mut last = None;
-                while let Some(c) = cause {
-                    last = Some(c);
-                    cause = c.source();
-                }
-                match last {
-                    Some(root) => write!(f, ": {root}"),
-                    None => Ok(()),
-                }
-            }
+            Error::Request(e) => e.fmt(f),
             Error::Status(e) => e.fmt(f),
         }
     }

@@ -101,20 +101,6 @@ impl fmt::Display for AttemptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AttemptError::Status { error, .. } => error.fmt(f),
-            AttemptError::Request(::reqwest_middleware::Error::Reqwest(e)) => {
-                // The same text as `reflexio::reqwest::Error`'s.
-                let mut text = e.to_string();
-                let mut cause = e.source();
-                let mut last = None;
-                while let Some(c) = cause {
-                    last = Some(c);
-                    cause = c.source();
-                }
-                if let Some(root) = last {
-                    text = format!("{text}: {root}");
-                }
-                f.write_str(&text)
-            }
             AttemptError::Request(e) => e.fmt(f),
         }
     }
