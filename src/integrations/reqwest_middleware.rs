@@ -83,7 +83,7 @@ impl<C> RetryMiddleware<C> {
 /// One failed attempt, as the middleware's policy classifies it: a response
 /// whose status may be retried, or a failed request. Its source is the
 /// [`HttpError`] or the `reqwest::Error`, so the
-/// [`DefaultClassifier`](crate::DefaultClassifier) classifies it.
+/// [`DefaultClassifier`] classifies it.
 #[derive(Debug)]
 pub enum AttemptError {
     /// The server answered with a status that may be retried.
