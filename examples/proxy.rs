@@ -148,7 +148,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .build()?;
     let mut failures = Vec::new();
     for id in 0..REQUESTS {
-        let response = client.get(format!("http://{addr}/item/{id}")).send().await?;
+        let response = client
+            .get(format!("http://{addr}/item/{id}"))
+            .send()
+            .await?;
         if response.status() != StatusCode::OK {
             failures.push(format!(
                 "GET /item/{id}: {} {}",
@@ -195,11 +198,27 @@ async fn run() -> Result<(), Box<dyn Error>> {
             failures.push(format!("{what}: {got}, expected {want}"));
         }
     };
-    expect("successful calls", value("reflexio_calls_total", "outcome", "success"), REQUESTS as f64);
+    expect(
+        "successful calls",
+        value("reflexio_calls_total", "outcome", "success"),
+        REQUESTS as f64,
+    );
     expect("all calls", sum_of("reflexio_calls_total"), REQUESTS as f64);
-    expect("server_error retries", value("reflexio_retries_total", "class", "server_error"), 2.0);
-    expect("rate_limit retries", value("reflexio_retries_total", "class", "rate_limit"), 1.0);
-    expect("transient retries", value("reflexio_retries_total", "class", "transient"), 1.0);
+    expect(
+        "server_error retries",
+        value("reflexio_retries_total", "class", "server_error"),
+        2.0,
+    );
+    expect(
+        "rate_limit retries",
+        value("reflexio_retries_total", "class", "rate_limit"),
+        1.0,
+    );
+    expect(
+        "transient retries",
+        value("reflexio_retries_total", "class", "transient"),
+        1.0,
+    );
     expect(
         "retry delays recorded",
         sum_of("reflexio_retry_delay_seconds_count"),
@@ -207,7 +226,11 @@ async fn run() -> Result<(), Box<dyn Error>> {
     );
     // Every attempt reached the downstream: the calls plus the retries.
     let attempts = sum_of("reflexio_calls_total") + sum_of("reflexio_retries_total");
-    expect("attempts seen by the downstream", downstream.seen() as f64, attempts);
+    expect(
+        "attempts seen by the downstream",
+        downstream.seen() as f64,
+        attempts,
+    );
 
     let _ = stop.send(());
     server.await??;

@@ -59,10 +59,16 @@ async fn send_email(job: Job, attempts: &Attempts) -> Result<(), ClassifiedError
     let attempt = attempts.next(job.id);
     tokio::time::sleep(Duration::from_millis(2)).await; // the "work"
     if job.id == BAD_ADDRESS {
-        return Err(ClassifiedError::permanent(format!("job {}: no such mailbox", job.id)));
+        return Err(ClassifiedError::permanent(format!(
+            "job {}: no such mailbox",
+            job.id
+        )));
     }
     if job.id % 3 == 0 && attempt <= 2 {
-        return Err(ClassifiedError::transient(format!("job {}: SMTP connection reset", job.id)));
+        return Err(ClassifiedError::transient(format!(
+            "job {}: SMTP connection reset",
+            job.id
+        )));
     }
     Ok(())
 }
@@ -71,10 +77,16 @@ async fn render_invoice(job: Job, attempts: &Attempts) -> Result<(), ClassifiedE
     let attempt = attempts.next(job.id);
     tokio::time::sleep(Duration::from_millis(2)).await;
     if job.id % 4 == 1 && attempt == 1 {
-        return Err(ClassifiedError::concurrency(format!("job {}: invoice row changed", job.id)));
+        return Err(ClassifiedError::concurrency(format!(
+            "job {}: invoice row changed",
+            job.id
+        )));
     }
     Ok(())
 }
+
+/// How a job ended: its id, and the error text if it was given up.
+type Outcome = (u32, Result<(), String>);
 
 /// Events per (operation, kind), filled by the contexts' hooks.
 type Tally = Arc<Mutex<BTreeMap<(String, &'static str), u32>>>;
@@ -83,7 +95,8 @@ fn context(policy: &RetryPolicy, operation: &'static str, tally: &Tally) -> Boun
     let tally = Arc::clone(tally);
     policy.bind(operation).hook(move |e: &Event<'_>| {
         let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
-        *t.entry((e.operation.to_owned(), e.kind.name())).or_default() += 1;
+        *t.entry((e.operation.to_owned(), e.kind.name()))
+            .or_default() += 1;
         if e.kind != EventKind::Success && e.kind != EventKind::Retry {
             println!(
                 "  {} gave up on attempt {}: {}",
@@ -131,7 +144,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let emails = context(&policy, "send_email", &tally);
     let invoices = context(&policy, "render_invoice", &tally);
     let attempts = Arc::new(Attempts::default());
-    let done: Arc<Mutex<Vec<(u32, Result<(), String>)>>> = Arc::default();
+    let done: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     let in_flight = Arc::new(AtomicU32::new(0));
 
     let (queue, jobs) = mpsc::channel::<Job>(8);
@@ -139,8 +152,11 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let mut workers = Vec::new();
     for worker in 0..WORKERS {
         let (jobs, emails, invoices) = (Arc::clone(&jobs), emails.clone(), invoices.clone());
-        let (attempts, done, in_flight) =
-            (Arc::clone(&attempts), Arc::clone(&done), Arc::clone(&in_flight));
+        let (attempts, done, in_flight) = (
+            Arc::clone(&attempts),
+            Arc::clone(&done),
+            Arc::clone(&in_flight),
+        );
         workers.push(tokio::spawn(async move {
             let mut handled = 0u32;
             loop {
@@ -165,7 +181,11 @@ async fn run() -> Result<(), Box<dyn Error>> {
     }
 
     for id in 0..JOBS {
-        let kind = if id % 2 == 0 { Kind::Email } else { Kind::Invoice };
+        let kind = if id % 2 == 0 {
+            Kind::Email
+        } else {
+            Kind::Invoice
+        };
         queue.send(Job { id, kind }).await?;
     }
     drop(queue); // no more jobs: the workers drain the queue and stop
@@ -187,7 +207,11 @@ async fn run() -> Result<(), Box<dyn Error>> {
     if ids != (0..JOBS).collect::<Vec<_>>() || handled != JOBS {
         failures.push(format!("not every job ended exactly once: {ids:?}"));
     }
-    let dead: Vec<u32> = done.iter().filter(|(_, r)| r.is_err()).map(|(id, _)| *id).collect();
+    let dead: Vec<u32> = done
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(id, _)| *id)
+        .collect();
     if dead != [BAD_ADDRESS] {
         failures.push(format!("dead letters {dead:?}, expected [{BAD_ADDRESS}]"));
     }
@@ -198,13 +222,34 @@ async fn run() -> Result<(), Box<dyn Error>> {
     // ids) of the form 4n + 1 conflict once.
     let expected_email_retries = (0..JOBS).filter(|i| i % 2 == 0 && i % 3 == 0).count() as u32 * 2;
     let expected_invoice_retries = (0..JOBS).filter(|i| i % 4 == 1).count() as u32;
-    let count = |op: &str, kind: &'static str| tally.get(&(op.to_owned(), kind)).copied().unwrap_or(0);
+    let count =
+        |op: &str, kind: &'static str| tally.get(&(op.to_owned(), kind)).copied().unwrap_or(0);
     let checks = [
-        ("send_email retries", count("send_email", "retry"), expected_email_retries),
-        ("render_invoice retries", count("render_invoice", "retry"), expected_invoice_retries),
-        ("send_email successes", count("send_email", "success"), JOBS / 2 - 1),
-        ("render_invoice successes", count("render_invoice", "success"), JOBS / 2),
-        ("send_email permanent failures", count("send_email", "permanent_fail"), 1),
+        (
+            "send_email retries",
+            count("send_email", "retry"),
+            expected_email_retries,
+        ),
+        (
+            "render_invoice retries",
+            count("render_invoice", "retry"),
+            expected_invoice_retries,
+        ),
+        (
+            "send_email successes",
+            count("send_email", "success"),
+            JOBS / 2 - 1,
+        ),
+        (
+            "render_invoice successes",
+            count("render_invoice", "success"),
+            JOBS / 2,
+        ),
+        (
+            "send_email permanent failures",
+            count("send_email", "permanent_fail"),
+            1,
+        ),
     ];
     for (what, got, want) in checks {
         if got != want {

@@ -149,23 +149,10 @@ pub trait HttpStatus {
 /// maps the code with [`sqlstate_class`]. With the `postgres` feature,
 /// `tokio_postgres::Error` implements it and is registered by default.
 ///
-/// For `sqlx`, wrap its error: `sqlx::Error::as_database_error()` gives the
-/// database error and `.code()` its SQLSTATE:
-///
-/// ```ignore
-/// struct Db(sqlx::Error);
-/// impl reflexio::SqlState for Db {
-///     fn sql_state(&self) -> Option<&str> {
-///         match self.0.as_database_error()?.code()? {
-///             std::borrow::Cow::Borrowed(code) => Some(code),
-///             // sqlx's Postgres, MySQL and SQLite errors all borrow their code
-///             std::borrow::Cow::Owned(_) => None,
-///         }
-///     }
-/// }
-/// ```
-///
-/// `docs/classification.md` in the repository has the whole recipe.
+/// For `sqlx`, wrap its error in a type of yours that keeps the SQLSTATE
+/// of `sqlx::Error::as_database_error()`'s `code()`, implement this trait
+/// for it and register it; `docs/classification.md` in the repository has
+/// the whole recipe, compiled as a doctest.
 pub trait SqlState {
     /// The five-character SQLSTATE this error reports, if any.
     fn sql_state(&self) -> Option<&str>;

@@ -53,6 +53,14 @@
 //! capped to the time left before the deadline. The [`engine`] module docs
 //! give the full order of the checks.
 //!
+//! # The guide
+//!
+//! The repository's `docs/` folder is a guide in six pages: usage,
+//! classification (HTTP, `Retry-After`, SQLSTATEs, reqwest, tokio-postgres,
+//! sqlx), strategies and envelopes, observability (hooks, `tracing`,
+//! Prometheus), recipes, and simulation. `examples/` holds programs that
+//! run against services they start on 127.0.0.1.
+//!
 //! # Features
 //!
 //! * `config` (default): `RetryConfig`, policies from TOML.
@@ -120,8 +128,9 @@ pub use integrations::reqwest_middleware;
 pub use rand;
 
 /// The README's examples, compiled and run as doctests (they load a
-/// configuration, so they need the default `config` feature).
-#[cfg(all(doctest, feature = "config"))]
+/// configuration and call reqwest, so they need the `config` and `reqwest`
+/// features).
+#[cfg(all(doctest, feature = "config", feature = "reqwest"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
@@ -129,3 +138,31 @@ pub struct ReadmeDoctests;
 #[cfg(all(doctest, feature = "config"))]
 #[doc = include_str!("../docs/migration.md")]
 pub struct MigrationDoctests;
+
+/// The guide's pages (`docs/`), compiled and run as doctests.
+#[cfg(all(
+    doctest,
+    feature = "config",
+    feature = "tokio",
+    feature = "http",
+    feature = "metrics",
+    feature = "reqwest",
+    feature = "reqwest-middleware",
+    feature = "postgres"
+))]
+pub mod guide {
+    #[doc = include_str!("../docs/README.md")]
+    pub struct Index;
+    #[doc = include_str!("../docs/usage.md")]
+    pub struct Usage;
+    #[doc = include_str!("../docs/classification.md")]
+    pub struct Classification;
+    #[doc = include_str!("../docs/strategies.md")]
+    pub struct Strategies;
+    #[doc = include_str!("../docs/observability.md")]
+    pub struct Observability;
+    #[doc = include_str!("../docs/recipes.md")]
+    pub struct Recipes;
+    #[doc = include_str!("../docs/simulation.md")]
+    pub struct Simulation;
+}
