@@ -24,11 +24,34 @@ strategy = { kind = "constant", base = "50ms" }
 [policies.default]
 "#;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("reflexio-sim-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh folder under the system's temporary folder, removed when
+/// dropped (also when the test fails: some hold 16 MiB files).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("reflexio-sim-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
+    TempDir::new(name)
 }
 
 /// Every file of a folder, by name, with its bytes.
@@ -131,7 +154,6 @@ fn a_full_disk_at_any_file_leaves_the_previous_set_intact() {
     assert_eq!(new.len(), 7);
     assert!(new != old);
     assert_eq!(names(&dir), ["atomic.toml", "out"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -156,7 +178,6 @@ fn a_folder_holding_other_files_is_not_replaced() {
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("must end in a folder name"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -185,7 +206,6 @@ fn a_set_in_png_replaces_a_set_in_svg_whole() {
         ]
     );
     assert_eq!(names(&dir), ["atomic.toml", "out"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs the binary; returns how long it took.
@@ -301,5 +321,4 @@ fn interrupts_leave_the_old_set_or_the_new_one() {
     );
     assert_eq!(kept_old + got_new, iterations);
     assert!(caught > 0, "no signal arrived while the set was written");
-    let _ = std::fs::remove_dir_all(&dir);
 }
