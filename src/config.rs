@@ -1106,9 +1106,8 @@ fn enclosing_table(source: &str, offset: usize) -> String {
         };
         let array = header.starts_with('[');
         let header = header.trim_start_matches('[');
-        let Some(end) = header.find(']') else {
-            continue;
-        };
+        // An unterminated header still names the table it meant to open.
+        let end = header.find(']').unwrap_or(header.len());
         let keys: Vec<String> = split_path(&header[..end])
             .iter()
             .map(|k| path_segment(k.trim()).into_owned())
