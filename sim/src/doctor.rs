@@ -16,8 +16,8 @@ use serde::Serialize;
 use toml::de::{DeTable, DeValue};
 
 use crate::cli::describe_policy;
-use reflexio::config::{join_key, line_col, locate};
 use crate::scenario::{Scenario, ScenarioError};
+use reflexio::config::{join_key, line_col, locate};
 
 /// Exit code: warnings found under `--deny-warnings`.
 pub const EXIT_WARNINGS: i32 = 1;
