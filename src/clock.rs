@@ -175,6 +175,7 @@ impl Future for ThreadSleep {
 /// tokio's timer: `tokio::time::sleep` and `tokio::time::Instant`, so
 /// paused test time is honoured.
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 #[derive(Debug, Clone, Copy)]
 pub struct TokioSleeper {
     origin: tokio::time::Instant,

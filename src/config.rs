@@ -30,7 +30,29 @@
 //! unknown fields, zero or negative durations, a base above its max, and
 //! unknown class or strategy names are errors that name the field and what
 //! is allowed.
+//!
+//! # Errors and paths
+//!
+//! Every [`ConfigError`] of [`RetryConfig::from_toml_str`] and
+//! [`RetryConfig::from_toml_bytes`] carries the byte span of the offending
+//! text, its line and column, and the path of the field. This holds for the
+//! TOML parser's own errors too: a duplicate key is named, a document nested
+//! past the parser's recursion limit points at its deepest key, and invalid
+//! UTF-8 gives its byte offset.
+//!
+//! # Paths
+//!
+//! A path names a field the way TOML writes a dotted key:
+//! `classes.rate_limit.strategy.base`. Keys that are not bare TOML keys are
+//! quoted, so a key holding a dot stays one segment (`classes."a.b"`), and
+//! array elements are numeric segments (`failures.2.rate`, shown as
+//! `failures[2].rate` by [`display_path`]). [`locate`], [`path_at`],
+//! [`line_col`], [`path_segment`], [`join_key`] and [`split_path`] are the
+//! one TOML locator of the project: the simulator positions the errors of
+//! its scenario files with them, and any program that embeds a
+//! configuration in a larger TOML document can do the same.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
@@ -39,6 +61,8 @@ use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
 
 use crate::class::ErrorClass;
 use crate::engine::{Engine, Envelope};
@@ -126,6 +150,9 @@ pub struct ConfigError {
     pub message: String,
     /// Byte range of the offending text in the source, when known.
     pub span: Option<Range<usize>>,
+    /// The 1-based line and column (in characters) where
+    /// [`span`](Self::span) starts, when known.
+    pub position: Option<(usize, usize)>,
 }
 
 impl ConfigError {
@@ -134,13 +161,63 @@ impl ConfigError {
             path: path.into(),
             message: message.into(),
             span: None,
+            position: None,
+        }
+    }
+
+    /// Positions an error of the TOML parser, given its message and byte
+    /// span in `source`: the path of the field at the span; a duplicate key
+    /// named, with the path of its table; an error without a span (the
+    /// parser's recursion limit) pinned to the deepest key of the document.
+    /// [`RetryConfig::from_toml_str`] reports its parse errors through it,
+    /// and so does the simulator for its scenario files.
+    pub fn from_parser(source: &str, message: &str, span: Option<Range<usize>>) -> ConfigError {
+        let message = message.trim();
+        let span = span.map(|s| s.start.min(source.len())..s.end.min(source.len()));
+        let (path, span, message) = match span {
+            Some(span) if message == "duplicate key" => {
+                let (path, key) = duplicate_key_path(source, span.clone());
+                let message =
+                    format!("duplicate key `{key}`: a key may be set only once in a table");
+                (path, Some(span), message)
+            }
+            // Outside any key or value (a syntax error), the error belongs
+            // to the table it is in.
+            Some(span) => (
+                path_at(source, span.start).unwrap_or_else(|| enclosing_table(source, span.start)),
+                Some(span),
+                message.to_owned(),
+            ),
+            None => match deepest_key(source) {
+                Some((path, span)) => {
+                    let message = if message.contains("recursion") {
+                        format!(
+                            "{message}: the document nests tables or arrays deeper than the parser allows"
+                        )
+                    } else {
+                        message.to_owned()
+                    };
+                    (path, Some(span), message)
+                }
+                None => (String::new(), Some(0..0), message.to_owned()),
+            },
+        };
+        ConfigError {
+            path,
+            position: span.as_ref().map(|s| line_col(source, s.start)),
+            message,
+            span,
         }
     }
 
     /// The same error with `prefix.` in front of its path, for a
-    /// configuration embedded in a larger document.
+    /// configuration embedded in a larger document. Its span and position
+    /// referred to the embedded text: they are cleared, for
+    /// [`locate_in`](Self::locate_in) the larger document.
     pub fn nested_in(mut self, prefix: &str) -> Self {
         self.path = join(prefix, &self.path);
+        self.span = None;
+        self.position = None;
         self
     }
 
@@ -149,12 +226,18 @@ impl ConfigError {
         if self.span.is_none() {
             self.span = locate(source, &self.path);
         }
+        if self.position.is_none() {
+            self.position = self.span.as_ref().map(|s| line_col(source, s.start));
+        }
         self
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((line, column)) = self.position {
+            write!(f, "line {line}, column {column}: ")?;
+        }
         if self.path.is_empty() {
             f.write_str(&self.message)
         } else {
@@ -192,13 +275,21 @@ fn join(prefix: &str, path: &str) -> String {
 }
 
 impl RetryConfig {
-    /// Parses and validates a TOML document. Errors carry the field's path
-    /// and its byte span in `source` (see [`line_col`]).
+    /// Parses and validates a TOML document. Errors carry the field's path,
+    /// its byte span in `source` and its line and column (see the
+    /// [module docs](self#errors-and-paths)).
     pub fn from_toml_str(source: &str) -> Result<RetryConfig, ConfigError> {
-        let config: RetryConfig =
-            toml::from_str(source).map_err(|e| from_toml_error(source, &e))?;
+        let config: RetryConfig = toml::from_str(source)
+            .map_err(|e| ConfigError::from_parser(source, e.message(), e.span()))?;
         config.validate().map_err(|e| e.locate_in(source))?;
         Ok(config)
+    }
+
+    /// [`from_toml_str`](Self::from_toml_str) on raw bytes, as read from a
+    /// file: bytes that are not UTF-8 are an error giving the byte offset
+    /// (and line and column) of the first bad byte, and the field it is in.
+    pub fn from_toml_bytes(source: &[u8]) -> Result<RetryConfig, ConfigError> {
+        RetryConfig::from_toml_str(decode_utf8(source)?)
     }
 
     /// Checks every field. Returns the warnings of a valid configuration.
@@ -245,7 +336,7 @@ impl RetryConfig {
             strategy.backoff().map_err(|e| e.nested_in("strategy"))?;
         }
         for (name, class_config) in &self.classes {
-            let path = format!("classes.{name}");
+            let path = join_key("classes", name);
             let class: ErrorClass = name.parse().map_err(|_| {
                 ConfigError::at(
                     &path,
@@ -439,19 +530,6 @@ impl From<Backoff> for StrategyConfig {
             base: Some(HumanDuration(backoff.base())),
             max: (!constant).then_some(HumanDuration(backoff.max())),
         }
-    }
-}
-
-fn from_toml_error(source: &str, error: &toml::de::Error) -> ConfigError {
-    let span = error.span();
-    let path = span
-        .as_ref()
-        .and_then(|s| path_at(source, s.start))
-        .unwrap_or_default();
-    ConfigError {
-        path,
-        message: error.message().trim().to_owned(),
-        span,
     }
 }
 
@@ -724,67 +802,395 @@ fn ser_limit_count<S: Serializer>(v: &Option<Option<u32>>, s: S) -> Result<S::Ok
 // ---------------------------------------------------------------------------
 // Locating fields in a TOML document
 
-type Spanned<T> = toml::Spanned<T>;
+/// How deep the locators walk into nested tables and arrays; deeper
+/// documents are refused by the TOML parser itself (its recursion limit),
+/// and their errors point at the deepest key found within this depth.
+const MAX_LOCATE_DEPTH: usize = 128;
 
-/// The byte span of the value at dotted `path` in the TOML `source` (the
-/// closest enclosing one found, if the path is only partly there).
+/// `key` as one segment of a [path](self#paths): as it is when TOML allows
+/// it bare (ASCII letters, digits, `-` and `_`), else as a quoted TOML
+/// string, so that a key holding a dot stays one segment.
+///
+/// ```
+/// use reflexio::config::path_segment;
+/// assert_eq!(path_segment("rate_limit"), "rate_limit");
+/// assert_eq!(path_segment("a.b"), "\"a.b\"");
+/// ```
+pub fn path_segment(key: &str) -> Cow<'_, str> {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if bare {
+        return Cow::Borrowed(key);
+    }
+    let mut quoted = String::with_capacity(key.len() + 2);
+    quoted.push('"');
+    for c in key.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    Cow::Owned(quoted)
+}
+
+/// `path` with `key` appended as one more segment (see [`path_segment`]).
+pub fn join_key(path: &str, key: &str) -> String {
+    join(path, &path_segment(key))
+}
+
+/// The keys of a [path](self#paths), quotes removed: `classes."a.b".max`
+/// is `["classes", "a.b", "max"]`. A segment that is not valid TOML key
+/// syntax is taken as written up to the next dot.
+pub fn split_path(path: &str) -> Vec<String> {
+    let mut segments = Vec::new();
+    let mut chars = path.chars().peekable();
+    while chars.peek().is_some() {
+        let mut segment = String::new();
+        // A quoted segment may be empty (`""` is a valid TOML key).
+        let quoted = matches!(chars.peek(), Some('"' | '\''));
+        match chars.peek() {
+            Some('"') => {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => match chars.next() {
+                            Some('u') => {
+                                let hex: String = chars.by_ref().take(4).collect();
+                                let decoded =
+                                    u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
+                                segment.push(decoded.unwrap_or(char::REPLACEMENT_CHARACTER));
+                            }
+                            Some('n') => segment.push('\n'),
+                            Some('t') => segment.push('\t'),
+                            Some('r') => segment.push('\r'),
+                            Some(other) => segment.push(other),
+                            None => {}
+                        },
+                        c => segment.push(c),
+                    }
+                }
+            }
+            Some('\'') => {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    segment.push(c);
+                }
+            }
+            _ => {}
+        }
+        // The rest of the segment, up to the next dot.
+        while let Some(&c) = chars.peek() {
+            if c == '.' {
+                break;
+            }
+            segment.push(c);
+            chars.next();
+        }
+        chars.next();
+        if quoted || !segment.is_empty() {
+            segments.push(segment);
+        }
+    }
+    segments
+}
+
+/// The byte span of the value at [path](self#paths) `path` in the TOML
+/// `source`, or of the deepest enclosing key or value found when the path
+/// is only partly there. Numeric segments index arrays (`failures.2.rate`).
+///
+/// ```
+/// use reflexio::config::locate;
+/// let source = "[classes.\"a.b\"]\nmax_attempts = 2\n";
+/// let span = locate(source, "classes.\"a.b\".max_attempts").unwrap();
+/// assert_eq!(&source[span], "2");
+/// ```
 pub fn locate(source: &str, path: &str) -> Option<Range<usize>> {
-    let root = toml::de::DeTable::parse(source).ok()?;
-    let mut table = root.get_ref();
-    let mut found: Option<Range<usize>> = None;
-    for key in path.split('.').filter(|k| !k.is_empty()) {
-        let (k, v) = table.iter().find(|(k, _)| k.get_ref().as_ref() == key)?;
-        found = Some(if v.span().is_empty() {
-            k.span()
+    let (root, _) = DeTable::parse_recoverable(source);
+    let mut value: Option<&Spanned<DeValue<'_>>> = None;
+    let mut table: Option<&DeTable<'_>> = Some(root.get_ref());
+    let mut found = None;
+    for segment in split_path(path).iter().take(MAX_LOCATE_DEPTH) {
+        let next = if let Some(t) = table {
+            match t.iter().find(|(k, _)| k.get_ref().as_ref() == segment) {
+                Some((k, v)) => {
+                    found = Some(if v.span().is_empty() {
+                        k.span()
+                    } else {
+                        v.span()
+                    });
+                    Some(v)
+                }
+                None => None,
+            }
+        } else if let Some(DeValue::Array(items)) = value.map(|v| v.get_ref()) {
+            let item = segment.parse::<usize>().ok().and_then(|i| items.get(i));
+            if let Some(item) = item {
+                if !item.span().is_empty() {
+                    found = Some(item.span());
+                }
+            }
+            item
         } else {
-            v.span()
-        });
-        match v.get_ref() {
-            toml::de::DeValue::Table(t) => table = t,
-            _ => break,
+            None
+        };
+        let Some(next) = next else { break };
+        value = Some(next);
+        table = match next.get_ref() {
+            DeValue::Table(t) => Some(t),
+            _ => None,
+        };
+    }
+    // Tables from `[[a]]` headers may have empty spans: fall back to the
+    // first key inside them.
+    if found.as_ref().is_some_and(|r| r.is_empty()) {
+        if let Some(DeValue::Table(t)) = value.map(|v| v.get_ref()) {
+            if let Some((k, _)) = t.iter().min_by_key(|(k, _)| k.span().start) {
+                return Some(k.span());
+            }
         }
     }
     found
 }
 
-/// The dotted path of the deepest key whose key or value covers byte
-/// `offset` of the TOML `source`.
+/// The [path](self#paths) of the deepest key whose key or value covers
+/// byte `offset` of the TOML `source`.
+///
+/// ```
+/// use reflexio::config::path_at;
+/// let source = "[strategy]\nkind = \"constant\"\n";
+/// assert_eq!(path_at(source, 19).as_deref(), Some("strategy.kind"));
+/// ```
 pub fn path_at(source: &str, offset: usize) -> Option<String> {
-    fn walk(table: &toml::de::DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool {
-        for (k, v) in table.iter() {
-            let covers = |s: Range<usize>| s.start <= offset && offset < s.end.max(s.start + 1);
-            let in_value = covers(v.span());
-            if covers(k.span()) || in_value {
-                path.push(k.get_ref().to_string());
-                if let toml::de::DeValue::Table(t) = v.get_ref() {
-                    walk(t, offset, path);
+    fn covers(s: Range<usize>, offset: usize) -> bool {
+        s.start <= offset && offset < s.end.max(s.start + 1)
+    }
+    fn walk_value(v: &Spanned<DeValue<'_>>, offset: usize, path: &mut Vec<String>) -> bool {
+        if path.len() >= MAX_LOCATE_DEPTH {
+            return false;
+        }
+        match v.get_ref() {
+            DeValue::Table(t) => walk_table(t, offset, path),
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    path.push(i.to_string());
+                    if covers(item.span(), offset) {
+                        walk_value(item, offset, path);
+                        return true;
+                    }
+                    if walk_value(item, offset, path) {
+                        return true;
+                    }
+                    path.pop();
                 }
+                false
+            }
+            _ => false,
+        }
+    }
+    fn walk_table(table: &DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool {
+        for (k, v) in table.iter() {
+            path.push(path_segment(k.get_ref()).into_owned());
+            if covers(k.span(), offset) || covers(v.span(), offset) {
+                walk_value(v, offset, path);
                 return true;
             }
-            if let toml::de::DeValue::Table(t) = v.get_ref() {
-                // Tables from `[a.b]` headers may not span their contents.
-                path.push(k.get_ref().to_string());
-                if walk(t, offset, path) {
-                    return true;
-                }
-                path.pop();
+            // Tables from `[a.b]` headers may not span their contents.
+            if walk_value(v, offset, path) {
+                return true;
             }
+            path.pop();
         }
         false
     }
-    let (root, _) = toml::de::DeTable::parse_recoverable(source);
-    let root: &Spanned<toml::de::DeTable<'_>> = &root;
+    let (root, _) = DeTable::parse_recoverable(source);
     let mut path = Vec::new();
-    walk(root.get_ref(), offset, &mut path);
+    walk_table(root.get_ref(), offset, &mut path);
     (!path.is_empty()).then(|| path.join("."))
 }
 
-/// The 1-based line and column (in characters) of byte `offset` in `source`.
+/// A [path](self#paths) for people: array indices in brackets,
+/// `failures.2.probability` as `failures[2].probability`.
+pub fn display_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 4);
+    for segment in split_path(path) {
+        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            out.push('[');
+            out.push_str(&segment);
+            out.push(']');
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&path_segment(&segment));
+        }
+    }
+    out
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in
+/// `source`; an offset past the end is the end.
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(source.len());
-    let before = source.get(..offset).unwrap_or(source);
+    let before = &source[..floor_char_boundary(source, offset)];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let col = before[line_start..].chars().count() + 1;
     (line, col)
+}
+
+/// The key with the most segments, read line by line from the text
+/// (the parser keeps no tree of a document past its recursion limit):
+/// its path, at most [`MAX_LOCATE_DEPTH`] segments of it, and the span of
+/// its key text.
+fn deepest_key(source: &str) -> Option<(String, Range<usize>)> {
+    let mut table: Vec<String> = Vec::new();
+    let mut best: Option<(usize, Vec<String>, Range<usize>)> = None;
+    let mut line_start = 0;
+    for line in source.split_inclusive('\n') {
+        let indent = line.len() - line.trim_start().len();
+        let text = line.trim();
+        let (keys, key_text) = if let Some(header) = text.strip_prefix('[') {
+            let header = header.trim_start_matches('[');
+            let header = header.split(']').next().unwrap_or(header);
+            table = split_path(header)
+                .iter()
+                .map(|k| k.trim().to_owned())
+                .collect();
+            (table.clone(), header)
+        } else if let Some((key, _)) = text.split_once('=') {
+            let mut keys = table.clone();
+            keys.extend(split_path(key).iter().map(|k| k.trim().to_owned()));
+            (keys, key)
+        } else {
+            line_start += line.len();
+            continue;
+        };
+        if best
+            .as_ref()
+            .is_none_or(|(depth, _, _)| keys.len() > *depth)
+        {
+            let start = line_start + indent + text.find(key_text.trim()).unwrap_or(0);
+            let span = start..start + key_text.trim().len();
+            best = Some((keys.len(), keys, span));
+        }
+        line_start += line.len();
+    }
+    best.map(|(_, keys, span)| {
+        let path = keys
+            .iter()
+            .take(MAX_LOCATE_DEPTH)
+            .map(|k| path_segment(k).into_owned())
+            .collect::<Vec<_>>()
+            .join(".");
+        (path, span)
+    })
+}
+
+/// The path of the table whose header comes last before `offset` (`""`
+/// for the root table): read from the header's own text.
+fn enclosing_table(source: &str, offset: usize) -> String {
+    let offset = floor_char_boundary(source, offset);
+    let before = source.get(..offset).unwrap_or(source);
+    for line in before.lines().rev() {
+        let line = line.trim_start();
+        let Some(header) = line.strip_prefix('[') else {
+            continue;
+        };
+        let array = header.starts_with('[');
+        let header = header.trim_start_matches('[');
+        // An unterminated header still names the table it meant to open.
+        let end = header.find(']').unwrap_or(header.len());
+        let keys: Vec<String> = split_path(&header[..end])
+            .iter()
+            .map(|k| path_segment(k.trim()).into_owned())
+            .collect();
+        let mut path = keys.join(".");
+        if array {
+            // The index of this `[[...]]` table among its siblings.
+            let marker = format!("[[{}]]", &header[..end]);
+            let index = before.matches(&marker).count().saturating_sub(1);
+            path = join(&path, &index.to_string());
+        }
+        return path;
+    }
+    String::new()
+}
+
+/// The text of a TOML document read as bytes, or an error giving the byte
+/// offset, line and column of the first byte that is not UTF-8 (TOML is
+/// UTF-8 text), and the path of the field it falls in.
+///
+/// ```
+/// let err = reflexio::config::decode_utf8(b"deadline = \"30\xffs\"\n").unwrap_err();
+/// assert_eq!(err.path, "deadline");
+/// assert_eq!(err.span, Some(14..15));
+/// assert_eq!(err.position, Some((1, 15)));
+/// ```
+pub fn decode_utf8(source: &[u8]) -> Result<&str, ConfigError> {
+    let error = match std::str::from_utf8(source) {
+        Ok(text) => return Ok(text),
+        Err(error) => error,
+    };
+    let offset = error.valid_up_to();
+    let valid = std::str::from_utf8(&source[..offset]).unwrap_or_default();
+    let bad = error.error_len().unwrap_or(source.len() - offset);
+    Err(ConfigError {
+        path: path_at(valid, offset.saturating_sub(1))
+            .unwrap_or_else(|| enclosing_table(valid, offset)),
+        message: format!("not valid UTF-8 at byte {offset}: TOML documents are UTF-8 text"),
+        span: Some(offset..offset + bad),
+        position: Some(line_col(valid, offset)),
+    })
+}
+
+/// `offset`, moved back to the start of the character it falls in (and to
+/// the end of `source` if past it).
+fn floor_char_boundary(source: &str, offset: usize) -> usize {
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// The path of the key a "duplicate key" error's `span` covers, and the
+/// key itself. The keys are read from the start of the line to the end of
+/// the span: a header's (`[a.b]` twice) are absolute, a dotted key's
+/// (`a.b = 1` twice) follow the enclosing table's; in an inline table the
+/// path comes from the parsed document.
+fn duplicate_key_path(source: &str, span: Range<usize>) -> (String, String) {
+    let start = floor_char_boundary(source, span.start);
+    let end = floor_char_boundary(source, span.end).max(start);
+    let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
+    let key = split_path(source[start..end].trim())
+        .last()
+        .map(|k| k.trim().to_owned())
+        .unwrap_or_default();
+    let head = source[line_start..end].trim();
+    let join_all = |base: String, text: &str| {
+        split_path(text)
+            .iter()
+            .fold(base, |p, k| join_key(&p, k.trim()))
+    };
+    let path = if let Some(header) = head.strip_prefix('[') {
+        join_all(String::new(), header.trim_start_matches('['))
+    } else if head.contains(['=', '{', '[', ',']) {
+        let within = path_at(source, start).unwrap_or_default();
+        if within.ends_with(path_segment(&key).as_ref()) {
+            within
+        } else {
+            join_key(&within, &key)
+        }
+    } else {
+        join_all(enclosing_table(source, line_start), head)
+    };
+    (path, key)
 }

@@ -76,6 +76,7 @@
 //! * `postgres`: `tokio_postgres::Error` classified by its SQLSTATE
 //!   ([`postgres`]).
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(rust_2018_idioms)]
 
 pub mod class;
@@ -83,6 +84,7 @@ pub mod classify;
 pub mod clock;
 mod coarse_clock;
 #[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 pub mod config;
 pub mod engine;
 pub mod integrations;
@@ -98,10 +100,12 @@ pub use classify::{
     ClassifiedError, Classifier, DefaultClassifier, HttpStatus, SqlState,
 };
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use clock::TokioSleeper;
 pub use clock::{Clock, ManualClock, Sleeper, SystemClock, ThreadSleeper};
 pub use coarse_clock::CoarseClock;
 #[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 pub use config::RetryConfig;
 pub use engine::{Decision, Engine, Envelope, ErrorText, Event, EventKind, StopReason};
 pub use observe::{Hook, Hooks};
@@ -111,8 +115,10 @@ pub use policy::{
 pub use strategy::{Backoff, BackoffKind, DelayContext, Strategy};
 
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use integrations::http;
 #[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use integrations::metrics;
 #[cfg(feature = "postgres")]
 pub use integrations::postgres;

@@ -135,6 +135,7 @@ impl RetryPolicy {
     /// the default classifier, no hooks and the system clock. To add any of
     /// those, start from [`RetryPolicyBuilder::from_config`] instead.
     #[cfg(feature = "config")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "config")))]
     pub fn from_config(
         config: &crate::config::RetryConfig,
     ) -> Result<RetryPolicy, crate::config::ConfigError> {
@@ -161,6 +162,7 @@ impl RetryPolicyBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "config")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "config")))]
     pub fn from_config(
         config: &crate::config::RetryConfig,
     ) -> Result<RetryPolicyBuilder, crate::config::ConfigError> {

@@ -353,8 +353,8 @@ fn sim_error(path: &Path, cli: &Cli, e: &crate::world::SimError) -> String {
     let position = crate::limits::read_text(path, crate::limits::MAX_SCENARIO_BYTES)
         .ok()
         .and_then(|source| {
-            crate::locate::locate(&source, field)
-                .map(|span| crate::locate::line_col(&source, span.start))
+            reflexio::config::locate(&source, field)
+                .map(|span| reflexio::config::line_col(&source, span.start))
         });
     ScenarioError {
         file: path.display().to_string(),

@@ -16,9 +16,8 @@ use serde::Serialize;
 use toml::de::{DeTable, DeValue};
 
 use crate::cli::describe_policy;
-use crate::locate::line_col;
-use crate::locate::locate;
 use crate::scenario::{Scenario, ScenarioError};
+use reflexio::config::{join_key, line_col, locate};
 
 /// Exit code: warnings found under `--deny-warnings`.
 pub const EXIT_WARNINGS: i32 = 1;
@@ -150,7 +149,7 @@ pub fn check(
         };
         names.sort();
         for (_, name) in &names {
-            let report = lint::lint_toml_table(&source, &format!("policies.{name}"));
+            let report = lint::lint_toml_table(&source, &join_key("policies", name));
             for d in report.diagnostics {
                 push(d, &mut items);
             }
@@ -206,7 +205,7 @@ pub fn check(
             let table = if name.is_empty() {
                 String::new()
             } else {
-                format!("policies.{name}")
+                join_key("policies", name)
             };
             described.push((
                 name.clone(),

@@ -33,7 +33,6 @@ pub mod doctor;
 pub mod draws;
 pub mod latency;
 pub mod limits;
-pub mod locate;
 pub mod metrics;
 pub mod model;
 pub mod output;

@@ -36,9 +36,19 @@ pub const MAX_JOBS: u64 = 100_000;
 pub const DEFAULT_MAX_SIMULATED_ATTEMPTS: u64 = 1_000_000_000;
 
 /// Reads the text file at `path`, refusing anything but a regular file
-/// (a folder, a FIFO, a device such as `/dev/zero`) and files larger than
-/// `limit` bytes.
+/// (a folder, a FIFO, a device such as `/dev/zero`), files larger than
+/// `limit` bytes and text that is not UTF-8.
 pub fn read_text(path: &Path, limit: u64) -> io::Result<String> {
+    String::from_utf8(read_bytes(path, limit)?).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
+        )
+    })
+}
+
+/// The bytes of the file at `path`, refused as [`read_text`] refuses.
+pub fn read_bytes(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     let refuse = |what: &str| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -76,12 +86,7 @@ pub fn read_text(path: &Path, limit: u64) -> io::Result<String> {
             ),
         ));
     }
-    String::from_utf8(bytes).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
-        )
-    })
+    Ok(bytes)
 }
 
 #[cfg(unix)]

@@ -11,7 +11,10 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use reflexio::config::{parse_duration, ConfigWarning, RetryConfig};
+use reflexio::config::{
+    display_path, join_key, line_col, locate, parse_duration, ConfigError, ConfigWarning,
+    RetryConfig,
+};
 use reflexio::engine::{Engine, Envelope};
 use reflexio::strategy::Backoff;
 use reflexio::ErrorClass;
@@ -20,7 +23,6 @@ use serde::Deserialize;
 
 use crate::latency::Latency;
 use crate::limits;
-use crate::locate::{display_path, line_col, locate, path_at};
 use crate::model::{Model, ModelKind, Outcome, Window};
 
 /// The most calls one scenario may simulate.
@@ -353,19 +355,25 @@ impl Scenario {
     /// in it are read relative to its folder.
     pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
-        let source =
-            limits::read_text(path, limits::MAX_SCENARIO_BYTES).map_err(|e| ScenarioError {
+        let bytes =
+            limits::read_bytes(path, limits::MAX_SCENARIO_BYTES).map_err(|e| ScenarioError {
                 file: file.clone(),
                 position: None,
                 path: String::new(),
                 message: format!("cannot read the scenario: {e}"),
             })?;
+        let source = reflexio::config::decode_utf8(&bytes).map_err(|e| ScenarioError {
+            file: file.clone(),
+            position: e.position,
+            path: display_path(&e.path),
+            message: e.message,
+        })?;
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "scenario".to_owned());
         let dir = path.parent().unwrap_or(Path::new("."));
-        Scenario::parse(&source, &file, &stem, Some(dir))
+        Scenario::parse(source, &file, &stem, Some(dir))
     }
 
     /// Parses and validates a scenario from TOML text; `file` names it in
@@ -386,17 +394,14 @@ impl Scenario {
         dir: Option<&Path>,
     ) -> Result<Scenario, ScenarioError> {
         let raw: RawScenario = toml::from_str(source).map_err(|e| {
-            let span = e.span();
-            let path = span
-                .as_ref()
-                .and_then(|s| path_at(source, s.start))
-                .map(|p| display_path(&p))
-                .unwrap_or_default();
+            // The library's locator names duplicate keys and positions the
+            // parser's span-less errors (its recursion limit).
+            let e = ConfigError::from_parser(source, e.message(), e.span());
             ScenarioError {
                 file: file.to_owned(),
-                position: span.map(|s| line_col(source, s.start)),
-                path,
-                message: friendly(e.message().trim()),
+                position: e.position,
+                path: display_path(&e.path),
+                message: friendly(&e.message),
             }
         })?;
         build(raw, source, stem, dir).map_err(|e| {
@@ -542,7 +547,7 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
     let mut policies = Vec::new();
     let mut warnings = Vec::new();
     for (pname, spanned) in ordered {
-        let prefix = format!("policies.{pname}");
+        let prefix = join_key("policies", &pname);
         if limits::has_control(&pname) {
             return Err(err(
                 prefix,

@@ -266,7 +266,7 @@ fn relative_to(path: &str, table: &str) -> Option<String> {
 /// The table at dotted `path` of `root`.
 fn subtable<'i>(root: Spanned<DeTable<'i>>, path: &str) -> Option<Spanned<DeTable<'i>>> {
     let mut current = root;
-    for key in path.split('.').filter(|k| !k.is_empty()) {
+    for key in crate::config::split_path(path) {
         let (_, value) = current
             .get_ref()
             .iter()
