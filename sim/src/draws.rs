@@ -5,7 +5,8 @@
 //!   ChaCha8 ([`stream`]);
 //! * [`STREAM_OUTCOMES`]: per `(call, attempt)`, the attempt's latency and
 //!   every failure model's dice ([`Outcomes`], [`Draws`]; attempt 0 holds
-//!   the call's own draws, such as its contended row);
+//!   the call's own draws, such as its contended row), and per
+//!   `(call, attempt, leg)` the latency of each leg ([`Draws::leg`]);
 //! * [`STREAM_JITTER`]: per `(call, attempt)`, the policy's jitter, handed
 //!   to the engine as a ChaCha8 generator positioned at that key
 //!   ([`KeyedRng`]). Strategies draw from ChaCha in simulation, as they do
@@ -47,6 +48,10 @@ const ATTEMPT_BITS: u32 = 24;
 
 /// SplitMix64's increment, the golden ratio in 64 bits.
 const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// Keys the legs of one attempt apart (an odd constant, from the digits
+/// of pi, unrelated to [`GAMMA`]).
+const LEG_GAMMA: u64 = 0x243F_6A88_85A3_08D3;
 
 /// SplitMix64's output function: a bijection of 64-bit words whose every
 /// output bit depends on every input bit.
@@ -111,6 +116,19 @@ impl Draws {
         mix(self
             .key
             .wrapping_add((i as u64).wrapping_add(1).wrapping_mul(GAMMA)))
+    }
+
+    /// The draws of leg `k` of the same `(call, attempt)`: leg 0 is these
+    /// draws themselves; others are keyed apart (an attempt's request,
+    /// service and response each draw their own latency).
+    #[inline]
+    pub fn leg(&self, k: u32) -> Draws {
+        if k == 0 {
+            return *self;
+        }
+        Draws {
+            key: mix(self.key ^ u64::from(k).wrapping_mul(LEG_GAMMA)),
+        }
     }
 
     /// Draw `i` as a uniform number in `[0, 1)`, 53 bits.

@@ -1,7 +1,11 @@
-//! Attempt latency distributions.
+//! Attempt latency: distributions, and the anatomy of an attempt.
 //!
-//! Each attempt's latency is drawn from its own `(call, attempt)` draws, so
-//! it is the same under every policy. Samples are whole nanoseconds.
+//! An attempt crosses legs: a `request` from the client to the service, the
+//! `service`'s own work, and a `response` back to the client; a transaction
+//! of several round trips crosses them once per round trip ([`Anatomy`]).
+//! Each leg is one [`Latency`] distribution, drawn from its own
+//! `(call, attempt, leg)` draws ([`Draws::leg`]), so it is the same under
+//! every policy. Samples are whole nanoseconds.
 //!
 //! Logarithms, exponentials and sines come from the pure-Rust `libm`, not
 //! the platform's math library, so that a seed gives the same samples on
@@ -11,6 +15,9 @@
 use std::time::Duration;
 
 use crate::draws::{Draws, LATENCY};
+
+/// The most round trips one attempt may make.
+pub const MAX_ROUND_TRIPS: u32 = 16;
 
 /// The latency of one attempt, before any overload stretches it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -122,6 +129,36 @@ impl Latency {
         }
     }
 
+    /// The distribution as an inline TOML table, every parameter written.
+    pub fn to_toml(&self) -> String {
+        use reflexio::config::format_duration as d;
+        match *self {
+            Latency::Constant(v) => {
+                format!("{{ distribution = \"constant\", value = \"{}\" }}", d(v))
+            }
+            Latency::Uniform { min, max } => format!(
+                "{{ distribution = \"uniform\", min = \"{}\", max = \"{}\" }}",
+                d(min),
+                d(max)
+            ),
+            Latency::Normal { mean, std_dev } => format!(
+                "{{ distribution = \"normal\", mean = \"{}\", std_dev = \"{}\" }}",
+                d(mean),
+                d(std_dev)
+            ),
+            Latency::Exponential { mean } => {
+                format!(
+                    "{{ distribution = \"exponential\", mean = \"{}\" }}",
+                    d(mean)
+                )
+            }
+            Latency::Lognormal { median, sigma } => format!(
+                "{{ distribution = \"lognormal\", median = \"{}\", sigma = {sigma:?} }}",
+                d(median)
+            ),
+        }
+    }
+
     /// The mean latency in nanoseconds (of the untruncated distribution
     /// for the normal), for documentation and sanity checks.
     pub fn mean_ns(&self) -> f64 {
@@ -132,6 +169,153 @@ impl Latency {
             Latency::Exponential { mean } => ns(mean),
             Latency::Lognormal { median, sigma } => ns(median) * (sigma * sigma / 2.0).exp(),
         }
+    }
+}
+
+/// The legs of one attempt.
+///
+/// Round trip `r` (0-based) crosses `request`, `service` and `response`,
+/// drawn from legs `3r + 1`, `3r` and `3r + 2` of the attempt's draws; leg
+/// 0 is the attempt's own draws, so a plain `[latency]` (a `service` leg
+/// alone) samples exactly what it always did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Anatomy {
+    /// Client to service.
+    pub request: Latency,
+    /// The service's work.
+    pub service: Latency,
+    /// Service to client.
+    pub response: Latency,
+    /// Round trips per attempt (a read-then-write transaction makes 2).
+    pub round_trips: u32,
+    /// Whether the scenario gave one `distribution` for the whole attempt
+    /// (the service's work, with instant network legs).
+    pub plain: bool,
+}
+
+/// One attempt's timeline, from its legs: what the service and the client
+/// each see of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timeline {
+    /// From the send to the first request's arrival at the service (ns).
+    pub request: u64,
+    /// From the first request's arrival to the end of the service's last
+    /// work (ns): for several round trips, every leg in between.
+    pub service: u64,
+    /// From the end of the service's last work to the client (ns).
+    pub response: u64,
+}
+
+impl Timeline {
+    /// From the send to the client learning the outcome, when nothing
+    /// stretches the service's work.
+    pub fn total(&self) -> u64 {
+        self.request
+            .saturating_add(self.service)
+            .saturating_add(self.response)
+    }
+}
+
+const ZERO: Latency = Latency::Constant(Duration::ZERO);
+
+impl Anatomy {
+    /// A plain latency: the whole attempt is the service's work.
+    pub fn plain(service: Latency) -> Anatomy {
+        Anatomy {
+            request: ZERO,
+            service,
+            response: ZERO,
+            round_trips: 1,
+            plain: true,
+        }
+    }
+
+    /// Legs, instant where `None`, over `round_trips` round trips.
+    pub fn legs(
+        request: Option<Latency>,
+        service: Option<Latency>,
+        response: Option<Latency>,
+        round_trips: u32,
+    ) -> Anatomy {
+        Anatomy {
+            request: request.unwrap_or(ZERO),
+            service: service.unwrap_or(ZERO),
+            response: response.unwrap_or(ZERO),
+            round_trips: round_trips.max(1),
+            plain: false,
+        }
+    }
+
+    /// The `[latency]` table, normalised: every leg and parameter written,
+    /// followed by the mean timeline as comments.
+    pub fn to_toml(&self) -> String {
+        let mut text = String::from("[latency]\n");
+        if self.plain {
+            // `{ distribution = .. }` without its braces.
+            let inline = self.service.to_toml();
+            let body = inline.trim_start_matches("{ ").trim_end_matches(" }");
+            for field in body.split(", ") {
+                text.push_str(field);
+                text.push('\n');
+            }
+            text.push_str(
+                "# the whole attempt is the service's work; its request and response are instant\n",
+            );
+        } else {
+            text.push_str(&format!("round_trips = {}\n", self.round_trips));
+            text.push_str(&format!("request = {}\n", self.request.to_toml()));
+            text.push_str(&format!("service = {}\n", self.service.to_toml()));
+            text.push_str(&format!("response = {}\n", self.response.to_toml()));
+        }
+        let n = f64::from(self.round_trips);
+        let (req, svc, resp) = (
+            self.request.mean_ns(),
+            self.service.mean_ns(),
+            self.response.mean_ns(),
+        );
+        // Milliseconds to the nanosecond, without trailing zeros.
+        let ms = |x: f64| format!("{} ms", (x).round() / 1e6);
+        text.push_str(&format!(
+            "# mean timeline: the request arrives {} after the send; the service works from then until {} (contention reads and writes at those two instants); the client learns the outcome {} after the send\n",
+            ms(req),
+            ms(req + n * svc + (n - 1.0) * (resp + req)),
+            ms(n * (req + svc + resp)),
+        ));
+        text
+    }
+
+    /// Whether the request leg is always zero (no draw needed to know).
+    pub fn instant_request(&self) -> bool {
+        self.request == ZERO
+    }
+
+    /// The timeline of the attempt whose draws are `d`.
+    #[inline]
+    pub fn sample(&self, d: &Draws) -> Timeline {
+        let leg = |l: &Latency, k: u32| -> u64 {
+            match l {
+                Latency::Constant(v) => to_ns(ns(*v)),
+                _ if k == 0 => l.sample(d),
+                _ => l.sample(&d.leg(k)),
+            }
+        };
+        let mut t = Timeline {
+            request: leg(&self.request, 1),
+            service: leg(&self.service, 0),
+            response: leg(&self.response, 2),
+        };
+        for r in 1..self.round_trips {
+            // The previous response and this request and work all fall
+            // between the first arrival and the last work's end.
+            let k = 3 * r;
+            t.service = t
+                .service
+                .saturating_add(t.response)
+                .saturating_add(leg(&self.request, k + 1))
+                .saturating_add(leg(&self.service, k));
+            t.response = leg(&self.response, k + 2);
+        }
+        t
     }
 }
 
