@@ -87,10 +87,12 @@ pub fn round_ns(x: f64) -> u64 {
         // 2^52 and above: already a whole number (or saturates).
         x as u64
     } else {
-        let whole = x as u64;
+        // Through i64 (exact below 2^52): one conversion instruction each
+        // way instead of the unsigned sequences.
+        let whole = x as i64;
         // Exact: below 2^52 the fraction is representable. Branch-free,
         // as the fraction is as likely below one half as above.
-        whole + u64::from(x - whole as f64 >= 0.5)
+        (whole + i64::from(x - whole as f64 >= 0.5)) as u64
     }
 }
 
@@ -103,17 +105,48 @@ fn normal_pair(d: &Draws, k: usize) -> (f64, f64) {
     (r * libm::cos(theta), r * libm::sin(theta))
 }
 
-impl Latency {
-    /// The latency in nanoseconds for these draws.
-    pub fn sample(&self, d: &Draws) -> u64 {
+/// A distribution with its parameters in nanoseconds as `f64`, converted
+/// once: sampling then does no `Duration` arithmetic. The arithmetic is
+/// exactly [`Latency::sample`]'s, which it implements.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Sampler {
+    Constant(u64),
+    Uniform { min: f64, span: f64 },
+    Normal { mean: f64, std_dev: f64 },
+    Exponential { mean: f64 },
+    Lognormal { median: f64, sigma: f64 },
+}
+
+impl Sampler {
+    fn new(l: &Latency) -> Sampler {
+        match *l {
+            Latency::Constant(v) => Sampler::Constant(to_ns(ns(v))),
+            Latency::Uniform { min, max } => Sampler::Uniform {
+                min: ns(min),
+                span: ns(max) - ns(min),
+            },
+            Latency::Normal { mean, std_dev } => Sampler::Normal {
+                mean: ns(mean),
+                std_dev: ns(std_dev),
+            },
+            Latency::Exponential { mean } => Sampler::Exponential { mean: ns(mean) },
+            Latency::Lognormal { median, sigma } => Sampler::Lognormal {
+                median: ns(median),
+                sigma,
+            },
+        }
+    }
+
+    #[inline]
+    fn sample(&self, d: &Draws) -> u64 {
         match *self {
-            Latency::Constant(v) => to_ns(ns(v)),
-            Latency::Uniform { min, max } => to_ns(ns(min) + d.unit(LATENCY) * (ns(max) - ns(min))),
-            Latency::Normal { mean, std_dev } => {
+            Sampler::Constant(v) => v,
+            Sampler::Uniform { min, span } => to_ns(min + d.unit(LATENCY) * span),
+            Sampler::Normal { mean, std_dev } => {
                 for k in 0..4 {
                     let (z0, z1) = normal_pair(d, k);
                     for z in [z0, z1] {
-                        let x = ns(mean) + ns(std_dev) * z;
+                        let x = mean + std_dev * z;
                         if x >= 0.0 {
                             return to_ns(x);
                         }
@@ -121,12 +154,19 @@ impl Latency {
                 }
                 0
             }
-            Latency::Exponential { mean } => to_ns(-ns(mean) * libm::log(1.0 - d.unit(LATENCY))),
-            Latency::Lognormal { median, sigma } => {
+            Sampler::Exponential { mean } => to_ns(-mean * libm::log(1.0 - d.unit(LATENCY))),
+            Sampler::Lognormal { median, sigma } => {
                 let (z, _) = normal_pair(d, 0);
-                to_ns(ns(median) * libm::exp(sigma * z))
+                to_ns(median * libm::exp(sigma * z))
             }
         }
+    }
+}
+
+impl Latency {
+    /// The latency in nanoseconds for these draws.
+    pub fn sample(&self, d: &Draws) -> u64 {
+        Sampler::new(self).sample(d)
     }
 
     /// The distribution as an inline TOML table, every parameter written.
@@ -191,6 +231,8 @@ pub struct Anatomy {
     /// Whether the scenario gave one `distribution` for the whole attempt
     /// (the service's work, with instant network legs).
     pub plain: bool,
+    /// `request`, `service` and `response`, ready to sample.
+    samplers: [Sampler; 3],
 }
 
 /// One attempt's timeline, from its legs: what the service and the client
@@ -227,6 +269,11 @@ impl Anatomy {
             response: ZERO,
             round_trips: 1,
             plain: true,
+            samplers: [
+                Sampler::new(&ZERO),
+                Sampler::new(&service),
+                Sampler::new(&ZERO),
+            ],
         }
     }
 
@@ -237,12 +284,22 @@ impl Anatomy {
         response: Option<Latency>,
         round_trips: u32,
     ) -> Anatomy {
+        let (request, service, response) = (
+            request.unwrap_or(ZERO),
+            service.unwrap_or(ZERO),
+            response.unwrap_or(ZERO),
+        );
         Anatomy {
-            request: request.unwrap_or(ZERO),
-            service: service.unwrap_or(ZERO),
-            response: response.unwrap_or(ZERO),
-            round_trips: round_trips.max(1),
+            request,
+            service,
+            response,
+            round_trips: round_trips.clamp(1, MAX_ROUND_TRIPS),
             plain: false,
+            samplers: [
+                Sampler::new(&request),
+                Sampler::new(&service),
+                Sampler::new(&response),
+            ],
         }
     }
 
@@ -292,17 +349,17 @@ impl Anatomy {
     /// The timeline of the attempt whose draws are `d`.
     #[inline]
     pub fn sample(&self, d: &Draws) -> Timeline {
-        let leg = |l: &Latency, k: u32| -> u64 {
+        let [request, service, response] = &self.samplers;
+        let leg = |l: &Sampler, k: u32| -> u64 {
             match l {
-                Latency::Constant(v) => to_ns(ns(*v)),
-                _ if k == 0 => l.sample(d),
+                Sampler::Constant(v) => *v,
                 _ => l.sample(&d.leg(k)),
             }
         };
         let mut t = Timeline {
-            request: leg(&self.request, 1),
-            service: leg(&self.service, 0),
-            response: leg(&self.response, 2),
+            request: leg(request, 1),
+            service: leg(service, 0),
+            response: leg(response, 2),
         };
         for r in 1..self.round_trips {
             // The previous response and this request and work all fall
@@ -311,9 +368,9 @@ impl Anatomy {
             t.service = t
                 .service
                 .saturating_add(t.response)
-                .saturating_add(leg(&self.request, k + 1))
-                .saturating_add(leg(&self.service, k));
-            t.response = leg(&self.response, k + 2);
+                .saturating_add(leg(request, k + 1))
+                .saturating_add(leg(service, k));
+            t.response = leg(response, k + 2);
         }
         t
     }

@@ -37,6 +37,7 @@ pub mod locate;
 pub mod metrics;
 pub mod model;
 pub mod output;
+mod queue;
 pub mod report;
 pub mod scenario;
 pub mod world;

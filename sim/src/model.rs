@@ -211,7 +211,8 @@ impl<'a> Service<'a> {
             if !model.window.contains(now) {
                 continue;
             }
-            let (u0, u1) = (draws.unit(MODEL + 2 * k), draws.unit(MODEL + 2 * k + 1));
+            // Model k's two dice, read only by the models that roll them.
+            let u0 = || draws.unit(MODEL + 2 * k);
             let failed: Outcome = match (&model.kind, state) {
                 (
                     ModelKind::Random {
@@ -221,7 +222,8 @@ impl<'a> Service<'a> {
                     },
                     _,
                 ) => {
-                    if u0 < *probability {
+                    if u0() < *probability {
+                        let u1 = draws.unit(MODEL + 2 * k + 1);
                         let class = classes
                             .iter()
                             .find(|(_, upto)| u1 < *upto)
@@ -289,7 +291,7 @@ impl<'a> Service<'a> {
                         .saturating_add(timeline.response);
                     plan.load = Some(k as u8);
                     let p = (error_rate + error_growth * excess).min(1.0);
-                    let mut outcome = (u0 < p).then_some(Classification::new(*class));
+                    let mut outcome = (u0() < p).then_some(Classification::new(*class));
                     if let Some(limit) = timeout {
                         // The client's timeout runs from its send.
                         if plan.client > *limit {

@@ -1,7 +1,7 @@
 //! The discrete-event loop: virtual time, calls in flight, the engine.
 //!
-//! Events sit in a binary heap ordered by `(time, sequence number)`, so
-//! simultaneous events run in the order they were scheduled. Nothing reads
+//! Events sit in a radix heap (see `queue.rs`) ordered by `(time, sequence
+//! number)`, so simultaneous events run in the order they were scheduled. Nothing reads
 //! a clock. A call's state lives in a slab slot while it is in flight;
 //! per-call results go to flat vectors indexed by call id.
 //!
@@ -37,8 +37,6 @@
 //! arrivals and the same `(call, attempt, leg)` draws (see
 //! [`crate::draws`]).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -51,6 +49,7 @@ use crate::draws::{self, Draws, KeyedRng, Outcomes};
 use crate::latency::Timeline;
 use crate::metrics::{CallResults, PolicyMetrics};
 use crate::model::{ModelKind, Plan, Service};
+use crate::queue::Queue;
 use crate::report::{Report, RunReport};
 use crate::scenario::{Arrival, Phase, Policy, Scenario};
 
@@ -174,16 +173,6 @@ pub const REACH: u8 = 4;
 /// The client learns an attempt's outcome (target: the slot).
 pub const LEARN: u8 = 5;
 
-/// A scheduled event. Ordered by time, then by scheduling order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Event {
-    time: u64,
-    seq: u64,
-    /// The call id (arrivals), slot (attempt steps) or model (server done).
-    target: u32,
-    kind: u8,
-}
-
 /// A call in flight.
 struct Slot {
     call: u32,
@@ -200,23 +189,6 @@ struct Slot {
     timeline: Timeline,
     plan: Plan,
     audit: Audit,
-}
-
-struct Queue {
-    heap: BinaryHeap<Reverse<Event>>,
-    seq: u64,
-}
-
-impl Queue {
-    fn push(&mut self, time: u64, kind: u8, target: u32) {
-        self.seq += 1;
-        self.heap.push(Reverse(Event {
-            time,
-            seq: self.seq,
-            target,
-            kind,
-        }));
-    }
 }
 
 fn ns(d: Duration) -> u64 {
@@ -309,13 +281,17 @@ pub enum Mode {
     /// request's arrival, the end of the service's work and the client
     /// learning the outcome.
     Events,
-    /// When every failure model is stateless (random, outage, scripted,
-    /// trace), an attempt's outcome depends only on its own draws and
-    /// arrival time, so each call is played out whole when it arrives,
-    /// without queueing its attempts. Otherwise only the steps where the
-    /// service acts are queued (see the module docs). The results are the
-    /// same as [`Mode::Events`] (tested, wherever no two events fall on the
-    /// same nanosecond); only the speed differs.
+    /// Every attempt is queued, but only the steps where the service acts
+    /// (its request's arrival, the end of the work) are events; the client
+    /// learns and sends inside them (see the module docs). What stateful
+    /// models (rate limiter, contention, overload) use.
+    Queued,
+    /// [`Mode::Queued`], except that when every failure model is stateless
+    /// (random, outage, scripted, trace) an attempt's outcome depends only
+    /// on its own draws and arrival time, so each call is played out whole
+    /// when it arrives, without queueing its attempts. The results of all
+    /// three modes are the same (tested, wherever no two events fall on
+    /// the same nanosecond); only the speed differs.
     Auto,
 }
 
@@ -396,9 +372,12 @@ impl Run<'_> {
         s.plan = self
             .service
             .start(now, attempt, &s.timeline, &s.draws, s.row_draw);
+        // A client whose timeout expired before its request even arrived
+        // learns of it now, when the models have decided: the service's
+        // timeline cannot run backwards.
         (
             now.saturating_add(s.plan.service),
-            s.send.saturating_add(s.plan.client),
+            s.send.saturating_add(s.plan.client).max(now),
         )
     }
 
@@ -543,10 +522,7 @@ fn run_job(
         outcomes: Outcomes::new(seed),
         jitter_rng: draws::stream(seed, draws::STREAM_JITTER),
         results: CallResults::new(calls as usize),
-        queue: Queue {
-            heap: BinaryHeap::new(),
-            seq: 0,
-        },
+        queue: Queue::new(),
         bucket: ns(scenario.bucket).max(1),
         spent,
         told: 0,
@@ -580,7 +556,7 @@ fn run_job(
     };
     let mut done = 0u64;
 
-    while let Some(Reverse(ev)) = run.queue.heap.pop() {
+    while let Some(ev) = run.queue.pop() {
         let now = ev.time;
         // The slot whose call just ended, if one did, and when.
         let mut ended: Option<(u32, u64)> = None;
@@ -755,6 +731,19 @@ pub fn run_many(
     runs: u32,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Report, SimError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    run_many_on(scenario, seed, runs, threads, progress)
+}
+
+/// [`run_many`] on at most `threads` threads (at least one); the result
+/// does not depend on how many.
+pub fn run_many_on(
+    scenario: &Scenario,
+    seed: u64,
+    runs: u32,
+    threads: usize,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Report, SimError> {
     let runs = runs.max(1);
     let policies = scenario.policies.len();
     if runs > crate::scenario::MAX_RUNS {
@@ -778,10 +767,7 @@ pub fn run_many(
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<PolicyMetrics, SimError>>>> =
         Mutex::new((0..jobs).map(|_| None).collect());
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(jobs)
-        .max(1);
+    let threads = threads.min(jobs).max(1);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
@@ -859,11 +845,11 @@ mod tests {
 
     #[test]
     fn in_flight_state_fits_the_documented_budget() {
-        let per_call = std::mem::size_of::<Slot>() + std::mem::size_of::<Event>() * 2;
+        let per_call = std::mem::size_of::<Slot>() + std::mem::size_of::<crate::queue::Event>() * 2;
         assert!(
             per_call as u64 <= crate::scenario::BYTES_IN_FLIGHT && per_call > 0,
             "{per_call} bytes per call in flight"
         );
-        assert_eq!(std::mem::size_of::<Event>(), 24);
+        assert_eq!(std::mem::size_of::<crate::queue::Event>(), 24);
     }
 }

@@ -223,8 +223,10 @@ response = { distribution = "lognormal", median = "4ms", sigma = 0.4 }
         let s = scenario(&source);
         for policy in &s.policies {
             let auto = run_policy_with(&s, policy, 5, Mode::Auto, &mut |_| {}).unwrap();
+            let queued = run_policy_with(&s, policy, 5, Mode::Queued, &mut |_| {}).unwrap();
             let events = run_policy_with(&s, policy, 5, Mode::Events, &mut |_| {}).unwrap();
             assert_eq!(auto, events, "{failures} {}", policy.name);
+            assert_eq!(queued, events, "{failures} {}", policy.name);
             assert!(auto.attempts_total > auto.calls, "{failures}: some retries");
         }
     }
