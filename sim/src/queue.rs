@@ -1,16 +1,16 @@
-//! The event queue: a radix heap of events ordered by `(time, sequence
-//! number)`.
+//! The event queue: events ordered by `(time, sequence number)`.
 //!
-//! A discrete-event simulation never schedules into the past: every event
-//! pushed is later, in `(time, sequence)` order, than the last one popped.
-//! A radix heap exploits that. Keys are `time × 2^64 + sequence`, unique;
-//! bucket `b > 0` holds the keys whose highest bit differing from the last
-//! key popped is bit `b − 1`, bucket 0 the key equal to it. A push is a
-//! bit scan and a `Vec::push`; a pop takes bucket 0's single key, or first
-//! moves the smallest non-empty bucket's keys down into lower buckets
-//! around its minimum. Each key moves down a few times at most, so both
-//! cost about a constant, where a binary heap's pop costs two comparisons
-//! and a move per level of its depth.
+//! A binary heap of `(key, target, kind)` entries, the key packing the
+//! virtual time and the scheduling sequence into one `u128`
+//! (`time × 2^64 + sequence`), so ordering costs one wide comparison and
+//! simultaneous events come out in the order they were scheduled. (A radix
+//! heap over the same keys, which a discrete-event loop allows since it
+//! never schedules into the past, measured 5-10% slower on the small-run
+//! benchmark: with about one pending event per call in flight the heap
+//! stays shallow.)
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 /// A scheduled event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,22 +25,9 @@ pub(crate) struct Event {
     pub kind: u8,
 }
 
-impl Event {
-    #[inline]
-    fn key(&self) -> u128 {
-        (u128::from(self.time) << 64) | u128::from(self.seq)
-    }
-}
-
-const BUCKETS: usize = 129;
-
-/// A monotone priority queue of [`Event`]s.
+/// A priority queue of [`Event`]s.
 pub(crate) struct Queue {
-    buckets: Vec<Vec<Event>>,
-    /// Bit `b` set: bucket `b` is not empty.
-    occupied: [u64; 3],
-    /// The key last popped (or moved down around).
-    last: u128,
+    heap: BinaryHeap<Reverse<(u128, u32, u8)>>,
     seq: u64,
 }
 
@@ -48,65 +35,29 @@ impl Queue {
     /// An empty queue.
     pub fn new() -> Queue {
         Queue {
-            buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
-            occupied: [0; 3],
-            last: 0,
+            heap: BinaryHeap::new(),
             seq: 0,
         }
     }
 
-    #[inline]
-    fn bucket(&self, key: u128) -> usize {
-        (128 - (key ^ self.last).leading_zeros()) as usize
-    }
-
-    #[inline]
-    fn put(&mut self, e: Event) {
-        let b = self.bucket(e.key());
-        self.occupied[b >> 6] |= 1 << (b & 63);
-        self.buckets[b].push(e);
-    }
-
     /// Schedules `kind` for `target` at `time`, after every event already
-    /// scheduled for the same time. `time` must not be before the last
-    /// event popped.
+    /// scheduled for the same time.
     #[inline]
     pub fn push(&mut self, time: u64, kind: u8, target: u32) {
         self.seq += 1;
-        let e = Event {
-            time,
-            seq: self.seq,
-            target,
-            kind,
-        };
-        debug_assert!(e.key() > self.last, "an event scheduled in the past");
-        self.put(e);
+        let key = (u128::from(time) << 64) | u128::from(self.seq);
+        self.heap.push(Reverse((key, target, kind)));
     }
 
     /// The earliest event, removed.
     #[inline]
     pub fn pop(&mut self) -> Option<Event> {
-        if self.occupied[0] & 1 == 0 {
-            let b = self.first_occupied()?;
-            let mut items = std::mem::take(&mut self.buckets[b]);
-            self.occupied[b >> 6] &= !(1 << (b & 63));
-            self.last = items.iter().map(Event::key).min().unwrap_or(self.last);
-            for e in items.drain(..) {
-                self.put(e);
-            }
-            self.buckets[b] = items;
-        }
-        let e = self.buckets[0].pop();
-        self.occupied[0] &= !1;
-        e
-    }
-
-    fn first_occupied(&self) -> Option<usize> {
-        self.occupied
-            .iter()
-            .enumerate()
-            .find(|(_, w)| **w != 0)
-            .map(|(i, w)| i * 64 + w.trailing_zeros() as usize)
+        self.heap.pop().map(|Reverse((key, target, kind))| Event {
+            time: (key >> 64) as u64,
+            seq: key as u64,
+            target,
+            kind,
+        })
     }
 }
 
@@ -117,7 +68,7 @@ mod tests {
     use std::collections::BinaryHeap;
 
     #[test]
-    fn pops_in_time_then_scheduling_order_like_a_binary_heap() {
+    fn pops_in_time_then_scheduling_order() {
         // Random pushes at or after the current time, interleaved with
         // pops, including many ties and huge jumps.
         let mut state = 7u64;

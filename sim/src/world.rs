@@ -1,7 +1,8 @@
 //! The discrete-event loop: virtual time, calls in flight, the engine.
 //!
-//! Events sit in a radix heap (see `queue.rs`) ordered by `(time, sequence
-//! number)`, so simultaneous events run in the order they were scheduled. Nothing reads
+//! Events sit in a binary heap (see `queue.rs`) ordered by `(time,
+//! sequence number)`, so simultaneous events run in the order they were
+//! scheduled. Nothing reads
 //! a clock. A call's state lives in a slab slot while it is in flight;
 //! per-call results go to flat vectors indexed by call id.
 //!
