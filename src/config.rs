@@ -29,7 +29,8 @@
 //! nanoseconds up to `u64::MAX` of them (about 584 years). Validation is strict:
 //! unknown fields, zero or negative durations, a base above its max, and
 //! unknown class or strategy names are errors that name the field and what
-//! is allowed.
+//! is allowed. One zero is allowed because it means something: a
+//! `constant` strategy with `base = "0s"` retries immediately.
 //!
 //! # Errors and paths
 //!
@@ -116,8 +117,13 @@ pub struct RetryConfig {
 pub struct StrategyConfig {
     /// The strategy's name, e.g. `"equal_jitter"`.
     pub kind: String,
-    /// Base delay (the delay itself for `constant`). Default 250 ms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Base delay (the delay itself for `constant`). Default 250 ms. May
+    /// be zero (`"0s"`) for `constant` only: retrying immediately.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_delay"
+    )]
     pub base: Option<HumanDuration>,
     /// Largest delay. Default 30 s (20 s for `token_backoff`); not allowed
     /// for `constant`.
@@ -486,10 +492,20 @@ impl StrategyConfig {
                 ),
             )
         })?;
-        for (field, value) in [("base", self.base), ("max", self.max)] {
-            if value.is_some_and(|d| d.0.is_zero()) {
-                return Err(ConfigError::at(field, "must be greater than zero"));
-            }
+        // Zero means something only as `constant`'s delay: retry at once.
+        // Every other formula multiplies its base (or draws up to its max),
+        // so a zero there would make every delay zero under another name.
+        if self.max.is_some_and(|d| d.0.is_zero()) {
+            return Err(ConfigError::at("max", "must be greater than zero"));
+        }
+        if kind != BackoffKind::Constant && self.base.is_some_and(|d| d.0.is_zero()) {
+            return Err(ConfigError::at(
+                "base",
+                format!(
+                    "must be greater than zero for `{}`: with a zero base every delay of this formula is zero; to retry immediately write kind = \"constant\", base = \"0s\"",
+                    kind.name()
+                ),
+            ));
         }
         let (default_base, default_max) = kind.defaults();
         let base = self.base.map_or(default_base, |d| d.0);
@@ -731,6 +747,15 @@ impl Serialize for HumanDuration {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&format_duration(self.0))
     }
+}
+
+/// A delay that may be zero (`"0s"`); whether zero is allowed is checked
+/// with the strategy's kind.
+fn some_delay<'de, D: Deserializer<'de>>(d: D) -> Result<Option<HumanDuration>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_time(&text)
+        .map(|t| Some(HumanDuration(t)))
+        .map_err(de::Error::custom)
 }
 
 fn some_limit_duration<'de, D: Deserializer<'de>>(

@@ -897,3 +897,52 @@ fn durations_finer_than_a_nanosecond_or_past_584_years_are_refused() {
     assert_eq!(err.path, "strategy.max");
     assert!(err.message.contains("584 years"), "{}", err.message);
 }
+
+#[test]
+fn zero_means_retry_immediately_for_constant_only() {
+    let config = RetryConfig::from_toml_str("strategy = { kind = \"constant\", base = \"0s\" }\n")
+        .expect("a zero constant delay is allowed");
+    let backoff = config.strategy.as_ref().unwrap().backoff().unwrap();
+    assert_eq!(
+        backoff,
+        reflexio::strategy::Backoff::constant(Duration::ZERO)
+    );
+    // It survives normalisation and a round trip through TOML.
+    let text = config.normalized().unwrap().to_toml_string();
+    assert!(text.contains("base = \"0s\""), "{text}");
+    RetryConfig::from_toml_str(&text).expect("the normalised text loads again");
+    // A policy built from it retries without sleeping.
+    let policy = reflexio::RetryPolicy::from_config(&config).unwrap();
+    let mut calls = 0;
+    let started = std::time::Instant::now();
+    let result = policy.call(|| {
+        calls += 1;
+        if calls < 3 {
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "boom"))
+        } else {
+            Ok(())
+        }
+    });
+    assert!(result.is_ok());
+    assert_eq!(calls, 3);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Zero stays refused where it means nothing.
+    for (source, path) in [
+        (
+            "strategy = { kind = \"exponential\", base = \"0s\" }\n",
+            "strategy.base",
+        ),
+        (
+            "strategy = { kind = \"decorrelated_jitter\", base = \"0ns\", max = \"1s\" }\n",
+            "strategy.base",
+        ),
+        (
+            "strategy = { kind = \"equal_jitter\", max = \"0s\" }\n",
+            "strategy.max",
+        ),
+    ] {
+        let e = RetryConfig::from_toml_str(source).unwrap_err();
+        assert_eq!(e.path, path, "{source}");
+        assert!(e.message.contains("zero"), "{}", e.message);
+    }
+}

@@ -8,11 +8,16 @@
 //!   - `poisson`: flaky's Poisson arrivals at 100 calls/s, in the default
 //!     mode, which plays each call out whole when it arrives (stateless
 //!     failure models allow it), so few calls are ever in flight;
-//!   - `poisson_events`: the same, with every attempt start and end an
-//!     event in the queue;
+//!   - `poisson_events`: the same, with every attempt queued
+//!     ([`Mode::Queued`]: its arrival at the service and the end of the
+//!     service's work are events, as for stateful failure models);
 //!   - `all_at_once_events`: every call arrives at time zero and all are
-//!     in flight at once, so the event queue holds one event per call: the
-//!     n log n case.
+//!     in flight at once, so the event queue holds one event per call.
+//! * `sim_small_runs`: sim/benches/hot-row.toml end to end on one thread:
+//!   parse the file, run its 100 runs of 100 calls at once on one
+//!   contended row (read-then-write transactions with network legs) under
+//!   five policies, summarise. Small runs are what seed sweeps are made
+//!   of, so per-run fixed costs count here.
 //!
 //! Criterion's throughput is simulated attempts (counted by a first run,
 //! which the measured runs repeat exactly: same scenario, same seed).
@@ -25,7 +30,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use reflexio_sim::world::{run_policy_with, Mode};
+use reflexio_sim::world::{run_many_on, run_policy_with, Mode};
 use reflexio_sim::Scenario;
 
 const FLAKY: &str = include_str!("../scenarios/flaky.toml");
@@ -71,7 +76,7 @@ fn sim_flaky(c: &mut Criterion) {
         b.iter(|| black_box(run_all(&scenario, Mode::Auto)))
     });
     g.bench_function("events", |b| {
-        b.iter(|| black_box(run_all(&scenario, Mode::Events)))
+        b.iter(|| black_box(run_all(&scenario, Mode::Queued)))
     });
     g.finish();
 }
@@ -83,8 +88,8 @@ fn sim_scaling(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(3));
     let variants = [
         ("poisson", false, Mode::Auto),
-        ("poisson_events", false, Mode::Events),
-        ("all_at_once_events", true, Mode::Events),
+        ("poisson_events", false, Mode::Queued),
+        ("all_at_once_events", true, Mode::Queued),
     ];
     for (name, all_at_once, mode) in variants {
         for calls in [1_000u64, 10_000, 100_000, 1_000_000] {
@@ -99,6 +104,32 @@ fn sim_scaling(c: &mut Criterion) {
     g.finish();
 }
 
+const HOT_ROW: &str = include_str!("hot-row.toml");
+
+/// Parses hot-row.toml, runs it on this thread and summarises; returns
+/// the attempts simulated.
+fn small_runs() -> u64 {
+    let scenario = Scenario::from_toml_str(HOT_ROW, "hot-row.toml").expect("a valid scenario");
+    let report = run_many_on(&scenario, scenario.seed, scenario.runs, 1, &|_, _| {})
+        .expect("the runs finish");
+    black_box(report.summary());
+    report
+        .runs
+        .iter()
+        .flat_map(|r| &r.policies)
+        .map(|m| m.attempts_total)
+        .sum()
+}
+
+fn sim_small_runs(c: &mut Criterion) {
+    let attempts = small_runs();
+    let mut g = c.benchmark_group("sim_small_runs");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(attempts));
+    g.bench_function("hot_row", |b| b.iter(small_runs));
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -109,6 +140,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = sim_flaky, sim_scaling
+    targets = sim_flaky, sim_scaling, sim_small_runs
 }
 criterion_main!(benches);

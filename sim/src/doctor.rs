@@ -248,6 +248,15 @@ pub fn check(
             };
             let _ = writeln!(err, "{file}: {what}: {verdict}");
             let mut text = String::new();
+            // A valid scenario's workload and attempt anatomy, normalised.
+            if is_scenario && errors == 0 {
+                if let Ok(scenario) = Scenario::from_file(path) {
+                    text.push_str(&scenario.workload.to_toml());
+                    text.push('\n');
+                    text.push_str(&scenario.latency.to_toml());
+                    text.push('\n');
+                }
+            }
             for (i, (_, body, _)) in described.iter().enumerate() {
                 if i > 0 {
                     text.push('\n');

@@ -5,7 +5,8 @@
 //!   ChaCha8 ([`stream`]);
 //! * [`STREAM_OUTCOMES`]: per `(call, attempt)`, the attempt's latency and
 //!   every failure model's dice ([`Outcomes`], [`Draws`]; attempt 0 holds
-//!   the call's own draws, such as its contended row);
+//!   the call's own draws, such as its contended row), and per
+//!   `(call, attempt, leg)` the latency of each leg ([`Draws::leg`]);
 //! * [`STREAM_JITTER`]: per `(call, attempt)`, the policy's jitter, handed
 //!   to the engine as a ChaCha8 generator positioned at that key
 //!   ([`KeyedRng`]). Strategies draw from ChaCha in simulation, as they do
@@ -41,6 +42,9 @@ pub const STREAM_JITTER: u64 = 3;
 pub const LATENCY: usize = 0;
 /// Index of failure model `k`'s two draws: `MODEL + 2k` and `MODEL + 2k + 1`.
 pub const MODEL: usize = 8;
+/// Words per leg: leg `k` of an attempt reads words `LEG × k ..` of its
+/// draws ([`Draws::leg`]); past `MODEL + 2 × 12`, the last model's.
+pub const LEG: usize = 64;
 
 /// Attempt numbers are folded into 24 bits of a ChaCha jitter key.
 const ATTEMPT_BITS: u32 = 24;
@@ -113,6 +117,20 @@ impl Draws {
             .wrapping_add((i as u64).wrapping_add(1).wrapping_mul(GAMMA)))
     }
 
+    /// The draws of leg `k` of the same `(call, attempt)`: word `i` of
+    /// leg `k` is word `LEG × k + i` of these draws, so leg 0 is these
+    /// draws themselves and each other leg (an attempt's request, service
+    /// and response each draw their own latency) has words of its own,
+    /// past the failure models' (legs read at most 8 words each).
+    #[inline]
+    pub fn leg(&self, k: u32) -> Draws {
+        Draws {
+            key: self
+                .key
+                .wrapping_add((LEG as u64 * u64::from(k)).wrapping_mul(GAMMA)),
+        }
+    }
+
     /// Draw `i` as a uniform number in `[0, 1)`, 53 bits.
     #[inline]
     pub fn unit(&self, i: usize) -> f64 {
@@ -120,8 +138,11 @@ impl Draws {
     }
 }
 /// A 64-bit draw as a uniform number in `[0, 1)`.
+#[inline]
 pub fn unit(word: u64) -> f64 {
-    (word >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    // Through i64: the same value (below 2^53, exact either way), but one
+    // signed conversion instruction instead of the unsigned sequence.
+    ((word >> 11) as i64) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 /// The jitter RNG of one `(call, attempt)`: positioned on first use, so
@@ -251,6 +272,16 @@ mod tests {
         // standard error of the mean product is about 1/(12 sqrt n).
         let correlation = (sum_xy / n as f64) * 12.0;
         assert!(correlation.abs() < 0.02, "correlation {correlation}");
+    }
+
+    #[test]
+    fn legs_read_words_of_their_own() {
+        let d = Outcomes::new(3).at(4, 2);
+        assert_eq!(d.leg(0).raw(5), d.raw(5));
+        assert_eq!(d.leg(2).raw(3), d.raw(2 * LEG + 3));
+        // Past every failure model's dice.
+        const { assert!(LEG > MODEL + 2 * 12) };
+        assert_ne!(d.leg(1).raw(0), d.raw(0));
     }
 
     #[test]

@@ -1,7 +1,11 @@
-//! Attempt latency distributions.
+//! Attempt latency: distributions, and the anatomy of an attempt.
 //!
-//! Each attempt's latency is drawn from its own `(call, attempt)` draws, so
-//! it is the same under every policy. Samples are whole nanoseconds.
+//! An attempt crosses legs: a `request` from the client to the service, the
+//! `service`'s own work, and a `response` back to the client; a transaction
+//! of several round trips crosses them once per round trip ([`Anatomy`]).
+//! Each leg is one [`Latency`] distribution, drawn from its own
+//! `(call, attempt, leg)` draws ([`Draws::leg`]), so it is the same under
+//! every policy. Samples are whole nanoseconds.
 //!
 //! Logarithms, exponentials and sines come from the pure-Rust `libm`, not
 //! the platform's math library, so that a seed gives the same samples on
@@ -11,6 +15,9 @@
 use std::time::Duration;
 
 use crate::draws::{Draws, LATENCY};
+
+/// The most round trips one attempt may make.
+pub const MAX_ROUND_TRIPS: u32 = 16;
 
 /// The latency of one attempt, before any overload stretches it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,10 +87,12 @@ pub fn round_ns(x: f64) -> u64 {
         // 2^52 and above: already a whole number (or saturates).
         x as u64
     } else {
-        let whole = x as u64;
+        // Through i64 (exact below 2^52): one conversion instruction each
+        // way instead of the unsigned sequences.
+        let whole = x as i64;
         // Exact: below 2^52 the fraction is representable. Branch-free,
         // as the fraction is as likely below one half as above.
-        whole + u64::from(x - whole as f64 >= 0.5)
+        (whole + i64::from(x - whole as f64 >= 0.5)) as u64
     }
 }
 
@@ -96,17 +105,48 @@ fn normal_pair(d: &Draws, k: usize) -> (f64, f64) {
     (r * libm::cos(theta), r * libm::sin(theta))
 }
 
-impl Latency {
-    /// The latency in nanoseconds for these draws.
-    pub fn sample(&self, d: &Draws) -> u64 {
+/// A distribution with its parameters in nanoseconds as `f64`, converted
+/// once: sampling then does no `Duration` arithmetic. The arithmetic is
+/// exactly [`Latency::sample`]'s, which it implements.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Sampler {
+    Constant(u64),
+    Uniform { min: f64, span: f64 },
+    Normal { mean: f64, std_dev: f64 },
+    Exponential { mean: f64 },
+    Lognormal { median: f64, sigma: f64 },
+}
+
+impl Sampler {
+    fn new(l: &Latency) -> Sampler {
+        match *l {
+            Latency::Constant(v) => Sampler::Constant(to_ns(ns(v))),
+            Latency::Uniform { min, max } => Sampler::Uniform {
+                min: ns(min),
+                span: ns(max) - ns(min),
+            },
+            Latency::Normal { mean, std_dev } => Sampler::Normal {
+                mean: ns(mean),
+                std_dev: ns(std_dev),
+            },
+            Latency::Exponential { mean } => Sampler::Exponential { mean: ns(mean) },
+            Latency::Lognormal { median, sigma } => Sampler::Lognormal {
+                median: ns(median),
+                sigma,
+            },
+        }
+    }
+
+    #[inline]
+    fn sample(&self, d: &Draws) -> u64 {
         match *self {
-            Latency::Constant(v) => to_ns(ns(v)),
-            Latency::Uniform { min, max } => to_ns(ns(min) + d.unit(LATENCY) * (ns(max) - ns(min))),
-            Latency::Normal { mean, std_dev } => {
+            Sampler::Constant(v) => v,
+            Sampler::Uniform { min, span } => to_ns(min + d.unit(LATENCY) * span),
+            Sampler::Normal { mean, std_dev } => {
                 for k in 0..4 {
                     let (z0, z1) = normal_pair(d, k);
                     for z in [z0, z1] {
-                        let x = ns(mean) + ns(std_dev) * z;
+                        let x = mean + std_dev * z;
                         if x >= 0.0 {
                             return to_ns(x);
                         }
@@ -114,11 +154,48 @@ impl Latency {
                 }
                 0
             }
-            Latency::Exponential { mean } => to_ns(-ns(mean) * libm::log(1.0 - d.unit(LATENCY))),
-            Latency::Lognormal { median, sigma } => {
+            Sampler::Exponential { mean } => to_ns(-mean * libm::log(1.0 - d.unit(LATENCY))),
+            Sampler::Lognormal { median, sigma } => {
                 let (z, _) = normal_pair(d, 0);
-                to_ns(ns(median) * libm::exp(sigma * z))
+                to_ns(median * libm::exp(sigma * z))
             }
+        }
+    }
+}
+
+impl Latency {
+    /// The latency in nanoseconds for these draws.
+    pub fn sample(&self, d: &Draws) -> u64 {
+        Sampler::new(self).sample(d)
+    }
+
+    /// The distribution as an inline TOML table, every parameter written.
+    pub fn to_toml(&self) -> String {
+        use reflexio::config::format_duration as d;
+        match *self {
+            Latency::Constant(v) => {
+                format!("{{ distribution = \"constant\", value = \"{}\" }}", d(v))
+            }
+            Latency::Uniform { min, max } => format!(
+                "{{ distribution = \"uniform\", min = \"{}\", max = \"{}\" }}",
+                d(min),
+                d(max)
+            ),
+            Latency::Normal { mean, std_dev } => format!(
+                "{{ distribution = \"normal\", mean = \"{}\", std_dev = \"{}\" }}",
+                d(mean),
+                d(std_dev)
+            ),
+            Latency::Exponential { mean } => {
+                format!(
+                    "{{ distribution = \"exponential\", mean = \"{}\" }}",
+                    d(mean)
+                )
+            }
+            Latency::Lognormal { median, sigma } => format!(
+                "{{ distribution = \"lognormal\", median = \"{}\", sigma = {sigma:?} }}",
+                d(median)
+            ),
         }
     }
 
@@ -132,6 +209,170 @@ impl Latency {
             Latency::Exponential { mean } => ns(mean),
             Latency::Lognormal { median, sigma } => ns(median) * (sigma * sigma / 2.0).exp(),
         }
+    }
+}
+
+/// The legs of one attempt.
+///
+/// Round trip `r` (0-based) crosses `request`, `service` and `response`,
+/// drawn from legs `3r + 1`, `3r` and `3r + 2` of the attempt's draws; leg
+/// 0 is the attempt's own draws, so a plain `[latency]` (a `service` leg
+/// alone) samples exactly what it always did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Anatomy {
+    /// Client to service.
+    pub request: Latency,
+    /// The service's work.
+    pub service: Latency,
+    /// Service to client.
+    pub response: Latency,
+    /// Round trips per attempt (a read-then-write transaction makes 2).
+    pub round_trips: u32,
+    /// Whether the scenario gave one `distribution` for the whole attempt
+    /// (the service's work, with instant network legs).
+    pub plain: bool,
+    /// `request`, `service` and `response`, ready to sample.
+    samplers: [Sampler; 3],
+}
+
+/// One attempt's timeline, from its legs: what the service and the client
+/// each see of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timeline {
+    /// From the send to the first request's arrival at the service (ns).
+    pub request: u64,
+    /// From the first request's arrival to the end of the service's last
+    /// work (ns): for several round trips, every leg in between.
+    pub service: u64,
+    /// From the end of the service's last work to the client (ns).
+    pub response: u64,
+}
+
+impl Timeline {
+    /// From the send to the client learning the outcome, when nothing
+    /// stretches the service's work.
+    pub fn total(&self) -> u64 {
+        self.request
+            .saturating_add(self.service)
+            .saturating_add(self.response)
+    }
+}
+
+const ZERO: Latency = Latency::Constant(Duration::ZERO);
+
+impl Anatomy {
+    /// A plain latency: the whole attempt is the service's work.
+    pub fn plain(service: Latency) -> Anatomy {
+        Anatomy {
+            request: ZERO,
+            service,
+            response: ZERO,
+            round_trips: 1,
+            plain: true,
+            samplers: [
+                Sampler::new(&ZERO),
+                Sampler::new(&service),
+                Sampler::new(&ZERO),
+            ],
+        }
+    }
+
+    /// Legs, instant where `None`, over `round_trips` round trips.
+    pub fn legs(
+        request: Option<Latency>,
+        service: Option<Latency>,
+        response: Option<Latency>,
+        round_trips: u32,
+    ) -> Anatomy {
+        let (request, service, response) = (
+            request.unwrap_or(ZERO),
+            service.unwrap_or(ZERO),
+            response.unwrap_or(ZERO),
+        );
+        Anatomy {
+            request,
+            service,
+            response,
+            round_trips: round_trips.clamp(1, MAX_ROUND_TRIPS),
+            plain: false,
+            samplers: [
+                Sampler::new(&request),
+                Sampler::new(&service),
+                Sampler::new(&response),
+            ],
+        }
+    }
+
+    /// The `[latency]` table, normalised: every leg and parameter written,
+    /// followed by the mean timeline as comments.
+    pub fn to_toml(&self) -> String {
+        let mut text = String::from("[latency]\n");
+        if self.plain {
+            // `{ distribution = .. }` without its braces.
+            let inline = self.service.to_toml();
+            let body = inline.trim_start_matches("{ ").trim_end_matches(" }");
+            for field in body.split(", ") {
+                text.push_str(field);
+                text.push('\n');
+            }
+            text.push_str(
+                "# the whole attempt is the service's work; its request and response are instant\n",
+            );
+        } else {
+            text.push_str(&format!("round_trips = {}\n", self.round_trips));
+            text.push_str(&format!("request = {}\n", self.request.to_toml()));
+            text.push_str(&format!("service = {}\n", self.service.to_toml()));
+            text.push_str(&format!("response = {}\n", self.response.to_toml()));
+        }
+        let n = f64::from(self.round_trips);
+        let (req, svc, resp) = (
+            self.request.mean_ns(),
+            self.service.mean_ns(),
+            self.response.mean_ns(),
+        );
+        // Milliseconds to the nanosecond, without trailing zeros.
+        let ms = |x: f64| format!("{} ms", (x).round() / 1e6);
+        text.push_str(&format!(
+            "# mean timeline: the request arrives {} after the send; the service works from then until {} (contention reads and writes at those two instants); the client learns the outcome {} after the send\n",
+            ms(req),
+            ms(req + n * svc + (n - 1.0) * (resp + req)),
+            ms(n * (req + svc + resp)),
+        ));
+        text
+    }
+
+    /// Whether the request leg is always zero (no draw needed to know).
+    pub fn instant_request(&self) -> bool {
+        self.request == ZERO
+    }
+
+    /// The timeline of the attempt whose draws are `d`.
+    #[inline]
+    pub fn sample(&self, d: &Draws) -> Timeline {
+        let [request, service, response] = &self.samplers;
+        let leg = |l: &Sampler, k: u32| -> u64 {
+            match l {
+                Sampler::Constant(v) => *v,
+                _ => l.sample(&d.leg(k)),
+            }
+        };
+        let mut t = Timeline {
+            request: leg(request, 1),
+            service: leg(service, 0),
+            response: leg(response, 2),
+        };
+        for r in 1..self.round_trips {
+            // The previous response and this request and work all fall
+            // between the first arrival and the last work's end.
+            let k = 3 * r;
+            t.service = t
+                .service
+                .saturating_add(t.response)
+                .saturating_add(leg(request, k + 1))
+                .saturating_add(leg(service, k));
+            t.response = leg(response, k + 2);
+        }
+        t
     }
 }
 

@@ -36,6 +36,7 @@ pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod output;
+mod queue;
 pub mod report;
 pub mod scenario;
 pub mod world;

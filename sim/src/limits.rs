@@ -134,6 +134,22 @@ fn human_time(secs: f64) -> String {
 /// A refusal: the field's dotted path and what is wrong.
 pub type Refusal = (String, String);
 
+/// How long the calls of a phased workload take to arrive, on average.
+fn phased_span(workload: &Workload) -> f64 {
+    let mut left = workload.calls.saturating_sub(1) as f64;
+    let mut span = 0.0;
+    for p in &workload.phases {
+        match p.length {
+            Some(l) if left > p.rate * l.as_secs_f64() => {
+                left -= p.rate * l.as_secs_f64();
+                span += l.as_secs_f64();
+            }
+            _ => return span + left / p.rate,
+        }
+    }
+    span
+}
+
 /// Checks that the calls' arrivals fit in [`MAX_BUCKETS`] load buckets of
 /// `bucket`. `bucket_set` says whether the scenario set `bucket` (the
 /// error then names it; otherwise it names the workload field that
@@ -149,10 +165,22 @@ pub fn check_timeline(
     let gaps = workload.calls.saturating_sub(1) as f64;
     let (span, field, what) = match &workload.arrival {
         Arrival::AllAtOnce => return Ok(()),
-        Arrival::FixedRate { rate } => (gaps / rate, "workload.rate", "the calls arrive over"),
+        Arrival::FixedRate { rate } => (
+            gaps / rate,
+            if workload.phases.is_empty() {
+                "workload.rate"
+            } else {
+                "workload.phases"
+            },
+            "the calls arrive over",
+        ),
         Arrival::Poisson { rate } => (
             gaps / rate,
-            "workload.rate",
+            if workload.phases.is_empty() {
+                "workload.rate"
+            } else {
+                "workload.phases"
+            },
             "the calls arrive, on average, over",
         ),
         Arrival::ClosedLoop {
@@ -166,6 +194,12 @@ pub fn check_timeline(
                 "the clients' think times alone take",
             )
         }
+    };
+    // With phases, the calls arrive at each phase's rate in turn.
+    let span = if workload.phases.is_empty() {
+        span
+    } else {
+        phased_span(workload)
     };
     let width = bucket.as_secs_f64();
     let buckets = span / width;

@@ -2,7 +2,9 @@
 //!
 //! Percentiles are nearest-rank: the `p`-th percentile of `n` sorted values
 //! is the value at rank `ceil(p × n)`. Durations are reported in
-//! milliseconds, rounded to the microsecond.
+//! milliseconds, exactly (a whole number of nanoseconds over 10^6, to the
+//! nearest `f64`); no metric is rounded, so JSON keeps every significant
+//! digit (the shortest text that reads back as the same `f64`).
 
 use reflexio::engine::{EventKind, StopReason};
 use serde::Serialize;
@@ -151,23 +153,23 @@ impl CallResults {
             policy: policy.to_owned(),
             calls,
             successes,
-            success_rate: round(successes as f64 / calls.max(1) as f64, 6),
+            success_rate: successes as f64 / calls.max(1) as f64,
             failures,
             attempts_total: self.attempts_total,
-            attempts_mean: round(self.attempts_total as f64 / calls.max(1) as f64, 4),
+            attempts_mean: self.attempts_total as f64 / calls.max(1) as f64,
             attempts_p50: attempt_rank(0.5),
             attempts_p90: attempt_rank(0.9),
             attempts_p99: attempt_rank(0.99),
             attempts_max: max_attempts,
             attempts_histogram: histogram,
             sleep_total_ms: ms(sleep_total),
-            sleep_mean_ms: round(sleep_total as f64 / 1e6 / calls.max(1) as f64, 3),
+            sleep_mean_ms: sleep_total as f64 / 1e6 / calls.max(1) as f64,
             sleep_p99_ms: ms(pick(&self.sleep, 0.99)),
             latency_p50_ms: ms(pick(&self.latency, 0.5)),
             latency_p99_ms: ms(pick(&self.latency, 0.99)),
             latency_max_ms: ms(self.latency.last().copied().unwrap_or(0)),
-            load_amplification: round(self.attempts_total as f64 / calls.max(1) as f64, 4),
-            peak_attempts_per_s: round(peak as f64 * per_second, 3),
+            load_amplification: self.attempts_total as f64 / calls.max(1) as f64,
+            peak_attempts_per_s: peak as f64 * per_second,
             finished_at_ms: ms(self.last_end),
             violations,
             violation_list,
@@ -182,13 +184,8 @@ fn rank(p: f64, n: u64) -> u64 {
     ((p * n as f64).ceil() as u64).clamp(1, n.max(1))
 }
 
-fn round(x: f64, digits: i32) -> f64 {
-    let scale = 10f64.powi(digits);
-    (x * scale).round() / scale
-}
-
 fn ms(ns: u64) -> f64 {
-    round(ns as f64 / 1e6, 3)
+    ns as f64 / 1e6
 }
 
 /// Failed calls by the reason they stopped.
@@ -324,18 +321,44 @@ pub const SCALARS: &[Scalar] = &[
     ("violations", |m| m.violations as f64),
 ];
 
-/// Mean and standard error of the mean (0 for a single value).
-pub fn mean_stderr(values: &[f64]) -> (f64, f64) {
+/// A metric over runs: its mean, the per-run standard deviation and the
+/// standard error of the mean.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// Mean over runs.
+    pub mean: f64,
+    /// Per-run (sample) standard deviation, with `n − 1` in the
+    /// denominator; 0 for a single run.
+    pub std_dev: f64,
+    /// Standard error of the mean: `std_dev / sqrt(n)`; 0 for a single run.
+    pub stderr: f64,
+}
+
+/// Mean, per-run standard deviation and standard error of `values`.
+pub fn spread(values: &[f64]) -> Spread {
     let n = values.len() as f64;
     if values.is_empty() {
-        return (0.0, 0.0);
+        return Spread {
+            mean: 0.0,
+            std_dev: 0.0,
+            stderr: 0.0,
+        };
     }
     let mean = values.iter().sum::<f64>() / n;
     if values.len() < 2 {
-        return (mean, 0.0);
+        return Spread {
+            mean,
+            std_dev: 0.0,
+            stderr: 0.0,
+        };
     }
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (round(mean, 6), round((var / n).sqrt(), 6))
+    let std_dev = var.sqrt();
+    Spread {
+        mean,
+        std_dev,
+        stderr: std_dev / n.sqrt(),
+    }
 }
 
 #[cfg(test)]
@@ -364,10 +387,35 @@ mod tests {
     }
 
     #[test]
-    fn standard_error() {
-        let (m, se) = mean_stderr(&[1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(m, 2.5);
-        assert!((se - 0.645497).abs() < 1e-6);
-        assert_eq!(mean_stderr(&[7.0]), (7.0, 0.0));
+    fn standard_deviation_and_error() {
+        let s = spread(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(s.mean, 2.5);
+        // Variance (2.25 + 0.25 + 0.25 + 2.25) / 3 = 5/3.
+        assert!((s.std_dev - (5.0f64 / 3.0).sqrt()).abs() < 1e-15);
+        assert!((s.stderr - s.std_dev / 2.0).abs() < 1e-15);
+        assert!((s.stderr - 0.645497).abs() < 1e-6);
+        let one = spread(&[7.0]);
+        assert_eq!((one.mean, one.std_dev, one.stderr), (7.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn metrics_keep_their_significant_digits() {
+        let mut r = CallResults::new(3);
+        r.record(0, 1_234_567, 1_234_567, 7, 1, None);
+        r.record(1, 1, 1, 0, 2, None);
+        r.record(2, 1, 1, 0, 1, Some(StopReason::Permanent));
+        r.attempts_total = 4;
+        let m = r.into_metrics("p", 1_000_000_000, Vec::new(), 0);
+        assert_eq!(m.latency_max_ms, 1.234567);
+        assert_eq!(m.latency_p50_ms, 0.000001);
+        assert_eq!(m.attempts_mean, 4.0 / 3.0);
+        assert_eq!(m.success_rate, 2.0 / 3.0);
+        assert_eq!(m.sleep_mean_ms, 7e-6 / 3.0);
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(
+            json.contains("\"attempts_mean\":1.3333333333333333"),
+            "{json}"
+        );
+        assert!(json.contains("\"latency_max_ms\":1.234567"), "{json}");
     }
 }

@@ -1,11 +1,17 @@
 //! Failure models of the simulated service.
 //!
-//! A scenario chains models in the order it lists them. When an attempt
-//! starts, each model whose time window holds the start time is consulted
-//! in turn; the first that fails the attempt decides its class (and any
-//! retry-after hint), and later models do not see the attempt at all. Two
-//! models decide later, when the attempt ends: contention (the write
-//! happens at the end) and overload's client timeout.
+//! Every model acts on the service's timeline. An attempt's request
+//! arrives at the service after its request leg; the scenario's models are
+//! consulted then, in the order it lists them. Each model whose time window
+//! holds the arrival time is asked in turn; the first that fails the
+//! attempt decides its class (and any retry-after hint), and later models
+//! do not see the attempt at all. So the rate limiter and overload see an
+//! attempt when its request arrives, and outage, random, scripted and
+//! trace decide by the arrival time. Two models decide later: contention
+//! reads the row's version at the arrival and writes when the service's
+//! work ends (for a transaction of several round trips: at the first
+//! request's arrival and at the end of the last work), and overload's
+//! client timeout, which runs from the client's send.
 //!
 //! Models that keep state (the rate limiter's bucket, the contended rows'
 //! versions, the overloaded service's load) keep it per policy run: each
@@ -14,6 +20,7 @@
 use reflexio::{Classification, ErrorClass};
 
 use crate::draws::{Draws, MODEL};
+use crate::latency::Timeline;
 
 /// An attempt's outcome: `None` for success, else the failure.
 pub type Outcome = Option<Classification>;
@@ -139,18 +146,23 @@ enum State {
     },
 }
 
-/// What the service does with one attempt, decided when it starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the service does with one attempt, decided when its request
+/// arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Plan {
-    /// When the client sees the attempt end, after its start (ns).
-    pub latency: u64,
+    /// From the request's arrival to the end of the service's work (ns),
+    /// after any overload stretched it.
+    pub service: u64,
+    /// From the client's send to the client learning the outcome (ns): the
+    /// request, the service's work and the response; or the client's
+    /// timeout, if that came first.
+    pub client: u64,
     /// The outcome, unless contention decides it at the end.
     pub outcome: Outcome,
     /// The contention model and the version read: `(model, row, version)`.
     pub write: Option<(u8, u32, u64)>,
-    /// The overload model holding a slot, and how long the service works
-    /// on the attempt (longer than `latency` after a client timeout).
-    pub load: Option<(u8, u64)>,
+    /// The overload model holding a slot until the service's work ends.
+    pub load: Option<u8>,
 }
 
 /// The chain of models with their state for one policy run.
@@ -177,19 +189,20 @@ impl<'a> Service<'a> {
         Service { models, states }
     }
 
-    /// Decides attempt `attempt` of a call starting at `now`, whose base
-    /// latency is `latency` ns, with its `(call, attempt)` draws and the
-    /// call's row draw.
+    /// Decides attempt `attempt` of a call, whose request arrives at the
+    /// service at `now`, with its legs' `timeline`, its `(call, attempt)`
+    /// draws and the call's row draw.
     pub fn start(
         &mut self,
         now: u64,
         attempt: u32,
-        latency: u64,
+        timeline: &Timeline,
         draws: &Draws,
         row_draw: u64,
     ) -> Plan {
         let mut plan = Plan {
-            latency,
+            service: timeline.service,
+            client: timeline.total(),
             outcome: None,
             write: None,
             load: None,
@@ -198,7 +211,8 @@ impl<'a> Service<'a> {
             if !model.window.contains(now) {
                 continue;
             }
-            let (u0, u1) = (draws.unit(MODEL + 2 * k), draws.unit(MODEL + 2 * k + 1));
+            // Model k's two dice, read only by the models that roll them.
+            let u0 = || draws.unit(MODEL + 2 * k);
             let failed: Outcome = match (&model.kind, state) {
                 (
                     ModelKind::Random {
@@ -208,7 +222,8 @@ impl<'a> Service<'a> {
                     },
                     _,
                 ) => {
-                    if u0 < *probability {
+                    if u0() < *probability {
+                        let u1 = draws.unit(MODEL + 2 * k + 1);
                         let class = classes
                             .iter()
                             .find(|(_, upto)| u1 < *upto)
@@ -266,16 +281,21 @@ impl<'a> Service<'a> {
                 ) => {
                     *in_flight += 1;
                     let excess = (*in_flight as f64 / f64::from(*capacity) - 1.0).max(0.0);
-                    let stretched = (plan.latency as f64 * (1.0 + latency_growth * excess))
+                    let stretched = (plan.service as f64 * (1.0 + latency_growth * excess))
                         .min(crate::latency::MAX_LATENCY_NS as f64);
                     let served = crate::latency::round_ns(stretched);
-                    plan.latency = served;
-                    plan.load = Some((k as u8, served));
+                    plan.service = served;
+                    plan.client = timeline
+                        .request
+                        .saturating_add(served)
+                        .saturating_add(timeline.response);
+                    plan.load = Some(k as u8);
                     let p = (error_rate + error_growth * excess).min(1.0);
-                    let mut outcome = (u0 < p).then_some(Classification::new(*class));
+                    let mut outcome = (u0() < p).then_some(Classification::new(*class));
                     if let Some(limit) = timeout {
-                        if served > *limit {
-                            plan.latency = *limit;
+                        // The client's timeout runs from its send.
+                        if plan.client > *limit {
+                            plan.client = *limit;
                             outcome = Some(Classification::new(ErrorClass::Transient));
                         }
                     }

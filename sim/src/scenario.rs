@@ -21,7 +21,7 @@ use reflexio::ErrorClass;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-use crate::latency::Latency;
+use crate::latency::{Anatomy, Latency, MAX_ROUND_TRIPS};
 use crate::limits;
 use crate::model::{Model, ModelKind, Outcome, Window};
 
@@ -59,8 +59,8 @@ pub struct Scenario {
     pub bucket: Duration,
     /// Calls and their arrivals.
     pub workload: Workload,
-    /// Latency of one attempt, before any overload.
-    pub latency: Latency,
+    /// The legs of one attempt, before any overload.
+    pub latency: Anatomy,
     /// The failure models, consulted in order.
     pub failures: Vec<Model>,
     /// The policies compared, in file order.
@@ -79,9 +79,82 @@ pub struct Workload {
     pub calls: u64,
     /// How calls arrive.
     pub arrival: Arrival,
+    /// Piecewise arrival rates of `fixed_rate` and `poisson` arrivals, in
+    /// time order; empty for one rate throughout (the arrival's own).
+    pub phases: Vec<Phase>,
     /// The operation name handed to the engine.
     pub operation: String,
 }
+
+impl Workload {
+    /// The `[workload]` table, normalised: every default written, phases
+    /// with the times they cover as comments.
+    pub fn to_toml(&self) -> String {
+        use reflexio::config::format_duration as d;
+        let mut text = format!("[workload]\ncalls = {}\n", self.calls);
+        match &self.arrival {
+            Arrival::AllAtOnce => text.push_str("arrival = \"all_at_once\"\n"),
+            Arrival::ClosedLoop {
+                clients,
+                think_time,
+            } => text.push_str(&format!(
+                "arrival = \"closed_loop\"\nclients = {clients}\nthink_time = \"{}\"\n",
+                d(*think_time)
+            )),
+            Arrival::FixedRate { rate } | Arrival::Poisson { rate } => {
+                let name = if matches!(self.arrival, Arrival::Poisson { .. }) {
+                    "poisson"
+                } else {
+                    "fixed_rate"
+                };
+                text.push_str(&format!("arrival = \"{name}\"\n"));
+                if self.phases.is_empty() {
+                    text.push_str(&format!("rate = {rate:?}\n"));
+                } else {
+                    text.push_str("phases = [\n");
+                    let mut from = Duration::ZERO;
+                    for p in &self.phases {
+                        match p.length {
+                            Some(l) => {
+                                text.push_str(&format!(
+                                    "  {{ rate = {:?}, for = \"{}\" }}, # {} to {}\n",
+                                    p.rate,
+                                    d(l),
+                                    d(from),
+                                    d(from + l)
+                                ));
+                                from += l;
+                            }
+                            None => text.push_str(&format!(
+                                "  {{ rate = {:?} }}, # from {} until every call has arrived\n",
+                                p.rate,
+                                d(from)
+                            )),
+                        }
+                    }
+                    text.push_str("]\n");
+                }
+            }
+        }
+        text.push_str(&format!("operation = {:?}\n", self.operation));
+        text
+    }
+}
+
+/// One phase of piecewise arrival rates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    /// Calls per second during the phase.
+    pub rate: f64,
+    /// How long it lasts; `None` for the last phase, which lasts until
+    /// every call has arrived.
+    pub length: Option<Duration>,
+    /// When it ends, in virtual ns from time zero; `None` for the last.
+    pub end: Option<u64>,
+}
+
+/// The most phases one workload may have.
+pub const MAX_PHASES: usize = 64;
 
 /// Arrival processes.
 #[derive(Debug, Clone, PartialEq)]
@@ -214,7 +287,16 @@ struct RawWorkload {
     rate: Option<f64>,
     clients: Option<u32>,
     think_time: Option<Time>,
+    phases: Option<Vec<RawPhase>>,
     operation: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhase {
+    rate: Option<f64>,
+    #[serde(rename = "for")]
+    length: Option<Time>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -230,6 +312,24 @@ enum DistKind {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLatency {
+    distribution: Option<DistKind>,
+    value: Option<Time>,
+    min: Option<Time>,
+    max: Option<Time>,
+    mean: Option<Time>,
+    std_dev: Option<Time>,
+    median: Option<Time>,
+    sigma: Option<f64>,
+    request: Option<RawLeg>,
+    service: Option<RawLeg>,
+    response: Option<RawLeg>,
+    round_trips: Option<u32>,
+}
+
+/// One leg's distribution: `request = { distribution = "constant", value = "10ms" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLeg {
     distribution: DistKind,
     value: Option<Time>,
     min: Option<Time>,
@@ -238,6 +338,33 @@ struct RawLatency {
     std_dev: Option<Time>,
     median: Option<Time>,
     sigma: Option<f64>,
+}
+
+/// A distribution's kind and parameters, as written.
+struct RawDist {
+    distribution: DistKind,
+    value: Option<Time>,
+    min: Option<Time>,
+    max: Option<Time>,
+    mean: Option<Time>,
+    std_dev: Option<Time>,
+    median: Option<Time>,
+    sigma: Option<f64>,
+}
+
+impl From<RawLeg> for RawDist {
+    fn from(l: RawLeg) -> RawDist {
+        RawDist {
+            distribution: l.distribution,
+            value: l.value,
+            min: l.min,
+            max: l.max,
+            mean: l.mean,
+            std_dev: l.std_dev,
+            median: l.median,
+            sigma: l.sigma,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -506,8 +633,8 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
         return Err(err("max_simulated_attempts", "must be at least 1"));
     }
     let latency = match raw.latency {
-        Some(l) => build_latency(l)?,
-        None => Latency::Constant(Duration::from_millis(10)),
+        Some(l) => build_anatomy(l)?,
+        None => Anatomy::plain(Latency::Constant(Duration::from_millis(10))),
     };
     if raw.failures.len() > MAX_MODELS {
         return Err(err(
@@ -518,6 +645,24 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
     let mut failures = Vec::new();
     for (i, f) in raw.failures.into_iter().enumerate() {
         failures.push(build_model(i, f, dir)?);
+    }
+    if latency.round_trips > 1 {
+        // A transaction sends one request per round trip; these models
+        // count requests, and would see only the first.
+        for (i, m) in failures.iter().enumerate() {
+            let name = match m.kind {
+                ModelKind::RateLimit { .. } => "rate_limit",
+                ModelKind::Overload { .. } => "overload",
+                _ => continue,
+            };
+            return Err(err(
+                format!("failures.{i}.model"),
+                format!(
+                    "the `{name}` model counts one request per attempt, but `latency.round_trips = {}` sends {} per attempt; a transaction of several round trips can meet only `contention`, `random`, `outage`, `scripted` and `trace`",
+                    latency.round_trips, latency.round_trips
+                ),
+            ));
+        }
     }
     if raw.policies.is_empty() {
         return Err(err(
@@ -640,6 +785,22 @@ fn build_workload(raw: Option<RawWorkload>) -> Result<Workload, Err0> {
     }
     let kind = raw.arrival.unwrap_or(ArrivalKind::AllAtOnce);
     let needs_rate = matches!(kind, ArrivalKind::FixedRate | ArrivalKind::Poisson);
+    let phases = match raw.phases {
+        None => Vec::new(),
+        Some(_) if !needs_rate => {
+            return Err(err(
+                "workload.phases",
+                "`phases` applies only to `arrival = \"fixed_rate\"` or `\"poisson\"`",
+            ))
+        }
+        Some(_) if raw.rate.is_some() => {
+            return Err(err(
+                "workload.rate",
+                "give either one `rate` or `phases`, not both",
+            ))
+        }
+        Some(list) => build_phases(list)?,
+    };
     if !needs_rate && raw.rate.is_some() {
         return Err(err(
             "workload.rate",
@@ -660,10 +821,13 @@ fn build_workload(raw: Option<RawWorkload>) -> Result<Workload, Err0> {
         ));
     }
     let rate = || -> Result<f64, Err0> {
+        if let Some(first) = phases.first() {
+            return Ok(first.rate);
+        }
         let rate = raw.rate.ok_or_else(|| {
             err(
                 "workload.arrival",
-                "this arrival process needs `rate`, in calls per second",
+                "this arrival process needs `rate`, in calls per second, or `phases`",
             )
         })?;
         positive_finite("workload.rate", rate, "the rate (calls per second)")
@@ -739,11 +903,168 @@ fn build_workload(raw: Option<RawWorkload>) -> Result<Workload, Err0> {
     Ok(Workload {
         calls,
         arrival,
+        phases,
         operation,
     })
 }
 
-fn build_latency(raw: RawLatency) -> Result<Latency, Err0> {
+/// Piecewise rates: every phase but the last lasts `for`; the last lasts
+/// until every call has arrived.
+fn build_phases(list: Vec<RawPhase>) -> Result<Vec<Phase>, Err0> {
+    if list.is_empty() {
+        return Err(err(
+            "workload.phases",
+            "list at least one phase, such as [{ rate = 40.0, for = \"10s\" }, { rate = 80.0 }]",
+        ));
+    }
+    if list.len() > MAX_PHASES {
+        return Err(err(
+            format!("workload.phases.{MAX_PHASES}"),
+            format!("at most {MAX_PHASES} phases"),
+        ));
+    }
+    let last = list.len() - 1;
+    let mut end = 0u64;
+    let mut phases = Vec::with_capacity(list.len());
+    for (i, p) in list.into_iter().enumerate() {
+        let at = |field: &str| format!("workload.phases.{i}.{field}");
+        let rate = p.rate.ok_or_else(|| {
+            err(
+                format!("workload.phases.{i}"),
+                "each phase needs `rate`, in calls per second",
+            )
+        })?;
+        let rate = positive_finite(&at("rate"), rate, "the rate (calls per second)")?;
+        let length = match (p.length, i == last) {
+            (Some(_), true) => {
+                return Err(err(
+                    at("for"),
+                    "the last phase lasts until every call has arrived: drop its `for`",
+                ))
+            }
+            (None, false) => {
+                return Err(err(
+                    format!("workload.phases.{i}"),
+                    "every phase but the last needs `for`, how long it lasts, such as \"5s\"",
+                ))
+            }
+            (Some(t), false) if t.0.is_zero() => {
+                return Err(err(at("for"), "a phase must last longer than zero"))
+            }
+            (length, _) => length.map(|t| t.0),
+        };
+        let phase_end = match length {
+            Some(l) => {
+                end = end.saturating_add(nanos(l));
+                Some(end)
+            }
+            None => None,
+        };
+        phases.push(Phase {
+            rate,
+            length,
+            end: phase_end,
+        });
+    }
+    Ok(phases)
+}
+
+/// The legs of an attempt: one `distribution` for the whole attempt (the
+/// service's work, with instant network legs), or `request`, `service`
+/// and `response` legs (missing ones instant), over `round_trips`.
+fn build_anatomy(raw: RawLatency) -> Result<Anatomy, Err0> {
+    let legs = [
+        ("request", raw.request.is_some()),
+        ("service", raw.service.is_some()),
+        ("response", raw.response.is_some()),
+    ];
+    let first_leg = legs.iter().find(|(_, set)| *set).map(|(n, _)| *n);
+    let Some(distribution) = raw.distribution else {
+        let Some(_) = first_leg else {
+            let stray = [
+                ("value", raw.value.is_some()),
+                ("min", raw.min.is_some()),
+                ("max", raw.max.is_some()),
+                ("mean", raw.mean.is_some()),
+                ("std_dev", raw.std_dev.is_some()),
+                ("median", raw.median.is_some()),
+                ("sigma", raw.sigma.is_some()),
+                ("round_trips", raw.round_trips.is_some()),
+            ]
+            .into_iter()
+            .find(|(_, set)| *set)
+            .map_or("latency".to_owned(), |(n, _)| format!("latency.{n}"));
+            return Err(err(
+                stray,
+                "`[latency]` needs either `distribution` (one latency for the whole attempt) or legs: `request`, `service`, `response`, each a table such as { distribution = \"constant\", value = \"10ms\" }",
+            ));
+        };
+        for (field, set) in [
+            ("value", raw.value.is_some()),
+            ("min", raw.min.is_some()),
+            ("max", raw.max.is_some()),
+            ("mean", raw.mean.is_some()),
+            ("std_dev", raw.std_dev.is_some()),
+            ("median", raw.median.is_some()),
+            ("sigma", raw.sigma.is_some()),
+        ] {
+            if set {
+                return Err(err(
+                    format!("latency.{field}"),
+                    format!("with legs, `{field}` belongs inside a leg's table, such as `service = {{ distribution = \"...\", {field} = ... }}`"),
+                ));
+            }
+        }
+        let round_trips = raw.round_trips.unwrap_or(1);
+        if round_trips == 0 || round_trips > MAX_ROUND_TRIPS {
+            return Err(err(
+                "latency.round_trips",
+                format!(
+                    "must be from 1 to {MAX_ROUND_TRIPS} (2 for a read-then-write transaction)"
+                ),
+            ));
+        }
+        let leg = |name: &str, l: Option<RawLeg>| -> Result<Option<Latency>, Err0> {
+            l.map(|l| build_dist(&format!("latency.{name}"), l.into()))
+                .transpose()
+        };
+        return Ok(Anatomy::legs(
+            leg("request", raw.request)?,
+            leg("service", raw.service)?,
+            leg("response", raw.response)?,
+            round_trips,
+        ));
+    };
+    if let Some(leg) = first_leg {
+        return Err(err(
+            format!("latency.{leg}"),
+            "give either one `distribution` for the whole attempt or legs (`request`, `service`, `response`), not both",
+        ));
+    }
+    if raw.round_trips.is_some() {
+        return Err(err(
+            "latency.round_trips",
+            "round trips cross the network: describe them with legs (`request`, `service`, `response`) instead of one `distribution`",
+        ));
+    }
+    let dist = build_dist(
+        "latency",
+        RawDist {
+            distribution,
+            value: raw.value,
+            min: raw.min,
+            max: raw.max,
+            mean: raw.mean,
+            std_dev: raw.std_dev,
+            median: raw.median,
+            sigma: raw.sigma,
+        },
+    )?;
+    Ok(Anatomy::plain(dist))
+}
+
+/// One distribution at dotted `at` (`latency` or `latency.request`).
+fn build_dist(at: &str, raw: RawDist) -> Result<Latency, Err0> {
     let fields = [
         ("value", raw.value.is_some()),
         ("min", raw.min.is_some()),
@@ -763,7 +1084,7 @@ fn build_latency(raw: RawLatency) -> Result<Latency, Err0> {
     for (field, set) in fields {
         if set && !allowed.contains(&field) {
             return Err(err(
-                format!("latency.{field}"),
+                format!("{at}.{field}"),
                 format!(
                     "`{field}` is not a parameter of the `{dist}` distribution; it takes: {}",
                     allowed.join(", ")
@@ -774,7 +1095,7 @@ fn build_latency(raw: RawLatency) -> Result<Latency, Err0> {
     let need = |v: Option<Time>, field: &str| -> Result<Duration, Err0> {
         v.map(|t| t.0).ok_or_else(|| {
             err(
-                "latency.distribution",
+                format!("{at}.distribution"),
                 format!(
                     "the `{dist}` distribution needs `{field}`; it takes: {}",
                     allowed.join(", ")
@@ -787,7 +1108,7 @@ fn build_latency(raw: RawLatency) -> Result<Latency, Err0> {
         DistKind::Uniform => {
             let (min, max) = (need(raw.min, "min")?, need(raw.max, "max")?);
             if min > max {
-                return Err(err("latency.min", "`min` must not be above `max`"));
+                return Err(err(format!("{at}.min"), "`min` must not be above `max`"));
             }
             Latency::Uniform { min, max }
         }
@@ -798,25 +1119,25 @@ fn build_latency(raw: RawLatency) -> Result<Latency, Err0> {
         DistKind::Exponential => {
             let mean = need(raw.mean, "mean")?;
             if mean.is_zero() {
-                return Err(err("latency.mean", "must be greater than zero"));
+                return Err(err(format!("{at}.mean"), "must be greater than zero"));
             }
             Latency::Exponential { mean }
         }
         DistKind::Lognormal => {
             let median = need(raw.median, "median")?;
             if median.is_zero() {
-                return Err(err("latency.median", "must be greater than zero"));
+                return Err(err(format!("{at}.median"), "must be greater than zero"));
             }
             let sigma = raw.sigma.ok_or_else(|| {
                 err(
-                    "latency.distribution",
+                    format!("{at}.distribution"),
                     "the `lognormal` distribution needs `sigma`, the shape (standard deviation of the log), such as 0.5",
                 )
             })?;
-            let sigma = non_negative("latency.sigma", sigma, "sigma")?;
+            let sigma = non_negative(&format!("{at}.sigma"), sigma, "sigma")?;
             if sigma > 10.0 {
                 return Err(err(
-                    "latency.sigma",
+                    format!("{at}.sigma"),
                     format!("{sigma} is too wide a shape; allowed: 0 to 10"),
                 ));
             }

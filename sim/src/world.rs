@@ -1,15 +1,43 @@
 //! The discrete-event loop: virtual time, calls in flight, the engine.
 //!
-//! Events sit in a binary heap ordered by `(time, sequence number)`, so
-//! simultaneous events run in the order they were scheduled. Nothing reads
+//! Events sit in a binary heap (see `queue.rs`) ordered by `(time,
+//! sequence number)`, so simultaneous events run in the order they were
+//! scheduled. Nothing reads
 //! a clock. A call's state lives in a slab slot while it is in flight;
 //! per-call results go to flat vectors indexed by call id.
 //!
+//! One attempt, on two timelines (see [`crate::latency::Anatomy`]):
+//!
+//! ```text
+//! client:  send ──request──▶            ◀──response── learns (engine decides)
+//! service:        arrival (models decide) ──work── end (contention writes)
+//! ```
+//!
+//! * [`ARRIVAL`]: a call arrives at the client, which sends its first
+//!   attempt;
+//! * [`REACH`]: an attempt's request reaches the service, whose failure
+//!   models decide (the rate limiter, overload's load, contention's read);
+//! * [`SERVICE_END`]: the service's work ends (contention's write,
+//!   overload's slot freed);
+//! * [`LEARN`]: the client learns the outcome, after the response leg or at
+//!   its timeout (which runs from the send), and asks the engine what next;
+//! * [`WAKE`]: the client wakes from its backoff and sends the next attempt;
+//! * [`SERVER_DONE`]: the service ends work on an attempt whose client has
+//!   already timed out.
+//!
+//! The engine's decision depends on nothing shared between calls, so by
+//! default ([`Mode::Auto`]) the client learns inside the service-end event,
+//! with its own (later) time, and the next attempt is queued straight at
+//! its arrival at the service: two queued events per attempt, as for an
+//! attempt without legs. Policy state shared across calls that must see
+//! decisions in client-time order would queue [`LEARN`] and [`WAKE`] as
+//! [`Mode::Events`] does. When every failure model is stateless, each
+//! call is played out whole when it arrives.
+//!
 //! Every policy runs alone against a fresh [`Service`], with the same
-//! arrivals and the same `(call, attempt)` draws (see [`crate::draws`]).
+//! arrivals and the same `(call, attempt, leg)` draws (see
+//! [`crate::draws`]).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -18,11 +46,13 @@ use std::time::Duration;
 use reflexio::engine::{CallState, Decision, Failure, StopReason};
 
 use crate::check::{Audit, Checker};
-use crate::draws::{self, KeyedRng, Outcomes};
+use crate::draws::{self, Draws, KeyedRng, Outcomes};
+use crate::latency::Timeline;
 use crate::metrics::{CallResults, PolicyMetrics};
 use crate::model::{ModelKind, Plan, Service};
+use crate::queue::Queue;
 use crate::report::{Report, RunReport};
-use crate::scenario::{Arrival, Policy, Scenario};
+use crate::scenario::{Arrival, Phase, Policy, Scenario};
 
 /// A run that could not finish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,12 +64,15 @@ pub enum SimError {
         /// The limit reached.
         limit: u64,
     },
-    /// A policy made far more attempts than the workload can justify.
+    /// A policy made far more attempts than the workload can justify: the
+    /// runaway stop ([`runaway_limit`]).
     Runaway {
         /// The policy.
         policy: String,
         /// Attempts made when the run was stopped.
         attempts: u64,
+        /// Calls in the workload.
+        calls: u64,
     },
     /// The virtual timeline went past the load series' last bucket.
     Timeline {
@@ -84,9 +117,14 @@ impl fmt::Display for SimError {
                 f,
                 "policy `{policy}` had {limit} calls in flight at once, the most memory allows; the simulation was stopped. Lower the arrival rate or the number of calls"
             ),
-            SimError::Runaway { policy, attempts } => write!(
+            SimError::Runaway {
+                policy,
+                attempts,
+                calls,
+            } => write!(
                 f,
-                "policy `{policy}` made more than {attempts} attempts; the simulation was stopped. Give it a deadline or a lower max_attempts"
+                "runaway: policy `{policy}` made more than {attempts} attempts for {calls} call{} (the limit is {RUNAWAY_ATTEMPTS_PER_CALL} attempts per call on average, and at least {RUNAWAY_FLOOR} in all); the simulation was stopped. A policy that retries without pause or cap against a service that keeps failing never ends: give it a deadline, a lower max_attempts or a longer delay",
+                if *calls == 1 { "" } else { "s" }
             ),
             SimError::Timeline { policy, bucket } => {
                 let limit = crate::limits::MAX_BUCKETS;
@@ -111,49 +149,47 @@ impl std::error::Error for SimError {}
 /// stopped as a runaway.
 pub const RUNAWAY_ATTEMPTS_PER_CALL: u64 = 10_000;
 
-const ARRIVAL: u8 = 0;
-const ATTEMPT_END: u8 = 1;
-const WAKE: u8 = 2;
-const SERVER_DONE: u8 = 3;
+/// A run may always make this many attempts, however few its calls.
+pub const RUNAWAY_FLOOR: u64 = 1_000_000;
 
-/// A scheduled event. Ordered by time, then by scheduling order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Event {
-    time: u64,
-    seq: u64,
-    /// The call id (arrivals), slot (attempt ends and wakes) or model
-    /// (server done).
-    target: u32,
-    kind: u8,
+/// The most attempts a run of `calls` calls may make before it is stopped
+/// as a runaway: [`RUNAWAY_ATTEMPTS_PER_CALL`] per call, and at least
+/// [`RUNAWAY_FLOOR`].
+pub fn runaway_limit(calls: u64) -> u64 {
+    calls
+        .saturating_mul(RUNAWAY_ATTEMPTS_PER_CALL)
+        .max(RUNAWAY_FLOOR)
 }
+
+/// A call arrives at the client (target: the call id).
+pub const ARRIVAL: u8 = 0;
+/// The service's work on an attempt ends (target: the slot).
+pub const SERVICE_END: u8 = 1;
+/// The client wakes from a backoff and sends (target: the slot).
+pub const WAKE: u8 = 2;
+/// The service ends work on a timed-out attempt (target: the model).
+pub const SERVER_DONE: u8 = 3;
+/// An attempt's request reaches the service (target: the slot).
+pub const REACH: u8 = 4;
+/// The client learns an attempt's outcome (target: the slot).
+pub const LEARN: u8 = 5;
 
 /// A call in flight.
 struct Slot {
     call: u32,
     state: CallState,
+    /// When the call arrived at the client.
     start: u64,
-    attempt_start: u64,
+    /// When the client sent the current attempt.
+    send: u64,
+    /// When its request reached the service.
+    reach: u64,
     sleep: u64,
     row_draw: u64,
+    draws: Draws,
+    timeline: Timeline,
     plan: Plan,
     audit: Audit,
-}
-
-struct Queue {
-    heap: BinaryHeap<Reverse<Event>>,
-    seq: u64,
-}
-
-impl Queue {
-    fn push(&mut self, time: u64, kind: u8, target: u32) {
-        self.seq += 1;
-        self.heap.push(Reverse(Event {
-            time,
-            seq: self.seq,
-            target,
-            kind,
-        }));
-    }
 }
 
 fn ns(d: Duration) -> u64 {
@@ -166,12 +202,20 @@ struct Arrivals {
     next: u64,
     time: u64,
     rng: rand_chacha::ChaCha8Rng,
+    /// With phases: the current phase, when it began, and the first call
+    /// that arrived in it.
+    phase: usize,
+    phase_start: u64,
+    phase_first: u64,
 }
 
 impl Arrivals {
-    fn time_of_next(&mut self, arrival: &Arrival) -> u64 {
+    fn time_of_next(&mut self, arrival: &Arrival, phases: &[Phase]) -> u64 {
         use rand::RngCore;
         let k = self.next;
+        if !phases.is_empty() {
+            return self.phased(matches!(arrival, Arrival::Poisson { .. }), phases);
+        }
         match arrival {
             Arrival::AllAtOnce | Arrival::ClosedLoop { .. } => 0,
             Arrival::FixedRate { rate } => crate::latency::round_ns(k as f64 * 1e9 / rate),
@@ -185,18 +229,70 @@ impl Arrivals {
             }
         }
     }
+
+    /// The next arrival under piecewise rates. Fixed rate: call `k` of a
+    /// phase arrives `k / rate` after the phase began (its first call at
+    /// its start). Poisson: one unit-exponential draw per gap, spent at
+    /// each phase's rate in turn (a non-homogeneous Poisson process).
+    fn phased(&mut self, poisson: bool, phases: &[Phase]) -> u64 {
+        use rand::RngCore;
+        let k = self.next;
+        if poisson {
+            if k == 0 {
+                return 0;
+            }
+            let mut work = -libm::log(1.0 - draws::unit(self.rng.next_u64()));
+            loop {
+                let phase = &phases[self.phase];
+                let need = work / phase.rate * 1e9;
+                match phase.end {
+                    Some(end) if (self.time as f64 + need) >= end as f64 => {
+                        work -= (end - self.time) as f64 * phase.rate / 1e9;
+                        self.time = end;
+                        self.phase += 1;
+                    }
+                    _ => {
+                        self.time = self.time.saturating_add(crate::latency::round_ns(need));
+                        return self.time;
+                    }
+                }
+            }
+        }
+        loop {
+            let phase = &phases[self.phase];
+            let t = self.phase_start.saturating_add(crate::latency::round_ns(
+                (k - self.phase_first) as f64 * 1e9 / phase.rate,
+            ));
+            match phase.end {
+                Some(end) if t >= end => {
+                    self.phase += 1;
+                    self.phase_start = end;
+                    self.phase_first = k;
+                }
+                _ => return t,
+            }
+        }
+    }
 }
 
 /// How a run is driven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Every attempt start and end is an event in the queue.
+    /// Every step of every attempt is an event in the queue: the send, the
+    /// request's arrival, the end of the service's work and the client
+    /// learning the outcome.
     Events,
-    /// When every failure model is stateless (random, outage, scripted,
-    /// trace), an attempt's outcome depends only on its own draws and start
-    /// time, so each call is played out whole when it arrives, without
-    /// queueing its attempts. The results are the same as [`Mode::Events`]
-    /// (tested); only the speed differs. Other scenarios use events.
+    /// Every attempt is queued, but only the steps where the service acts
+    /// (its request's arrival, the end of the work) are events; the client
+    /// learns and sends inside them (see the module docs). What stateful
+    /// models (rate limiter, contention, overload) use.
+    Queued,
+    /// [`Mode::Queued`], except that when every failure model is stateless
+    /// (random, outage, scripted, trace) an attempt's outcome depends only
+    /// on its own draws and arrival time, so each call is played out whole
+    /// when it arrives, without queueing its attempts. The results of all
+    /// three modes are the same (tested, wherever no two events fall on
+    /// the same nanosecond); only the speed differs.
     Auto,
 }
 
@@ -253,33 +349,59 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Starts the current attempt of `s` at `now`; returns its latency.
-    fn begin(&mut self, s: &mut Slot, now: u64) -> u64 {
-        let attempt = s.state.attempt();
-        let call = u64::from(s.call);
-        self.checker
-            .attempt_started(call, attempt, Duration::from_nanos(now - s.start));
-        let draws = self.outcomes.at(s.call, attempt);
-        let latency = self.scenario.latency.sample(&draws);
-        s.plan = self
-            .service
-            .start(now, attempt, latency, &draws, s.row_draw);
-        s.attempt_start = now;
-        self.results.attempt_at(now / self.bucket);
-        s.plan.latency
+    /// The client sends the current attempt of `s` at `now`; returns when
+    /// its request reaches the service.
+    fn send(&mut self, s: &mut Slot, now: u64) -> u64 {
+        s.send = now;
+        s.draws = self.outcomes.at(s.call, s.state.attempt());
+        s.timeline = self.scenario.latency.sample(&s.draws);
+        now.saturating_add(s.timeline.request)
     }
 
-    /// The current attempt of `s` ends at `now`: asks the engine what next.
-    fn end(&mut self, s: &mut Slot, now: u64) -> Next {
-        if let Some((k, served)) = s.plan.load {
-            if served > s.plan.latency {
-                self.queue
-                    .push(s.attempt_start + served, SERVER_DONE, u32::from(k));
-            } else {
-                self.service.release(k);
+    /// The current attempt of `s` reaches the service at `now`: the models
+    /// decide. Returns when the service's work ends and when the client
+    /// learns the outcome.
+    fn reach(&mut self, s: &mut Slot, now: u64) -> (u64, u64) {
+        let attempt = s.state.attempt();
+        self.checker.attempt_started(
+            u64::from(s.call),
+            attempt,
+            Duration::from_nanos(s.send - s.start),
+        );
+        self.results.attempt_at(s.send / self.bucket);
+        s.reach = now;
+        s.plan = self
+            .service
+            .start(now, attempt, &s.timeline, &s.draws, s.row_draw);
+        // A client whose timeout expired before its request even arrived
+        // learns of it now, when the models have decided: the service's
+        // timeline cannot run backwards.
+        (
+            now.saturating_add(s.plan.service),
+            s.send.saturating_add(s.plan.client).max(now),
+        )
+    }
+
+    /// The service's work on the current attempt of `s` ends: frees its
+    /// overload slot and writes its contended row.
+    fn service_end(&mut self, s: &mut Slot) {
+        if let Some(k) = s.plan.load {
+            self.service.release(k);
+        }
+        s.plan.outcome = self.service.finish(&s.plan);
+    }
+
+    /// The client learns the outcome of the current attempt of `s` at
+    /// `now`: asks the engine what next.
+    fn learn(&mut self, s: &mut Slot, now: u64) -> Next {
+        if let Some(k) = s.plan.load {
+            // Timed out: the service works on after the client gave up.
+            let end = s.reach.saturating_add(s.plan.service);
+            if end > now {
+                self.queue.push(end, SERVER_DONE, u32::from(k));
             }
         }
-        let outcome = self.service.finish(&s.plan);
+        let outcome = s.plan.outcome;
         let elapsed = Duration::from_nanos(now - s.start);
         let call = u64::from(s.call);
         let attempt = s.state.attempt();
@@ -332,6 +454,15 @@ impl Run<'_> {
         }
         next
     }
+
+    /// Plays the current attempt of `s` out whole from its send at `now`
+    /// (stateless models only); returns when the client learns its outcome.
+    fn whole_attempt(&mut self, s: &mut Slot, now: u64) -> u64 {
+        let reach = self.send(s, now);
+        let (_, learn) = self.reach(s, reach);
+        s.plan.outcome = self.service.finish(&s.plan);
+        learn
+    }
 }
 
 /// Runs one policy of `scenario` with `seed`; `progress` is told how many
@@ -368,6 +499,7 @@ fn run_job(
 ) -> Result<PolicyMetrics, SimError> {
     let calls = scenario.workload.calls;
     let arrival = &scenario.workload.arrival;
+    let phases = scenario.workload.phases.as_slice();
     let needs_row = scenario
         .failures
         .iter()
@@ -382,6 +514,7 @@ fn run_job(
                     | ModelKind::Trace { .. }
             )
         });
+    let every_step = mode == Mode::Events;
     let mut run = Run {
         scenario,
         policy,
@@ -390,10 +523,7 @@ fn run_job(
         outcomes: Outcomes::new(seed),
         jitter_rng: draws::stream(seed, draws::STREAM_JITTER),
         results: CallResults::new(calls as usize),
-        queue: Queue {
-            heap: BinaryHeap::new(),
-            seq: 0,
-        },
+        queue: Queue::new(),
         bucket: ns(scenario.bucket).max(1),
         spent,
         told: 0,
@@ -404,6 +534,9 @@ fn run_job(
         next: 0,
         time: 0,
         rng: draws::stream(seed, draws::STREAM_ARRIVALS),
+        phase: 0,
+        phase_start: 0,
+        phase_first: 0,
     };
     match arrival {
         Arrival::ClosedLoop { clients, .. } => {
@@ -412,30 +545,31 @@ fn run_job(
             }
         }
         _ => {
-            let t = arrivals.time_of_next(arrival);
+            let t = arrivals.time_of_next(arrival, phases);
             run.queue.push(t, ARRIVAL, 0);
         }
     }
-    let runaway = calls
-        .saturating_mul(RUNAWAY_ATTEMPTS_PER_CALL)
-        .max(1_000_000);
+    let runaway = runaway_limit(calls);
     let runaway_error = || SimError::Runaway {
         policy: policy.name.clone(),
         attempts: runaway,
+        calls,
     };
     let mut done = 0u64;
 
-    while let Some(Reverse(ev)) = run.queue.heap.pop() {
+    while let Some(ev) = run.queue.pop() {
         let now = ev.time;
         // The slot whose call just ended, if one did, and when.
         let mut ended: Option<(u32, u64)> = None;
+        // The slot whose client learns an outcome now or later, and when.
+        let mut learns: Option<(u32, u64)> = None;
         match ev.kind {
             ARRIVAL => {
                 let call = ev.target;
                 if !matches!(arrival, Arrival::ClosedLoop { .. }) {
                     arrivals.next += 1;
                     if arrivals.next < calls {
-                        let t = arrivals.time_of_next(arrival);
+                        let t = arrivals.time_of_next(arrival, phases);
                         run.queue.push(t, ARRIVAL, arrivals.next as u32);
                     }
                 }
@@ -448,15 +582,13 @@ fn run_job(
                     call,
                     state: policy.engine.start(),
                     start: now,
-                    attempt_start: now,
+                    send: now,
+                    reach: now,
                     sleep: 0,
                     row_draw,
-                    plan: Plan {
-                        latency: 0,
-                        outcome: None,
-                        write: None,
-                        load: None,
-                    },
+                    draws: run.outcomes.at(call, 1),
+                    timeline: Timeline::default(),
+                    plan: Plan::default(),
                     audit: Audit::default(),
                 };
                 let index = match free.pop() {
@@ -480,8 +612,8 @@ fn run_job(
                     // Play the whole call out now.
                     let mut t = now;
                     loop {
-                        t = t.saturating_add(run.begin(s, t));
-                        match run.end(s, t) {
+                        t = run.whole_attempt(s, t);
+                        match run.learn(s, t) {
                             Next::Wake(delay) => t = t.saturating_add(delay),
                             Next::Done(_) => break,
                         }
@@ -492,30 +624,57 @@ fn run_job(
                     }
                     ended = Some((index, t));
                 } else {
-                    let latency = run.begin(s, now);
-                    run.queue
-                        .push(now.saturating_add(latency), ATTEMPT_END, index);
+                    let reach = run.send(s, now);
+                    if reach == now && !every_step {
+                        step_reach(&mut run, s, index, now);
+                    } else {
+                        run.queue.push(reach, REACH, index);
+                    }
                     run.bounds(false)?;
                 }
             }
             WAKE => {
                 let index = ev.target;
-                let latency = run.begin(&mut slots[index as usize], now);
-                run.queue
-                    .push(now.saturating_add(latency), ATTEMPT_END, index);
+                let reach = run.send(&mut slots[index as usize], now);
+                run.queue.push(reach, REACH, index);
+            }
+            REACH => {
+                let index = ev.target;
+                step_reach(&mut run, &mut slots[index as usize], index, now);
                 if run.results.attempts_total > runaway {
                     return Err(runaway_error());
                 }
                 run.bounds(false)?;
             }
-            SERVER_DONE => run.service.release(ev.target as u8),
-            _ => {
-                // ATTEMPT_END
+            SERVICE_END => {
                 let index = ev.target;
-                match run.end(&mut slots[index as usize], now) {
-                    Next::Wake(delay) => run.queue.push(now.saturating_add(delay), WAKE, index),
-                    Next::Done(_) => ended = Some((index, now)),
+                let s = &mut slots[index as usize];
+                run.service_end(s);
+                let learn = s.send.saturating_add(s.plan.client);
+                if every_step && learn > now {
+                    run.queue.push(learn, LEARN, index);
+                } else {
+                    learns = Some((index, learn));
                 }
+            }
+            SERVER_DONE => run.service.release(ev.target as u8),
+            _ => learns = Some((ev.target, now)),
+        }
+        if let Some((index, at)) = learns {
+            let s = &mut slots[index as usize];
+            match run.learn(s, at) {
+                Next::Wake(delay) => {
+                    let send = at.saturating_add(delay);
+                    if every_step {
+                        run.queue.push(send, WAKE, index);
+                    } else {
+                        // Nothing happens at the send itself: queue the
+                        // next attempt straight at its arrival.
+                        let reach = run.send(s, send);
+                        run.queue.push(reach, REACH, index);
+                    }
+                }
+                Next::Done(_) => ended = Some((index, at)),
             }
         }
         if let Some((index, end)) = ended {
@@ -545,6 +704,19 @@ fn run_job(
         .into_metrics(&policy.name, run.bucket, violations, violation_count))
 }
 
+/// The current attempt of the call in slot `index` reaches the service at
+/// `now`. Queues the end of the service's work or, if the client's timeout
+/// comes first, the client learning of it.
+fn step_reach(run: &mut Run<'_>, s: &mut Slot, index: u32, now: u64) {
+    let (end, learn) = run.reach(s, now);
+    if learn < end {
+        // The client times out before the service is done.
+        run.queue.push(learn, LEARN, index);
+    } else {
+        run.queue.push(end, SERVICE_END, index);
+    }
+}
+
 /// Runs every policy of `scenario` once with `seed`.
 pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, SimError> {
     run_many(scenario, seed, 1, &|_, _| {})
@@ -558,6 +730,19 @@ pub fn run_many(
     scenario: &Scenario,
     seed: u64,
     runs: u32,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Report, SimError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    run_many_on(scenario, seed, runs, threads, progress)
+}
+
+/// [`run_many`] on at most `threads` threads (at least one); the result
+/// does not depend on how many.
+pub fn run_many_on(
+    scenario: &Scenario,
+    seed: u64,
+    runs: u32,
+    threads: usize,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Report, SimError> {
     let runs = runs.max(1);
@@ -583,10 +768,7 @@ pub fn run_many(
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<PolicyMetrics, SimError>>>> =
         Mutex::new((0..jobs).map(|_| None).collect());
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(jobs)
-        .max(1);
+    let threads = threads.min(jobs).max(1);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
@@ -664,11 +846,11 @@ mod tests {
 
     #[test]
     fn in_flight_state_fits_the_documented_budget() {
-        let per_call = std::mem::size_of::<Slot>() + std::mem::size_of::<Event>() * 2;
+        let per_call = std::mem::size_of::<Slot>() + std::mem::size_of::<crate::queue::Event>() * 2;
         assert!(
             per_call as u64 <= crate::scenario::BYTES_IN_FLIGHT && per_call > 0,
             "{per_call} bytes per call in flight"
         );
-        assert_eq!(std::mem::size_of::<Event>(), 24);
+        assert_eq!(std::mem::size_of::<crate::queue::Event>(), 24);
     }
 }

@@ -70,6 +70,51 @@ fn check_prints_the_normalised_policy_and_its_worst_case() {
 }
 
 #[test]
+fn check_prints_legs_phases_and_zero_delays_normalised() {
+    let dir = std::env::temp_dir().join(format!("reflexio-sim-legs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("legs.toml");
+    std::fs::write(
+        &file,
+        r#"
+[workload]
+calls = 100
+arrival = "fixed_rate"
+phases = [{ rate = 40, for = "10s" }, { rate = 80.0, for = "5000ms" }, { rate = 40.0 }]
+[latency]
+round_trips = 2
+request = { distribution = "constant", value = "10ms" }
+response = { distribution = "uniform", min = "5ms", max = "15ms" }
+[[failures]]
+model = "contention"
+rows = 1
+[policies.now]
+strategy = { kind = "constant", base = "0ns" }
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = run(&["check", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "arrival = \"fixed_rate\"",
+        "{ rate = 40.0, for = \"10s\" }, # 0s to 10s",
+        "{ rate = 80.0, for = \"5s\" }, # 10s to 15s",
+        "{ rate = 40.0 }, # from 15s until every call has arrived",
+        "round_trips = 2",
+        "request = { distribution = \"constant\", value = \"10ms\" }",
+        "service = { distribution = \"constant\", value = \"0s\" }",
+        "response = { distribution = \"uniform\", min = \"5ms\", max = \"15ms\" }",
+        "the request arrives 10 ms after the send",
+        "until 30 ms",
+        "learns the outcome 40 ms after the send",
+        "kind = \"constant\"\nbase = \"0s\"",
+    ] {
+        assert!(out.contains(want), "`{want}` missing:\n{out}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn check_accepts_every_bundled_scenario() {
     let mut names: Vec<String> = std::fs::read_dir(scenarios())
         .unwrap()

@@ -10,6 +10,8 @@ fn both(source: &str) {
         let fast = run_policy_with(&scenario, policy, 3, Mode::Auto, &mut |_| {}).unwrap();
         let events = run_policy_with(&scenario, policy, 3, Mode::Events, &mut |_| {}).unwrap();
         assert_eq!(fast, events, "policy {}", policy.name);
+        let queued = run_policy_with(&scenario, policy, 3, Mode::Queued, &mut |_| {}).unwrap();
+        assert_eq!(queued, events, "policy {}", policy.name);
     }
 }
 

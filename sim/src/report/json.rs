@@ -4,7 +4,7 @@
 //! { "format": "reflexio-sim/1", "scenario", "description", "seed",
 //!   "calls", "arrival", "bucket_ms", "policies": [names],
 //!   "runs": [ { "run", "seed", "policies": [metrics...] } ],
-//!   "summary": [ { "policy", "metrics": [ { "metric", "mean", "stderr" } ] } ] }
+//!   "summary": [ { "policy", "metrics": [ { "metric", "mean", "std_dev", "stderr" } ] } ] }
 //! ```
 
 use serde::Serialize;

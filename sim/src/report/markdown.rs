@@ -1,6 +1,6 @@
 //! The Markdown summary.
 
-use super::{failure_row, main_row, Report, FAILURE_HEADERS, MAIN_HEADERS};
+use super::{failure_row, main_row, spread_row, Report, FAILURE_HEADERS, MAIN_HEADERS};
 
 /// `text` made safe for a Markdown table cell or a line of text: the
 /// characters that would end a cell or start formatting (`\\`, `|`, `` ` ``,
@@ -76,6 +76,11 @@ pub fn render(report: &Report, scenario_path: Option<&str>, plots: &[String]) ->
     }
     let rows: Vec<Vec<String>> = summary.iter().map(|s| main_row(s, runs)).collect();
     out.push_str(&table(&MAIN_HEADERS, &rows));
+    if runs > 1 {
+        out.push_str("\n## Spread over runs\n\nThe per-run standard deviation of each metric (the standard error above is it divided by the square root of the number of runs).\n\n");
+        let rows: Vec<Vec<String>> = summary.iter().map(spread_row).collect();
+        out.push_str(&table(&MAIN_HEADERS, &rows));
+    }
     out.push_str("\n## Failed calls by stop reason\n\n");
     let rows: Vec<Vec<String>> = summary.iter().map(|s| failure_row(s, runs)).collect();
     out.push_str(&table(&FAILURE_HEADERS, &rows));

@@ -16,7 +16,7 @@ pub mod table;
 
 use serde::Serialize;
 
-use crate::metrics::{mean_stderr, PolicyMetrics, SCALARS};
+use crate::metrics::{spread, PolicyMetrics, SCALARS};
 use crate::scenario::{Arrival, Scenario};
 
 /// The results of one run: one [`PolicyMetrics`] per policy, in file order.
@@ -58,7 +58,11 @@ pub struct Stat {
     pub metric: &'static str,
     /// Mean over runs.
     pub mean: f64,
-    /// Standard error of the mean (0 for one run).
+    /// Per-run standard deviation (0 for one run): how much one run
+    /// varies, the figure published tables quote.
+    pub std_dev: f64,
+    /// Standard error of the mean (0 for one run): `std_dev / sqrt(runs)`,
+    /// how precisely the mean is known.
     pub stderr: f64,
 }
 
@@ -81,6 +85,7 @@ impl PolicySummary {
             .unwrap_or(Stat {
                 metric: "",
                 mean: 0.0,
+                std_dev: 0.0,
                 stderr: 0.0,
             })
     }
@@ -122,7 +127,8 @@ impl Report {
             .sum()
     }
 
-    /// Mean and standard error of every scalar metric, per policy.
+    /// Mean, per-run standard deviation and standard error of every scalar
+    /// metric, per policy.
     pub fn summary(&self) -> Vec<PolicySummary> {
         self.policies
             .iter()
@@ -134,11 +140,12 @@ impl Report {
                     .map(|(metric, read)| {
                         let values: Vec<f64> =
                             self.runs.iter().map(|r| read(&r.policies[p])).collect();
-                        let (mean, stderr) = mean_stderr(&values);
+                        let s = spread(&values);
                         Stat {
                             metric,
-                            mean,
-                            stderr,
+                            mean: s.mean,
+                            std_dev: s.std_dev,
+                            stderr: s.stderr,
                         }
                     })
                     .collect(),
@@ -199,6 +206,37 @@ pub fn main_row(s: &PolicySummary, runs: usize) -> Vec<String> {
         v("finished_at_ms", &time),
         v("violations", &count),
     ]
+}
+
+/// The per-run standard deviation of each metric of [`main_row`] (the
+/// policy name first), for reports over several runs.
+pub fn spread_row(s: &PolicySummary) -> Vec<String> {
+    let names = [
+        "success_rate",
+        "attempts_mean",
+        "attempts_p50",
+        "attempts_p99",
+        "attempts_max",
+        "sleep_total_ms",
+        "sleep_p99_ms",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "latency_max_ms",
+        "peak_attempts_per_s",
+        "finished_at_ms",
+        "violations",
+    ];
+    let mut row = vec![s.policy.clone()];
+    for (i, name) in names.iter().enumerate() {
+        let sd = s.get(name).std_dev;
+        row.push(match i {
+            0 => format!("{:.1}%", sd * 100.0),
+            1 => format!("{sd:.2}"),
+            5..=9 | 11 => human_ms(sd),
+            _ => format!("{sd:.1}"),
+        });
+    }
+    row
 }
 
 /// Headers of [`main_row`].

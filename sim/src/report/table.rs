@@ -1,6 +1,6 @@
 //! The aligned terminal table.
 
-use super::{failure_row, main_row, Report, FAILURE_HEADERS, MAIN_HEADERS};
+use super::{failure_row, main_row, spread_row, Report, FAILURE_HEADERS, MAIN_HEADERS};
 
 /// Aligns `rows` under `headers`: text left, numbers right.
 pub fn align(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -58,6 +58,11 @@ pub fn render(report: &Report) -> String {
     );
     let rows: Vec<Vec<String>> = summary.iter().map(|s| main_row(s, runs)).collect();
     out.push_str(&align(&MAIN_HEADERS, &rows));
+    if runs > 1 {
+        out.push_str("\nper-run standard deviation\n");
+        let rows: Vec<Vec<String>> = summary.iter().map(spread_row).collect();
+        out.push_str(&align(&MAIN_HEADERS, &rows));
+    }
     out.push_str("\nfailed calls by stop reason\n");
     let rows: Vec<Vec<String>> = summary.iter().map(|s| failure_row(s, runs)).collect();
     out.push_str(&align(&FAILURE_HEADERS, &rows));
