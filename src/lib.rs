@@ -20,7 +20,7 @@
 //!   `permanent_fail`, `deadline_exceeded`, `max_attempts_exceeded`,
 //!   `max_unknown_attempts_exceeded`, `budget_exhausted`, tagged with the
 //!   operation, attempt, delay, class, error type and the error's text.
-//! * A retry [budget](budget) ([`TokenBucket`], [`RatioBudget`] or your own
+//! * A retry [budget](mod@budget) ([`TokenBucket`], [`RatioBudget`] or your own
 //!   [`Budget`]) limits retries across all the calls of a policy, so that
 //!   retries cannot turn an overloaded service's trouble into a storm.
 //!
