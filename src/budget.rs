@@ -43,15 +43,14 @@
 //!     .budget(RatioBudget::new(Duration::from_secs(10), 0, 20.0)?)
 //!     .clock(ManualClock::new())
 //!     .build()?;
-//! // Five calls buy one retry (20%); every call fails here.
-//! let mut stopped = 0;
+//! // Five calls buy one retry (20%); every attempt fails here.
+//! let mut attempts = Vec::new();
 //! for _ in 0..5 {
 //!     let err = policy.call(|| Err::<(), _>(ClassifiedError::transient("timed out"))).unwrap_err();
-//!     if err.reason() == StopReason::BudgetExhausted {
-//!         stopped += 1;
-//!     }
+//!     assert_eq!(err.reason(), StopReason::BudgetExhausted);
+//!     attempts.push(err.attempts());
 //! }
-//! assert_eq!(stopped, 4);
+//! assert_eq!(attempts, [1, 1, 1, 1, 2]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
