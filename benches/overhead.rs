@@ -2,7 +2,8 @@
 //! crates a Rust service would otherwise pick (backon, backoff).
 //!
 //! * `success_path`: the same closure returning `Ok`, run bare and through
-//!   each library's blocking retry.
+//!   each library's blocking retry; reflexio also with each built-in retry
+//!   budget (`*_token_bucket`, `*_ratio`), with and without a deadline.
 //! * `one_retry`: the closure fails once, then succeeds; every library
 //!   waits zero time between the attempts.
 //! * `async_success`: the success path of an async call on a tokio
@@ -21,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use backon::{BlockingRetryable, ConstantBuilder, ExponentialBuilder, Retryable};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use reflexio::{Backoff, Clock, CoarseClock, ErrorClass, RetryPolicy, ThreadSleeper};
+use reflexio::{
+    Backoff, Clock, CoarseClock, ErrorClass, RatioBudget, RetryPolicy, ThreadSleeper, TokenBucket,
+};
 
 /// The error every benchmarked closure may fail with: zero-sized, so that
 /// making one costs nothing and the libraries' own work is what is timed.
@@ -101,6 +104,36 @@ fn success_path(c: &mut Criterion) {
         b.iter(|| black_box(untimed.call(work)))
     });
 
+    // The same policies with a retry budget. A token bucket needs no time:
+    // a clean success refunds a full bucket, which costs one load. A ratio
+    // budget counts the call's start in its window: one compare-and-swap,
+    // and, without a deadline, the clock read it needs for that.
+    let budgeted = |deadline: bool, ratio: bool| {
+        let builder = RetryPolicy::builder()
+            .strategy(reflexio::strategy::default_backoff())
+            .sleeper(ThreadSleeper::new());
+        let builder = if deadline {
+            builder
+        } else {
+            builder.no_deadline()
+        };
+        let builder = if ratio {
+            builder.budget(RatioBudget::finagle())
+        } else {
+            builder.budget(TokenBucket::aws())
+        };
+        builder.build().expect("a valid policy")
+    };
+    for (name, deadline, ratio) in [
+        ("reflexio_token_bucket", true, false),
+        ("reflexio_ratio", true, true),
+        ("reflexio_no_deadline_token_bucket", false, false),
+        ("reflexio_no_deadline_ratio", false, true),
+    ] {
+        let policy = budgeted(deadline, ratio);
+        g.bench_function(name, |b| b.iter(|| black_box(policy.call(work))));
+    }
+
     // backon builds its backoff (and seeds its RNG) on every call.
     g.bench_function("backon", |b| {
         b.iter(|| black_box(work.retry(ExponentialBuilder::default()).call()))
@@ -150,6 +183,28 @@ fn one_retry(c: &mut Criterion) {
         .expect("a valid policy");
     g.bench_function("reflexio_coarse_clock", |b| {
         b.iter(|| black_box(coarse.call(fail_once())))
+    });
+
+    // With a budget that never runs dry: the bucket gets each retry's cost
+    // back when the call succeeds; the ratio budget allows one retry per
+    // call (100%).
+    let with_bucket = RetryPolicy::builder()
+        .strategy(Backoff::constant(Duration::ZERO))
+        .classifier(transient)
+        .budget(TokenBucket::aws())
+        .build()
+        .expect("a valid policy");
+    g.bench_function("reflexio_token_bucket", |b| {
+        b.iter(|| black_box(with_bucket.call(fail_once())))
+    });
+    let with_ratio = RetryPolicy::builder()
+        .strategy(Backoff::constant(Duration::ZERO))
+        .classifier(transient)
+        .budget(RatioBudget::new(Duration::from_secs(10), 10, 100.0).expect("valid settings"))
+        .build()
+        .expect("a valid policy");
+    g.bench_function("reflexio_ratio", |b| {
+        b.iter(|| black_box(with_ratio.call(fail_once())))
     });
 
     let seeded = RetryPolicy::builder()

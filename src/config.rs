@@ -22,7 +22,20 @@
 //! [classes.rate_limit]         # auth, permission, permanent, concurrency,
 //! max_attempts = 4             # rate_limit, server_error, transient, unknown
 //! strategy = { kind = "token_backoff", base = "500ms", max = "20s" }
+//!
+//! [budget]                     # optional: a retry budget shared by all calls
+//! kind = "ratio"               # ratio or token_bucket
+//! window = "10s"               # ratio: sliding window, 1s to 1h; default 10s
+//! min_per_sec = 10             # ratio: retries/s allowed whatever the traffic; default 10
+//! percent = 20                 # ratio: retries per 100 calls, 0 to 1000; default 20
+//! # capacity = 500             # token_bucket: tokens in a full bucket; default 500
+//! # retry_cost = 5             # token_bucket: tokens per retry; default 5
+//! # timeout_cost = 10          # token_bucket: per retry after a transient failure; default 10
+//! # success_refund = 1         # token_bucket: tokens back per first-attempt success; default 1
 //! ```
+//!
+//! A `[budget]` table sets only the fields of its kind; see
+//! [`crate::budget`] for what each kind does and the bound it keeps.
 //!
 //! Durations are a number and a unit (`ns`, `us`, `ms`, `s`, `m`, `h`),
 //! possibly fractional (`1.5s`) or compound (`1m30s`), in whole
@@ -65,6 +78,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use crate::budget::{format_ppm_percent, percent_ppm, BudgetSpec};
 use crate::class::ErrorClass;
 use crate::engine::{Engine, Envelope};
 use crate::strategy::{default_backoff, Backoff, BackoffKind, Strategy};
@@ -109,6 +123,185 @@ pub struct RetryConfig {
     /// Per-class settings, keyed by class name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub classes: BTreeMap<String, ClassConfig>,
+    /// A retry budget shared by all the policy's calls. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetConfig>,
+}
+
+/// A `[budget]` table: `kind` and the settings of that kind (see
+/// [`crate::budget`]); unset settings take the kind's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// `"token_bucket"` or `"ratio"`.
+    pub kind: String,
+    /// token_bucket: tokens in a full bucket. Default 500.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    /// token_bucket: tokens a retry costs. Default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_cost: Option<u32>,
+    /// token_bucket: tokens a retry after a transient failure costs.
+    /// Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_cost: Option<u32>,
+    /// token_bucket: tokens given back per call that succeeds at its first
+    /// attempt. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_refund: Option<u32>,
+    /// ratio: the sliding window, 1 s to 1 h. Default 10 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<HumanDuration>,
+    /// ratio: retries per second allowed whatever the traffic. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_per_sec: Option<u32>,
+    /// ratio: retries per hundred calls started, 0 to 1000. Default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<Percent>,
+}
+
+/// A percentage written as a TOML integer or float (`20`, `12.5`), kept
+/// exactly in parts per million of one (`20` is 200_000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Percent(pub u32);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PercentVisitor;
+        impl Visitor<'_> for PercentVisitor {
+            type Value = Percent;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a percent from 0 to 1000, such as 20 or 12.5")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Percent, E> {
+                percent_ppm(v)
+                    .map(Percent)
+                    .map_err(|e| E::custom(e.message))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Percent, E> {
+                if !(0..=1000).contains(&v) {
+                    return Err(E::custom(format!(
+                        "must be a number from 0 to 1000, got {v}"
+                    )));
+                }
+                self.visit_f64(v as f64)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Percent, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+        }
+        deserializer.deserialize_any(PercentVisitor)
+    }
+}
+
+impl Serialize for Percent {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0 % 10_000 == 0 {
+            serializer.serialize_u32(self.0 / 10_000)
+        } else {
+            // Exact in decimal: at most four fractional digits.
+            let text = format_ppm_percent(self.0);
+            serializer.serialize_f64(text.parse().unwrap_or_default())
+        }
+    }
+}
+
+impl BudgetConfig {
+    /// The budget this table describes, defaults filled in, or an error
+    /// naming the field (relative to the table) and what is allowed.
+    pub fn spec(&self) -> Result<BudgetSpec, ConfigError> {
+        let token_fields = [
+            ("capacity", self.capacity.is_some()),
+            ("retry_cost", self.retry_cost.is_some()),
+            ("timeout_cost", self.timeout_cost.is_some()),
+            ("success_refund", self.success_refund.is_some()),
+        ];
+        let ratio_fields = [
+            ("window", self.window.is_some()),
+            ("min_per_sec", self.min_per_sec.is_some()),
+            ("percent", self.percent.is_some()),
+        ];
+        let foreign = |fields: &[(&'static str, bool)], kind: &str, own: &str| {
+            match fields.iter().find(|(_, set)| *set) {
+                Some((field, _)) => Err(ConfigError::at(
+                    *field,
+                    format!("`{field}` is a setting of kind = \"{other}\", not of kind = \"{kind}\"; {kind} takes {own}",
+                        other = if kind == "ratio" { "token_bucket" } else { "ratio" }),
+                )),
+                None => Ok(()),
+            }
+        };
+        let spec = match self.kind.as_str() {
+            "token_bucket" => {
+                foreign(
+                    &ratio_fields,
+                    "token_bucket",
+                    "capacity, retry_cost, timeout_cost and success_refund",
+                )?;
+                BudgetSpec::TokenBucket {
+                    capacity: self.capacity.unwrap_or(500),
+                    retry_cost: self.retry_cost.unwrap_or(5),
+                    timeout_cost: self.timeout_cost.unwrap_or(10),
+                    success_refund: self.success_refund.unwrap_or(1),
+                }
+            }
+            "ratio" => {
+                foreign(&token_fields, "ratio", "window, min_per_sec and percent")?;
+                BudgetSpec::Ratio {
+                    window: self.window.map_or(Duration::from_secs(10), |d| d.0),
+                    min_per_sec: self.min_per_sec.unwrap_or(10),
+                    percent_ppm: self.percent.map_or(200_000, |p| p.0),
+                }
+            }
+            other => {
+                return Err(ConfigError::at(
+                    "kind",
+                    format!("unknown budget kind `{other}`; allowed: token_bucket, ratio"),
+                ))
+            }
+        };
+        spec.validate()
+            .map_err(|e| ConfigError::at(e.field, e.message))?;
+        Ok(spec)
+    }
+}
+
+impl From<BudgetSpec> for BudgetConfig {
+    fn from(spec: BudgetSpec) -> Self {
+        let mut config = BudgetConfig {
+            kind: spec.kind_name().to_owned(),
+            capacity: None,
+            retry_cost: None,
+            timeout_cost: None,
+            success_refund: None,
+            window: None,
+            min_per_sec: None,
+            percent: None,
+        };
+        match spec {
+            BudgetSpec::TokenBucket {
+                capacity,
+                retry_cost,
+                timeout_cost,
+                success_refund,
+            } => {
+                config.capacity = Some(capacity);
+                config.retry_cost = Some(retry_cost);
+                config.timeout_cost = Some(timeout_cost);
+                config.success_refund = Some(success_refund);
+            }
+            BudgetSpec::Ratio {
+                window,
+                min_per_sec,
+                percent_ppm,
+            } => {
+                config.window = Some(HumanDuration(window));
+                config.min_per_sec = Some(min_per_sec);
+                config.percent = Some(Percent(percent_ppm));
+            }
+        }
+        config
+    }
 }
 
 /// A strategy table: `{ kind = "...", base = "...", max = "..." }`.
@@ -341,6 +534,7 @@ impl RetryConfig {
         if let Some(strategy) = &self.strategy {
             strategy.backoff().map_err(|e| e.nested_in("strategy"))?;
         }
+        self.budget_spec()?;
         for (name, class_config) in &self.classes {
             let path = join_key("classes", name);
             let class: ErrorClass = name.parse().map_err(|_| {
@@ -420,14 +614,26 @@ impl RetryConfig {
         }
     }
 
-    /// Validates, then builds the decision engine.
+    /// The `[budget]` table's budget, defaults filled in; `None` without
+    /// one. Errors name the field (`budget.window`).
+    pub fn budget_spec(&self) -> Result<Option<BudgetSpec>, ConfigError> {
+        self.budget
+            .as_ref()
+            .map(|b| b.spec().map_err(|e| e.nested_in("budget")))
+            .transpose()
+    }
+
+    /// Validates, then builds the decision engine, with a fresh budget if
+    /// the configuration has one (each call builds a new one: engines
+    /// built separately never share a budget; clones of one engine do).
     pub fn engine(&self) -> Result<Engine, ConfigError> {
         self.validate()?;
         let strategies: [Arc<dyn Strategy>; 8] = ErrorClass::ALL.map(|class| {
             let backoff = self.backoff(class).unwrap_or_else(default_backoff);
             Arc::new(backoff) as Arc<dyn Strategy>
         });
-        Ok(Engine::new(self.envelope(), strategies))
+        let budget = self.budget_spec()?.map(|spec| spec.build());
+        Ok(Engine::new(self.envelope(), strategies).with_budget(budget))
     }
 
     /// The same policy with every default written out, strategy tables
@@ -468,6 +674,7 @@ impl RetryConfig {
             allow: self.allow.clone(),
             strategy: Some(StrategyConfig::from(default)),
             classes,
+            budget: self.budget_spec()?.map(BudgetConfig::from),
         })
     }
 

@@ -30,6 +30,10 @@
 //!    instead of sleeping first. Finally the delay is capped to the time left
 //!    before the deadline, so the next attempt starts no later than the
 //!    deadline.
+//! 7. If the policy has a retry [budget](crate::budget), it is asked last,
+//!    at the call's start time plus `t`: if it refuses, stop,
+//!    [`StopReason::BudgetExhausted`]. So a budget is spent only on retries
+//!    that would otherwise be made, and the first attempt is never refused.
 //!
 //! The first check that matches decides; so a call never sleeps when it
 //! already knows it will give up.
@@ -50,6 +54,7 @@ use std::time::Duration;
 
 use rand::RngCore;
 
+use crate::budget::Budget;
 use crate::class::ErrorClass;
 use crate::classify::Classification;
 use crate::strategy::{DelayContext, Strategy};
@@ -124,6 +129,8 @@ pub enum StopReason {
     ClassAttemptsExceeded,
     /// The cap on attempts ending with an unknown error was reached.
     MaxUnknownAttemptsExceeded,
+    /// The policy's retry budget refused the retry.
+    BudgetExhausted,
 }
 
 impl StopReason {
@@ -136,6 +143,7 @@ impl StopReason {
                 EventKind::MaxAttemptsExceeded
             }
             StopReason::MaxUnknownAttemptsExceeded => EventKind::MaxUnknownAttemptsExceeded,
+            StopReason::BudgetExhausted => EventKind::BudgetExhausted,
         }
     }
 
@@ -177,12 +185,14 @@ pub enum EventKind {
     MaxAttemptsExceeded,
     /// The unknown-error cap stopped the call. Terminal.
     MaxUnknownAttemptsExceeded,
+    /// The policy's retry budget refused the retry. Terminal.
+    BudgetExhausted,
 }
 
 impl EventKind {
     /// The event's name: `success`, `retry`, `permanent_fail`,
-    /// `deadline_exceeded`, `max_attempts_exceeded` or
-    /// `max_unknown_attempts_exceeded`.
+    /// `deadline_exceeded`, `max_attempts_exceeded`,
+    /// `max_unknown_attempts_exceeded` or `budget_exhausted`.
     pub const fn name(self) -> &'static str {
         match self {
             EventKind::Success => "success",
@@ -191,6 +201,7 @@ impl EventKind {
             EventKind::DeadlineExceeded => "deadline_exceeded",
             EventKind::MaxAttemptsExceeded => "max_attempts_exceeded",
             EventKind::MaxUnknownAttemptsExceeded => "max_unknown_attempts_exceeded",
+            EventKind::BudgetExhausted => "budget_exhausted",
         }
     }
 
@@ -358,6 +369,9 @@ pub struct CallState {
     /// The class of the last failure (its index).
     last_class: u8,
     finished: bool,
+    /// When the call started on the policy's clock, in nanoseconds: the
+    /// budget's time is this plus the elapsed time.
+    origin: u64,
 }
 
 impl CallState {
@@ -376,19 +390,36 @@ impl CallState {
     pub fn is_finished(&self) -> bool {
         self.finished
     }
+
+    /// The class of the failure before the last retry, if the call retried.
+    pub fn last_retry(&self) -> Option<ErrorClass> {
+        (self.attempt > 1).then(|| ErrorClass::ALL[usize::from(self.last_class)])
+    }
+
+    /// The time on the policy's clock `elapsed` after the call started.
+    fn at(&self, elapsed: Duration) -> Duration {
+        Duration::from_nanos(self.origin).saturating_add(elapsed)
+    }
 }
 
-/// A policy's decision engine: its envelope and a strategy per class.
+/// A policy's decision engine: its envelope, a strategy per class and,
+/// optionally, a retry budget shared by all its calls (and its clones).
 #[derive(Clone)]
 pub struct Engine {
     envelope: Envelope,
     strategies: [Arc<dyn Strategy>; 8],
+    budget: Option<Arc<dyn Budget>>,
+    /// The budget's [`Budget::uses_time`] and
+    /// [`Budget::counts_successes`], read once.
+    budget_uses_time: bool,
+    budget_counts_successes: bool,
 }
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Engine")
             .field("envelope", &self.envelope)
+            .field("budget", &self.budget.as_ref().map(|b| b.spec()))
             .finish_non_exhaustive()
     }
 }
@@ -400,7 +431,34 @@ impl Engine {
         Engine {
             envelope,
             strategies,
+            budget: None,
+            budget_uses_time: false,
+            budget_counts_successes: false,
         }
+    }
+
+    /// The same engine with `budget` (or none) consulted before every
+    /// retry. Clones of the engine share it.
+    pub fn with_budget(mut self, budget: Option<Arc<dyn Budget>>) -> Engine {
+        self.budget_uses_time = budget.as_ref().is_some_and(|b| b.uses_time());
+        self.budget_counts_successes = budget.as_ref().is_some_and(|b| b.counts_successes());
+        self.budget = budget;
+        self
+    }
+
+    /// Whether the policy has a budget that looks at the time.
+    pub(crate) fn budget_uses_time(&self) -> bool {
+        self.budget_uses_time
+    }
+
+    /// Whether the policy has a budget that counts successes.
+    pub(crate) fn budget_counts_successes(&self) -> bool {
+        self.budget_counts_successes
+    }
+
+    /// The retry budget, if the policy has one.
+    pub fn budget(&self) -> Option<&Arc<dyn Budget>> {
+        self.budget.as_ref()
     }
 
     /// The envelope.
@@ -413,18 +471,52 @@ impl Engine {
         &self.strategies[class.index()]
     }
 
-    /// Begins a call: its first attempt is about to start.
+    /// Begins a call: its first attempt is about to start. The call's
+    /// start is taken as time zero on the budget's clock and the budget is
+    /// not told about it; a driver of a policy with a budget uses
+    /// [`start_at`](Self::start_at).
     pub fn start(&self) -> CallState {
+        self.state_at(Duration::ZERO)
+    }
+
+    /// Begins a call whose first attempt starts at `now` on the policy's
+    /// clock (the simulator's virtual clock), and tells the budget, if any.
+    /// The budget is then asked at `now` plus the elapsed times handed to
+    /// [`on_failure`](Self::on_failure).
+    pub fn start_at(&self, now: Duration) -> CallState {
+        if let Some(budget) = &self.budget {
+            budget.call_started(now);
+        }
+        self.state_at(now)
+    }
+
+    /// A call state starting at `origin`, the budget not told.
+    pub(crate) fn state_at(&self, origin: Duration) -> CallState {
         CallState {
             attempt: 1,
             failures: [0; 8],
             previous: [NO_PREVIOUS; 8],
             last_class: 0,
             finished: false,
+            origin: u64::try_from(origin.as_nanos()).unwrap_or(u64::MAX),
         }
     }
 
-    /// The current attempt succeeded at `elapsed`. Emits the `success` event.
+    /// Tells the budget, if any, that a call succeeded at `now` on the
+    /// policy's clock, after the retries `state` made (none without a
+    /// state). [`on_success`](Self::on_success) does this itself.
+    pub(crate) fn budget_success(&self, state: Option<&CallState>, now: Duration) {
+        if let Some(budget) = self
+            .budget
+            .as_ref()
+            .filter(|_| self.budget_counts_successes)
+        {
+            budget.call_succeeded(now, state.and_then(CallState::last_retry));
+        }
+    }
+
+    /// The current attempt succeeded at `elapsed`. Tells the budget, if
+    /// any, and emits the `success` event.
     pub fn on_success(
         &self,
         state: &mut CallState,
@@ -432,6 +524,7 @@ impl Engine {
         elapsed: Duration,
         emit: &mut dyn FnMut(&Event<'_>),
     ) {
+        self.budget_success(Some(state), state.at(elapsed));
         state.finished = true;
         emit(&Event {
             kind: EventKind::Success,
@@ -589,6 +682,11 @@ impl Engine {
         }
         if let Some(left) = remaining {
             delay = delay.min(left);
+        }
+        if let Some(budget) = &self.budget {
+            if !budget.try_retry(state.at(elapsed), class) {
+                return Decision::Stop(StopReason::BudgetExhausted);
+            }
         }
         Decision::Retry(Retry {
             delay,

@@ -18,8 +18,11 @@
 //!   Auth, permission and permanent errors are never retried.
 //! * [Hooks](Hook) receive one [`Event`] per decision: `success`, `retry`,
 //!   `permanent_fail`, `deadline_exceeded`, `max_attempts_exceeded`,
-//!   `max_unknown_attempts_exceeded`, tagged with the operation, attempt,
-//!   delay, class, error type and the error's text.
+//!   `max_unknown_attempts_exceeded`, `budget_exhausted`, tagged with the
+//!   operation, attempt, delay, class, error type and the error's text.
+//! * A retry [budget](mod@budget) ([`TokenBucket`], [`RatioBudget`] or your own
+//!   [`Budget`]) limits retries across all the calls of a policy, so that
+//!   retries cannot turn an overloaded service's trouble into a storm.
 //!
 //! ```
 //! use std::time::Duration;
@@ -79,6 +82,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(rust_2018_idioms)]
 
+pub mod budget;
 pub mod class;
 pub mod classify;
 pub mod clock;
@@ -94,6 +98,7 @@ pub mod observe;
 mod policy;
 pub mod strategy;
 
+pub use budget::{Budget, BudgetSpec, RatioBudget, TokenBucket};
 pub use class::ErrorClass;
 pub use classify::{
     default_classifier, http_status_class, io_kind_class, sqlstate_class, Classification,

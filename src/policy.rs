@@ -13,6 +13,7 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::budget::Budget;
 use crate::class::ErrorClass;
 use crate::classify::{Classifier, DefaultClassifier};
 use crate::clock::{Clock, Sleeper, SystemClock};
@@ -128,6 +129,7 @@ impl RetryPolicy {
             clock: None,
             sleeper: None,
             seed: None,
+            budget: None,
         }
     }
 
@@ -145,7 +147,8 @@ impl RetryPolicy {
 
 impl RetryPolicyBuilder {
     /// A builder holding what a [`RetryConfig`](crate::config::RetryConfig)
-    /// describes (envelope, strategies, per-class caps and seed), validated,
+    /// describes (envelope, strategies, per-class caps, seed and a fresh
+    /// budget), validated,
     /// so that hooks, a classifier, a clock or a sleeper can be added
     /// before [`build`](Self::build). The configuration's settings can
     /// still be overridden here; a policy built without overrides decides
@@ -183,6 +186,7 @@ impl RetryPolicyBuilder {
         };
         builder.default_strategy = Arc::new(default_strategy);
         builder.seed = config.seed;
+        builder.budget = config.budget_spec()?.map(|spec| spec.build());
         Ok(builder)
     }
 }
@@ -205,7 +209,7 @@ impl<C> RetryPolicy<C> {
     }
 
     /// The same policy with `classifier` instead (envelope, strategies,
-    /// hooks and time kept).
+    /// hooks, time and budget kept: the budget is shared with this policy).
     ///
     /// A seeded policy's derived policy gets a seed of its own, derived
     /// from the parent's seed and how many policies were derived from the
@@ -396,11 +400,23 @@ impl<'a, C> CallDriver<'a, C> {
             state: None,
             rng: None,
         };
-        call.timed = policy.inner.engine.envelope().deadline.is_some() || call.observed();
+        let engine = &policy.inner.engine;
+        call.timed =
+            engine.envelope().deadline.is_some() || call.observed() || engine.budget_uses_time();
         if call.timed {
             call.started = now();
         }
+        if let Some(budget) = engine.budget() {
+            budget.call_started(call.started);
+        }
         call
+    }
+
+    /// The call's state, created at first need.
+    fn state(&mut self) -> &mut CallState {
+        let engine = &self.policy.inner.engine;
+        let started = self.started;
+        self.state.get_or_insert_with(|| engine.state_at(started))
     }
 
     fn observed(&self) -> bool {
@@ -409,19 +425,30 @@ impl<'a, C> CallDriver<'a, C> {
             || self.extra.is_some_and(|h| !h.is_empty())
     }
 
-    /// Reports success; reads the clock only when someone observes it.
+    /// Reports success; reads the clock only when someone observes it (or
+    /// the budget wants the time).
     fn succeeded(&mut self, now: impl FnOnce() -> Duration) {
+        let inner = &self.policy.inner;
         if !self.observed() {
+            let engine = &inner.engine;
+            if engine.budget_counts_successes() {
+                let at = if engine.budget_uses_time() {
+                    now()
+                } else {
+                    Duration::ZERO
+                };
+                engine.budget_success(self.state.as_ref(), at);
+            }
             return;
         }
-        let inner = &self.policy.inner;
         let elapsed = now().saturating_sub(self.started);
         let extra = self.extra;
+        let operation = self.operation;
+        let state = self.state();
         let mut emit = |event: &Event<'_>| dispatch(&inner.hooks, extra, event);
-        let state = self.state.get_or_insert_with(|| inner.engine.start());
         inner
             .engine
-            .on_success(state, self.operation, elapsed, &mut emit);
+            .on_success(state, operation, elapsed, &mut emit);
     }
 
     /// Reports a failure; returns the delay to sleep and, when the policy
@@ -455,7 +482,10 @@ impl<'a, C> CallDriver<'a, C> {
         };
         let extra = self.extra;
         let mut emit = |event: &Event<'_>| dispatch(&inner.hooks, extra, event);
-        let state = self.state.get_or_insert_with(|| inner.engine.start());
+        let started = self.started;
+        let state = self
+            .state
+            .get_or_insert_with(|| inner.engine.state_at(started));
         let failure = Failure {
             classification,
             error_type: type_name::<E>(),
@@ -637,6 +667,7 @@ pub struct RetryPolicyBuilder<C = DefaultClassifier> {
     clock: Option<Arc<dyn Clock>>,
     sleeper: Option<Arc<dyn Sleeper>>,
     seed: Option<u64>,
+    budget: Option<Arc<dyn Budget>>,
 }
 
 impl<C> fmt::Debug for RetryPolicyBuilder<C> {
@@ -747,6 +778,26 @@ impl<C> RetryPolicyBuilder<C> {
         self
     }
 
+    /// A retry budget, consulted before every retry of every call of the
+    /// policy, its clones and bound contexts: see [`crate::budget`]. Give
+    /// several policies clones of one `Arc` to share a budget between
+    /// them. Default: none.
+    ///
+    /// The budget is handed the time of the policy's [`Clock`] in blocking
+    /// calls and of its [`Sleeper`] in async ones; a policy used both ways
+    /// with a budget that uses time should have the two agree (the
+    /// defaults do, to within their creation instants).
+    pub fn budget(mut self, budget: impl Budget + 'static) -> Self {
+        self.budget = Some(Arc::new(budget));
+        self
+    }
+
+    /// No retry budget (the default), removing one set before.
+    pub fn no_budget(mut self) -> Self {
+        self.budget = None;
+        self
+    }
+
     /// Replaces the classifier.
     pub fn classifier<C2>(self, classifier: C2) -> RetryPolicyBuilder<C2> {
         RetryPolicyBuilder {
@@ -758,6 +809,7 @@ impl<C> RetryPolicyBuilder<C> {
             clock: self.clock,
             sleeper: self.sleeper,
             seed: self.seed,
+            budget: self.budget,
         }
     }
 
@@ -786,7 +838,7 @@ impl<C> RetryPolicyBuilder<C> {
             .class_strategies
             .clone()
             .map(|own| own.unwrap_or_else(|| Arc::clone(fallback)));
-        let engine = Engine::new(self.envelope, strategies);
+        let engine = Engine::new(self.envelope, strategies).with_budget(self.budget.clone());
         self.assemble_with(engine)
     }
 

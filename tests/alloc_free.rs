@@ -205,3 +205,56 @@ fn a_jittered_retry_with_a_deadline_allocates_nothing() {
     );
     assert_eq!(clock.sleeps(), 1001);
 }
+
+#[test]
+fn budgeted_calls_allocate_nothing() {
+    // Both built-in budgets, on the success path and with a retry: their
+    // state is a few atomics made when the policy is built.
+    fn transient(_: &&str) -> ErrorClass {
+        ErrorClass::Transient
+    }
+    let clock = ManualClock::new();
+    let policies = [
+        RetryPolicy::builder()
+            .strategy(Backoff::constant(Duration::ZERO))
+            .classifier(transient as fn(&&str) -> ErrorClass)
+            .budget(reflexio::TokenBucket::aws())
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
+        RetryPolicy::builder()
+            .strategy(Backoff::constant(Duration::ZERO))
+            .classifier(transient as fn(&&str) -> ErrorClass)
+            .budget(reflexio::RatioBudget::finagle())
+            .no_deadline()
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
+    ];
+    let fail_once = || {
+        let mut first = true;
+        move || {
+            if std::mem::take(&mut first) {
+                Err("reset")
+            } else {
+                Ok(black_box(1u64))
+            }
+        }
+    };
+    for policy in &policies {
+        black_box(policy.call(|| Ok::<_, &str>(black_box(42u64))).unwrap());
+        black_box(policy.call(fail_once()).unwrap());
+        let n = allocations_in(|| {
+            for _ in 0..1000 {
+                black_box(policy.call(|| Ok::<_, &str>(black_box(42u64))).unwrap());
+            }
+        });
+        assert_eq!(n, 0, "1000 successful calls allocated {n} times");
+        let n = allocations_in(|| {
+            for _ in 0..100 {
+                black_box(policy.call(fail_once()).unwrap());
+            }
+        });
+        assert_eq!(n, 0, "100 calls with one retry allocated {n} times");
+    }
+}

@@ -946,3 +946,75 @@ fn zero_means_retry_immediately_for_constant_only() {
         assert!(e.message.contains("zero"), "{}", e.message);
     }
 }
+
+#[test]
+fn budget_tables_load_with_their_kinds_defaults() {
+    use reflexio::BudgetSpec;
+    let config =
+        RetryConfig::from_toml_str("[budget]\nkind = \"ratio\"\npercent = 12.5\n").unwrap();
+    assert_eq!(
+        config.budget_spec().unwrap(),
+        Some(BudgetSpec::Ratio {
+            window: Duration::from_secs(10),
+            min_per_sec: 10,
+            percent_ppm: 125_000,
+        })
+    );
+    let config = RetryConfig::from_toml_str("[budget]\nkind = \"token_bucket\"\n").unwrap();
+    assert_eq!(
+        config.budget_spec().unwrap(),
+        Some(BudgetSpec::TokenBucket {
+            capacity: 500,
+            retry_cost: 5,
+            timeout_cost: 10,
+            success_refund: 1,
+        })
+    );
+    // The policy gets it, fresh, and the normalized form writes it out.
+    let policy = RetryPolicy::from_config(&config).unwrap();
+    assert_eq!(
+        policy.engine().budget().and_then(|b| b.spec()),
+        config.budget_spec().unwrap()
+    );
+    let text = config.normalized().unwrap().to_toml_string();
+    assert!(
+        text.contains("[budget]") && text.contains("capacity = 500"),
+        "{text}"
+    );
+    assert_eq!(
+        RetryConfig::from_toml_str("")
+            .unwrap()
+            .budget_spec()
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn budget_errors_name_the_field_and_point_at_it() {
+    let src = "max_attempts = 4\n[budget]\nkind = \"leaky\"\n";
+    expect_error(src, "budget.kind", 3, &["leaky", "token_bucket, ratio"]);
+    let src = "[budget]\nkind = \"ratio\"\nwindow = \"500ms\"\n";
+    expect_error(src, "budget.window", 3, &["1s to 1h"]);
+    let src = "[budget]\nkind = \"ratio\"\npercent = 1001\n";
+    expect_error(src, "budget.percent", 3, &["0 to 1000"]);
+    let src = "[budget]\nkind = \"ratio\"\npercent = -5\n";
+    expect_error(src, "budget.percent", 3, &["0 to 1000"]);
+    let src = "[budget]\nkind = \"ratio\"\n\ncapacity = 10\n";
+    expect_error(
+        src,
+        "budget.capacity",
+        4,
+        &["token_bucket", "window, min_per_sec and percent"],
+    );
+    let src = "[budget]\nkind = \"token_bucket\"\nmin_per_sec = 3\n";
+    expect_error(src, "budget.min_per_sec", 3, &["ratio", "capacity"]);
+    let src = "[budget]\nkind = \"token_bucket\"\ncapacity = 8\ntimeout_cost = 10\n";
+    expect_error(src, "budget.timeout_cost", 4, &["above the capacity"]);
+    let src = "[budget]\nkind = \"token_bucket\"\nretry_cost = 0\n";
+    expect_error(src, "budget.retry_cost", 3, &["at least 1"]);
+    let src = "[budget]\nkind = \"ratio\"\nburst = 3\n";
+    expect_error(src, "budget.burst", 3, &["unknown field"]);
+    let src = "[budget]\nwindow = \"10s\"\n";
+    expect_error(src, "budget", 1, &["kind"]);
+}

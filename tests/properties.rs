@@ -275,6 +275,24 @@ struct Case {
     class_strategies: [Option<Backoff>; 8],
     seed: u64,
     script: Vec<Step>,
+    /// A retry budget's answers, in order (past the end it admits), or no
+    /// budget.
+    budget: Option<Vec<bool>>,
+}
+
+/// A budget that answers from a script and counts the questions.
+struct ScriptedBudget {
+    answers: Vec<bool>,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl reflexio::Budget for ScriptedBudget {
+    fn try_retry(&self, _now: Duration, _class: ErrorClass) -> bool {
+        let n = self
+            .asked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.answers.get(n).copied().unwrap_or(true)
+    }
 }
 
 fn ms_range(lo: u64, hi: u64) -> impl Strategy<Value = Duration> {
@@ -333,6 +351,7 @@ fn case() -> impl Strategy<Value = Case> {
         strategies,
         any::<u64>(),
         prop::collection::vec(step(), 1..16),
+        prop::option::weighted(0.3, prop::collection::vec(prop::bool::weighted(0.7), 0..8)),
     )
         .prop_map(
             |(
@@ -345,6 +364,7 @@ fn case() -> impl Strategy<Value = Case> {
                 class_strategies,
                 seed,
                 script,
+                budget,
             )| {
                 class_caps[ErrorClass::Unknown.index()] = None;
                 Case {
@@ -357,6 +377,7 @@ fn case() -> impl Strategy<Value = Case> {
                     class_strategies,
                     seed,
                     script,
+                    budget,
                 }
             },
         )
@@ -449,6 +470,12 @@ fn build(case: &Case, clock: &LoggingClock) -> RetryPolicy<Classify> {
             builder = builder.class_strategy(class, strategy);
         }
     }
+    if let Some(answers) = &case.budget {
+        builder = builder.budget(ScriptedBudget {
+            answers: answers.clone(),
+            asked: Default::default(),
+        });
+    }
     builder.build().expect("generated policies are valid")
 }
 
@@ -535,6 +562,7 @@ fn check_invariants(case: &Case, outcome: &Outcome, log: &[Entry]) -> Result<(),
     let mut terminal = 0;
     let mut i = 0;
     let mut last_class = None;
+    let mut budget_asked = 0usize;
     while i < log.len() {
         // Each attempt: start, end, one event.
         let Entry::Start(start) = log[i] else {
@@ -614,6 +642,19 @@ fn check_invariants(case: &Case, outcome: &Outcome, log: &[Entry]) -> Result<(),
                     }
                 } else {
                     EventKind::Retry
+                };
+                // The budget is asked last, only for a retry that would
+                // otherwise be made.
+                let expected = match (&case.budget, expected) {
+                    (Some(answers), EventKind::Retry) => {
+                        budget_asked += 1;
+                        if answers.get(budget_asked - 1).copied().unwrap_or(true) {
+                            EventKind::Retry
+                        } else {
+                            EventKind::BudgetExhausted
+                        }
+                    }
+                    _ => expected,
                 };
                 prop_assert_eq!(
                     kind,
@@ -800,7 +841,7 @@ proptest! {
 #[cfg(feature = "config")]
 mod config_round_trip {
     use super::*;
-    use reflexio::config::{ClassConfig, HumanDuration, StrategyConfig};
+    use reflexio::config::{BudgetConfig, ClassConfig, HumanDuration, Percent, StrategyConfig};
     use reflexio::RetryConfig;
     use std::collections::BTreeMap;
 
@@ -847,6 +888,46 @@ mod config_round_trip {
             })
     }
 
+    fn budget_config() -> impl Strategy<Value = BudgetConfig> {
+        let empty = |kind: &str| BudgetConfig {
+            kind: kind.to_owned(),
+            capacity: None,
+            retry_cost: None,
+            timeout_cost: None,
+            success_refund: None,
+            window: None,
+            min_per_sec: None,
+            percent: None,
+        };
+        let token = (
+            prop::option::of(10u32..1000),
+            prop::option::of(1u32..10),
+            prop::option::of(1u32..10),
+            prop::option::of(0u32..10),
+        )
+            .prop_map(
+                move |(capacity, retry_cost, timeout_cost, success_refund)| BudgetConfig {
+                    capacity,
+                    retry_cost,
+                    timeout_cost,
+                    success_refund,
+                    ..empty("token_bucket")
+                },
+            );
+        let ratio = (
+            prop::option::of((1_000u64..3_600_000).prop_map(Duration::from_millis)),
+            prop::option::of(0u32..100),
+            prop::option::of(0u32..=10_000_000),
+        )
+            .prop_map(move |(window, min_per_sec, percent)| BudgetConfig {
+                window: window.map(HumanDuration),
+                min_per_sec,
+                percent: percent.map(Percent),
+                ..empty("ratio")
+            });
+        prop_oneof![token, ratio]
+    }
+
     fn retry_config() -> impl Strategy<Value = RetryConfig> {
         let class = (
             prop::option::of(1u32..10),
@@ -864,6 +945,7 @@ mod config_round_trip {
             prop::option::of(any::<u64>()),
             prop::option::of(strategy_config()),
             prop::collection::btree_map(any_class(), class, 0..5),
+            prop::option::of(budget_config()),
         )
             .prop_map(
                 |(
@@ -874,6 +956,7 @@ mod config_round_trip {
                     seed,
                     strategy,
                     classes,
+                    budget,
                 )| {
                     let classes: BTreeMap<String, ClassConfig> = classes
                         .into_iter()
@@ -893,6 +976,7 @@ mod config_round_trip {
                         allow: Vec::new(),
                         strategy,
                         classes,
+                        budget,
                     }
                 },
             )
@@ -920,6 +1004,7 @@ mod config_round_trip {
             prop_assert_eq!(a.max_attempts, b.max_attempts);
             prop_assert_eq!(a.max_unknown_attempts, b.max_unknown_attempts);
             prop_assert_eq!(a.max_retry_after, b.max_retry_after);
+            prop_assert_eq!(normalized.budget_spec().unwrap(), config.budget_spec().unwrap());
         }
     }
 }
@@ -945,6 +1030,7 @@ fn worst_case_counts_the_attempt_started_at_the_deadline() {
             };
             10
         ],
+        budget: None,
     };
     let (outcome, log) = run_blocking(&case);
     check_invariants(&case, &outcome, &log).unwrap();

@@ -490,5 +490,70 @@ pub fn describe_policy(
         show(wc.max_total_sleep_with_hints),
         if wc.bounded { "" } else { " (some strategy documents no bounds)" }
     ));
+    if let Some(spec) = config.budget_spec().map_err(|e| e.to_string())? {
+        text.push_str(&describe_budget(spec, wc.max_attempts));
+    }
     Ok(text)
+}
+
+/// A number of attempts per call, without needless decimals.
+fn per_call(x: f64) -> String {
+    let text = format!("{x:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// A budget's bound and the steady-state load amplification it guarantees,
+/// as comments, beside the per-call worst case of `per_call_max` attempts.
+fn describe_budget(spec: reflexio::BudgetSpec, per_call_max: u32) -> String {
+    let cap = f64::from(per_call_max);
+    let mut text = format!(
+        "# budget: {spec}
+"
+    );
+    match spec {
+        reflexio::BudgetSpec::Ratio {
+            window,
+            min_per_sec,
+            percent_ppm,
+        } => {
+            let percent = reflexio::budget::format_ppm_percent(percent_ppm);
+            text.push_str(&format!(
+                "# budget bound: in any {} window (ten slots of {}), at most {} retries plus {percent}% of the calls started in it
+",
+                format_duration(window),
+                format_duration(window / 10),
+                spec.reserve(),
+            ));
+            text.push_str(&format!(
+                "# steady-state worst case: at most {} attempts per call{}, against {} per call without the budget
+",
+                per_call(spec.amplification().min(cap)),
+                if min_per_sec > 0 {
+                    format!(" plus {min_per_sec} retries/s whatever the traffic")
+                } else {
+                    String::new()
+                },
+                per_call_max,
+            ));
+        }
+        reflexio::BudgetSpec::TokenBucket {
+            capacity,
+            retry_cost,
+            timeout_cost,
+            ..
+        } => {
+            text.push_str(&format!(
+                "# budget bound: over any stretch of time, retries (cost {retry_cost}, {timeout_cost} after a transient failure) spend at most {capacity} tokens more than successes refund
+",
+            ));
+            text.push_str(&format!(
+                "# steady-state worst case: at most {} attempts per call while retries fail, {} whatever their outcome (a retry that succeeds is refunded), against {} per call without the budget
+",
+                per_call(spec.amplification_when_failing().min(cap)),
+                per_call(spec.amplification().min(cap)),
+                per_call_max,
+            ));
+        }
+    }
+    text
 }

@@ -40,6 +40,7 @@ fn end_code(reason: Option<StopReason>) -> u8 {
         Some(StopReason::MaxAttemptsExceeded) => 3,
         Some(StopReason::ClassAttemptsExceeded) => 4,
         Some(StopReason::MaxUnknownAttemptsExceeded) => 5,
+        Some(StopReason::BudgetExhausted) => 6,
         // A reason added to the library later is counted under the event
         // it is reported as.
         Some(other) => match other.event_kind() {
@@ -116,7 +117,8 @@ impl CallResults {
                 2 => failures.deadline_exceeded += 1,
                 3 => failures.max_attempts_exceeded += 1,
                 4 => failures.class_attempts_exceeded += 1,
-                _ => failures.max_unknown_attempts_exceeded += 1,
+                5 => failures.max_unknown_attempts_exceeded += 1,
+                _ => failures.budget_exhausted += 1,
             }
         }
         let max_attempts = self.attempts.iter().copied().max().unwrap_or(0);
@@ -201,6 +203,13 @@ pub struct Failures {
     pub class_attempts_exceeded: u64,
     /// Stopped by `max_unknown_attempts`.
     pub max_unknown_attempts_exceeded: u64,
+    /// Stopped by the policy's retry budget.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub budget_exhausted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Failures {
@@ -220,7 +229,7 @@ impl Failures {
 
     /// All failed calls.
     pub fn total(&self) -> u64 {
-        self.entries().iter().map(|(_, n)| n).sum()
+        self.entries().iter().map(|(_, n)| n).sum::<u64>() + self.budget_exhausted
     }
 }
 

@@ -722,6 +722,12 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
                 };
                 err(join(&prefix, field), m)
             })?;
+        if config.budget.is_some() {
+            return Err(err(
+                join(&prefix, "budget"),
+                "retry budgets are not simulated yet: remove the `[budget]` table",
+            ));
+        }
         let backoffs = ErrorClass::ALL.map(|c| {
             config
                 .backoff(c)

@@ -151,3 +151,55 @@ fn bundled_scenarios_run_clean_on_a_small_workload() {
         assert_eq!(report.violations(), 0, "{name}");
     }
 }
+
+#[test]
+fn check_prints_a_budget_and_the_load_it_guarantees() {
+    let dir =
+        std::env::temp_dir().join(format!("reflexio-sim-check-budget-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("policy.toml");
+    std::fs::write(
+        &file,
+        "max_attempts = 4\n[budget]\nkind = \"ratio\"\npercent = 20\nmin_per_sec = 5\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["check", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("[budget]\nkind = \"ratio\"\nwindow = \"10s\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("# budget bound: in any 10s window (ten slots of 1s), at most 50 retries plus 20% of the calls started in it"),
+        "{out}"
+    );
+    assert!(
+        out.contains("at most 1.2 attempts per call plus 5 retries/s whatever the traffic, against 4 per call without the budget"),
+        "{out}"
+    );
+
+    std::fs::write(
+        &file,
+        "max_attempts = 6\n[budget]\nkind = \"token_bucket\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["check", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("at most 1.2 attempts per call while retries fail, 2 whatever their outcome"),
+        "{out}"
+    );
+
+    std::fs::write(
+        &file,
+        "[budget]\nkind = \"token_bucket\"\nwindow = \"1s\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["check", file.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("policy.toml:3:") && err.contains("budget.window"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,7 +6,7 @@
 //!
 //! | name | kind | labels | recorded |
 //! |---|---|---|---|
-//! | `reflexio_calls_total` | counter | `operation`, `outcome` | once per call, on its terminal event; `outcome` is the event's name: `success`, `permanent_fail`, `deadline_exceeded`, `max_attempts_exceeded` or `max_unknown_attempts_exceeded` |
+//! | `reflexio_calls_total` | counter | `operation`, `outcome` | once per call, on its terminal event; `outcome` is the event's name: `success`, `permanent_fail`, `deadline_exceeded`, `max_attempts_exceeded`, `max_unknown_attempts_exceeded` or `budget_exhausted` |
 //! | `reflexio_retries_total` | counter | `operation`, `class` | once per retry; `class` is the failure's [class name](crate::ErrorClass::name) |
 //! | `reflexio_retry_delay_seconds` | histogram | `operation`, `class` | once per retry: the delay slept before it, in seconds |
 //!
