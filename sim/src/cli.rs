@@ -17,7 +17,7 @@ use reflexio::Engine;
 
 use crate::output::{FileWriter, ReportSet};
 use crate::report::plots::{self, PlotFormat};
-use crate::report::{csv, json, markdown, table, Report};
+use crate::report::{csv, html, json, markdown, table, Report};
 use crate::scenario::{Scenario, ScenarioError, MAX_RUNS};
 
 /// Exit code: envelope violations found.
@@ -31,7 +31,7 @@ pub const EXIT_BAD_INPUT: i32 = 2;
 /// Every policy in a scenario faces the same arrivals and the same random
 /// draws for each (call, attempt); every decision comes from the reflexio
 /// engine that production code runs. Reports go to reports/NAME/ (NAME the scenario's name):
-/// report.json, report.csv, report.md and plots. The same scenario and seed
+/// report.json, report.csv, report.md, report.html and plots. The same scenario and seed
 /// give byte-identical reports.
 #[derive(Debug, Parser)]
 #[command(
@@ -293,7 +293,14 @@ fn simulate(
         }
     }
     let scenario_path = path.to_string_lossy().replace('\\', "/");
-    let outputs = render_all(&report, Some(&scenario_path), &plot_files);
+    let mut outputs = render_all(&report, Some(&scenario_path), &plot_files);
+    let notes = std::fs::read_to_string(path)
+        .map(|source| html::leading_comments(&source))
+        .unwrap_or_default();
+    outputs.push((
+        "report.html".to_owned(),
+        html::render(&report, Some(&scenario_path), &notes, !cli.no_plots)?,
+    ));
     for (name, text) in &outputs {
         if let Some(code) = interrupted(err) {
             return Ok(code);
