@@ -345,6 +345,14 @@ impl RawFailure {
     }
 }
 
+/// The fields the failure model named `name` takes besides `model`, or
+/// `None` for an unknown model.
+pub(crate) fn model_fields(name: &str) -> Option<&'static [&'static str]> {
+    ModelName::deserialize(de::value::StrDeserializer::<de::value::Error>::new(name))
+        .ok()
+        .map(ModelName::fields)
+}
+
 // ---------------------------------------------------------------------------
 // Loading
 
@@ -386,17 +394,24 @@ impl Scenario {
         dir: Option<&Path>,
     ) -> Result<Scenario, ScenarioError> {
         let raw: RawScenario = toml::from_str(source).map_err(|e| {
+            if let Some(hint) = crate::suggest::policy_file_hint(source, file) {
+                return ScenarioError {
+                    file: file.to_owned(),
+                    position: None,
+                    path: String::new(),
+                    message: hint,
+                };
+            }
             let span = e.span();
-            let path = span
+            let dotted = span
                 .as_ref()
                 .and_then(|s| path_at(source, s.start))
-                .map(|p| display_path(&p))
                 .unwrap_or_default();
             ScenarioError {
                 file: file.to_owned(),
                 position: span.map(|s| line_col(source, s.start)),
-                path,
-                message: friendly(e.message().trim()),
+                path: display_path(&dotted),
+                message: crate::suggest::improve(&friendly(e.message().trim()), &dotted, source),
             }
         })?;
         build(raw, source, stem, dir).map_err(|e| {
@@ -405,7 +420,7 @@ impl Scenario {
                 file: file.to_owned(),
                 position,
                 path: limits::escape_control(&display_path(&e.path)),
-                message: e.message,
+                message: crate::suggest::improve(&e.message, &e.path, source),
             }
         })
     }
