@@ -560,6 +560,28 @@ pub fn run_many(
     runs: u32,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Report, SimError> {
+    run_many_observed(scenario, seed, runs, &|p| progress(p.calls, p.total))
+}
+
+/// How far [`run_many_observed`] has got, over all its jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Calls finished.
+    pub calls: u64,
+    /// Calls to simulate in all.
+    pub total: u64,
+    /// Attempts made so far (counted in chunks, as the attempt budget
+    /// counts them).
+    pub attempts: u64,
+}
+
+/// [`run_many`], reporting [`Progress`] with the attempts made as well.
+pub fn run_many_observed(
+    scenario: &Scenario,
+    seed: u64,
+    runs: u32,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Report, SimError> {
     let runs = runs.max(1);
     let policies = scenario.policies.len();
     if runs > crate::scenario::MAX_RUNS {
@@ -609,7 +631,11 @@ pub fn run_many(
                         let all =
                             finished.fetch_add(d - reported, Ordering::Relaxed) + d - reported;
                         reported = d;
-                        progress(all, total);
+                        progress(Progress {
+                            calls: all,
+                            total,
+                            attempts: spent.load(Ordering::Relaxed),
+                        });
                     },
                     &spent,
                 );

@@ -93,7 +93,7 @@ fn every_bundled_scenario_has_a_parsable_reference_report() {
         .unwrap()
         .filter_map(|e| {
             let path = e.unwrap().path();
-            (path.extension()? == "toml").then(|| path)
+            (path.extension()? == "toml").then_some(path)
         })
         .map(|path| {
             Scenario::from_file(&path)
