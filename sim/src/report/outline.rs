@@ -7,8 +7,9 @@
 //! it; [`finish`] then draws each one from the outlines of DejaVu Sans,
 //! the font embedded in the binary and used to measure the text: each
 //! glyph used is defined once as a path (`<defs>`), and every text is a
-//! group of `<use>` references to them. No font is needed to view the
-//! result.
+//! group of `<use>` references to them, with the text itself as the
+//! group's `<title>` (not drawn; for search and screen readers). No font
+//! is needed to view the result.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -209,6 +210,13 @@ fn glyph_path(font: &FontRef<'_>, id: GlyphId) -> String {
     d
 }
 
+/// Escapes text for XML element content.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 fn hex((r, g, b): (u8, u8, u8)) -> String {
     format!("#{r:02X}{g:02X}{b:02X}")
 }
@@ -277,6 +285,9 @@ pub fn finish(svg: &str, texts: &Texts, prefix: &str) -> String {
             scale,
             hex(t.rgb)
         );
+        // The text itself, for search, copy and screen readers; a title is
+        // not drawn.
+        let _ = write!(body, "<title>{}</title>", escape(&t.text));
         for (id, gx) in glyphs {
             let _ = write!(body, "<use xlink:href=\"#{prefix}-g{}\" x=\"{gx}\"/>", id.0);
         }
