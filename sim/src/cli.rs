@@ -9,15 +9,15 @@
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reflexio::config::{format_duration, RetryConfig};
 use reflexio::Engine;
 
 use crate::output::{FileWriter, ReportSet};
 use crate::report::plots::{self, PlotFormat};
-use crate::report::{csv, json, markdown, table, Report};
+use crate::report::{csv, html, json, markdown, table, Report};
 use crate::scenario::{Scenario, ScenarioError, MAX_RUNS};
 
 /// Exit code: envelope violations found.
@@ -31,7 +31,7 @@ pub const EXIT_BAD_INPUT: i32 = 2;
 /// Every policy in a scenario faces the same arrivals and the same random
 /// draws for each (call, attempt); every decision comes from the reflexio
 /// engine that production code runs. Reports go to reports/NAME/ (NAME the scenario's name):
-/// report.json, report.csv, report.md and plots. The same scenario and seed
+/// report.json, report.csv, report.md, report.html and plots. The same scenario and seed
 /// give byte-identical reports.
 #[derive(Debug, Parser)]
 #[command(
@@ -244,16 +244,22 @@ fn simulate(
         }
         scenario.max_simulated_attempts = n;
     }
-    let bar = Mutex::new(Progress::new(err, progress));
-    let report = crate::world::run_many(&scenario, seed, runs, &|done, total| {
-        if let Ok(mut bar) = bar.lock() {
-            bar.update(done, total);
+    let bar = progress_bar(
+        progress,
+        scenario.workload.calls * u64::from(runs) * scenario.policies.len() as u64,
+    );
+    let report = crate::world::run_many_observed(&scenario, seed, runs, &|p| {
+        bar.set_position(p.calls);
+        let secs = bar.elapsed().as_secs_f64();
+        if secs > 0.0 {
+            bar.set_message(format!(
+                "{} attempts/s",
+                HumanCount((p.attempts as f64 / secs) as u64)
+            ));
         }
     })
     .map_err(|e| sim_error(path, cli, &e));
-    let err = bar
-        .into_inner()
-        .map_or_else(|e| e.into_inner().finish(), |b| b.finish());
+    bar.finish_and_clear();
     let report = report?;
 
     let dir = cli
@@ -293,7 +299,14 @@ fn simulate(
         }
     }
     let scenario_path = path.to_string_lossy().replace('\\', "/");
-    let outputs = render_all(&report, Some(&scenario_path), &plot_files);
+    let mut outputs = render_all(&report, Some(&scenario_path), &plot_files);
+    let notes = std::fs::read_to_string(path)
+        .map(|source| html::leading_comments(&source))
+        .unwrap_or_default();
+    outputs.push((
+        "report.html".to_owned(),
+        html::render(&report, Some(&scenario_path), &notes, !cli.no_plots)?,
+    ));
     for (name, text) in &outputs {
         if let Some(code) = interrupted(err) {
             return Ok(code);
@@ -381,50 +394,22 @@ pub fn render_all(
     ]
 }
 
-/// A progress bar on standard error, drawn only when it is a terminal.
-struct Progress<'a> {
-    err: &'a mut (dyn Write + Send),
-    enabled: bool,
-    shown: u64,
-}
-
-impl<'a> Progress<'a> {
-    fn new(err: &'a mut (dyn Write + Send), enabled: bool) -> Self {
-        Progress {
-            err,
-            enabled,
-            shown: u64::MAX,
-        }
+/// A progress bar on standard error, drawn only when `enabled` (standard
+/// error is a terminal): calls done, elapsed time, attempts per second and
+/// the time left. Wall-clock time shows here only, never in a report.
+fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
     }
-
-    fn update(&mut self, done: u64, total: u64) {
-        if !self.enabled || total == 0 {
-            return;
-        }
-        let permille = done.min(total) * 1000 / total;
-        // Threads report out of order: only ever move forward.
-        if self.shown != u64::MAX && permille <= self.shown {
-            return;
-        }
-        self.shown = permille;
-        let width = 40;
-        let filled = (permille * width / 1000) as usize;
-        let _ = write!(
-            self.err,
-            "\r[{}{}] {:5.1}% {done}/{total} calls",
-            "#".repeat(filled),
-            " ".repeat(width as usize - filled),
-            permille as f64 / 10.0
-        );
-        let _ = self.err.flush();
-    }
-
-    fn finish(self) -> &'a mut (dyn Write + Send) {
-        if self.enabled && self.shown != u64::MAX {
-            let _ = write!(self.err, "\r{}\r", " ".repeat(80));
-        }
-        self.err
-    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "{elapsed_precise} [{wide_bar}] {percent:>3}% {human_pos}/{human_len} calls · {msg} · ETA {eta}",
+    )
+    .map(|s| s.progress_chars("#>-"))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message("0 attempts/s");
+    bar
 }
 
 /// A worst-case total sleep: `at most <duration>`, or `unbounded`.

@@ -39,6 +39,7 @@ pub mod output;
 mod queue;
 pub mod report;
 pub mod scenario;
+pub mod suggest;
 pub mod world;
 
 pub use metrics::PolicyMetrics;

@@ -474,6 +474,14 @@ impl RawFailure {
     }
 }
 
+/// The fields the failure model named `name` takes besides `model`, or
+/// `None` for an unknown model.
+pub(crate) fn model_fields(name: &str) -> Option<&'static [&'static str]> {
+    ModelName::deserialize(de::value::StrDeserializer::<de::value::Error>::new(name))
+        .ok()
+        .map(ModelName::fields)
+}
+
 // ---------------------------------------------------------------------------
 // Loading
 
@@ -521,6 +529,14 @@ impl Scenario {
         dir: Option<&Path>,
     ) -> Result<Scenario, ScenarioError> {
         let raw: RawScenario = toml::from_str(source).map_err(|e| {
+            if let Some(hint) = crate::suggest::policy_file_hint(source, file) {
+                return ScenarioError {
+                    file: file.to_owned(),
+                    position: None,
+                    path: String::new(),
+                    message: hint,
+                };
+            }
             // The library's locator names duplicate keys and positions the
             // parser's span-less errors (its recursion limit).
             let e = ConfigError::from_parser(source, e.message(), e.span());
@@ -528,7 +544,7 @@ impl Scenario {
                 file: file.to_owned(),
                 position: e.position,
                 path: display_path(&e.path),
-                message: friendly(&e.message),
+                message: crate::suggest::improve(&friendly(e.message.trim()), &e.path, source),
             }
         })?;
         build(raw, source, stem, dir).map_err(|e| {
@@ -537,7 +553,7 @@ impl Scenario {
                 file: file.to_owned(),
                 position,
                 path: limits::escape_control(&display_path(&e.path)),
-                message: e.message,
+                message: crate::suggest::improve(&e.message, &e.path, source),
             }
         })
     }

@@ -736,14 +736,48 @@ pub fn run_many(
     run_many_on(scenario, seed, runs, threads, progress)
 }
 
-/// [`run_many`] on at most `threads` threads (at least one); the result
-/// does not depend on how many.
+/// How far [`run_many_observed`] has got, over all its jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Calls finished.
+    pub calls: u64,
+    /// Calls to simulate in all.
+    pub total: u64,
+    /// Attempts made so far (counted in chunks, as the attempt budget
+    /// counts them).
+    pub attempts: u64,
+}
+
+/// [`run_many`] on at most `threads` threads (at least one); the
+/// result does not depend on how many.
 pub fn run_many_on(
     scenario: &Scenario,
     seed: u64,
     runs: u32,
     threads: usize,
     progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Report, SimError> {
+    run_many_observed_on(scenario, seed, runs, threads, &|p| progress(p.calls, p.total))
+}
+
+/// [`run_many`], reporting [`Progress`] with the attempts made as well.
+pub fn run_many_observed(
+    scenario: &Scenario,
+    seed: u64,
+    runs: u32,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Report, SimError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    run_many_observed_on(scenario, seed, runs, threads, progress)
+}
+
+/// [`run_many_observed`] on at most `threads` threads (at least one).
+fn run_many_observed_on(
+    scenario: &Scenario,
+    seed: u64,
+    runs: u32,
+    threads: usize,
+    progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Report, SimError> {
     let runs = runs.max(1);
     let policies = scenario.policies.len();
@@ -791,7 +825,11 @@ pub fn run_many_on(
                         let all =
                             finished.fetch_add(d - reported, Ordering::Relaxed) + d - reported;
                         reported = d;
-                        progress(all, total);
+                        progress(Progress {
+                            calls: all,
+                            total,
+                            attempts: spent.load(Ordering::Relaxed),
+                        });
                     },
                     &spent,
                 );

@@ -114,6 +114,7 @@ fn the_command_writes_identical_folders() {
             "latency-cdf.svg",
             "load.svg",
             "report.csv",
+            "report.html",
             "report.json",
             "report.md",
             "sleep.svg"

@@ -74,6 +74,9 @@ pub fn render(report: &Report, scenario_path: Option<&str>, plots: &[String]) ->
             report.seed
         ));
     }
+    out.push_str(
+        "The same report as one self-contained page, plots inline: [report.html](report.html).\n\n",
+    );
     let rows: Vec<Vec<String>> = summary.iter().map(|s| main_row(s, runs)).collect();
     out.push_str(&table(&MAIN_HEADERS, &rows));
     if runs > 1 {

@@ -3,19 +3,26 @@
 //! * [`table`]: the aligned terminal table;
 //! * [`json`] and [`csv`]: machine-readable, with stable field names;
 //! * [`markdown`]: a summary for people, linking the plots;
-//! * [`plots`]: SVG (default) or PNG charts made with plotters.
+//! * [`html`]: one self-contained page with the tables and the plots inline;
+//! * [`plots`]: SVG (default) or PNG charts made with plotters;
+//! * [`number`]: how numbers are written for people.
 //!
 //! Every rendering is a pure function of the [`Report`]: no clock, no
 //! unordered map, so the same scenario and seed give the same bytes.
 
 pub mod csv;
+pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod marks;
+pub mod number;
+pub mod outline;
 pub mod plots;
 pub mod table;
 
 use serde::Serialize;
 
+use self::marks::Marks;
 use crate::metrics::{spread, PolicyMetrics, SCALARS};
 use crate::scenario::{Arrival, Scenario};
 
@@ -49,6 +56,10 @@ pub struct Report {
     pub policies: Vec<String>,
     /// Every run.
     pub runs: Vec<RunReport>,
+    /// What the load plot marks (failure windows, limits); not part of
+    /// the JSON report.
+    #[serde(skip)]
+    pub marks: Marks,
 }
 
 /// One metric over the runs.
@@ -115,6 +126,7 @@ impl Report {
             bucket_ms: scenario.bucket.as_nanos() as f64 / 1e6,
             policies: scenario.policies.iter().map(|p| p.name.clone()).collect(),
             runs,
+            marks: Marks::of(scenario),
         }
     }
 
@@ -154,32 +166,11 @@ impl Report {
     }
 }
 
-/// A duration in milliseconds, in the unit that reads best.
-pub fn human_ms(ms: f64) -> String {
-    if ms >= 60_000.0 {
-        format!("{:.1} min", ms / 60_000.0)
-    } else if ms >= 10_000.0 {
-        format!("{:.1} s", ms / 1000.0)
-    } else if ms >= 1000.0 {
-        format!("{:.2} s", ms / 1000.0)
-    } else if ms >= 10.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{ms:.1} ms")
-    }
-}
+pub use number::human_ms;
 
 /// The cells of the main table for one policy: plain values for one run,
-/// `mean ±se` over several.
+/// `mean ±se` over several (see [`number`] for the precision rules).
 pub fn main_row(s: &PolicySummary, runs: usize) -> Vec<String> {
-    let v = |m: &str, f: &dyn Fn(f64) -> String| {
-        let st = s.get(m);
-        if runs > 1 {
-            format!("{} ±{}", f(st.mean), f(st.stderr))
-        } else {
-            f(st.mean)
-        }
-    };
     let count = |x: f64| {
         if x.fract() == 0.0 {
             format!("{x:.0}")
@@ -187,24 +178,51 @@ pub fn main_row(s: &PolicySummary, runs: usize) -> Vec<String> {
             format!("{x:.1}")
         }
     };
-    let pct = |x: f64| format!("{:.1}%", x * 100.0);
     let ratio = |x: f64| format!("{x:.2}");
-    let time = |x: f64| human_ms(x);
+    let plain = |m: &str, f: &dyn Fn(f64) -> String| {
+        let st = s.get(m);
+        if runs > 1 {
+            number::mean_error(st.mean, st.stderr, f)
+        } else {
+            f(st.mean)
+        }
+    };
+    let time = |m: &str| {
+        let st = s.get(m);
+        if runs > 1 {
+            number::mean_error_ms(st.mean, st.stderr)
+        } else {
+            human_ms(st.mean)
+        }
+    };
+    // The success rate from the counts, not the rounded rate: a single
+    // failure among millions of calls must still show.
+    let calls = s.get("calls").mean;
+    let rate = if calls > 0.0 {
+        s.get("successes").mean / calls
+    } else {
+        0.0
+    };
+    let success = if runs > 1 {
+        number::mean_error_percent(rate, s.get("success_rate").stderr)
+    } else {
+        number::percent(rate)
+    };
     vec![
         s.policy.clone(),
-        v("success_rate", &pct),
-        v("attempts_mean", &ratio),
-        v("attempts_p50", &count),
-        v("attempts_p99", &count),
-        v("attempts_max", &count),
-        v("sleep_total_ms", &time),
-        v("sleep_p99_ms", &time),
-        v("latency_p50_ms", &time),
-        v("latency_p99_ms", &time),
-        v("latency_max_ms", &time),
-        v("peak_attempts_per_s", &count),
-        v("finished_at_ms", &time),
-        v("violations", &count),
+        success,
+        plain("attempts_mean", &ratio),
+        plain("attempts_p50", &count),
+        plain("attempts_p99", &count),
+        plain("attempts_max", &count),
+        time("sleep_total_ms"),
+        time("sleep_p99_ms"),
+        time("latency_p50_ms"),
+        time("latency_p99_ms"),
+        time("latency_max_ms"),
+        plain("peak_attempts_per_s", &count),
+        time("finished_at_ms"),
+        plain("violations", &count),
     ]
 }
 
@@ -273,7 +291,7 @@ pub fn failure_row(s: &PolicySummary, runs: usize) -> Vec<String> {
     for h in &FAILURE_HEADERS[1..] {
         let st = s.get(h);
         row.push(if runs > 1 {
-            format!("{:.1} ±{:.1}", st.mean, st.stderr)
+            number::mean_error(st.mean, st.stderr, &|x| format!("{x:.0}"))
         } else {
             format!("{:.0}", st.mean)
         });

@@ -1,0 +1,315 @@
+//! Hints for mistakes in scenario and policy files: "did you mean" for a
+//! misspelt field, value, class or strategy kind (by edit distance); the
+//! fields of the failure model in use rather than of every model; a
+//! duration written as a bare number (`start = 60`: write `"60s"`); a
+//! near miss of `"off"`; and a policy file given where a scenario was
+//! expected.
+//!
+//! [`improve`] takes an error message as the parser or the validator wrote
+//! it and returns it with the hint added; a message it does not recognise
+//! comes back unchanged.
+
+/// Top-level keys of a policy file (the `RetryConfig` schema).
+const POLICY_KEYS: [&str; 6] = [
+    "deadline",
+    "max_attempts",
+    "max_unknown_attempts",
+    "max_retry_after",
+    "strategy",
+    "classes",
+];
+
+/// Top-level keys only a scenario has.
+const SCENARIO_KEYS: [&str; 3] = ["workload", "policies", "failures"];
+
+/// Fields that hold a duration or a point in time.
+const DURATION_FIELDS: [&str; 19] = [
+    "deadline",
+    "max_retry_after",
+    "base",
+    "max",
+    "delay",
+    "from",
+    "until",
+    "start",
+    "end",
+    "retry_after",
+    "timeout",
+    "think_time",
+    "bucket",
+    "value",
+    "min",
+    "mean",
+    "std_dev",
+    "median",
+    "window",
+];
+
+/// Fields that may be turned off with `"off"`.
+const OFF_FIELDS: [&str; 2] = ["deadline", "max_unknown_attempts"];
+
+/// Words people write for "off".
+const OFF_WORDS: [&str; 8] = [
+    "none",
+    "no",
+    "false",
+    "disabled",
+    "disable",
+    "never",
+    "unlimited",
+    "infinite",
+];
+
+/// The candidate closest to `word`, if it is close enough to be a
+/// misspelling: at most one edit for short words, at most a third of the
+/// word's length for longer ones. Ties go to the first candidate.
+pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    let lower = word.to_lowercase();
+    let mut best: Option<(usize, &'a str)> = None;
+    for c in candidates {
+        if *c == word {
+            return None;
+        }
+        let d = strsim::damerau_levenshtein(&lower, &c.to_lowercase());
+        if d <= limit && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+/// The first `` `quoted` `` word in `text`.
+fn first_quoted(text: &str) -> Option<&str> {
+    let start = text.find('`')? + 1;
+    let len = text[start..].find('`')?;
+    Some(&text[start..start + len])
+}
+
+/// Every `` `quoted` `` word in `text`.
+fn all_quoted(text: &str) -> Vec<&str> {
+    text.split('`').skip(1).step_by(2).collect()
+}
+
+/// A comma-separated list after `marker` (up to a `;` or the end).
+fn list_after<'a>(text: &'a str, marker: &str) -> Option<Vec<&'a str>> {
+    let at = text.find(marker)? + marker.len();
+    let rest = &text[at..];
+    let rest = rest.split(';').next().unwrap_or(rest);
+    Some(
+        rest.split(',')
+            .map(|s| s.trim().trim_matches('`').trim_end_matches('.'))
+            .filter(|s| !s.is_empty())
+            .collect(),
+    )
+}
+
+/// The failure model in use at `path` (`failures.N...`) in `source`.
+fn model_at(path: &str, source: &str) -> Option<String> {
+    let mut parts = path.split('.');
+    if parts.next()? != "failures" {
+        return None;
+    }
+    let index: usize = parts.next()?.parse().ok()?;
+    let doc: toml::Table = toml::from_str(source).ok()?;
+    let model = doc.get("failures")?.as_array()?.get(index)?.get("model")?;
+    model.as_str().map(str::to_owned)
+}
+
+fn last_segment(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
+}
+
+/// `message` (about the field at dotted `path` of `source`) with a hint
+/// added where one helps.
+pub fn improve(message: &str, path: &str, source: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        return unknown_field(message, rest, path, source);
+    }
+    if message.starts_with("unknown variant ") {
+        let word = first_quoted(message).unwrap_or_default();
+        let expected = message.split_once("expected").map_or("", |(_, e)| e);
+        if let Some(m) = did_you_mean(word, &all_quoted(expected)) {
+            return format!("{message}; did you mean `{m}`?");
+        }
+        return message.to_owned();
+    }
+    for marker in ["; allowed: ", "; it takes: "] {
+        if let (Some(word), Some(list)) = (first_quoted(message), list_after(message, marker)) {
+            if let Some(m) = did_you_mean(word, &list) {
+                return format!("{message}; did you mean `{m}`?");
+            }
+        }
+    }
+    let field = last_segment(path);
+    if let Some(hint) = duration_hint(message, field) {
+        return format!("{message}; {hint}");
+    }
+    if let Some(hint) = off_hint(message, field) {
+        return format!("{message}; {hint}");
+    }
+    message.to_owned()
+}
+
+fn unknown_field(message: &str, rest: &str, path: &str, source: &str) -> String {
+    let word = first_quoted(rest).unwrap_or_default();
+    let expected = rest.split_once("expected").map_or("", |(_, e)| e);
+    let mut candidates = all_quoted(expected);
+    let mut allowed_text = None;
+    if let Some(model) = model_at(path, source) {
+        if let Some(fields) = crate::scenario::model_fields(&model) {
+            candidates = std::iter::once("model")
+                .chain(fields.iter().copied())
+                .collect();
+            allowed_text = Some(format!(
+                "the `{model}` model takes: {}",
+                candidates.join(", ")
+            ));
+        }
+    }
+    let allowed = allowed_text.unwrap_or_else(|| format!("allowed: {}", candidates.join(", ")));
+    if candidates.is_empty() {
+        return message.to_owned();
+    }
+    match did_you_mean(word, &candidates) {
+        Some(m) => format!("unknown field `{word}`; did you mean `{m}`? ({allowed})"),
+        None => format!("unknown field `{word}`; {allowed}"),
+    }
+}
+
+/// A bare number where a duration string belongs: `60` -> `"60s"`.
+fn duration_hint(message: &str, field: &str) -> Option<String> {
+    if !DURATION_FIELDS.contains(&field) {
+        return None;
+    }
+    let rest = message.strip_prefix("invalid type: ")?;
+    let number = if rest.starts_with("integer ") || rest.starts_with("floating point ") {
+        first_quoted(rest)?
+    } else {
+        return None;
+    };
+    Some(format!(
+        "durations are strings with a unit: write `{field} = \"{number}s\"` (or \"{number}ms\", \"{number}m\")"
+    ))
+}
+
+/// A near miss of `"off"` on a field that can be turned off.
+fn off_hint(message: &str, field: &str) -> Option<String> {
+    if !OFF_FIELDS.contains(&field) {
+        return None;
+    }
+    // `string "of"` (serde) or `` `of` has ... `` (duration parser).
+    let value = match message.split_once("string \"") {
+        Some((_, rest)) => rest.split('"').next()?,
+        None => first_quoted(message)?,
+    };
+    let lower = value.trim().to_lowercase();
+    let near =
+        strsim::damerau_levenshtein(&lower, "off") <= 1 || OFF_WORDS.contains(&lower.as_str());
+    near.then(|| format!("did you mean \"off\"? (`{field} = \"off\"` turns it off)"))
+}
+
+/// If `source` is a policy file (the `RetryConfig` schema) rather than a
+/// scenario, says so and what to run instead.
+pub fn policy_file_hint(source: &str, file: &str) -> Option<String> {
+    let doc: toml::Table = toml::from_str(source).ok()?;
+    if SCENARIO_KEYS.iter().any(|k| doc.contains_key(*k)) {
+        return None;
+    }
+    if !doc.keys().any(|k| POLICY_KEYS.contains(&k.as_str())) {
+        return None;
+    }
+    Some(format!(
+        "this is a policy file (the RetryConfig schema), not a scenario. Check it with `reflexio-sim check {file}`; to simulate it, copy it under a `[policies.NAME]` table of a scenario (see sim/scenarios/)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_the_closest_name() {
+        let fields = ["probability", "classes", "retry_after", "from", "until"];
+        assert_eq!(did_you_mean("probabilty", &fields), Some("probability"));
+        assert_eq!(did_you_mean("clases", &fields), Some("classes"));
+        assert_eq!(did_you_mean("retry-after", &fields), Some("retry_after"));
+        assert_eq!(did_you_mean("colour", &fields), None);
+        assert_eq!(did_you_mean("from", &fields), None);
+    }
+
+    #[test]
+    fn unknown_field_lists_only_the_model_in_use() {
+        let source = "[workload]\ncalls = 1\n[[failures]]\nmodel = \"random\"\nprobabilty = 0.3\n";
+        let message = "unknown field `probabilty`, expected one of `model`, `from`, `until`, `probability`, `classes`, `retry_after`, `start`, `end`, `capacity`";
+        let improved = improve(message, "failures.0.probabilty", source);
+        assert_eq!(
+            improved,
+            "unknown field `probabilty`; did you mean `probability`? (the `random` model takes: model, probability, classes, retry_after, from, until)"
+        );
+    }
+
+    #[test]
+    fn unknown_values_classes_and_strategies() {
+        let m = improve(
+            "unknown variant `poison`, expected one of `all_at_once`, `fixed_rate`, `poisson`, `closed_loop`",
+            "workload.arrival",
+            "",
+        );
+        assert!(m.ends_with("did you mean `poisson`?"), "{m}");
+        let m = improve(
+            "unknown strategy `exponentail`; allowed: decorrelated_jitter, equal_jitter, exponential, constant",
+            "policies.a.strategy.kind",
+            "",
+        );
+        assert!(m.ends_with("did you mean `exponential`?"), "{m}");
+        let m = improve(
+            "unknown error class `transiet`; allowed: auth, permission, transient, unknown",
+            "policies.a.classes.transiet",
+            "",
+        );
+        assert!(m.ends_with("did you mean `transient`?"), "{m}");
+    }
+
+    #[test]
+    fn bare_numbers_for_durations_get_a_unit() {
+        let m = improve(
+            "invalid type: integer `60`, expected a string",
+            "failures.0.start",
+            "",
+        );
+        assert!(m.contains("write `start = \"60s\"`"), "{m}");
+        // Not a duration field: no hint.
+        let m = improve("invalid type: integer `60`, expected a string", "name", "");
+        assert_eq!(m, "invalid type: integer `60`, expected a string");
+    }
+
+    #[test]
+    fn near_misses_of_off() {
+        let m = improve(
+            "`of` has an unknown unit `of`; expected a number and a unit",
+            "policies.a.deadline",
+            "",
+        );
+        assert!(
+            m.ends_with("did you mean \"off\"? (`deadline = \"off\"` turns it off)"),
+            "{m}"
+        );
+        let m = improve(
+            "invalid value: string \"none\", expected a whole number of attempts or \"off\"",
+            "policies.a.max_unknown_attempts",
+            "",
+        );
+        assert!(m.contains("did you mean \"off\"?"), "{m}");
+        let m = improve("`5x` has an unknown unit `x`", "policies.a.deadline", "");
+        assert!(!m.contains("off"), "{m}");
+    }
+
+    #[test]
+    fn policy_files_are_recognised() {
+        let hint = policy_file_hint("deadline = \"10s\"\nmax_attempts = 4\n", "p.toml").unwrap();
+        assert!(hint.contains("reflexio-sim check p.toml"), "{hint}");
+        assert!(policy_file_hint("[workload]\ncalls = 3\n", "s.toml").is_none());
+        assert!(policy_file_hint("name = \"x\"\n", "s.toml").is_none());
+    }
+}
