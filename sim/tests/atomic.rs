@@ -134,9 +134,9 @@ fn a_full_disk_at_any_file_leaves_the_previous_set_intact() {
     let (code, err) = simulate(&scenario, &out, 1, &mut reflexio_sim::output::write_file);
     assert_eq!(code, 0, "{err}");
     let old = files(&out);
-    assert_eq!(old.len(), 7);
-    // A set of seven files: fail at each of them in turn.
-    for fail_at in 0..7 {
+    assert_eq!(old.len(), 8);
+    // A set of eight files: fail at each of them in turn.
+    for fail_at in 0..8 {
         let (code, err) = simulate(&scenario, &out, 2, &mut full_disk_at(fail_at));
         assert_eq!(code, 2, "failing at file {fail_at}: {err}");
         assert!(err.contains("cannot write"), "{err}");
@@ -151,7 +151,7 @@ fn a_full_disk_at_any_file_leaves_the_previous_set_intact() {
     let (code, err) = simulate(&scenario, &out, 2, &mut reflexio_sim::output::write_file);
     assert_eq!(code, 0, "{err}");
     let new = files(&out);
-    assert_eq!(new.len(), 7);
+    assert_eq!(new.len(), 8);
     assert!(new != old);
     assert_eq!(names(&dir), ["atomic.toml", "out"]);
 }
@@ -200,6 +200,7 @@ fn a_set_in_png_replaces_a_set_in_svg_whole() {
             "latency-cdf.png",
             "load.png",
             "report.csv",
+            "report.html",
             "report.json",
             "report.md",
             "sleep.png"
