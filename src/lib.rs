@@ -90,6 +90,7 @@ mod jitter_rng;
 pub mod lint;
 pub mod observe;
 mod policy;
+pub mod retryable;
 pub mod strategy;
 
 pub use class::ErrorClass;
@@ -108,6 +109,7 @@ pub use observe::{Hook, Hooks};
 pub use policy::{
     retry, retry_async, BoundPolicy, BuildError, RetryError, RetryPolicy, RetryPolicyBuilder,
 };
+pub use retryable::{Retryable, Retrying};
 pub use strategy::{Backoff, BackoffKind, DelayContext, Strategy};
 
 #[cfg(feature = "http")]
