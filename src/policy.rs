@@ -202,6 +202,13 @@ impl<C> RetryPolicy<C> {
         self.inner.engine.envelope()
     }
 
+    /// The classifier, for adapters that classify through
+    /// [`run_async_with`](Self::run_async_with).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn classifier(&self) -> &C {
+        &self.inner.classifier
+    }
+
     /// The same policy with `classifier` instead (envelope, strategies,
     /// hooks and time kept).
     ///
