@@ -78,6 +78,9 @@
 //! * `reqwest-middleware`: [`reqwest_middleware::RetryMiddleware`].
 //! * `postgres`: `tokio_postgres::Error` classified by its SQLSTATE
 //!   ([`postgres`]).
+//! * `tower`: [`tower::RetryLayer`] retries in a tower service stack
+//!   (axum, tonic, hyper).
+//! * `tonic`: [`tonic::GrpcClassifier`] classifies gRPC statuses.
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(rust_2018_idioms)]
@@ -96,6 +99,7 @@ mod jitter_rng;
 pub mod lint;
 pub mod observe;
 mod policy;
+pub mod retryable;
 pub mod strategy;
 
 pub use budget::{Budget, BudgetSpec, RatioBudget, TokenBucket};
@@ -113,10 +117,17 @@ pub use coarse_clock::CoarseClock;
 #[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 pub use config::RetryConfig;
 pub use engine::{Decision, Engine, Envelope, ErrorText, Event, EventKind, StopReason};
+#[cfg(feature = "tonic")]
+pub use integrations::tonic;
+#[cfg(feature = "tower")]
+pub use integrations::tower;
+#[cfg(feature = "tower")]
+pub use integrations::tower::RetryLayer;
 pub use observe::{Hook, Hooks};
 pub use policy::{
     retry, retry_async, BoundPolicy, BuildError, RetryError, RetryPolicy, RetryPolicyBuilder,
 };
+pub use retryable::{Retryable, Retrying};
 pub use strategy::{Backoff, BackoffKind, DelayContext, Strategy};
 
 #[cfg(feature = "http")]
@@ -139,9 +150,15 @@ pub use integrations::reqwest_middleware;
 pub use rand;
 
 /// The README's examples, compiled and run as doctests (they load a
-/// configuration and call reqwest, so they need the `config` and `reqwest`
-/// features).
-#[cfg(all(doctest, feature = "config", feature = "reqwest"))]
+/// configuration, call reqwest and show the tower layer, so they need the
+/// `config`, `reqwest`, `tower` and `http` features: `cargo test --all-features`).
+#[cfg(all(
+    doctest,
+    feature = "config",
+    feature = "reqwest",
+    feature = "tower",
+    feature = "http"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 

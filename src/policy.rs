@@ -208,6 +208,13 @@ impl<C> RetryPolicy<C> {
         self.inner.engine.envelope()
     }
 
+    /// The classifier, for adapters that classify through
+    /// [`run_async_with`](Self::run_async_with).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn classifier(&self) -> &C {
+        &self.inner.classifier
+    }
+
     /// The same policy with `classifier` instead (envelope, strategies,
     /// hooks, time and budget kept: the budget is shared with this policy).
     ///
@@ -324,12 +331,14 @@ impl<C> RetryPolicy<C> {
                     return Ok(value);
                 }
                 Err(error) => {
-                    let (delay, error) = call.failed(error, || clock.now())?;
+                    let classifier = &self.inner.classifier;
+                    let name = type_name::<E>();
+                    let (delay, error) = call.failed(classifier, name, error, || clock.now())?;
                     // A zero delay sleeps not at all, so it cannot overrun
                     // the deadline: no wake-up check, no clock read.
                     if !delay.is_zero() {
                         clock.sleep(delay);
-                        call.before_retry(error, || clock.now())?;
+                        call.before_retry(classifier, name, error, || clock.now())?;
                     }
                 }
             }
@@ -340,12 +349,35 @@ impl<C> RetryPolicy<C> {
         &self,
         operation: &str,
         extra: Option<&Hooks>,
-        mut op: F,
+        op: F,
     ) -> Result<T, RetryError<E>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         C: Classifier<E>,
+    {
+        let classifier = &self.inner.classifier;
+        self.run_async_with(operation, extra, classifier, |_| type_name::<E>(), op)
+            .await
+    }
+
+    /// The async driver, classifying failures with `classifier` instead of
+    /// the policy's own, and naming their type with `error_type`: how an
+    /// adapter classifies what the policy's classifier cannot see, such as
+    /// a response that counts as a failure. Everything else (envelope,
+    /// hooks, seed, sleeper) is the policy's.
+    pub(crate) async fn run_async_with<T, E, F, Fut, K>(
+        &self,
+        operation: &str,
+        extra: Option<&Hooks>,
+        classifier: &K,
+        error_type: impl Fn(&E) -> &'static str,
+        mut op: F,
+    ) -> Result<T, RetryError<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        K: Classifier<E>,
     {
         let sleeper = &*self.inner.sleeper;
         let mut call = CallDriver::new(self, operation, extra, || sleeper.now());
@@ -356,10 +388,11 @@ impl<C> RetryPolicy<C> {
                     return Ok(value);
                 }
                 Err(error) => {
-                    let (delay, error) = call.failed(error, || sleeper.now())?;
+                    let name = error_type(&error);
+                    let (delay, error) = call.failed(classifier, name, error, || sleeper.now())?;
                     if !delay.is_zero() {
                         sleeper.sleep(delay).await;
-                        call.before_retry(error, || sleeper.now())?;
+                        call.before_retry(classifier, name, error, || sleeper.now())?;
                     }
                 }
             }
@@ -455,17 +488,16 @@ impl<'a, C> CallDriver<'a, C> {
     /// has a deadline, the error (kept until the retry starts, for
     /// [`before_retry`](Self::before_retry)); or the final error. Without a
     /// deadline the error is dropped before the sleep.
-    fn failed<E>(
+    fn failed<E, K: Classifier<E>>(
         &mut self,
+        classifier: &K,
+        error_type: &str,
         error: E,
         now: impl FnOnce() -> Duration,
-    ) -> Result<(Duration, Option<E>), RetryError<E>>
-    where
-        C: Classifier<E>,
-    {
+    ) -> Result<(Duration, Option<E>), RetryError<E>> {
         let policy = self.policy;
         let inner = &policy.inner;
-        let classification = inner.classifier.classify(&error);
+        let classification = classifier.classify(&error);
         let elapsed = if self.timed {
             now().saturating_sub(self.started)
         } else {
@@ -488,8 +520,8 @@ impl<'a, C> CallDriver<'a, C> {
             .get_or_insert_with(|| inner.engine.state_at(started));
         let failure = Failure {
             classification,
-            error_type: type_name::<E>(),
-            error: inner.classifier.describe(&error),
+            error_type,
+            error: classifier.describe(&error),
         };
         match inner
             .engine
@@ -510,14 +542,13 @@ impl<'a, C> CallDriver<'a, C> {
     /// The sleep is over and the retry is about to start: gives up with
     /// `error`, the last one, if the sleep overran the deadline (see
     /// [`Engine::before_retry`]). `None` (no deadline): nothing to check.
-    fn before_retry<E>(
+    fn before_retry<E, K: Classifier<E>>(
         &mut self,
+        classifier: &K,
+        error_type: &str,
         error: Option<E>,
         now: impl FnOnce() -> Duration,
-    ) -> Result<(), RetryError<E>>
-    where
-        C: Classifier<E>,
-    {
+    ) -> Result<(), RetryError<E>> {
         let Some(error) = error else {
             return Ok(());
         };
@@ -531,8 +562,8 @@ impl<'a, C> CallDriver<'a, C> {
         match inner.engine.before_retry(
             state,
             self.operation,
-            type_name::<E>(),
-            inner.classifier.describe(&error),
+            error_type,
+            classifier.describe(&error),
             elapsed,
             &mut emit,
         ) {

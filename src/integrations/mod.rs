@@ -7,6 +7,8 @@
 //! | `reqwest` | [`reqwest`] | `reqwest::Error` classification, non-success responses as errors |
 //! | `reqwest-middleware` | [`reqwest_middleware`] | a retrying `reqwest_middleware::Middleware` |
 //! | `postgres` | [`postgres`] | `tokio_postgres::Error` classification by SQLSTATE |
+//! | `tonic` | [`tonic`] | gRPC classification of `tonic::Status`, retry pushback |
+//! | `tower` | [`tower`] | `RetryLayer`: retries in a tower service stack |
 //!
 //! The error types of the enabled integrations are known to the
 //! [`DefaultClassifier`](crate::DefaultClassifier) without registration.
@@ -25,6 +27,10 @@ pub mod postgres;
 pub mod reqwest;
 #[cfg(feature = "reqwest-middleware")]
 pub mod reqwest_middleware;
+#[cfg(feature = "tonic")]
+pub mod tonic;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 /// The code rules the enabled integrations add to every
 /// [`DefaultClassifier`](crate::DefaultClassifier), tried before the ones
