@@ -757,7 +757,9 @@ pub fn run_many_on(
     threads: usize,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Report, SimError> {
-    run_many_observed_on(scenario, seed, runs, threads, &|p| progress(p.calls, p.total))
+    run_many_observed_on(scenario, seed, runs, threads, &|p| {
+        progress(p.calls, p.total)
+    })
 }
 
 /// [`run_many`], reporting [`Progress`] with the attempts made as well.
