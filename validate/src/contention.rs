@@ -17,11 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reflexio::{ErrorClass, RetryConfig, RetryPolicyBuilder};
-use reflexio_sim::metrics::CallResults;
 use reflexio_sim::scenario::Scenario;
 
-use crate::load::{Attempt, PolicyRun};
-use crate::measure::{fit_lognormal, policies_toml, Measured};
+use crate::load::{self, Attempt, CallOutcome, PolicyRun};
+use crate::measure::{fit_lognormal, policies_toml};
 
 /// The experiment's knobs.
 #[derive(Debug, Clone)]
@@ -218,45 +217,25 @@ async fn measure_policy(
                     })
                     .await;
                 let latency = start.elapsed();
-                outcomes.push((
+                outcomes.push(CallOutcome {
                     call,
-                    start.saturating_duration_since(origin) + latency,
+                    end: start.saturating_duration_since(origin) + latency,
                     latency,
-                    latency.saturating_sub(Duration::from_nanos(busy.load(Ordering::Relaxed))),
+                    sleep: latency
+                        .saturating_sub(Duration::from_nanos(busy.load(Ordering::Relaxed))),
                     attempts,
-                    outcome.as_ref().err().map(|e| e.reason()),
-                ));
+                    reason: outcome.as_ref().err().map(|e| e.reason()),
+                });
             }
             outcomes
         }));
     }
-    let total = (setup.clients * setup.calls_per_client) as usize;
-    let mut results = CallResults::new(total);
-    let mut ends = Vec::new();
+    let mut outcomes = Vec::new();
     for t in tasks {
-        ends.extend(t.await.map_err(|e| format!("a client task failed: {e}"))?);
+        outcomes.extend(t.await.map_err(|e| format!("a client task failed: {e}"))?);
     }
-    let bucket = Duration::from_secs(1);
     let attempts = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
-    for a in &attempts {
-        results.attempt_at((a.sent.as_nanos() / bucket.as_nanos()) as u64);
-    }
-    for (call, end, latency, sleep, n, reason) in ends {
-        results.record(
-            call,
-            end.as_nanos() as u64,
-            latency.as_nanos() as u64,
-            sleep.as_nanos() as u64,
-            n,
-            reason,
-        );
-    }
-    let metrics = results.into_metrics(name, bucket.as_nanos() as u64, Vec::new(), 0);
-    Ok(PolicyRun {
-        policy: name.to_owned(),
-        measured: Measured::from(metrics),
-        attempts,
-    })
+    Ok(load::tally(name, &outcomes, attempts))
 }
 
 /// One attempt: read the row's version, write if it has not changed.

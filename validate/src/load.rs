@@ -77,13 +77,46 @@ pub struct PolicyRun {
     pub attempts: Vec<Attempt>,
 }
 
-struct CallOutcome {
-    call: usize,
-    end: Duration,
-    latency: Duration,
-    sleep: Duration,
-    attempts: u32,
-    reason: Option<reflexio::StopReason>,
+/// How one call ended, as the client saw it.
+pub struct CallOutcome {
+    /// The call's number, as the simulator numbers its calls.
+    pub call: usize,
+    /// When it ended, from the load's origin.
+    pub end: Duration,
+    /// Its end-to-end latency.
+    pub latency: Duration,
+    /// The time it spent sleeping between attempts.
+    pub sleep: Duration,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Why retrying stopped, if the call failed.
+    pub reason: Option<reflexio::StopReason>,
+}
+
+/// The metrics of one policy's calls and attempts, counted by the
+/// simulator's own `CallResults` in one-second buckets.
+pub fn tally(name: &str, outcomes: &[CallOutcome], attempts: Vec<Attempt>) -> PolicyRun {
+    let bucket = Duration::from_secs(1);
+    let mut results = CallResults::new(outcomes.len());
+    for a in &attempts {
+        results.attempt_at((a.sent.as_nanos() / bucket.as_nanos()) as u64);
+    }
+    for o in outcomes {
+        results.record(
+            o.call,
+            nanos(o.end),
+            nanos(o.latency),
+            nanos(o.sleep),
+            o.attempts,
+            o.reason,
+        );
+    }
+    let metrics = results.into_metrics(name, nanos(bucket), Vec::new(), 0);
+    PolicyRun {
+        policy: name.to_owned(),
+        measured: Measured::from(metrics),
+        attempts,
+    }
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -206,28 +239,24 @@ pub async fn drive(
         outcomes.push(t.await.map_err(|e| format!("a call task failed: {e}"))?);
     }
 
-    let bucket = Duration::from_secs(1);
-    let mut results = CallResults::new(outcomes.len());
     let attempts = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
-    for a in &attempts {
-        results.attempt_at((a.sent.as_nanos() / bucket.as_nanos()) as u64);
+    Ok(tally(name, &outcomes, attempts))
+}
+
+/// Runs `measure` for every policy of the bundled scenario `text` (the
+/// file `file`), one after the other, each against its own fresh service.
+pub async fn each_policy(
+    text: &str,
+    file: &str,
+    mut measure: impl AsyncFnMut(&str, &RetryConfig) -> Result<PolicyRun, String>,
+) -> Result<Vec<PolicyRun>, String> {
+    let scenario =
+        reflexio_sim::scenario::Scenario::from_toml_str(text, file).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for policy in &scenario.policies {
+        out.push(measure(&policy.name, &policy.config).await?);
     }
-    for o in &outcomes {
-        results.record(
-            o.call,
-            nanos(o.end),
-            nanos(o.latency),
-            nanos(o.sleep),
-            o.attempts,
-            o.reason,
-        );
-    }
-    let metrics = results.into_metrics(name, nanos(bucket), Vec::new(), 0);
-    Ok(PolicyRun {
-        policy: name.to_owned(),
-        measured: Measured::from(metrics),
-        attempts,
-    })
+    Ok(out)
 }
 
 /// Serves `app` on 127.0.0.1 (an ephemeral port) until the returned

@@ -28,7 +28,6 @@ use governor::{Quota, RateLimiter};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use reflexio::RetryConfig;
-use reflexio_sim::scenario::Scenario;
 
 use crate::load::{self, Load, PolicyRun};
 use crate::measure::fit_lognormal;
@@ -131,13 +130,12 @@ async fn handle(State(service): State<Arc<Service>>) -> Response {
 /// Runs every policy of the bundled scenario against its own fresh
 /// service, one after the other.
 pub async fn measure(setup: &Setup) -> Result<Vec<PolicyRun>, String> {
-    let scenario = Scenario::from_toml_str(SCENARIO, "sim/scenarios/rate-limit.toml")
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for policy in &scenario.policies {
-        out.push(measure_policy(setup, &policy.name, &policy.config).await?);
-    }
-    Ok(out)
+    load::each_policy(
+        SCENARIO,
+        "sim/scenarios/rate-limit.toml",
+        async |name, config| measure_policy(setup, name, config).await,
+    )
+    .await
 }
 
 async fn measure_policy(
