@@ -199,7 +199,7 @@ async fn the_middleware_returns_the_last_response_when_it_gives_up() {
 }
 
 #[tokio::test]
-async fn the_middleware_passes_other_statuses_through_at_once() {
+async fn the_middleware_returns_a_permanent_status_at_once_and_reports_it() {
     let server = FlakyServer::start(vec![Step::Status(404, Some("1"))])
         .await
         .unwrap();
@@ -208,7 +208,7 @@ async fn the_middleware_passes_other_statuses_through_at_once() {
     assert_eq!(response.status(), 404);
     assert_eq!(server.seen(), 1);
     let kinds: Vec<_> = log.lock().unwrap().iter().map(|e| e.0).collect();
-    assert_eq!(kinds, [EventKind::Success]);
+    assert_eq!(kinds, [EventKind::PermanentFail]);
 }
 
 #[tokio::test]

@@ -12,8 +12,10 @@
 //!   failed attempt too, with its `Retry-After` as the hint. When the policy
 //!   gives up, the caller gets that **last response** back (`Ok`), as from
 //!   a plain client; hooks have seen the terminal event.
-//! * Any other response (2xx, 3xx, 4xx other than 408, 409 and 429) is
-//!   returned as is after one attempt.
+//! * A response the table marks as never retried (400, 401, 403, 404,
+//!   422) is returned as is after one attempt; it ends the call with
+//!   `permanent_fail`, so hooks and metrics count it as the failure it is.
+//!   A 2xx is a success.
 //! * **Requests whose body cannot be cloned** (a streaming body:
 //!   `reqwest::Body::wrap_stream`) are sent **once, without retry**, and
 //!   without events: there is no second copy of the body to send.
@@ -44,7 +46,7 @@ use ::reqwest::{Request, Response};
 use ::reqwest_middleware::{Middleware, Next};
 
 use crate::classify::{Classifier, DefaultClassifier};
-use crate::http::{status_class, HttpError};
+use crate::http::HttpError;
 use crate::policy::RetryPolicy;
 
 /// Retries a `ClientWithMiddleware`'s requests with a [`RetryPolicy`]; see
@@ -170,7 +172,10 @@ where
                             .await
                             .map_err(AttemptError::Request)?;
                         let status = response.status();
-                        if status.is_success() || !status_class(status).is_retryable() {
+                        // Every failing status goes to the engine, which decides
+                        // (and reports `permanent_fail` for a 404); the caller
+                        // gets the last response back either way.
+                        if status.is_success() {
                             return Ok((response, own));
                         }
                         let error = HttpError::from_parts(
