@@ -946,7 +946,7 @@ impl<E: Error + 'static> Error for RetryError<E> {
     }
 }
 
-fn shared_default() -> &'static RetryPolicy {
+pub(crate) fn shared_default() -> &'static RetryPolicy {
     static DEFAULT: OnceLock<RetryPolicy> = OnceLock::new();
     DEFAULT.get_or_init(RetryPolicy::default)
 }
