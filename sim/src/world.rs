@@ -494,7 +494,8 @@ pub fn run_policy(
     run_policy_with(scenario, policy, seed, Mode::Auto, progress)
 }
 
-/// [`run_policy`], driven as `mode` says.
+/// [`run_policy`], driven as `mode` says (a policy with a retry budget is
+/// always driven as [`Mode::Events`]: see [`crate::budget`]).
 pub fn run_policy_with(
     scenario: &Scenario,
     policy: &Policy,

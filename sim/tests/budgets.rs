@@ -602,3 +602,26 @@ proptest! {
         differential(spec, seed, max_attempts, &rows)?;
     }
 }
+
+#[test]
+fn check_prints_each_policy_budget_and_the_amplification_it_guarantees() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/overload.toml");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let args = ["reflexio-sim", "check", file].map(std::ffi::OsString::from);
+    let code = reflexio_sim::cli::main_with(args.to_vec(), &mut out, &mut err, false);
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    let s = Scenario::from_file(file.as_ref()).unwrap();
+    let budgeted = s.policies.iter().filter(|p| p.budget.is_some()).count();
+    assert_eq!(budgeted, 6);
+    assert_eq!(out.matches("# budget: ").count(), budgeted, "{out}");
+    assert!(out.contains(
+        "[policies.aggressive-ratio10.budget]\nkind = \"ratio\"\nwindow = \"10s\"\nmin_per_sec = 10\npercent = 10\n"
+    ), "{out}");
+    assert!(out.contains(
+        "# steady-state worst case: at most 1.1 attempts per call plus 10 retries/s whatever the traffic, against 10 per call without the budget"
+    ), "{out}");
+    assert!(out.contains(
+        "# steady-state worst case: at most 1.2 attempts per call while retries fail, 2 whatever their outcome (a retry that succeeds is refunded), against 6 per call without the budget"
+    ), "{out}");
+}
