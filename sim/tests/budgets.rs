@@ -701,3 +701,30 @@ fn the_checker_holds_a_budget_to_its_documented_bound_exactly() {
         c.violations()[0]
     );
 }
+
+#[test]
+fn check_as_json_gives_each_budget_and_its_amplification() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/spike.toml");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let args = ["reflexio-sim", "check", "--format", "json", file].map(std::ffi::OsString::from);
+    let code = reflexio_sim::cli::main_with(args.to_vec(), &mut out, &mut err, false);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let policies = doc["policies"].as_array().unwrap();
+    let budget = |name: &str| {
+        policies
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name}"))["budget"]
+            .clone()
+    };
+    assert!(budget("no-retry").is_null());
+    let ratio = budget("two-jittered-ratio10");
+    assert_eq!(ratio["kind"], "ratio");
+    assert_eq!(ratio["reserve"], 100);
+    assert_eq!(ratio["amplification"], 1.1);
+    let aws = budget("two-jittered-aws");
+    assert_eq!(aws["kind"], "token_bucket");
+    assert_eq!(aws["amplification_when_failing"], 1.2);
+    assert_eq!(aws["amplification"], 2.0);
+}
