@@ -533,11 +533,11 @@ impl Scenario {
         dir: Option<&Path>,
     ) -> Result<Scenario, ScenarioError> {
         let raw: RawScenario = toml::from_str(source).map_err(|e| {
-            if let Some(hint) = crate::suggest::policy_file_hint(source, file) {
+            if let Some((key, hint)) = crate::suggest::policy_file_hint(source, file) {
                 return ScenarioError {
                     file: file.to_owned(),
-                    position: None,
-                    path: String::new(),
+                    position: locate(source, key).map(|s| line_col(source, s.start)),
+                    path: key.to_owned(),
                     message: hint,
                 };
             }

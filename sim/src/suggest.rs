@@ -210,17 +210,20 @@ fn off_hint(message: &str, field: &str) -> Option<String> {
 }
 
 /// If `source` is a policy file (the `RetryConfig` schema) rather than a
-/// scenario, says so and what to run instead.
-pub fn policy_file_hint(source: &str, file: &str) -> Option<String> {
+/// scenario, says so and what to run instead; with the top-level key that
+/// marks it as one (the first in the schema's order), for the error's
+/// field and position.
+pub fn policy_file_hint(source: &str, file: &str) -> Option<(&'static str, String)> {
     let doc: toml::Table = toml::from_str(source).ok()?;
     if SCENARIO_KEYS.iter().any(|k| doc.contains_key(*k)) {
         return None;
     }
-    if !doc.keys().any(|k| POLICY_KEYS.contains(&k.as_str())) {
-        return None;
-    }
-    Some(format!(
-        "this is a policy file (the RetryConfig schema), not a scenario. Check it with `reflexio-sim check {file}`; to simulate it, copy it under a `[policies.NAME]` table of a scenario (see sim/scenarios/)"
+    let key = POLICY_KEYS.into_iter().find(|k| doc.contains_key(*k))?;
+    Some((
+        key,
+        format!(
+            "this is a policy file (the RetryConfig schema), not a scenario. Check it with `reflexio-sim check {file}`; to simulate it, copy it under a `[policies.NAME]` table of a scenario (see sim/scenarios/)"
+        ),
     ))
 }
 
@@ -307,7 +310,9 @@ mod tests {
 
     #[test]
     fn policy_files_are_recognised() {
-        let hint = policy_file_hint("deadline = \"10s\"\nmax_attempts = 4\n", "p.toml").unwrap();
+        let (key, hint) =
+            policy_file_hint("max_attempts = 4\ndeadline = \"10s\"\n", "p.toml").unwrap();
+        assert_eq!(key, "deadline");
         assert!(hint.contains("reflexio-sim check p.toml"), "{hint}");
         assert!(policy_file_hint("[workload]\ncalls = 3\n", "s.toml").is_none());
         assert!(policy_file_hint("name = \"x\"\n", "s.toml").is_none());

@@ -56,5 +56,23 @@ fn a_policy_file_given_as_scenario_points_to_check() {
     assert_eq!(code, 2);
     assert!(err.contains("this is a policy file"), "{err}");
     assert!(err.contains("reflexio-sim check"), "{err}");
+    // The key that makes it a policy file is the error's field.
+    assert!(err.contains("policy.toml:1:12: `deadline`: "), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Found by sim/tests/scenario_fuzz.rs: a scenario whose `[[failures]]`
+/// header is commented out leaves `classes` at the top level, which makes
+/// it a policy file; the error still names that field, with its position.
+#[test]
+fn a_scenario_that_reads_as_a_policy_file_is_refused_with_a_position() {
+    let source = "bucket = \"584y\"\n#[[failures]]\nmodel = \"random\"\nprobability = 0.5\nclasses = [\"transient\"]\n";
+    let err = reflexio_sim::scenario::Scenario::from_toml_str(source, "fuzz.toml").unwrap_err();
+    assert_eq!(err.path, "classes");
+    assert_eq!(err.position, Some((5, 11)));
+    assert!(
+        err.message.contains("this is a policy file"),
+        "{}",
+        err.message
+    );
 }
