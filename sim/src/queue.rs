@@ -83,6 +83,15 @@ impl Queue {
         self.heap[hole] = event;
     }
 
+    /// The sequence number an event scheduled now would get, taken without
+    /// scheduling anything: for a step that the loop runs at once, but
+    /// that must be ordered as if it had been queued now.
+    #[inline]
+    pub fn reserve(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
     /// The earliest event, removed.
     #[inline]
     pub fn pop(&mut self) -> Option<Event> {

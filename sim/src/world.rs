@@ -1,7 +1,7 @@
 //! The discrete-event loop: virtual time, calls in flight, the engine.
 //!
-//! Events sit in a binary heap (see `queue.rs`) ordered by `(time,
-//! sequence number)`, so simultaneous events run in the order they were
+//! Events sit in a heap (see `queue.rs`) ordered by `(time, sequence
+//! number)`, so simultaneous events run in the order they were
 //! scheduled. Nothing reads
 //! a clock. A call's state lives in a slab slot while it is in flight;
 //! per-call results go to flat vectors indexed by call id.
@@ -31,8 +31,13 @@
 //! its arrival at the service: two queued events per attempt, as for an
 //! attempt without legs. Policy state shared across calls that must see
 //! decisions in client-time order would queue [`LEARN`] and [`WAKE`] as
-//! [`Mode::Events`] does. When every failure model is stateless, each
-//! call is played out whole when it arrives.
+//! [`Mode::Events`] does. Without a rate limiter or overload (whose state
+//! follows the order of arrivals), the arrival needs no event either:
+//! it runs when the request is sent, and contention's read is stamped with
+//! the place in the event order its event would have had, so the read
+//! sees exactly the writes it would have seen (one queued event per
+//! attempt). When every failure model is stateless, each call is played
+//! out whole when it arrives.
 //!
 //! Every policy runs alone against a fresh [`Service`], with the same
 //! arrivals and the same `(call, attempt, leg)` draws (see
@@ -49,7 +54,7 @@ use crate::check::{Audit, Checker};
 use crate::draws::{self, Draws, KeyedRng, Outcomes};
 use crate::latency::Timeline;
 use crate::metrics::{CallResults, PolicyMetrics};
-use crate::model::{ModelKind, Plan, Service};
+use crate::model::{ModelKind, Plan, Service, Stamp};
 use crate::queue::Queue;
 use crate::report::{Report, RunReport};
 use crate::scenario::{Arrival, Phase, Policy, Scenario};
@@ -290,7 +295,9 @@ pub enum Mode {
     /// [`Mode::Queued`], except that when every failure model is stateless
     /// (random, outage, scripted, trace) an attempt's outcome depends only
     /// on its own draws and arrival time, so each call is played out whole
-    /// when it arrives, without queueing its attempts. The results of all
+    /// when it arrives, without queueing its attempts; and when the only
+    /// stateful model is contention, an attempt's arrival is not queued,
+    /// only the end of its work (see the module docs). The results of all
     /// three modes are the same (tested, wherever no two events fall on
     /// the same nanosecond); only the speed differs.
     Auto,
@@ -358,10 +365,10 @@ impl Run<'_> {
         now.saturating_add(s.timeline.request)
     }
 
-    /// The current attempt of `s` reaches the service at `now`: the models
-    /// decide. Returns when the service's work ends and when the client
-    /// learns the outcome.
-    fn reach(&mut self, s: &mut Slot, now: u64) -> (u64, u64) {
+    /// The current attempt of `s` reaches the service at `now`, in the
+    /// event loop's place `seq`: the models decide. Returns when the
+    /// service's work ends and when the client learns the outcome.
+    fn reach(&mut self, s: &mut Slot, now: u64, seq: u64) -> (u64, u64) {
         let attempt = s.state.attempt();
         self.checker.attempt_started(
             u64::from(s.call),
@@ -372,7 +379,7 @@ impl Run<'_> {
         s.reach = now;
         s.plan = self
             .service
-            .start(now, attempt, &s.timeline, &s.draws, s.row_draw);
+            .start(now, seq, attempt, &s.timeline, &s.draws, s.row_draw);
         // A client whose timeout expired before its request even arrived
         // learns of it now, when the models have decided: the service's
         // timeline cannot run backwards.
@@ -382,13 +389,13 @@ impl Run<'_> {
         )
     }
 
-    /// The service's work on the current attempt of `s` ends: frees its
-    /// overload slot and writes its contended row.
-    fn service_end(&mut self, s: &mut Slot) {
+    /// The service's work on the current attempt of `s` ends at `at`:
+    /// frees its overload slot and writes its contended row.
+    fn service_end(&mut self, s: &mut Slot, at: Stamp) {
         if let Some(k) = s.plan.load {
             self.service.release(k);
         }
-        s.plan.outcome = self.service.finish(&s.plan);
+        s.plan.outcome = self.service.finish(&s.plan, at);
     }
 
     /// The client learns the outcome of the current attempt of `s` at
@@ -459,8 +466,9 @@ impl Run<'_> {
     /// (stateless models only); returns when the client learns its outcome.
     fn whole_attempt(&mut self, s: &mut Slot, now: u64) -> u64 {
         let reach = self.send(s, now);
-        let (_, learn) = self.reach(s, reach);
-        s.plan.outcome = self.service.finish(&s.plan);
+        // Stateless models: the stamps order nothing.
+        let (_, learn) = self.reach(s, reach, 0);
+        s.plan.outcome = self.service.finish(&s.plan, (learn, 0));
         learn
     }
 }
@@ -515,6 +523,19 @@ fn run_job(
             )
         });
     let every_step = mode == Mode::Events;
+    // Without a rate limiter or overload, whose state follows the order in
+    // which requests arrive, no model acts at an arrival but contention's
+    // read, and that only needs the read's place in the event order: the
+    // arrival is run when the request is sent, stamped with the sequence
+    // its event would have had. One queued event per attempt.
+    let stamp_reach = mode == Mode::Auto
+        && !whole_calls
+        && scenario.failures.iter().all(|m| {
+            !matches!(
+                m.kind,
+                ModelKind::RateLimit { .. } | ModelKind::Overload { .. }
+            )
+        });
     let mut run = Run {
         scenario,
         policy,
@@ -626,7 +647,10 @@ fn run_job(
                 } else {
                     let reach = run.send(s, now);
                     if reach == now && !every_step {
-                        step_reach(&mut run, s, index, now);
+                        step_reach(&mut run, s, index, now, ev.seq);
+                    } else if stamp_reach {
+                        let seq = run.queue.reserve();
+                        step_reach(&mut run, s, index, reach, seq);
                     } else {
                         run.queue.push(reach, REACH, index);
                     }
@@ -640,7 +664,7 @@ fn run_job(
             }
             REACH => {
                 let index = ev.target;
-                step_reach(&mut run, &mut slots[index as usize], index, now);
+                step_reach(&mut run, &mut slots[index as usize], index, now, ev.seq);
                 if run.results.attempts_total > runaway {
                     return Err(runaway_error());
                 }
@@ -649,7 +673,7 @@ fn run_job(
             SERVICE_END => {
                 let index = ev.target;
                 let s = &mut slots[index as usize];
-                run.service_end(s);
+                run.service_end(s, (now, ev.seq));
                 let learn = s.send.saturating_add(s.plan.client);
                 if every_step && learn > now {
                     run.queue.push(learn, LEARN, index);
@@ -671,7 +695,16 @@ fn run_job(
                         // Nothing happens at the send itself: queue the
                         // next attempt straight at its arrival.
                         let reach = run.send(s, send);
-                        run.queue.push(reach, REACH, index);
+                        if stamp_reach {
+                            let seq = run.queue.reserve();
+                            step_reach(&mut run, s, index, reach, seq);
+                            if run.results.attempts_total > runaway {
+                                return Err(runaway_error());
+                            }
+                            run.bounds(false)?;
+                        } else {
+                            run.queue.push(reach, REACH, index);
+                        }
                     }
                 }
                 Next::Done(_) => ended = Some((index, at)),
@@ -705,10 +738,10 @@ fn run_job(
 }
 
 /// The current attempt of the call in slot `index` reaches the service at
-/// `now`. Queues the end of the service's work or, if the client's timeout
-/// comes first, the client learning of it.
-fn step_reach(run: &mut Run<'_>, s: &mut Slot, index: u32, now: u64) {
-    let (end, learn) = run.reach(s, now);
+/// `now`, in the event loop's place `seq`. Queues the end of the service's
+/// work or, if the client's timeout comes first, the client learning of it.
+fn step_reach(run: &mut Run<'_>, s: &mut Slot, index: u32, now: u64, seq: u64) {
+    let (end, learn) = run.reach(s, now, seq);
     if learn < end {
         // The client times out before the service is done.
         run.queue.push(learn, LEARN, index);
