@@ -23,7 +23,7 @@ use std::fmt;
 use std::time::Duration;
 
 use reflexio::engine::{Decision, Envelope};
-use reflexio::strategy::Backoff;
+use reflexio::strategy::{Backoff, BackoffKind};
 use reflexio::{Classification, ErrorClass};
 use serde::Serialize;
 
@@ -123,6 +123,10 @@ impl Audit {
 /// Checks one policy's decisions.
 #[derive(Debug, Clone)]
 pub struct Checker {
+    /// Per class, the strategy's bounds for attempts `0..len`, computed by
+    /// the strategy on first need (for strategies whose bounds depend on
+    /// the attempt alone, and attempts below [`MEMO_ATTEMPTS`]).
+    memo: [Vec<(Duration, Duration)>; 8],
     envelope: Envelope,
     backoffs: [Backoff; 8],
     kept: Vec<Violation>,
@@ -133,10 +137,14 @@ fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Attempts whose strategy bounds the checker keeps, per class.
+pub const MEMO_ATTEMPTS: u32 = 64;
+
 impl Checker {
     /// A checker for a policy with this envelope and these strategies.
     pub fn new(envelope: Envelope, backoffs: [Backoff; 8]) -> Self {
         Checker {
+            memo: Default::default(),
             envelope,
             backoffs,
             kept: Vec::new(),
@@ -252,7 +260,7 @@ impl Checker {
         let backoff = self.backoffs[slot];
         let previous =
             (audit.previous[slot] != NONE).then(|| Duration::from_nanos(audit.previous[slot]));
-        let (lo, hi) = backoff.bounds(attempt, previous);
+        let (lo, hi) = self.bounds(slot, attempt, previous);
         audit.previous[slot] = ns(retry.strategy_delay);
         if retry.strategy_delay < lo || retry.strategy_delay > hi {
             self.report(
@@ -283,6 +291,28 @@ impl Checker {
                 ),
             );
         }
+    }
+
+    /// The bounds of class `slot`'s strategy for `attempt` after the
+    /// `previous` delay: the strategy's own, kept per attempt where they
+    /// depend on the attempt alone (every strategy but decorrelated
+    /// jitter), so each is computed once per run.
+    #[inline]
+    fn bounds(
+        &mut self,
+        slot: usize,
+        attempt: u32,
+        previous: Option<Duration>,
+    ) -> (Duration, Duration) {
+        let backoff = self.backoffs[slot];
+        if backoff.kind() == BackoffKind::DecorrelatedJitter || attempt >= MEMO_ATTEMPTS {
+            return backoff.bounds(attempt, previous);
+        }
+        let memo = &mut self.memo[slot];
+        while memo.len() <= attempt as usize {
+            memo.push(backoff.bounds(memo.len() as u32, None));
+        }
+        memo[attempt as usize]
     }
 
     /// `call` ended; it must have had exactly one terminal event.
