@@ -45,6 +45,9 @@ const ARITY: usize = 4;
 /// A priority queue of [`Event`]s.
 pub(crate) struct Queue {
     heap: Vec<Event>,
+    /// The one event scheduled with [`Queue::push_next`], held beside the
+    /// heap.
+    next: Option<Event>,
     seq: u64,
 }
 
@@ -53,8 +56,25 @@ impl Queue {
     pub fn new() -> Queue {
         Queue {
             heap: Vec::new(),
+            next: None,
             seq: 0,
         }
+    }
+
+    /// Schedules `kind` for `target` at `time` as [`Queue::push`] does, for
+    /// a stream of events of which at most one is ever pending (the next
+    /// arrival of an open workload): it waits beside the heap, so it costs
+    /// a comparison instead of a heap insertion and removal. Replaces the
+    /// pending one if there is one.
+    #[inline]
+    pub fn push_next(&mut self, time: u64, kind: u8, target: u32) {
+        self.seq += 1;
+        self.next = Some(Event {
+            time,
+            seq: self.seq,
+            target,
+            kind,
+        });
     }
 
     /// Schedules `kind` for `target` at `time`, after every event already
@@ -95,6 +115,18 @@ impl Queue {
     /// The earliest event, removed.
     #[inline]
     pub fn pop(&mut self) -> Option<Event> {
+        if let Some(next) = self.next {
+            if self.heap.first().is_none_or(|top| next.before(top)) {
+                self.next = None;
+                return Some(next);
+            }
+        }
+        self.pop_heap()
+    }
+
+    /// The earliest event of the heap, removed.
+    #[inline]
+    fn pop_heap(&mut self) -> Option<Event> {
         let last = self.heap.pop()?;
         let len = self.heap.len();
         if len == 0 {
@@ -139,7 +171,8 @@ mod tests {
     #[test]
     fn pops_in_time_then_scheduling_order() {
         // Random pushes at or after the current time, interleaved with
-        // pops, including many ties and huge jumps.
+        // pops, including many ties and huge jumps; some through
+        // `push_next`, at most one pending at a time.
         let mut state = 7u64;
         let mut next = || {
             state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -152,6 +185,7 @@ mod tests {
         let mut reference = BinaryHeap::new();
         let mut seq = 0u64;
         let mut now = 0u64;
+        let mut pending_next: Option<u32> = None;
         for step in 0..200_000u32 {
             let r = next();
             if r % 3 != 0 || reference.is_empty() {
@@ -164,12 +198,20 @@ mod tests {
                 };
                 let time = now.saturating_add(delta);
                 seq += 1;
-                q.push(time, (step % 6) as u8, step);
+                if pending_next.is_none() && r % 5 == 0 {
+                    q.push_next(time, (step % 6) as u8, step);
+                    pending_next = Some(step);
+                } else {
+                    q.push(time, (step % 6) as u8, step);
+                }
                 reference.push(Reverse((time, seq, step)));
             } else {
                 let Reverse((time, _, target)) = reference.pop().unwrap();
                 let e = q.pop().unwrap();
                 assert_eq!((e.time, e.target), (time, target), "step {step}");
+                if pending_next == Some(target) {
+                    pending_next = None;
+                }
                 now = time;
             }
         }

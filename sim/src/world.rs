@@ -567,7 +567,7 @@ fn run_job(
         }
         _ => {
             let t = arrivals.time_of_next(arrival, phases);
-            run.queue.push(t, ARRIVAL, 0);
+            run.queue.push_next(t, ARRIVAL, 0);
         }
     }
     let runaway = runaway_limit(calls);
@@ -591,7 +591,7 @@ fn run_job(
                     arrivals.next += 1;
                     if arrivals.next < calls {
                         let t = arrivals.time_of_next(arrival, phases);
-                        run.queue.push(t, ARRIVAL, arrivals.next as u32);
+                        run.queue.push_next(t, ARRIVAL, arrivals.next as u32);
                     }
                 }
                 let row_draw = if needs_row {
