@@ -23,7 +23,7 @@ use std::fmt;
 use std::time::Duration;
 
 use reflexio::engine::{Decision, Envelope};
-use reflexio::strategy::{Backoff, BackoffKind};
+use reflexio::strategy::Backoff;
 use reflexio::{Classification, ErrorClass};
 use serde::Serialize;
 
@@ -305,7 +305,8 @@ impl Checker {
         previous: Option<Duration>,
     ) -> (Duration, Duration) {
         let backoff = self.backoffs[slot];
-        if backoff.kind() == BackoffKind::DecorrelatedJitter || attempt >= MEMO_ATTEMPTS {
+        let decorrelated = backoff.kind() == reflexio::strategy::BackoffKind::DecorrelatedJitter;
+        if decorrelated || attempt >= MEMO_ATTEMPTS {
             return backoff.bounds(attempt, previous);
         }
         let memo = &mut self.memo[slot];

@@ -31,13 +31,14 @@
 //! its arrival at the service: two queued events per attempt, as for an
 //! attempt without legs. Policy state shared across calls that must see
 //! decisions in client-time order would queue [`LEARN`] and [`WAKE`] as
-//! [`Mode::Events`] does. Without a rate limiter or overload (whose state
-//! follows the order of arrivals), the arrival needs no event either:
+//! [`Mode::Events`] does. When every failure model is stateless, each
+//! call is played out whole when it arrives.
+//!
+//! Without a rate limiter or overload (whose state follows the order of
+//! arrivals), an attempt's arrival at the service needs no event either:
 //! it runs when the request is sent, and contention's read is stamped with
-//! the place in the event order its event would have had, so the read
-//! sees exactly the writes it would have seen (one queued event per
-//! attempt). When every failure model is stateless, each call is played
-//! out whole when it arrives.
+//! the place in the event order its event would have had, so the read sees
+//! exactly the writes it would have seen (one queued event per attempt).
 //!
 //! Every policy runs alone against a fresh [`Service`], with the same
 //! arrivals and the same `(call, attempt, leg)` draws (see
