@@ -296,7 +296,8 @@ impl Checker {
     /// The bounds of class `slot`'s strategy for `attempt` after the
     /// `previous` delay: the strategy's own, kept per attempt where they
     /// depend on the attempt alone (every strategy but decorrelated
-    /// jitter), so each is computed once per run.
+    /// jitter, and any formula added later), so each is computed once per
+    /// run.
     #[inline]
     fn bounds(
         &mut self,
@@ -304,9 +305,13 @@ impl Checker {
         attempt: u32,
         previous: Option<Duration>,
     ) -> (Duration, Duration) {
+        use reflexio::strategy::BackoffKind as K;
         let backoff = self.backoffs[slot];
-        let decorrelated = backoff.kind() == reflexio::strategy::BackoffKind::DecorrelatedJitter;
-        if decorrelated || attempt >= MEMO_ATTEMPTS {
+        let by_attempt = matches!(
+            backoff.kind(),
+            K::Constant | K::Exponential | K::FullJitter | K::EqualJitter | K::TokenBackoff
+        );
+        if !by_attempt || attempt >= MEMO_ATTEMPTS {
             return backoff.bounds(attempt, previous);
         }
         let memo = &mut self.memo[slot];
@@ -341,5 +346,37 @@ impl Checker {
     /// The violations found, and their total count.
     pub fn into_parts(self) -> (Vec<Violation>, u64) {
         (self.kept, self.count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reflexio::strategy::BackoffKind;
+
+    #[test]
+    fn kept_bounds_are_the_strategys_own() {
+        // Every formula, attempts below and past the kept ones, in an order
+        // that fills the memo out of step, and decorrelated jitter with
+        // and without a previous delay.
+        let ms = Duration::from_millis;
+        for kind in BackoffKind::ALL {
+            let backoff = Backoff::new(kind, ms(3), ms(900));
+            let mut checker = Checker::new(Envelope::default(), [backoff; 8]);
+            for attempt in [5, 0, 1, 70, 2, 63, 64, 9, u32::MAX, 40] {
+                for previous in [None, Some(ms(50))] {
+                    let expected = if kind == BackoffKind::DecorrelatedJitter {
+                        backoff.bounds(attempt, previous)
+                    } else {
+                        backoff.bounds(attempt, None)
+                    };
+                    assert_eq!(
+                        checker.bounds(2, attempt, previous),
+                        expected,
+                        "{kind:?} attempt {attempt} previous {previous:?}"
+                    );
+                }
+            }
+        }
     }
 }
