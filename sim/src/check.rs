@@ -120,6 +120,38 @@ impl Audit {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reflexio::strategy::BackoffKind;
+
+    #[test]
+    fn kept_bounds_are_the_strategys_own() {
+        // Every formula, attempts below and past the kept ones, in an order
+        // that fills the memo out of step, and decorrelated jitter with
+        // and without a previous delay.
+        let ms = Duration::from_millis;
+        for kind in BackoffKind::ALL {
+            let backoff = Backoff::new(kind, ms(3), ms(900));
+            let mut checker = Checker::new(Envelope::default(), [backoff; 8]);
+            for attempt in [5, 0, 1, 70, 2, 63, 64, 9, u32::MAX, 40] {
+                for previous in [None, Some(ms(50))] {
+                    let expected = if kind == BackoffKind::DecorrelatedJitter {
+                        backoff.bounds(attempt, previous)
+                    } else {
+                        backoff.bounds(attempt, None)
+                    };
+                    assert_eq!(
+                        checker.bounds(2, attempt, previous),
+                        expected,
+                        "{kind:?} attempt {attempt} previous {previous:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Checks one policy's decisions.
 #[derive(Debug, Clone)]
 pub struct Checker {
@@ -346,37 +378,5 @@ impl Checker {
     /// The violations found, and their total count.
     pub fn into_parts(self) -> (Vec<Violation>, u64) {
         (self.kept, self.count)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use reflexio::strategy::BackoffKind;
-
-    #[test]
-    fn kept_bounds_are_the_strategys_own() {
-        // Every formula, attempts below and past the kept ones, in an order
-        // that fills the memo out of step, and decorrelated jitter with
-        // and without a previous delay.
-        let ms = Duration::from_millis;
-        for kind in BackoffKind::ALL {
-            let backoff = Backoff::new(kind, ms(3), ms(900));
-            let mut checker = Checker::new(Envelope::default(), [backoff; 8]);
-            for attempt in [5, 0, 1, 70, 2, 63, 64, 9, u32::MAX, 40] {
-                for previous in [None, Some(ms(50))] {
-                    let expected = if kind == BackoffKind::DecorrelatedJitter {
-                        backoff.bounds(attempt, previous)
-                    } else {
-                        backoff.bounds(attempt, None)
-                    };
-                    assert_eq!(
-                        checker.bounds(2, attempt, previous),
-                        expected,
-                        "{kind:?} attempt {attempt} previous {previous:?}"
-                    );
-                }
-            }
-        }
     }
 }
