@@ -81,6 +81,8 @@
 //! * `tower`: [`tower::RetryLayer`] retries in a tower service stack
 //!   (axum, tonic, hyper).
 //! * `tonic`: [`tonic::GrpcClassifier`] classifies gRPC statuses.
+//! * `macros`: the [`#[retry]`](macro@retry) attribute retries a
+//!   function's body (from the `reflexio-macros` crate).
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(rust_2018_idioms)]
@@ -133,6 +135,9 @@ pub use strategy::{Backoff, BackoffKind, DelayContext, Strategy};
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use integrations::http;
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+pub use integrations::macros::retry;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use integrations::metrics;
@@ -150,12 +155,14 @@ pub use integrations::reqwest_middleware;
 pub use rand;
 
 /// The README's examples, compiled and run as doctests (they load a
-/// configuration, call reqwest and show the tower layer, so they need the
-/// `config`, `reqwest`, `tower` and `http` features: `cargo test --all-features`).
+/// configuration, call reqwest and show the attribute and the tower layer,
+/// so they need the `config`, `reqwest`, `macros`, `tower` and `http`
+/// features: `cargo test --all-features`).
 #[cfg(all(
     doctest,
     feature = "config",
     feature = "reqwest",
+    feature = "macros",
     feature = "tower",
     feature = "http"
 ))]

@@ -372,6 +372,87 @@ impl<C> RetryPolicy<C> {
         extra: Option<&Hooks>,
         classifier: &K,
         error_type: impl Fn(&E) -> &'static str,
+        op: F,
+    ) -> Result<T, RetryError<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        K: Classifier<E>,
+    {
+        let start = self.start_call(extra);
+        self.drive_async(start, operation, extra, classifier, error_type, None, op)
+            .await
+    }
+
+    /// Starts a call whose first attempt an adapter runs itself (the tower
+    /// layer, so that a request that succeeds at once needs no driver
+    /// future): what the async driver does before that attempt.
+    pub(crate) fn start_call(&self, extra: Option<&Hooks>) -> CallStart {
+        let sleeper = &*self.inner.sleeper;
+        CallStart {
+            started: CallDriver::begin(self, extra, || sleeper.now()),
+        }
+    }
+
+    /// The first attempt of a call begun with [`start_call`](Self::start_call)
+    /// succeeded: reports it as the async driver would.
+    #[cfg(feature = "tower")]
+    pub(crate) fn first_attempt_succeeded(
+        &self,
+        start: CallStart,
+        operation: &str,
+        extra: Option<&Hooks>,
+    ) {
+        // Nothing to tell: the common case, decided without the driver.
+        if !observed(self, extra) && !self.inner.engine.budget_counts_successes() {
+            return;
+        }
+        let sleeper = &*self.inner.sleeper;
+        CallDriver::resume(self, operation, extra, start.started).succeeded(|| sleeper.now());
+    }
+
+    /// The first attempt of a call begun with [`start_call`](Self::start_call)
+    /// failed with `error`: the async driver takes the call from there.
+    #[cfg(feature = "tower")]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn resume_async_with<T, E, F, Fut, K>(
+        &self,
+        start: CallStart,
+        operation: &str,
+        extra: Option<&Hooks>,
+        classifier: &K,
+        error_type: impl Fn(&E) -> &'static str,
+        error: E,
+        op: F,
+    ) -> Result<T, RetryError<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        K: Classifier<E>,
+    {
+        self.drive_async(
+            start,
+            operation,
+            extra,
+            classifier,
+            error_type,
+            Some(error),
+            op,
+        )
+        .await
+    }
+
+    /// The async driver's loop, from a call's start; `first_failure` is the
+    /// error of a first attempt that already ran.
+    #[allow(clippy::too_many_arguments)]
+    async fn drive_async<T, E, F, Fut, K>(
+        &self,
+        start: CallStart,
+        operation: &str,
+        extra: Option<&Hooks>,
+        classifier: &K,
+        error_type: impl Fn(&E) -> &'static str,
+        mut first_failure: Option<E>,
         mut op: F,
     ) -> Result<T, RetryError<E>>
     where
@@ -380,9 +461,13 @@ impl<C> RetryPolicy<C> {
         K: Classifier<E>,
     {
         let sleeper = &*self.inner.sleeper;
-        let mut call = CallDriver::new(self, operation, extra, || sleeper.now());
+        let mut call = CallDriver::resume(self, operation, extra, start.started);
         loop {
-            match op().await {
+            let outcome = match first_failure.take() {
+                Some(error) => Err(error),
+                None => op().await,
+            };
+            match outcome {
                 Ok(value) => {
                     call.succeeded(|| sleeper.now());
                     return Ok(value);
@@ -398,6 +483,21 @@ impl<C> RetryPolicy<C> {
             }
         }
     }
+}
+
+/// A call begun outside the async driver: when it started (zero when the
+/// call reads no clock). See [`RetryPolicy::start_call`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallStart {
+    started: Duration,
+}
+
+/// Whether anyone sees a call's events: `tracing`, the policy's hooks or
+/// a bound context's.
+fn observed<C>(policy: &RetryPolicy<C>, extra: Option<&Hooks>) -> bool {
+    cfg!(feature = "tracing")
+        || !policy.inner.hooks.is_empty()
+        || extra.is_some_and(|h| !h.is_empty())
 }
 
 /// One call in progress: what both drivers share. It feeds the engine the
@@ -424,25 +524,52 @@ impl<'a, C> CallDriver<'a, C> {
         extra: Option<&'a Hooks>,
         now: impl FnOnce() -> Duration,
     ) -> Self {
-        let mut call = CallDriver {
+        let started = Self::begin(policy, extra, now);
+        Self::resume(policy, operation, extra, started)
+    }
+
+    /// What a call does before its first attempt: reads the clock if it
+    /// needs the time, tells the budget. Returns the call's start.
+    fn begin(
+        policy: &'a RetryPolicy<C>,
+        extra: Option<&'a Hooks>,
+        now: impl FnOnce() -> Duration,
+    ) -> Duration {
+        let engine = &policy.inner.engine;
+        let started = if Self::needs_time(policy, extra) {
+            now()
+        } else {
+            Duration::ZERO
+        };
+        if let Some(budget) = engine.budget() {
+            budget.call_started(started);
+        }
+        started
+    }
+
+    /// The driver of a call that [`begin`](Self::begin) started at `started`.
+    fn resume(
+        policy: &'a RetryPolicy<C>,
+        operation: &'a str,
+        extra: Option<&'a Hooks>,
+        started: Duration,
+    ) -> Self {
+        CallDriver {
             policy,
             operation,
             extra,
-            timed: false,
-            started: Duration::ZERO,
+            timed: Self::needs_time(policy, extra),
+            started,
             state: None,
             rng: None,
-        };
+        }
+    }
+
+    /// Whether the call reads the clock: for a deadline, an observer or a
+    /// budget that keeps time.
+    fn needs_time(policy: &RetryPolicy<C>, extra: Option<&Hooks>) -> bool {
         let engine = &policy.inner.engine;
-        call.timed =
-            engine.envelope().deadline.is_some() || call.observed() || engine.budget_uses_time();
-        if call.timed {
-            call.started = now();
-        }
-        if let Some(budget) = engine.budget() {
-            budget.call_started(call.started);
-        }
-        call
+        engine.envelope().deadline.is_some() || observed(policy, extra) || engine.budget_uses_time()
     }
 
     /// The call's state, created at first need.
@@ -453,9 +580,7 @@ impl<'a, C> CallDriver<'a, C> {
     }
 
     fn observed(&self) -> bool {
-        cfg!(feature = "tracing")
-            || !self.policy.inner.hooks.is_empty()
-            || self.extra.is_some_and(|h| !h.is_empty())
+        observed(self.policy, self.extra)
     }
 
     /// Reports success; reads the clock only when someone observes it (or
@@ -946,7 +1071,7 @@ impl<E: Error + 'static> Error for RetryError<E> {
     }
 }
 
-fn shared_default() -> &'static RetryPolicy {
+pub(crate) fn shared_default() -> &'static RetryPolicy {
     static DEFAULT: OnceLock<RetryPolicy> = OnceLock::new();
     DEFAULT.get_or_init(RetryPolicy::default)
 }

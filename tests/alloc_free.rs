@@ -4,7 +4,8 @@
 //! at once; an allocation there would be paid on every one of them. A
 //! counting global allocator proves that `RetryPolicy::call` on a call that
 //! succeeds first time allocates nothing, for a policy without hooks (and,
-//! as it happens, with one).
+//! as it happens, with one), and so does a request through the tower layer
+//! (feature `tower`) that succeeds first time.
 //!
 //! Allocations are counted per thread, so the test harness's other threads
 //! do not disturb the count. Each path is run once before counting, so that
@@ -257,4 +258,40 @@ fn budgeted_calls_allocate_nothing() {
         });
         assert_eq!(n, 0, "100 calls with one retry allocated {n} times");
     }
+}
+
+/// A request through the tower layer whose first attempt succeeds runs in
+/// the layer's own future: no boxed driver, no allocation.
+#[cfg(feature = "tower")]
+#[test]
+fn a_tower_request_that_succeeds_at_once_allocates_nothing() {
+    use std::future::{ready, Future};
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+    use tower::{Layer, Service};
+
+    let policy = RetryPolicy::builder()
+        .strategy(Backoff::constant(Duration::from_millis(10)))
+        .build()
+        .unwrap();
+    let echo = tower::service_fn(|n: u64| ready(Ok::<u64, std::io::Error>(black_box(n))));
+    let mut service = reflexio::RetryLayer::new(policy)
+        .operation("echo")
+        .layer(echo);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut request = |n: u64| {
+        assert!(service.poll_ready(&mut cx).is_ready());
+        let mut response = pin!(service.call(n));
+        match response.as_mut().poll(&mut cx) {
+            Poll::Ready(answer) => answer.unwrap(),
+            Poll::Pending => panic!("a ready service answered later"),
+        }
+    };
+    assert_eq!(request(7), 7);
+    let n = allocations_in(|| {
+        for i in 0..1000 {
+            assert_eq!(black_box(request(i)), i);
+        }
+    });
+    assert_eq!(n, 0, "1000 successful requests allocated {n} times");
 }

@@ -2,6 +2,7 @@
 //!
 //! | feature | module | what it gives |
 //! |---|---|---|
+//! | `macros` | [`macros`] | the `#[retry]` attribute |
 //! | `http` | [`http`] | `http::StatusCode` and response classification, `Retry-After` parsing, [`HttpError`](crate::http::HttpError) |
 //! | `metrics` | [`metrics`] | a hook recording through the `metrics` facade |
 //! | `reqwest` | [`reqwest`] | `reqwest::Error` classification, non-success responses as errors |
@@ -18,6 +19,9 @@ use crate::classify::Probe;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+pub mod macros;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;

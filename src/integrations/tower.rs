@@ -68,13 +68,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::classify::{Classification, Classifier, DefaultClassifier};
 use crate::engine::ErrorText;
 use crate::observe::{Hook, Hooks};
-use crate::policy::RetryPolicy;
+use crate::policy::{CallStart, RetryPolicy};
 
 /// Decides whether a response counts as a failed attempt.
 ///
@@ -312,16 +313,46 @@ impl<Resp, E, C: Classifier<E>> Classifier<Failed<Resp, E>> for AttemptClassifie
     }
 }
 
-/// How one attempt reaches the service.
-enum Dispatch<S, F, Req> {
-    /// Already called: the first attempt, on the service made ready.
-    Sent(F),
-    /// A clone to make ready and call: every retry.
-    Fresh(S, Req),
+/// The retries of a request whose first attempt failed: the policy's
+/// async driver, boxed.
+type Retries<Resp, E> = Pin<Box<dyn Future<Output = Result<Resp, E>> + Send>>;
+
+/// What a request needs once its first attempt has failed.
+struct Later<S, Req, C, R> {
+    service: S,
+    request: Req,
+    shared: Arc<Shared<C, R>>,
+    start: CallStart,
 }
 
-/// The future of a [`Retry`] service's response.
-pub type ResponseFuture<Resp, E> = Pin<Box<dyn Future<Output = Result<Resp, E>> + Send>>;
+pin_project! {
+    /// The future of a [`Retry`] service's response.
+    ///
+    /// The first attempt runs in place; only a request whose first attempt
+    /// fails moves on to the policy's async driver (boxed), so a request
+    /// that succeeds at once allocates nothing.
+    pub struct ResponseFuture<S, Req, C, R>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        first: Option<S::Future>,
+        later: Option<Later<S, Req, C, R>>,
+        retries: Option<Retries<S::Response, S::Error>>,
+    }
+}
+
+impl<S, Req, C, R> fmt::Debug for ResponseFuture<S, Req, C, R>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("first_attempt_in_flight", &self.first.is_some())
+            .field("retrying", &self.retries.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 impl<S, Req, C, R> Service<Req> for Retry<S, C, R>
 where
@@ -335,72 +366,146 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Response, S::Error>;
+    type Future = ResponseFuture<S, Req, C, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        // The service `poll_ready` prepared makes the first attempt; this
-        // one keeps serving later requests.
-        let clone = self.inner.clone();
-        let mut service = std::mem::replace(&mut self.inner, clone);
-        let shared = Arc::clone(&self.shared);
-        Box::pin(async move {
-            let mut first = true;
-            let responses = &shared.responses;
-            let attempt = move || {
-                let request = request.clone();
-                // The first attempt's call starts right away, as tower
-                // expects of a service `poll_ready` prepared; a retry sends
-                // through a fresh clone, made ready again.
-                let dispatch = if std::mem::take(&mut first) {
-                    Dispatch::Sent(service.call(request))
-                } else {
-                    Dispatch::Fresh(service.clone(), request)
-                };
-                async move {
-                    let outcome = match dispatch {
-                        Dispatch::Sent(sent) => sent.await,
-                        Dispatch::Fresh(mut fresh, request) => {
-                            match poll_fn(|cx| fresh.poll_ready(cx)).await {
-                                Ok(()) => fresh.call(request).await,
-                                Err(error) => Err(error),
-                            }
-                        }
-                    };
-                    match outcome {
-                        Ok(response) => match responses.classify_response(&response) {
-                            None => Ok(response),
-                            Some(class) => Err(Failed::Response(response, class)),
-                        },
-                        Err(error) => Err(Failed::Error(error)),
-                    }
-                }
-            };
-            let classifier = AttemptClassifier(shared.policy.classifier());
-            let error_type = |failed: &Failed<S::Response, S::Error>| match failed {
-                Failed::Error(_) => type_name::<S::Error>(),
-                Failed::Response(..) => type_name::<S::Response>(),
-            };
-            let outcome = shared
-                .policy
-                .run_async_with(
-                    &shared.operation,
-                    Some(&shared.hooks),
-                    &classifier,
-                    error_type,
-                    attempt,
-                )
-                .await;
-            match outcome {
-                Ok(response) => Ok(response),
-                Err(stopped) => match stopped.into_inner() {
-                    Failed::Error(error) => Err(error),
-                    Failed::Response(response, _) => Ok(response),
-                },
-            }
-        })
+        let start = self.shared.policy.start_call(Some(&self.shared.hooks));
+        // The first attempt's call starts right away, on the service
+        // `poll_ready` prepared, as tower expects; a retry sends through a
+        // fresh clone, made ready again.
+        let first = self.inner.call(request.clone());
+        ResponseFuture {
+            first: Some(first),
+            later: Some(Later {
+                service: self.inner.clone(),
+                request,
+                shared: Arc::clone(&self.shared),
+                start,
+            }),
+            retries: None,
+        }
     }
+}
+
+impl<S, Req, C, R> Future for ResponseFuture<S, Req, C, R>
+where
+    S: Service<Req> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+    Req: Clone + Send + 'static,
+    C: Classifier<S::Error> + 'static,
+    R: ResponseClassifier<S::Response> + 'static,
+{
+    type Output = Result<S::Response, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some(retries) = this.retries.as_mut() {
+            return retries.as_mut().poll(cx);
+        }
+        let first = this
+            .first
+            .as_mut()
+            .as_pin_mut()
+            .expect("a ResponseFuture polled after it completed");
+        let Poll::Ready(outcome) = first.poll(cx) else {
+            return Poll::Pending;
+        };
+        this.first.set(None);
+        let later = this
+            .later
+            .take()
+            .expect("a request's first attempt ends once");
+        let failed = match outcome {
+            Ok(response) => match later.shared.responses.classify_response(&response) {
+                None => {
+                    let shared = &later.shared;
+                    shared.policy.first_attempt_succeeded(
+                        later.start,
+                        &shared.operation,
+                        Some(&shared.hooks),
+                    );
+                    return Poll::Ready(Ok(response));
+                }
+                Some(class) => Failed::Response(response, class),
+            },
+            Err(error) => Failed::Error(error),
+        };
+        let mut retries = retry_after_first(later, failed);
+        let poll = retries.as_mut().poll(cx);
+        *this.retries = Some(retries);
+        poll
+    }
+}
+
+/// The rest of a request whose first attempt failed with `failed`: the
+/// policy's async driver from that failure on.
+fn retry_after_first<S, Req, C, R>(
+    later: Later<S, Req, C, R>,
+    failed: Failed<S::Response, S::Error>,
+) -> Retries<S::Response, S::Error>
+where
+    S: Service<Req> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+    Req: Clone + Send + 'static,
+    C: Classifier<S::Error> + 'static,
+    R: ResponseClassifier<S::Response> + 'static,
+{
+    let Later {
+        service,
+        request,
+        shared,
+        start,
+    } = later;
+    Box::pin(async move {
+        let responses = &shared.responses;
+        let attempt = move || {
+            let mut service = service.clone();
+            let request = request.clone();
+            async move {
+                let outcome = match poll_fn(|cx| service.poll_ready(cx)).await {
+                    Ok(()) => service.call(request).await,
+                    Err(error) => Err(error),
+                };
+                match outcome {
+                    Ok(response) => match responses.classify_response(&response) {
+                        None => Ok(response),
+                        Some(class) => Err(Failed::Response(response, class)),
+                    },
+                    Err(error) => Err(Failed::Error(error)),
+                }
+            }
+        };
+        let classifier = AttemptClassifier(shared.policy.classifier());
+        let error_type = |failed: &Failed<S::Response, S::Error>| match failed {
+            Failed::Error(_) => type_name::<S::Error>(),
+            Failed::Response(..) => type_name::<S::Response>(),
+        };
+        let outcome = shared
+            .policy
+            .resume_async_with(
+                start,
+                &shared.operation,
+                Some(&shared.hooks),
+                &classifier,
+                error_type,
+                failed,
+                attempt,
+            )
+            .await;
+        match outcome {
+            Ok(response) => Ok(response),
+            Err(stopped) => match stopped.into_inner() {
+                Failed::Error(error) => Err(error),
+                Failed::Response(response, _) => Ok(response),
+            },
+        }
+    })
 }

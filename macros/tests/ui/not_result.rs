@@ -1,0 +1,8 @@
+#[reflexio::retry]
+fn answer() -> u32 {
+    42
+}
+
+fn main() {
+    let _ = answer();
+}
