@@ -127,9 +127,45 @@ impl Audit {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reflexio::strategy::BackoffKind;
+
+    #[test]
+    fn kept_bounds_are_the_strategys_own() {
+        // Every formula, attempts below and past the kept ones, in an order
+        // that fills the memo out of step, and decorrelated jitter with
+        // and without a previous delay.
+        let ms = Duration::from_millis;
+        for kind in BackoffKind::ALL {
+            let backoff = Backoff::new(kind, ms(3), ms(900));
+            let mut checker = Checker::new(Envelope::default(), [backoff; 8]);
+            for attempt in [5, 0, 1, 70, 2, 63, 64, 9, u32::MAX, 40] {
+                for previous in [None, Some(ms(50))] {
+                    let expected = if kind == BackoffKind::DecorrelatedJitter {
+                        backoff.bounds(attempt, previous)
+                    } else {
+                        backoff.bounds(attempt, None)
+                    };
+                    assert_eq!(
+                        checker.bounds(2, attempt, previous),
+                        expected,
+                        "{kind:?} attempt {attempt} previous {previous:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Checks one policy's decisions.
 #[derive(Debug, Clone)]
 pub struct Checker {
+    /// Per class, the strategy's bounds for attempts `0..len`, computed by
+    /// the strategy on first need (for strategies whose bounds depend on
+    /// the attempt alone, and attempts below [`MEMO_ATTEMPTS`]).
+    memo: [Vec<(Duration, Duration)>; 8],
     envelope: Envelope,
     backoffs: [Backoff; 8],
     kept: Vec<Violation>,
@@ -141,10 +177,14 @@ fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Attempts whose strategy bounds the checker keeps, per class.
+pub const MEMO_ATTEMPTS: u32 = 64;
+
 impl Checker {
     /// A checker for a policy with this envelope and these strategies.
     pub fn new(envelope: Envelope, backoffs: [Backoff; 8]) -> Self {
         Checker {
+            memo: Default::default(),
             envelope,
             backoffs,
             kept: Vec::new(),
@@ -261,7 +301,7 @@ impl Checker {
         let backoff = self.backoffs[slot];
         let previous =
             (audit.previous[slot] != NONE).then(|| Duration::from_nanos(audit.previous[slot]));
-        let (lo, hi) = backoff.bounds(attempt, previous);
+        let (lo, hi) = self.bounds(slot, attempt, previous);
         audit.previous[slot] = ns(retry.strategy_delay);
         if retry.strategy_delay < lo || retry.strategy_delay > hi {
             self.report(
@@ -292,6 +332,34 @@ impl Checker {
                 ),
             );
         }
+    }
+
+    /// The bounds of class `slot`'s strategy for `attempt` after the
+    /// `previous` delay: the strategy's own, kept per attempt where they
+    /// depend on the attempt alone (every strategy but decorrelated
+    /// jitter, and any formula added later), so each is computed once per
+    /// run.
+    #[inline]
+    fn bounds(
+        &mut self,
+        slot: usize,
+        attempt: u32,
+        previous: Option<Duration>,
+    ) -> (Duration, Duration) {
+        use reflexio::strategy::BackoffKind as K;
+        let backoff = self.backoffs[slot];
+        let by_attempt = matches!(
+            backoff.kind(),
+            K::Constant | K::Exponential | K::FullJitter | K::EqualJitter | K::TokenBackoff
+        );
+        if !by_attempt || attempt >= MEMO_ATTEMPTS {
+            return backoff.bounds(attempt, previous);
+        }
+        let memo = &mut self.memo[slot];
+        while memo.len() <= attempt as usize {
+            memo.push(backoff.bounds(memo.len() as u32, None));
+        }
+        memo[attempt as usize]
     }
 
     /// `call` ended; it must have had exactly one terminal event.

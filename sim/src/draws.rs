@@ -10,7 +10,11 @@
 //! * [`STREAM_JITTER`]: per `(call, attempt)`, the policy's jitter, handed
 //!   to the engine as a ChaCha8 generator positioned at that key
 //!   ([`KeyedRng`]). Strategies draw from ChaCha in simulation, as they do
-//!   in a seeded production policy.
+//!   in a seeded production policy. Positioning ChaCha computes four
+//!   blocks, of which a decision reads two to four words, so the first
+//!   words of every key read are kept ([`Jitter`]) for the next job on the
+//!   same thread: the other policies of the same run, which reach the same
+//!   keys, read them back instead.
 //!
 //! So a call's third attempt gets the same latency and the same failure
 //! dice under every policy that reaches it (common random numbers), and
@@ -28,7 +32,7 @@
 //! every platform; it is computed on demand, so an attempt pays only for
 //! the dice it reads.
 
-use rand::{RngCore, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Stream of inter-arrival draws.
@@ -145,44 +149,146 @@ pub fn unit(word: u64) -> f64 {
     ((word >> 11) as i64) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
-/// The jitter RNG of one `(call, attempt)`: positioned on first use, so
-/// decisions that draw nothing cost nothing.
+/// Words of a key's jitter that [`Jitter`] keeps: more than a decision
+/// reads (two to four).
+const KEPT_WORDS: usize = 8;
+
+/// The most calls of a run whose keys [`Jitter`] keeps (64 attempts each).
+const KEPT_CALLS: u64 = 512;
+
+/// Attempts per call whose keys [`Jitter`] keeps.
+const KEPT_ATTEMPTS: u32 = 64;
+
+/// The first words of every jitter key read so far, for one seed: a pure
+/// function of `(seed, call, attempt)`, kept so that the other policies of
+/// the same run, which reach the same keys (common random numbers), do
+/// not position ChaCha again.
+#[derive(Default)]
+struct Kept {
+    seed: u64,
+    calls: u64,
+    words: Vec<[u32; KEPT_WORDS]>,
+    filled: Vec<bool>,
+}
+
+thread_local! {
+    /// The keys kept by the last job on this thread, for the next job.
+    static KEPT: std::cell::Cell<Option<Kept>> = const { std::cell::Cell::new(None) };
+}
+
+/// The jitter stream of one seed, for one (run, policy) job. Jobs of
+/// small runs on one thread share the keys they have read (the next job
+/// of the same seed finds them), which only saves work: what a key gives
+/// does not depend on it.
+pub struct Jitter {
+    rng: ChaCha8Rng,
+    kept: Kept,
+}
+
+impl Jitter {
+    /// The jitter stream of `seed`, for a run of `calls` calls.
+    pub fn new(seed: u64, calls: u64) -> Jitter {
+        let mut kept = KEPT.take().unwrap_or_default();
+        if kept.seed != seed || kept.calls != calls {
+            let keys = if calls <= KEPT_CALLS {
+                (calls * u64::from(KEPT_ATTEMPTS)) as usize
+            } else {
+                0
+            };
+            kept.seed = seed;
+            kept.calls = calls;
+            kept.words.clear();
+            kept.words.resize(keys, [0; KEPT_WORDS]);
+            kept.filled.clear();
+            kept.filled.resize(keys, false);
+        }
+        Jitter {
+            rng: stream(seed, STREAM_JITTER),
+            kept,
+        }
+    }
+}
+
+impl Drop for Jitter {
+    fn drop(&mut self) {
+        KEPT.set(Some(std::mem::take(&mut self.kept)));
+    }
+}
+
+/// The jitter RNG of one `(call, attempt)`: the ChaCha8 jitter stream from
+/// [`word_pos`]`(call, attempt)` on. Nothing is computed until the first
+/// draw, so decisions that draw nothing cost nothing.
 pub struct KeyedRng<'a> {
-    rng: &'a mut ChaCha8Rng,
+    jitter: &'a mut Jitter,
+    /// The key's first word.
     pos: u128,
-    ready: bool,
+    /// The key's entry among the kept ones, if it has one.
+    entry: Option<usize>,
+    /// Words read so far.
+    read: u32,
+    /// Whether ChaCha is positioned where the next word stands.
+    direct: bool,
 }
 
 impl<'a> KeyedRng<'a> {
-    /// The jitter of `(call, attempt)` on `rng` (the jitter stream).
-    pub fn new(rng: &'a mut ChaCha8Rng, call: u64, attempt: u32) -> Self {
+    /// The jitter of `(call, attempt)` on `jitter`.
+    pub fn new(jitter: &'a mut Jitter, call: u64, attempt: u32) -> Self {
+        let kept = jitter.kept.filled.len() as u64;
+        let entry = (call < kept / u64::from(KEPT_ATTEMPTS) && attempt < KEPT_ATTEMPTS)
+            .then(|| (call * u64::from(KEPT_ATTEMPTS) + u64::from(attempt)) as usize);
         KeyedRng {
-            rng,
+            jitter,
             pos: word_pos(call, attempt),
-            ready: false,
+            entry,
+            read: 0,
+            direct: false,
         }
     }
 
-    fn ready(&mut self) -> &mut ChaCha8Rng {
-        if !self.ready {
-            self.rng.set_word_pos(self.pos);
-            self.ready = true;
+    /// The next 32-bit word of the key's stream.
+    #[inline]
+    fn word(&mut self) -> u32 {
+        let j = &mut *self.jitter;
+        if self.direct {
+            return j.rng.next_u32();
         }
-        self.rng
+        let i = self.read as usize;
+        self.read += 1;
+        if let Some(e) = self.entry {
+            if i < KEPT_WORDS {
+                if !j.kept.filled[e] {
+                    j.rng.set_word_pos(self.pos);
+                    j.rng.fill(&mut j.kept.words[e][..]);
+                    j.kept.filled[e] = true;
+                }
+                return j.kept.words[e][i];
+            }
+        }
+        // Past the kept words, or a key not kept: ChaCha itself, from here.
+        j.rng.set_word_pos(self.pos + i as u128);
+        self.direct = true;
+        j.rng.next_u32()
     }
 }
 
 impl RngCore for KeyedRng<'_> {
     fn next_u32(&mut self) -> u32 {
-        self.ready().next_u32()
+        self.word()
     }
 
     fn next_u64(&mut self) -> u64 {
-        self.ready().next_u64()
+        // Two words, low first, as ChaCha's own generator joins them.
+        let low = u64::from(self.word());
+        let high = u64::from(self.word());
+        (high << 32) | low
     }
 
     fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.ready().fill_bytes(dest)
+        // Whole words, little-endian, as ChaCha's own generator fills.
+        for chunk in dest.chunks_mut(4) {
+            let bytes = self.word().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
     }
 }
 
@@ -282,6 +388,41 @@ mod tests {
         // Past every failure model's dice.
         const { assert!(LEG > MODEL + 2 * 12) };
         assert_ne!(d.leg(1).raw(0), d.raw(0));
+    }
+
+    #[test]
+    fn keyed_jitter_is_the_chacha_stream_from_its_key() {
+        // Every (call, attempt) reads the ChaCha8 stream from its own
+        // position, in any mix of widths, past the kept words too, whether
+        // the key was kept by this job, an earlier job of the same seed,
+        // or not at all.
+        let mut state = 1u64;
+        // Too many calls to keep; kept, then found by the next job of the
+        // same seed; another seed; the first again.
+        for (seed, calls) in [(5, 700), (5, 300), (5, 300), (6, 300), (5, 300)] {
+            let mut jitter = Jitter::new(seed, calls);
+            let mut reference = stream(seed, STREAM_JITTER);
+            for round in 0..300u32 {
+                state = splitmix64(state);
+                let call = state % (calls + 50);
+                let attempt = ((state >> 20) % 80) as u32 + 1;
+                let reads = 1 + (round % 12) as usize;
+                let mut rng = KeyedRng::new(&mut jitter, call, attempt);
+                reference.set_word_pos(word_pos(call, attempt));
+                for r in 0..reads {
+                    match (state >> (r % 60)) % 3 {
+                        0 => assert_eq!(rng.next_u32(), reference.next_u32()),
+                        1 => assert_eq!(rng.next_u64(), reference.next_u64()),
+                        _ => {
+                            let (mut a, mut b) = ([0u8; 7], [0u8; 7]);
+                            rng.fill_bytes(&mut a);
+                            reference.fill_bytes(&mut b);
+                            assert_eq!(a, b);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

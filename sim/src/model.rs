@@ -136,15 +136,20 @@ enum State {
     Bucket {
         tat: u64,
     },
-    /// Row versions.
+    /// Per row, the [`Stamp`] of its last write.
     Rows {
-        versions: Vec<u64>,
+        written: Vec<Stamp>,
     },
     /// Attempts in flight at the service.
     Load {
         in_flight: u64,
     },
 }
+
+/// A point of the service's timeline: `(time ns, sequence)`, the
+/// sequence ordering simultaneous events as the event loop runs them. A
+/// contended row's reader sees exactly the writes stamped before its read.
+pub type Stamp = (u64, u64);
 
 /// What the service does with one attempt, decided when its request
 /// arrives.
@@ -159,8 +164,9 @@ pub struct Plan {
     pub client: u64,
     /// The outcome, unless contention decides it at the end.
     pub outcome: Outcome,
-    /// The contention model and the version read: `(model, row, version)`.
-    pub write: Option<(u8, u32, u64)>,
+    /// The contention model, the row and when it was read:
+    /// `(model, row, read)`.
+    pub write: Option<(u8, u32, Stamp)>,
     /// The overload model holding a slot until the service's work ends.
     pub load: Option<u8>,
 }
@@ -180,7 +186,7 @@ impl<'a> Service<'a> {
             .map(|m| match &m.kind {
                 ModelKind::RateLimit { .. } => State::Bucket { tat: 0 },
                 ModelKind::Contention { rows } => State::Rows {
-                    versions: vec![0; *rows as usize],
+                    written: vec![(0, 0); *rows as usize],
                 },
                 ModelKind::Overload { .. } => State::Load { in_flight: 0 },
                 _ => State::Stateless,
@@ -190,11 +196,12 @@ impl<'a> Service<'a> {
     }
 
     /// Decides attempt `attempt` of a call, whose request arrives at the
-    /// service at `now`, with its legs' `timeline`, its `(call, attempt)`
-    /// draws and the call's row draw.
+    /// service at `now` (as the event of sequence `seq`), with its legs'
+    /// `timeline`, its `(call, attempt)` draws and the call's row draw.
     pub fn start(
         &mut self,
         now: u64,
+        seq: u64,
         attempt: u32,
         timeline: &Timeline,
         draws: &Draws,
@@ -263,9 +270,11 @@ impl<'a> Service<'a> {
                         None
                     }
                 }
-                (ModelKind::Contention { rows }, State::Rows { versions }) => {
+                (ModelKind::Contention { rows }, _) => {
+                    // The read is only stamped: whether a write came in
+                    // between is known when this attempt writes.
                     let row = ((u128::from(row_draw) * u128::from(*rows)) >> 64) as u32;
-                    plan.write = Some((k as u8, row, versions[row as usize]));
+                    plan.write = Some((k as u8, row, (now, seq)));
                     None
                 }
                 (
@@ -324,19 +333,20 @@ impl<'a> Service<'a> {
         plan
     }
 
-    /// The attempt planned by `plan` ends; returns its final outcome (a
-    /// stale write fails with concurrency).
-    pub fn finish(&mut self, plan: &Plan) -> Outcome {
+    /// The attempt planned by `plan` ends, writing at `at` (after every
+    /// write stamped earlier); returns its final outcome: a write fails with
+    /// concurrency if the row was written after this attempt read it.
+    pub fn finish(&mut self, plan: &Plan, at: Stamp) -> Outcome {
         if plan.outcome.is_some() {
             return plan.outcome;
         }
-        if let Some((k, row, version)) = plan.write {
-            if let State::Rows { versions } = &mut self.states[k as usize] {
-                let current = &mut versions[row as usize];
-                if *current != version {
+        if let Some((k, row, read)) = plan.write {
+            if let State::Rows { written } = &mut self.states[k as usize] {
+                let last = &mut written[row as usize];
+                if *last > read {
                     return Some(Classification::new(ErrorClass::Concurrency));
                 }
-                *current += 1;
+                *last = at;
             }
         }
         None

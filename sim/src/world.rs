@@ -1,7 +1,7 @@
 //! The discrete-event loop: virtual time, calls in flight, the engine.
 //!
-//! Events sit in a binary heap (see `queue.rs`) ordered by `(time,
-//! sequence number)`, so simultaneous events run in the order they were
+//! Events sit in a heap (see `queue.rs`) ordered by `(time, sequence
+//! number)`, so simultaneous events run in the order they were
 //! scheduled. Nothing reads
 //! a clock. A call's state lives in a slab slot while it is in flight;
 //! per-call results go to flat vectors indexed by call id.
@@ -34,6 +34,12 @@
 //! [`Mode::Events`] does. When every failure model is stateless, each
 //! call is played out whole when it arrives.
 //!
+//! Without a rate limiter or overload (whose state follows the order of
+//! arrivals), an attempt's arrival at the service needs no event either:
+//! it runs when the request is sent, and contention's read is stamped with
+//! the place in the event order its event would have had, so the read sees
+//! exactly the writes it would have seen (one queued event per attempt).
+//!
 //! Every policy runs alone against a fresh [`Service`], with the same
 //! arrivals and the same `(call, attempt, leg)` draws (see
 //! [`crate::draws`]).
@@ -56,7 +62,7 @@ use crate::check::{Audit, Checker};
 use crate::draws::{self, Draws, KeyedRng, Outcomes};
 use crate::latency::Timeline;
 use crate::metrics::{CallResults, PolicyMetrics};
-use crate::model::{ModelKind, Plan, Service};
+use crate::model::{ModelKind, Plan, Service, Stamp};
 use crate::queue::Queue;
 use crate::report::{Report, RunReport};
 use crate::scenario::{Arrival, Phase, Policy, Scenario};
@@ -297,7 +303,9 @@ pub enum Mode {
     /// [`Mode::Queued`], except that when every failure model is stateless
     /// (random, outage, scripted, trace) an attempt's outcome depends only
     /// on its own draws and arrival time, so each call is played out whole
-    /// when it arrives, without queueing its attempts. The results of all
+    /// when it arrives, without queueing its attempts; and when the only
+    /// stateful model is contention, an attempt's arrival is not queued,
+    /// only the end of its work (see the module docs). The results of all
     /// three modes are the same (tested, wherever no two events fall on
     /// the same nanosecond); only the speed differs.
     Auto,
@@ -322,7 +330,7 @@ struct Run<'a> {
     checker: Checker,
     service: Service<'a>,
     outcomes: Outcomes,
-    jitter_rng: rand_chacha::ChaCha8Rng,
+    jitter_rng: draws::Jitter,
     results: CallResults,
     queue: Queue,
     bucket: u64,
@@ -369,10 +377,10 @@ impl Run<'_> {
         now.saturating_add(s.timeline.request)
     }
 
-    /// The current attempt of `s` reaches the service at `now`: the models
-    /// decide. Returns when the service's work ends and when the client
-    /// learns the outcome.
-    fn reach(&mut self, s: &mut Slot, now: u64) -> (u64, u64) {
+    /// The current attempt of `s` reaches the service at `now`, in the
+    /// event loop's place `seq`: the models decide. Returns when the
+    /// service's work ends and when the client learns the outcome.
+    fn reach(&mut self, s: &mut Slot, now: u64, seq: u64) -> (u64, u64) {
         let attempt = s.state.attempt();
         self.checker.attempt_started(
             u64::from(s.call),
@@ -383,7 +391,7 @@ impl Run<'_> {
         s.reach = now;
         s.plan = self
             .service
-            .start(now, attempt, &s.timeline, &s.draws, s.row_draw);
+            .start(now, seq, attempt, &s.timeline, &s.draws, s.row_draw);
         // A client whose timeout expired before its request even arrived
         // learns of it now, when the models have decided: the service's
         // timeline cannot run backwards.
@@ -393,13 +401,13 @@ impl Run<'_> {
         )
     }
 
-    /// The service's work on the current attempt of `s` ends: frees its
-    /// overload slot and writes its contended row.
-    fn service_end(&mut self, s: &mut Slot) {
+    /// The service's work on the current attempt of `s` ends at `at`:
+    /// frees its overload slot and writes its contended row.
+    fn service_end(&mut self, s: &mut Slot, at: Stamp) {
         if let Some(k) = s.plan.load {
             self.service.release(k);
         }
-        s.plan.outcome = self.service.finish(&s.plan);
+        s.plan.outcome = self.service.finish(&s.plan, at);
     }
 
     /// The client learns the outcome of the current attempt of `s` at
@@ -479,8 +487,9 @@ impl Run<'_> {
     /// (stateless models only); returns when the client learns its outcome.
     fn whole_attempt(&mut self, s: &mut Slot, now: u64) -> u64 {
         let reach = self.send(s, now);
-        let (_, learn) = self.reach(s, reach);
-        s.plan.outcome = self.service.finish(&s.plan);
+        // Stateless models: the stamps order nothing.
+        let (_, learn) = self.reach(s, reach, 0);
+        s.plan.outcome = self.service.finish(&s.plan, (learn, 0));
         learn
     }
 }
@@ -571,6 +580,19 @@ fn run_job(
             )
         });
     let every_step = mode == Mode::Events;
+    // Without a rate limiter or overload, whose state follows the order in
+    // which requests arrive, no model acts at an arrival but contention's
+    // read, and that only needs the read's place in the event order: the
+    // arrival is run when the request is sent, stamped with the sequence
+    // its event would have had. One queued event per attempt.
+    let stamp_reach = mode == Mode::Auto
+        && !whole_calls
+        && scenario.failures.iter().all(|m| {
+            !matches!(
+                m.kind,
+                ModelKind::RateLimit { .. } | ModelKind::Overload { .. }
+            )
+        });
     let mut run = Run {
         scenario,
         policy,
@@ -582,7 +604,7 @@ fn run_job(
         },
         service: Service::new(&scenario.failures),
         outcomes: Outcomes::new(seed),
-        jitter_rng: draws::stream(seed, draws::STREAM_JITTER),
+        jitter_rng: draws::Jitter::new(seed, calls),
         results: CallResults::new(calls as usize),
         queue: Queue::new(),
         bucket: ns(scenario.bucket).max(1),
@@ -607,7 +629,7 @@ fn run_job(
         }
         _ => {
             let t = arrivals.time_of_next(arrival, phases);
-            run.queue.push(t, ARRIVAL, 0);
+            run.queue.push_next(t, ARRIVAL, 0);
         }
     }
     let runaway = runaway_limit(calls);
@@ -631,7 +653,7 @@ fn run_job(
                     arrivals.next += 1;
                     if arrivals.next < calls {
                         let t = arrivals.time_of_next(arrival, phases);
-                        run.queue.push(t, ARRIVAL, arrivals.next as u32);
+                        run.queue.push_next(t, ARRIVAL, arrivals.next as u32);
                     }
                 }
                 let row_draw = if needs_row {
@@ -691,7 +713,10 @@ fn run_job(
                 } else {
                     let reach = run.send(s, now);
                     if reach == now && !every_step {
-                        step_reach(&mut run, s, index, now);
+                        step_reach(&mut run, s, index, now, ev.seq);
+                    } else if stamp_reach {
+                        let seq = run.queue.reserve();
+                        step_reach(&mut run, s, index, reach, seq);
                     } else {
                         run.queue.push(reach, REACH, index);
                     }
@@ -705,7 +730,7 @@ fn run_job(
             }
             REACH => {
                 let index = ev.target;
-                step_reach(&mut run, &mut slots[index as usize], index, now);
+                step_reach(&mut run, &mut slots[index as usize], index, now, ev.seq);
                 if run.results.attempts_total > runaway {
                     return Err(runaway_error());
                 }
@@ -714,7 +739,7 @@ fn run_job(
             SERVICE_END => {
                 let index = ev.target;
                 let s = &mut slots[index as usize];
-                run.service_end(s);
+                run.service_end(s, (now, ev.seq));
                 let learn = s.send.saturating_add(s.plan.client);
                 if every_step && learn > now {
                     run.queue.push(learn, LEARN, index);
@@ -736,7 +761,16 @@ fn run_job(
                         // Nothing happens at the send itself: queue the
                         // next attempt straight at its arrival.
                         let reach = run.send(s, send);
-                        run.queue.push(reach, REACH, index);
+                        if stamp_reach {
+                            let seq = run.queue.reserve();
+                            step_reach(&mut run, s, index, reach, seq);
+                            if run.results.attempts_total > runaway {
+                                return Err(runaway_error());
+                            }
+                            run.bounds(false)?;
+                        } else {
+                            run.queue.push(reach, REACH, index);
+                        }
                     }
                 }
                 Next::Done(_) => ended = Some((index, at)),
@@ -775,10 +809,10 @@ fn run_job(
 }
 
 /// The current attempt of the call in slot `index` reaches the service at
-/// `now`. Queues the end of the service's work or, if the client's timeout
-/// comes first, the client learning of it.
-fn step_reach(run: &mut Run<'_>, s: &mut Slot, index: u32, now: u64) {
-    let (end, learn) = run.reach(s, now);
+/// `now`, in the event loop's place `seq`. Queues the end of the service's
+/// work or, if the client's timeout comes first, the client learning of it.
+fn step_reach(run: &mut Run<'_>, s: &mut Slot, index: u32, now: u64, seq: u64) {
+    let (end, learn) = run.reach(s, now, seq);
     if learn < end {
         // The client times out before the service is done.
         run.queue.push(learn, LEARN, index);

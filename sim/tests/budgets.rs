@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use reflexio::engine::{Decision, Failure, StopReason};
 use reflexio::{Budget, BudgetSpec, Classification, ErrorClass, RatioBudget};
 use reflexio_sim::check::ViolationKind;
-use reflexio_sim::draws::{self, KeyedRng};
+use reflexio_sim::draws;
 use reflexio_sim::world::{run_policy, run_policy_with_budget};
 use reflexio_sim::{PolicyMetrics, Scenario};
 
@@ -420,13 +420,16 @@ fn reference(
                 out[i] = (attempt, None, now - *start, *sleep);
             }
             Some(class) => {
-                let mut rng = KeyedRng::new(&mut jitter, u64::from(c), attempt);
+                // The documented draws: the jitter stream from the key's
+                // own position.
+                jitter.set_word_pos(draws::word_pos(u64::from(c), attempt));
+                let rng = &mut jitter;
                 let failure = Failure {
                     classification: Classification::new(class),
                     error_type: class.name(),
                     error: None,
                 };
-                match engine.on_failure(state, "call", failure, elapsed, &mut rng, &mut |_| {}) {
+                match engine.on_failure(state, "call", failure, elapsed, rng, &mut |_| {}) {
                     Decision::Retry(r) => {
                         let delay = u64::try_from(r.delay.as_nanos()).unwrap();
                         *sleep += delay;

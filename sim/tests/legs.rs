@@ -205,6 +205,10 @@ response = { distribution = "lognormal", median = "4ms", sigma = 0.4 }
         ("[[failures]]\nmodel = \"contention\"\nrows = 2\n", 2),
         ("[[failures]]\nmodel = \"contention\"\nrows = 4\n", 1),
         (
+            "[[failures]]\nmodel = \"random\"\nprobability = 0.2\nclasses = { transient = 1.0 }\n[[failures]]\nmodel = \"contention\"\nrows = 2\n",
+            2,
+        ),
+        (
             "[[failures]]\nmodel = \"rate_limit\"\nrate = 150.0\nburst = 3\n",
             1,
         ),
