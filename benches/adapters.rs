@@ -24,6 +24,10 @@
 //! Run with `cargo bench --bench adapters --features tower,macros,tokio`;
 //! see reports/BENCHMARKS.md.
 
+mod common;
+
+use common::{transient, Fail};
+
 use std::fmt;
 use std::future::{ready, Ready};
 use std::hint::black_box;
@@ -131,21 +135,6 @@ impl Measurement for ThreadCpuTime {
     fn formatter(&self) -> &dyn ValueFormatter {
         &CpuTimeFormatter
     }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Fail;
-
-impl fmt::Display for Fail {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("failed")
-    }
-}
-
-impl std::error::Error for Fail {}
-
-fn transient(_: &Fail) -> ErrorClass {
-    ErrorClass::Transient
 }
 
 type Policy = RetryPolicy<fn(&Fail) -> ErrorClass>;

@@ -15,34 +15,17 @@
 //!
 //! Run with `cargo bench --bench overhead`; see reports/BENCHMARKS.md.
 
-use std::fmt;
+mod common;
+
+use common::{transient, Fail};
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{BlockingRetryable, ConstantBuilder, ExponentialBuilder, Retryable};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use reflexio::{
-    Backoff, Clock, CoarseClock, ErrorClass, RatioBudget, RetryPolicy, ThreadSleeper, TokenBucket,
-};
-
-/// The error every benchmarked closure may fail with: zero-sized, so that
-/// making one costs nothing and the libraries' own work is what is timed.
-#[derive(Debug, Clone, Copy)]
-struct Fail;
-
-impl fmt::Display for Fail {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("failed")
-    }
-}
-
-impl std::error::Error for Fail {}
-
-/// The classifier of every retrying policy here: all failures are transient.
-fn transient(_: &Fail) -> ErrorClass {
-    ErrorClass::Transient
-}
+use reflexio::{Backoff, Clock, CoarseClock, RatioBudget, RetryPolicy, ThreadSleeper, TokenBucket};
 
 /// The operation of the success path.
 #[inline(never)]
