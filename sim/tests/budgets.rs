@@ -3,6 +3,9 @@
 //! metrics, the checker's `budget_exceeded`, and a differential test
 //! against the library's engine driven by an event loop of its own.
 
+mod common;
+
+use common::{assert_has, error};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,19 +22,6 @@ use reflexio_sim::{PolicyMetrics, Scenario};
 
 fn scenario(source: &str) -> Scenario {
     Scenario::from_toml_str(source, "budget.toml").unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn error(source: &str) -> String {
-    match Scenario::from_toml_str(source, "bad.toml") {
-        Ok(_) => panic!("accepted:\n{source}"),
-        Err(e) => e.to_string(),
-    }
-}
-
-fn assert_has(message: &str, parts: &[&str]) {
-    for part in parts {
-        assert!(message.contains(part), "`{part}` missing from: {message}");
-    }
 }
 
 const HEAD: &str = "[workload]\ncalls = 10\n[policies.p]\nmax_attempts = 3\n[policies.p.budget]\n";

@@ -1,22 +1,12 @@
 //! Bad scenario files: every message names the file, line and column, the
 //! field and what is allowed; the command exits with 2 and writes nothing.
 
+mod common;
+
+use common::{assert_has, error};
 use std::path::PathBuf;
 
 use reflexio_sim::Scenario;
-
-fn error(source: &str) -> String {
-    match Scenario::from_toml_str(source, "bad.toml") {
-        Ok(_) => panic!("accepted:\n{source}"),
-        Err(e) => e.to_string(),
-    }
-}
-
-fn assert_has(message: &str, parts: &[&str]) {
-    for part in parts {
-        assert!(message.contains(part), "`{part}` missing from: {message}");
-    }
-}
 
 const OK_TAIL: &str = "[policies.p]\n";
 
