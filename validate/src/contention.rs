@@ -8,9 +8,17 @@
 //! loop). The final value must equal the number of successful calls (no
 //! lost update), or the experiment fails.
 //!
-//! The simulator's `contention` model is the same thing in virtual time:
-//! an attempt reads the row's version when it starts and writes when it
-//! ends; a write after someone else's fails with `concurrency`.
+//! Both statements are prepared once per connection, so an attempt is
+//! exactly two round trips: the read, then the write.
+//!
+//! The simulator's `contention` model is the same thing in virtual time,
+//! with the attempt's anatomy: `round_trips = 2`, each crossing a request
+//! leg, the service's work and a response leg; the version is read when
+//! the read arrives at the service and written when the write's work
+//! ends. The legs are fitted to round trips measured at an idle server
+//! (one client) before the experiment: an empty statement's round trip
+//! gives the two network legs, and the read's and the write's round
+//! trips, less that, the service's work.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +37,9 @@ pub struct Setup {
     pub clients: u64,
     /// Calls each client makes, back to back.
     pub calls_per_client: u64,
+    /// Transactions (and empty statements) timed at the idle server, one
+    /// client, to fit the legs.
+    pub calibration: u64,
     /// Simulator runs averaged for the prediction.
     pub sim_runs: u32,
     /// Seed of the simulator's runs.
@@ -41,6 +52,7 @@ impl Setup {
         Setup {
             clients,
             calls_per_client: 40,
+            calibration: 400,
             sim_runs: 20,
             seed: 7,
         }
@@ -50,6 +62,7 @@ impl Setup {
     pub fn smoke(clients: u64) -> Setup {
         Setup {
             calls_per_client: 8,
+            calibration: 100,
             sim_runs: 8,
             ..Setup::full(clients)
         }
@@ -123,21 +136,108 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
     Ok(client)
 }
 
-/// Runs every policy against the table, fresh for each.
-pub async fn measure(url: &str, setup: &Setup) -> Result<Vec<PolicyRun>, String> {
+/// A client's connection with its statements prepared, so that each
+/// statement is one round trip.
+struct Session {
+    db: tokio_postgres::Client,
+    read: tokio_postgres::Statement,
+    write: tokio_postgres::Statement,
+    empty: tokio_postgres::Statement,
+}
+
+impl Session {
+    async fn open(url: &str) -> Result<Session, String> {
+        let db = connect(url).await?;
+        let prepare = async |sql: &str| {
+            db.prepare(sql)
+                .await
+                .map_err(|e| format!("cannot prepare `{sql}`: {e}"))
+        };
+        let read = prepare("SELECT value, version FROM reflexio_hot_row WHERE id = 1").await?;
+        let write = prepare(
+            "UPDATE reflexio_hot_row SET value = $1, version = version + 1 WHERE id = 1 AND version = $2",
+        )
+        .await?;
+        let empty = prepare("SELECT 1").await?;
+        Ok(Session {
+            db,
+            read,
+            write,
+            empty,
+        })
+    }
+}
+
+/// An attempt's two round trips, as the client timed them.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundTrips {
+    /// The read's round trip.
+    pub read: Duration,
+    /// The write's round trip, if the read succeeded.
+    pub write: Option<Duration>,
+}
+
+/// Round trips timed at the idle server, one client.
+#[derive(Debug, Clone, Default)]
+pub struct Calibration {
+    /// Empty statements (`SELECT 1`): the two network legs and the least
+    /// work a statement costs.
+    pub empty: Vec<Duration>,
+    /// Transactions.
+    pub transactions: Vec<RoundTrips>,
+}
+
+/// Everything the contention experiment measured.
+pub struct Measurement {
+    /// One run per policy.
+    pub runs: Vec<PolicyRun>,
+    /// Each policy's attempts' round trips, in the order of `runs`.
+    pub round_trips: Vec<Vec<RoundTrips>>,
+    /// The idle server's round trips.
+    pub idle: Calibration,
+}
+
+/// Times `n` empty statements and `n` transactions at the idle server.
+async fn calibrate(url: &str, n: u64) -> Result<Calibration, String> {
+    let session = Session::open(url).await?;
+    let mut out = Calibration::default();
+    for _ in 0..n {
+        let sent = Instant::now();
+        session
+            .db
+            .query_one(&session.empty, &[])
+            .await
+            .map_err(|e| format!("cannot time an empty statement: {e}"))?;
+        out.empty.push(sent.elapsed());
+        let (result, trips) = increment(&session).await;
+        result.map_err(|e| format!("an idle transaction failed: {e}"))?;
+        out.transactions.push(trips);
+    }
+    Ok(out)
+}
+
+const CREATE: &str = "DROP TABLE IF EXISTS reflexio_hot_row;
+     CREATE TABLE reflexio_hot_row (id int PRIMARY KEY, value bigint NOT NULL, version bigint NOT NULL);
+     INSERT INTO reflexio_hot_row VALUES (1, 0, 0);";
+
+/// Times the idle server, then runs every policy against the table, fresh
+/// for each.
+pub async fn measure(url: &str, setup: &Setup) -> Result<Measurement, String> {
     let scenario = policies()?;
     let admin = connect(url).await?;
+    admin
+        .batch_execute(CREATE)
+        .await
+        .map_err(|e| format!("cannot create the hot row: {e}"))?;
+    let idle = calibrate(url, setup.calibration).await?;
     let mut out = Vec::new();
+    let mut round_trips = Vec::new();
     for policy in &scenario.policies {
         admin
-            .batch_execute(
-                "DROP TABLE IF EXISTS reflexio_hot_row;
-                 CREATE TABLE reflexio_hot_row (id int PRIMARY KEY, value bigint NOT NULL, version bigint NOT NULL);
-                 INSERT INTO reflexio_hot_row VALUES (1, 0, 0);",
-            )
+            .batch_execute(CREATE)
             .await
             .map_err(|e| format!("cannot create the hot row: {e}"))?;
-        let run = measure_policy(url, setup, &policy.name, &policy.config).await?;
+        let (run, trips) = measure_policy(url, setup, &policy.name, &policy.config).await?;
         let row = admin
             .query_one("SELECT value FROM reflexio_hot_row WHERE id = 1", &[])
             .await
@@ -153,12 +253,17 @@ pub async fn measure(url: &str, setup: &Setup) -> Result<Vec<PolicyRun>, String>
             ));
         }
         out.push(run);
+        round_trips.push(trips);
     }
     admin
         .batch_execute("DROP TABLE IF EXISTS reflexio_hot_row")
         .await
         .map_err(|e| format!("cannot drop the hot row: {e}"))?;
-    Ok(out)
+    Ok(Measurement {
+        runs: out,
+        round_trips,
+        idle,
+    })
 }
 
 async fn measure_policy(
@@ -166,7 +271,7 @@ async fn measure_policy(
     setup: &Setup,
     name: &str,
     config: &RetryConfig,
-) -> Result<PolicyRun, String> {
+) -> Result<(PolicyRun, Vec<RoundTrips>), String> {
     let policy = RetryPolicyBuilder::from_config(config)
         .map_err(|e| format!("policy {name}: {e}"))?
         .classifier(classify)
@@ -175,10 +280,10 @@ async fn measure_policy(
         .map_err(|e| format!("policy {name}: {e}"))?;
     let mut clients = Vec::new();
     for _ in 0..setup.clients {
-        clients.push(Arc::new(connect(url).await?));
+        clients.push(Arc::new(Session::open(url).await?));
     }
     let origin = Instant::now();
-    let log: Arc<Mutex<Vec<Attempt>>> = Arc::default();
+    let log: Arc<Mutex<Vec<(Attempt, RoundTrips)>>> = Arc::default();
     let mut tasks = Vec::new();
     for (c, db) in clients.into_iter().enumerate() {
         let policy = policy.clone();
@@ -202,15 +307,16 @@ async fn measure_policy(
                         let busy = Arc::clone(&busy);
                         async move {
                             let sent = Instant::now();
-                            let result = increment(&db).await;
+                            let (result, trips) = increment(&db).await;
                             let took = sent.elapsed();
                             busy.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
                             if let Ok(mut log) = log.lock() {
-                                log.push(Attempt {
+                                let attempt = Attempt {
                                     sent: sent.saturating_duration_since(origin),
                                     took,
                                     status: Some(if result.is_ok() { 200 } else { 409 }),
-                                });
+                                };
+                                log.push((attempt, trips));
                             }
                             result
                         }
@@ -234,45 +340,95 @@ async fn measure_policy(
     for t in tasks {
         outcomes.extend(t.await.map_err(|e| format!("a client task failed: {e}"))?);
     }
-    let attempts = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
-    Ok(load::tally(name, &outcomes, attempts))
+    let log = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
+    let (attempts, trips): (Vec<Attempt>, Vec<RoundTrips>) = log.into_iter().unzip();
+    Ok((load::tally(name, &outcomes, attempts), trips))
 }
 
-/// One attempt: read the row's version, write if it has not changed.
-async fn increment(db: &tokio_postgres::Client) -> Result<(), Failed> {
-    let row = db
-        .query_one(
-            "SELECT value, version FROM reflexio_hot_row WHERE id = 1",
-            &[],
-        )
-        .await
-        .map_err(Failed::Database)?;
+/// One attempt: read the row's version, write if it has not changed; and
+/// the two round trips it took.
+async fn increment(session: &Session) -> (Result<(), Failed>, RoundTrips) {
+    let sent = Instant::now();
+    let read = session.db.query_one(&session.read, &[]).await;
+    let mut trips = RoundTrips {
+        read: sent.elapsed(),
+        write: None,
+    };
+    let row = match read {
+        Ok(row) => row,
+        Err(e) => return (Err(Failed::Database(e)), trips),
+    };
     let value: i64 = row.get(0);
     let version: i64 = row.get(1);
-    let written = db
-        .execute(
-            "UPDATE reflexio_hot_row SET value = $1, version = version + 1 WHERE id = 1 AND version = $2",
-            &[&(value + 1), &version],
-        )
-        .await
-        .map_err(Failed::Database)?;
-    if written == 1 {
-        Ok(())
-    } else {
-        Err(Failed::Conflict)
+    let sent = Instant::now();
+    let written = session
+        .db
+        .execute(&session.write, &[&(value + 1), &version])
+        .await;
+    trips.write = Some(sent.elapsed());
+    let result = match written {
+        Ok(1) => Ok(()),
+        Ok(_) => Err(Failed::Conflict),
+        Err(e) => Err(Failed::Database(e)),
+    };
+    (result, trips)
+}
+
+/// The legs of one round trip, fitted to round trips timed at the idle
+/// server: each network leg is half an empty statement's round trip
+/// (lognormal fit); the service's work is what a read or a write takes
+/// beyond the empty statement's median (lognormal fit of reads and writes
+/// together: the scenario draws every round trip's legs from one
+/// distribution each).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Legs {
+    /// Each network leg's median.
+    pub leg_median: Duration,
+    /// Each network leg's lognormal sigma.
+    pub leg_sigma: f64,
+    /// The service's work: median.
+    pub service_median: Duration,
+    /// The service's work: lognormal sigma.
+    pub service_sigma: f64,
+}
+
+/// Fits [`Legs`] to `idle`.
+pub fn fit_legs(idle: &Calibration) -> Legs {
+    let halves: Vec<Duration> = idle.empty.iter().map(|d| *d / 2).collect();
+    let (leg_median, leg_sigma) = fit_lognormal(&halves);
+    let mut empty = idle.empty.clone();
+    empty.sort();
+    let floor = empty.get(empty.len() / 2).copied().unwrap_or_default();
+    let work: Vec<Duration> = idle
+        .transactions
+        .iter()
+        .flat_map(|t| std::iter::once(t.read).chain(t.write))
+        .map(|d| d.saturating_sub(floor).max(Duration::from_micros(1)))
+        .collect();
+    let (service_median, service_sigma) = fit_lognormal(&work);
+    Legs {
+        leg_median,
+        leg_sigma,
+        service_median,
+        service_sigma,
     }
 }
 
+/// Median of `samples`, in microseconds (0 when empty).
+pub fn median_us(samples: impl Iterator<Item = Duration>) -> f64 {
+    let mut v: Vec<Duration> = samples.collect();
+    v.sort();
+    v.get(v.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+}
+
 /// The scenario the simulator predicts from: a closed loop of the same
-/// clients and calls, one contended row, the latency of an attempt fitted
-/// to the attempts measured (both round trips), and the same policies.
-pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> Result<String, String> {
-    let all: Vec<Duration> = runs
-        .iter()
-        .flat_map(|r| &r.attempts)
-        .map(|a| a.took)
-        .collect();
-    let (median, sigma) = fit_lognormal(&all);
+/// clients and calls, one contended row, each attempt two round trips
+/// whose legs are fitted to the idle server, and the same policies.
+pub fn equivalent_scenario(setup: &Setup, measured: &Measurement) -> Result<String, String> {
+    let legs = fit_legs(&measured.idle);
+    let reads = median_us(measured.idle.transactions.iter().map(|t| t.read));
+    let writes = median_us(measured.idle.transactions.iter().filter_map(|t| t.write));
+    let empty = median_us(measured.idle.empty.iter().copied());
     Ok(format!(
         r#"name = "validation-contention-{clients}"
 description = "The contention validation experiment at {clients} clients, as a scenario."
@@ -285,11 +441,17 @@ arrival = "closed_loop"
 clients = {clients}
 think_time = "0s"
 
-# fitted to the attempts measured (a read and a write round trip)
+# An attempt is a read then a write: two round trips. Fitted to {n} round
+# trips of each kind timed at the idle server (one client): medians
+# {empty:.0} us for an empty statement, {reads:.0} us for the read,
+# {writes:.0} us for the write. Each network leg is half the empty
+# statement's round trip; the service's work is the rest of a read's or a
+# write's.
 [latency]
-distribution = "lognormal"
-median = "{median}us"
-sigma = {sigma:.4}
+round_trips = 2
+request = {{ distribution = "lognormal", median = "{leg}us", sigma = {leg_sigma:.4} }}
+service = {{ distribution = "lognormal", median = "{service}us", sigma = {service_sigma:.4} }}
+response = {{ distribution = "lognormal", median = "{leg}us", sigma = {leg_sigma:.4} }}
 
 [[failures]]
 model = "contention"
@@ -299,7 +461,40 @@ rows = 1
         clients = setup.clients,
         seed = setup.seed,
         calls = setup.clients * setup.calls_per_client,
-        median = median.as_micros().max(1),
+        n = measured.idle.transactions.len(),
+        leg = legs.leg_median.as_micros().max(1),
+        leg_sigma = legs.leg_sigma,
+        service = legs.service_median.as_micros().max(1),
+        service_sigma = legs.service_sigma,
         policies = policies_toml(&policies()?),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legs_split_a_round_trip_into_network_and_work() {
+        let us = Duration::from_micros;
+        let idle = Calibration {
+            empty: vec![us(100); 5],
+            transactions: vec![
+                RoundTrips {
+                    read: us(150),
+                    write: Some(us(250)),
+                };
+                4
+            ],
+        };
+        let legs = fit_legs(&idle);
+        assert_eq!(legs.leg_median, us(50));
+        assert!(legs.leg_sigma.abs() < 1e-9);
+        // Work: 50 us for reads, 150 us for writes; the lognormal fit's
+        // median is their geometric mean.
+        let expected = (50.0f64 * 150.0).sqrt();
+        let got = legs.service_median.as_secs_f64() * 1e6;
+        assert!((got - expected).abs() < 0.01, "{got}");
+        assert_eq!(median_us(idle.empty.iter().copied()), 100.0);
+    }
 }
