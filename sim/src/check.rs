@@ -15,15 +15,21 @@
 //! * a retry of a class that is never retried
 //!   ([`ViolationKind::RetryOfNeverRetryClass`]);
 //! * a call that did not end with exactly one terminal event
-//!   ([`ViolationKind::TerminalEvents`]).
+//!   ([`ViolationKind::TerminalEvents`]);
+//! * more retries admitted than the policy's retry budget's own documented
+//!   bound allows ([`ViolationKind::BudgetExceeded`]; see
+//!   [`Checker::with_budget`]).
 //!
 //! The checker makes no decision; it only audits them.
 
 use std::fmt;
 use std::time::Duration;
 
-use reflexio::engine::{Decision, Envelope};
+use std::collections::VecDeque;
+
+use reflexio::engine::{Decision, Envelope, StopReason};
 use reflexio::strategy::Backoff;
+use reflexio::BudgetSpec;
 use reflexio::{Classification, ErrorClass};
 use serde::Serialize;
 
@@ -46,6 +52,9 @@ pub enum ViolationKind {
     RetryOfNeverRetryClass,
     /// A call ended with no terminal event, or with more than one.
     TerminalEvents,
+    /// The retry budget admitted more retries than its documented bound
+    /// allows.
+    BudgetExceeded,
 }
 
 impl ViolationKind {
@@ -58,6 +67,7 @@ impl ViolationKind {
             ViolationKind::DelayOutOfBounds => "delay_out_of_bounds",
             ViolationKind::RetryOfNeverRetryClass => "retry_of_never_retry_class",
             ViolationKind::TerminalEvents => "terminal_events",
+            ViolationKind::BudgetExceeded => "budget_exceeded",
         }
     }
 }
@@ -127,6 +137,7 @@ pub struct Checker {
     backoffs: [Backoff; 8],
     kept: Vec<Violation>,
     count: u64,
+    budget: Option<BudgetAudit>,
 }
 
 fn ns(d: Duration) -> u64 {
@@ -141,6 +152,7 @@ impl Checker {
             backoffs,
             kept: Vec::new(),
             count: 0,
+            budget: None,
         }
     }
 
@@ -310,5 +322,190 @@ impl Checker {
     /// The violations found, and their total count.
     pub fn into_parts(self) -> (Vec<Violation>, u64) {
         (self.kept, self.count)
+    }
+}
+
+/// Retries a policy's budget admitted and refused, as the checker counted
+/// them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BudgetCounts {
+    /// Retries the budget admitted.
+    pub admitted: u64,
+    /// Retries the budget refused (each ended its call).
+    pub refused: u64,
+}
+
+/// The checker's own account of a retry budget: the retries it admitted
+/// and refused, and its documented bound (see [`BudgetSpec`]), kept from
+/// the events alone, without the budget's code.
+#[derive(Debug, Clone)]
+struct BudgetAudit {
+    spec: Option<BudgetSpec>,
+    counts: BudgetCounts,
+    /// Ratio: `(slot, calls started, retries admitted)` for the slots of
+    /// the newest window, oldest first.
+    slots: VecDeque<(u64, u64, u64)>,
+    /// Token bucket: the largest amount by which the retries' costs have
+    /// run ahead of the refunds, over any stretch ending now.
+    deficit: u64,
+}
+
+/// Slots in a ratio budget's window.
+const WINDOW_SLOTS: u64 = 10;
+
+impl BudgetAudit {
+    fn slot_ns(window: Duration) -> u64 {
+        (ns(window) / WINDOW_SLOTS).max(1)
+    }
+
+    /// The entry of slot `slot`, created if need be; slots that left the
+    /// window ending at it are dropped.
+    fn entry(&mut self, slot: u64) -> &mut (u64, u64, u64) {
+        while self
+            .slots
+            .front()
+            .is_some_and(|e| e.0 + WINDOW_SLOTS <= slot)
+        {
+            self.slots.pop_front();
+        }
+        let at = match self.slots.iter().position(|e| e.0 >= slot) {
+            Some(i) if self.slots[i].0 == slot => i,
+            Some(i) => {
+                self.slots.insert(i, (slot, 0, 0));
+                i
+            }
+            None => {
+                self.slots.push_back((slot, 0, 0));
+                self.slots.len() - 1
+            }
+        };
+        &mut self.slots[at]
+    }
+}
+
+impl Checker {
+    /// Also checks the policy's retry budget, if it has one: `spec` is the
+    /// bound the budget documents (`None` for a budget of another kind:
+    /// its retries are then counted, not checked). Without this call the
+    /// checker knows of no budget.
+    pub fn with_budget(mut self, spec: Option<BudgetSpec>) -> Self {
+        self.budget = Some(BudgetAudit {
+            spec,
+            counts: BudgetCounts::default(),
+            slots: VecDeque::new(),
+            deficit: 0,
+        });
+        self
+    }
+
+    /// A call of a budgeted policy started at `now` (virtual time).
+    pub fn budget_call_started(&mut self, now: Duration) {
+        let Some(audit) = &mut self.budget else {
+            return;
+        };
+        if let Some(BudgetSpec::Ratio { window, .. }) = audit.spec {
+            let slot = ns(now) / BudgetAudit::slot_ns(window);
+            audit.entry(slot).1 += 1;
+        }
+    }
+
+    /// Attempt `attempt` of `call` failed with `class` at `now` (virtual
+    /// time) and the engine decided `decision`: counts a retry the budget
+    /// admitted or refused, and checks the budget's bound.
+    pub fn budget_decided(
+        &mut self,
+        call: u64,
+        attempt: u32,
+        now: Duration,
+        class: ErrorClass,
+        decision: &Decision,
+    ) {
+        let Some(audit) = &mut self.budget else {
+            return;
+        };
+        match decision {
+            Decision::Stop(StopReason::BudgetExhausted) => {
+                audit.counts.refused += 1;
+                return;
+            }
+            Decision::Stop(_) => return,
+            Decision::Retry(_) => audit.counts.admitted += 1,
+        }
+        let problem = match audit.spec {
+            None => None,
+            Some(BudgetSpec::Ratio {
+                window,
+                min_per_sec,
+                percent_ppm,
+            }) => {
+                let slot = ns(now) / BudgetAudit::slot_ns(window);
+                audit.entry(slot).2 += 1;
+                let (mut starts, mut retries) = (0u64, 0u64);
+                for e in audit.slots.iter().filter(|e| e.0 + WINDOW_SLOTS > slot) {
+                    starts += e.1;
+                    retries += e.2;
+                }
+                let reserve = u128::from(min_per_sec) * window.as_nanos() / 1_000_000_000;
+                let share = u128::from(starts) * u128::from(percent_ppm) / 1_000_000;
+                let bound = reserve + share;
+                (u128::from(retries) > bound).then(|| {
+                    format!(
+                        "{retries} retries admitted in the {window:?} window ending in slot {slot}, \
+                         for {starts} calls started in it; the bound is {reserve} + {}% of them = {bound}",
+                        reflexio::budget::format_ppm_percent(percent_ppm)
+                    )
+                })
+            }
+            Some(BudgetSpec::TokenBucket {
+                capacity,
+                retry_cost,
+                timeout_cost,
+                ..
+            }) => {
+                let cost = if class == ErrorClass::Transient {
+                    timeout_cost
+                } else {
+                    retry_cost
+                };
+                audit.deficit = audit.deficit.saturating_add(u64::from(cost));
+                (audit.deficit > u64::from(capacity)).then(|| {
+                    format!(
+                        "retries have spent {} tokens more than successes refunded; the bound is the capacity, {capacity}",
+                        audit.deficit
+                    )
+                })
+            }
+        };
+        if let Some(detail) = problem {
+            self.report(call, attempt, ViolationKind::BudgetExceeded, detail);
+        }
+    }
+
+    /// A call of a budgeted policy succeeded; `last_retry` is the class of
+    /// the failure before its last retry (`None` if it made one attempt).
+    pub fn budget_call_succeeded(&mut self, last_retry: Option<ErrorClass>) {
+        let Some(audit) = &mut self.budget else {
+            return;
+        };
+        if let Some(BudgetSpec::TokenBucket {
+            retry_cost,
+            timeout_cost,
+            success_refund,
+            ..
+        }) = audit.spec
+        {
+            let refund = match last_retry {
+                None => success_refund,
+                Some(ErrorClass::Transient) => timeout_cost,
+                Some(_) => retry_cost,
+            };
+            audit.deficit = audit.deficit.saturating_sub(u64::from(refund));
+        }
+    }
+
+    /// The retries the budget admitted and refused; `None` without a
+    /// budget.
+    pub fn budget_counts(&self) -> Option<BudgetCounts> {
+        self.budget.as_ref().map(|a| a.counts)
     }
 }

@@ -27,6 +27,7 @@
 //! assert_eq!(report.runs[0].policies[0].calls, 100);
 //! ```
 
+pub mod budget;
 pub mod check;
 pub mod cli;
 pub mod doctor;

@@ -157,6 +157,7 @@ impl CallResults {
             successes,
             success_rate: successes as f64 / calls.max(1) as f64,
             failures,
+            budget: None,
             attempts_total: self.attempts_total,
             attempts_mean: self.attempts_total as f64 / calls.max(1) as f64,
             attempts_p50: attempt_rank(0.5),
@@ -247,6 +248,9 @@ pub struct PolicyMetrics {
     pub success_rate: f64,
     /// Failed calls by stop reason.
     pub failures: Failures,
+    /// The retry budget's account, for a policy with a budget only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetMetrics>,
     /// Attempts made, over all calls.
     pub attempts_total: u64,
     /// Attempts per call: mean.
@@ -292,6 +296,41 @@ pub struct PolicyMetrics {
     pub latency_cdf: Vec<(f64, f64)>,
 }
 
+/// What a policy's retry budget did in one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetMetrics {
+    /// The budget's kind and settings, as `reflexio-sim check` prints them.
+    pub budget: String,
+    /// Retries the budget admitted (each made one more attempt).
+    pub retries_admitted: u64,
+    /// Retries the budget refused. Each refusal ends its call, so this is
+    /// also the number of calls stopped by the budget
+    /// (`failures.budget_exhausted`).
+    pub retries_refused: u64,
+    /// `retries_refused / (retries_admitted + retries_refused)`: the share
+    /// of the retries the engine would have made that the budget refused
+    /// (0 when none was asked for).
+    pub refused_share: f64,
+}
+
+impl BudgetMetrics {
+    /// The account of a budget described as `budget` that admitted and
+    /// refused these retries.
+    pub fn new(budget: String, admitted: u64, refused: u64) -> Self {
+        let asked = admitted + refused;
+        BudgetMetrics {
+            budget,
+            retries_admitted: admitted,
+            retries_refused: refused,
+            refused_share: if asked == 0 {
+                0.0
+            } else {
+                refused as f64 / asked as f64
+            },
+        }
+    }
+}
+
 /// A scalar metric: its stable name and how to read it.
 pub type Scalar = (&'static str, fn(&PolicyMetrics) -> f64);
 
@@ -328,6 +367,22 @@ pub const SCALARS: &[Scalar] = &[
     ("peak_attempts_per_s", |m| m.peak_attempts_per_s),
     ("finished_at_ms", |m| m.finished_at_ms),
     ("violations", |m| m.violations as f64),
+];
+
+/// The scalar metrics of retry budgets, after [`SCALARS`] in a report
+/// where some policy has a budget (zero for a policy without one), and
+/// left out otherwise, so that reports without budgets keep their shape.
+pub const BUDGET_SCALARS: &[Scalar] = &[
+    ("budget_exhausted", |m| m.failures.budget_exhausted as f64),
+    ("retries_admitted", |m| {
+        m.budget.as_ref().map_or(0.0, |b| b.retries_admitted as f64)
+    }),
+    ("retries_refused", |m| {
+        m.budget.as_ref().map_or(0.0, |b| b.retries_refused as f64)
+    }),
+    ("refused_share", |m| {
+        m.budget.as_ref().map_or(0.0, |b| b.refused_share)
+    }),
 ];
 
 /// A metric over runs: its mean, the per-run standard deviation and the

@@ -17,6 +17,7 @@ use reflexio::config::{
 };
 use reflexio::engine::{Engine, Envelope};
 use reflexio::strategy::Backoff;
+use reflexio::BudgetSpec;
 use reflexio::ErrorClass;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -193,6 +194,9 @@ pub struct Policy {
     pub envelope: Envelope,
     /// Each class's strategy, for the checker's bounds.
     pub backoffs: [Backoff; 8],
+    /// The `[budget]` table's retry budget, defaults filled in: shared by
+    /// all the policy's calls, fresh for each run.
+    pub budget: Option<BudgetSpec>,
 }
 
 /// A scenario that cannot be used: where and why.
@@ -738,12 +742,11 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
                 };
                 err(join(&prefix, field), m)
             })?;
-        if config.budget.is_some() {
-            return Err(err(
-                join(&prefix, "budget"),
-                "retry budgets are not simulated yet: remove the `[budget]` table",
-            ));
-        }
+        // Checked by `validate` above; each (policy, run) builds its own
+        // fresh budget from it (see `crate::budget`).
+        let budget = config
+            .budget_spec()
+            .map_err(|e| err(join(&prefix, &e.path), e.message))?;
         let backoffs = ErrorClass::ALL.map(|c| {
             config
                 .backoff(c)
@@ -753,6 +756,7 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
             name: pname,
             envelope: *engine.envelope(),
             engine,
+            budget,
             config,
             backoffs,
         });

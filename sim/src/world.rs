@@ -31,7 +31,8 @@
 //! its arrival at the service: two queued events per attempt, as for an
 //! attempt without legs. Policy state shared across calls that must see
 //! decisions in client-time order would queue [`LEARN`] and [`WAKE`] as
-//! [`Mode::Events`] does. When every failure model is stateless, each
+//! [`Mode::Events`] does: a policy with a retry budget is run that way
+//! (see [`crate::budget`]). When every failure model is stateless, each
 //! call is played out whole when it arrives.
 //!
 //! Every policy runs alone against a fresh [`Service`], with the same
@@ -43,8 +44,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use reflexio::engine::{CallState, Decision, Failure, StopReason};
+use std::sync::Arc;
 
+use reflexio::engine::{CallState, Decision, Engine, Failure, StopReason};
+use reflexio::Budget;
+
+use crate::budget::RunBudget;
 use crate::check::{Audit, Checker};
 use crate::draws::{self, Draws, KeyedRng, Outcomes};
 use crate::latency::Timeline;
@@ -308,6 +313,10 @@ enum Next {
 struct Run<'a> {
     scenario: &'a Scenario,
     policy: &'a Policy,
+    /// The policy's engine, or its budgeted twin for this run.
+    engine: &'a Engine,
+    /// Whether the policy has a retry budget.
+    budgeted: bool,
     checker: Checker,
     service: Service<'a>,
     outcomes: Outcomes,
@@ -405,7 +414,7 @@ impl Run<'_> {
         let elapsed = Duration::from_nanos(now - s.start);
         let call = u64::from(s.call);
         let attempt = s.state.attempt();
-        let engine = &self.policy.engine;
+        let engine = self.engine;
         let operation = self.scenario.workload.operation.as_str();
         let audit = &mut s.audit;
         let next = match outcome {
@@ -413,6 +422,9 @@ impl Run<'_> {
                 engine.on_success(&mut s.state, operation, elapsed, &mut |e| {
                     audit.event(e.kind.is_terminal())
                 });
+                if self.budgeted {
+                    self.checker.budget_call_succeeded(s.state.last_retry());
+                }
                 Next::Done(None)
             }
             Some(classification) => {
@@ -431,6 +443,12 @@ impl Run<'_> {
                 );
                 self.checker
                     .decided(audit, call, attempt, classification, elapsed, &decision);
+                if self.budgeted {
+                    let at = Duration::from_nanos(now);
+                    let class = classification.class;
+                    self.checker
+                        .budget_decided(call, attempt, at, class, &decision);
+                }
                 match decision {
                     Decision::Retry(retry) => {
                         let delay = ns(retry.delay);
@@ -484,7 +502,38 @@ pub fn run_policy_with(
     mode: Mode,
     progress: &mut dyn FnMut(u64),
 ) -> Result<PolicyMetrics, SimError> {
-    run_job(scenario, policy, seed, mode, progress, &AtomicU64::new(0))
+    run_job(
+        scenario,
+        policy,
+        seed,
+        mode,
+        progress,
+        &AtomicU64::new(0),
+        None,
+    )
+}
+
+/// [`run_policy`] with `budget` in place of the policy's own retry budget
+/// (if any): a budget of any kind, shared by every call of the run and
+/// handed the virtual time. The checker holds it to the bound its
+/// [`Budget::spec`] documents, if it has one.
+pub fn run_policy_with_budget(
+    scenario: &Scenario,
+    policy: &Policy,
+    seed: u64,
+    budget: Arc<dyn Budget>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<PolicyMetrics, SimError> {
+    let spent = AtomicU64::new(0);
+    run_job(
+        scenario,
+        policy,
+        seed,
+        Mode::Events,
+        progress,
+        &spent,
+        Some(budget),
+    )
 }
 
 /// One (run, policy) job; `spent` counts the attempts of every job of the
@@ -496,7 +545,11 @@ fn run_job(
     mode: Mode,
     progress: &mut dyn FnMut(u64),
     spent: &AtomicU64,
+    custom: Option<Arc<dyn Budget>>,
 ) -> Result<PolicyMetrics, SimError> {
+    let budget = RunBudget::of(policy, custom);
+    // A budget is shared by the calls: its decisions come in time order.
+    let mode = if budget.is_some() { Mode::Events } else { mode };
     let calls = scenario.workload.calls;
     let arrival = &scenario.workload.arrival;
     let phases = scenario.workload.phases.as_slice();
@@ -518,7 +571,12 @@ fn run_job(
     let mut run = Run {
         scenario,
         policy,
-        checker: Checker::new(policy.envelope, policy.backoffs),
+        engine: budget.as_ref().map_or(&policy.engine, |b| &b.engine),
+        budgeted: budget.is_some(),
+        checker: match &budget {
+            Some(b) => b.checker(Checker::new(policy.envelope, policy.backoffs)),
+            None => Checker::new(policy.envelope, policy.backoffs),
+        },
         service: Service::new(&scenario.failures),
         outcomes: Outcomes::new(seed),
         jitter_rng: draws::stream(seed, draws::STREAM_JITTER),
@@ -580,7 +638,11 @@ fn run_job(
                 };
                 let slot = Slot {
                     call,
-                    state: policy.engine.start(),
+                    state: if run.budgeted {
+                        crate::budget::start(run.engine, &mut run.checker, now)
+                    } else {
+                        policy.engine.start()
+                    },
                     start: now,
                     send: now,
                     reach: now,
@@ -698,10 +760,15 @@ fn run_job(
     }
     progress(done);
     run.bounds(true)?;
+    let counts = run.checker.budget_counts();
     let (violations, violation_count) = run.checker.into_parts();
-    Ok(run
-        .results
-        .into_metrics(&policy.name, run.bucket, violations, violation_count))
+    let mut metrics =
+        run.results
+            .into_metrics(&policy.name, run.bucket, violations, violation_count);
+    if let Some(b) = &budget {
+        crate::budget::account(&mut metrics, b.spec, counts);
+    }
+    Ok(metrics)
 }
 
 /// The current attempt of the call in slot `index` reaches the service at
@@ -834,6 +901,7 @@ fn run_many_observed_on(
                         });
                     },
                     &spent,
+                    None,
                 );
                 match &mut outcome {
                     // Plots show the first run: later runs keep only their

@@ -1,8 +1,8 @@
 //! The CSV report: one row per run and policy, the columns of
-//! [`crate::metrics::SCALARS`] after `run,seed,policy`.
+//! [`crate::metrics::SCALARS`] after `run,seed,policy` (and those of
+//! [`crate::metrics::BUDGET_SCALARS`] when some policy has a retry budget).
 
 use super::Report;
-use crate::metrics::SCALARS;
 
 /// Quotes a field if it needs it.
 fn field(text: &str) -> String {
@@ -15,8 +15,9 @@ fn field(text: &str) -> String {
 
 /// The report as CSV with a header row.
 pub fn render(report: &Report) -> String {
+    let scalars = report.scalars();
     let mut out = String::from("run,seed,policy");
-    for (name, _) in SCALARS {
+    for (name, _) in &scalars {
         out.push(',');
         out.push_str(name);
     }
@@ -24,7 +25,7 @@ pub fn render(report: &Report) -> String {
     for run in &report.runs {
         for m in &run.policies {
             out.push_str(&format!("{},{},{}", run.run, run.seed, field(&m.policy)));
-            for (_, read) in SCALARS {
+            for (_, read) in &scalars {
                 out.push_str(&format!(",{}", read(m)));
             }
             out.push('\n');

@@ -9,7 +9,10 @@
 
 use std::fmt::Write as _;
 
-use super::{failure_row, main_row, plots, Report, FAILURE_HEADERS, MAIN_HEADERS};
+use super::{
+    budget_rows, failure_headers, failure_row, main_row, plots, Report, BUDGET_HEADERS,
+    MAIN_HEADERS,
+};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -200,7 +203,12 @@ pub fn render(
     out.push_str(&table(&MAIN_HEADERS, &rows));
     out.push_str("<h2>Failed calls by stop reason</h2>\n");
     let rows: Vec<Vec<String>> = summary.iter().map(|s| failure_row(s, runs)).collect();
-    out.push_str(&table(&FAILURE_HEADERS, &rows));
+    out.push_str(&table(&failure_headers(report), &rows));
+    let budgets = budget_rows(report, &summary);
+    if !budgets.is_empty() {
+        out.push_str("<h2>Retry budgets</h2>\n<p>Each budget is shared by all its policy&#39;s calls and starts fresh for each run. A refused retry ends its call (<code>budget_exhausted</code>); the refused share is of the retries the policy would have made.</p>\n");
+        out.push_str(&table(&BUDGET_HEADERS, &budgets));
+    }
     out.push_str("<h2>Envelope violations</h2>\n");
     let violations = report.violations();
     if violations == 0 {

@@ -1,6 +1,9 @@
 //! The Markdown summary.
 
-use super::{failure_row, main_row, spread_row, Report, FAILURE_HEADERS, MAIN_HEADERS};
+use super::{
+    budget_rows, failure_headers, failure_row, main_row, spread_row, Report, BUDGET_HEADERS,
+    MAIN_HEADERS,
+};
 
 /// `text` made safe for a Markdown table cell or a line of text: the
 /// characters that would end a cell or start formatting (`\\`, `|`, `` ` ``,
@@ -86,7 +89,12 @@ pub fn render(report: &Report, scenario_path: Option<&str>, plots: &[String]) ->
     }
     out.push_str("\n## Failed calls by stop reason\n\n");
     let rows: Vec<Vec<String>> = summary.iter().map(|s| failure_row(s, runs)).collect();
-    out.push_str(&table(&FAILURE_HEADERS, &rows));
+    out.push_str(&table(&failure_headers(report), &rows));
+    let budgets = budget_rows(report, &summary);
+    if !budgets.is_empty() {
+        out.push_str("\n## Retry budgets\n\nEach budget is shared by all its policy's calls and starts fresh for each run. A refused retry ends its call (`budget_exhausted`); the refused share is of the retries the policy would have made.\n\n");
+        out.push_str(&table(&BUDGET_HEADERS, &budgets));
+    }
     out.push_str("\n## Envelope violations\n\n");
     let violations = report.violations();
     if violations == 0 {

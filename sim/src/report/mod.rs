@@ -23,7 +23,7 @@ pub mod table;
 use serde::Serialize;
 
 use self::marks::Marks;
-use crate::metrics::{spread, PolicyMetrics, SCALARS};
+use crate::metrics::{spread, PolicyMetrics, BUDGET_SCALARS, SCALARS};
 use crate::scenario::{Arrival, Scenario};
 
 /// The results of one run: one [`PolicyMetrics`] per policy, in file order.
@@ -139,15 +139,35 @@ impl Report {
             .sum()
     }
 
+    /// Whether some policy has a retry budget. Only then do the reports
+    /// show the budgets' metrics.
+    pub fn has_budgets(&self) -> bool {
+        self.runs
+            .iter()
+            .flat_map(|r| &r.policies)
+            .any(|m| m.budget.is_some())
+    }
+
+    /// The scalar metrics of this report, in report order: [`SCALARS`],
+    /// then [`BUDGET_SCALARS`] if some policy has a budget.
+    pub fn scalars(&self) -> Vec<crate::metrics::Scalar> {
+        let mut all = SCALARS.to_vec();
+        if self.has_budgets() {
+            all.extend_from_slice(BUDGET_SCALARS);
+        }
+        all
+    }
+
     /// Mean, per-run standard deviation and standard error of every scalar
     /// metric, per policy.
     pub fn summary(&self) -> Vec<PolicySummary> {
+        let scalars = self.scalars();
         self.policies
             .iter()
             .enumerate()
             .map(|(p, name)| PolicySummary {
                 policy: name.clone(),
-                metrics: SCALARS
+                metrics: scalars
                     .iter()
                     .map(|(metric, read)| {
                         let values: Vec<f64> =
@@ -285,10 +305,23 @@ pub const FAILURE_HEADERS: [&str; 6] = [
     "max_unknown_attempts_exceeded",
 ];
 
-/// Failed calls by stop reason, for one policy.
+/// Headers of [`failure_row`] for `report`: [`FAILURE_HEADERS`], and
+/// `budget_exhausted` if some policy has a retry budget.
+pub fn failure_headers(report: &Report) -> Vec<&'static str> {
+    let mut headers = FAILURE_HEADERS.to_vec();
+    if report.has_budgets() {
+        headers.push("budget_exhausted");
+    }
+    headers
+}
+
+/// Failed calls by stop reason, for one policy (with `budget_exhausted`
+/// when the summary has it).
 pub fn failure_row(s: &PolicySummary, runs: usize) -> Vec<String> {
     let mut row = vec![s.policy.clone()];
-    for h in &FAILURE_HEADERS[1..] {
+    let budgets = s.metrics.iter().any(|m| m.metric == "budget_exhausted");
+    let extra: &[&str] = if budgets { &["budget_exhausted"] } else { &[] };
+    for h in FAILURE_HEADERS[1..].iter().chain(extra) {
         let st = s.get(h);
         row.push(if runs > 1 {
             number::mean_error(st.mean, st.stderr, &|x| format!("{x:.0}"))
@@ -297,4 +330,52 @@ pub fn failure_row(s: &PolicySummary, runs: usize) -> Vec<String> {
         });
     }
     row
+}
+
+/// Headers of [`budget_rows`].
+pub const BUDGET_HEADERS: [&str; 5] = [
+    "policy",
+    "budget",
+    "retries admitted",
+    "retries refused",
+    "refused share",
+];
+
+/// One row per policy with a retry budget: the budget, the retries it
+/// admitted and refused (each refusal stopped a call: the
+/// `budget_exhausted` of the failure table) and the share refused (means
+/// ±standard error over several runs). Empty without budgets.
+pub fn budget_rows(report: &Report, summary: &[PolicySummary]) -> Vec<Vec<String>> {
+    let runs = report.runs.len();
+    let Some(first) = report.runs.first() else {
+        return Vec::new();
+    };
+    let count = |s: &PolicySummary, m: &str| {
+        let st = s.get(m);
+        if runs > 1 {
+            number::mean_error(st.mean, st.stderr, &|x| format!("{x:.0}"))
+        } else {
+            format!("{:.0}", st.mean)
+        }
+    };
+    first
+        .policies
+        .iter()
+        .zip(summary)
+        .filter_map(|(m, s)| {
+            let budget = m.budget.as_ref()?;
+            let share = s.get("refused_share");
+            Some(vec![
+                s.policy.clone(),
+                budget.budget.clone(),
+                count(s, "retries_admitted"),
+                count(s, "retries_refused"),
+                if runs > 1 {
+                    number::mean_error_percent(share.mean, share.stderr)
+                } else {
+                    number::percent(share.mean)
+                },
+            ])
+        })
+        .collect()
 }

@@ -1,6 +1,9 @@
 //! The aligned terminal table.
 
-use super::{failure_row, main_row, spread_row, Report, FAILURE_HEADERS, MAIN_HEADERS};
+use super::{
+    budget_rows, failure_headers, failure_row, main_row, spread_row, Report, BUDGET_HEADERS,
+    MAIN_HEADERS,
+};
 
 /// Aligns `rows` under `headers`: text left, numbers right.
 pub fn align(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -65,7 +68,12 @@ pub fn render(report: &Report) -> String {
     }
     out.push_str("\nfailed calls by stop reason\n");
     let rows: Vec<Vec<String>> = summary.iter().map(|s| failure_row(s, runs)).collect();
-    out.push_str(&align(&FAILURE_HEADERS, &rows));
+    out.push_str(&align(&failure_headers(report), &rows));
+    let budgets = budget_rows(report, &summary);
+    if !budgets.is_empty() {
+        out.push_str("\nretry budgets\n");
+        out.push_str(&align(&BUDGET_HEADERS, &budgets));
+    }
     let violations = report.violations();
     if violations == 0 {
         out.push_str("\nno envelope violations\n");
