@@ -28,7 +28,7 @@ use reflexio::{ErrorClass, RetryConfig, RetryPolicyBuilder};
 use reflexio_sim::scenario::Scenario;
 
 use crate::load::{self, Attempt, CallOutcome, PolicyRun};
-use crate::measure::{fit_lognormal, policies_toml};
+use crate::measure::policies_toml;
 
 /// The experiment's knobs.
 #[derive(Debug, Clone)]
@@ -37,9 +37,6 @@ pub struct Setup {
     pub clients: u64,
     /// Calls each client makes, back to back.
     pub calls_per_client: u64,
-    /// Transactions (and empty statements) timed at the idle server, one
-    /// client, to fit the legs.
-    pub calibration: u64,
     /// Simulator runs averaged for the prediction.
     pub sim_runs: u32,
     /// Seed of the simulator's runs.
@@ -52,7 +49,6 @@ impl Setup {
         Setup {
             clients,
             calls_per_client: 40,
-            calibration: 400,
             sim_runs: 20,
             seed: 7,
         }
@@ -62,7 +58,6 @@ impl Setup {
     pub fn smoke(clients: u64) -> Setup {
         Setup {
             calls_per_client: 8,
-            calibration: 100,
             sim_runs: 8,
             ..Setup::full(clients)
         }
@@ -197,9 +192,22 @@ pub struct Measurement {
     pub idle: Calibration,
 }
 
-/// Times `n` empty statements and `n` transactions at the idle server.
+/// Times `n` empty statements and `n` transactions at the idle server,
+/// after as many untimed ones (a fresh server process plans, caches and
+/// allocates on its first statements).
 async fn calibrate(url: &str, n: u64) -> Result<Calibration, String> {
     let session = Session::open(url).await?;
+    for _ in 0..n {
+        session
+            .db
+            .query_one(&session.empty, &[])
+            .await
+            .map_err(|e| format!("cannot run an empty statement: {e}"))?;
+        increment(&session)
+            .await
+            .0
+            .map_err(|e| format!("an idle transaction failed: {e}"))?;
+    }
     let mut out = Calibration::default();
     for _ in 0..n {
         let sent = Instant::now();
@@ -220,16 +228,22 @@ const CREATE: &str = "DROP TABLE IF EXISTS reflexio_hot_row;
      CREATE TABLE reflexio_hot_row (id int PRIMARY KEY, value bigint NOT NULL, version bigint NOT NULL);
      INSERT INTO reflexio_hot_row VALUES (1, 0, 0);";
 
-/// Times the idle server, then runs every policy against the table, fresh
-/// for each.
-pub async fn measure(url: &str, setup: &Setup) -> Result<Measurement, String> {
-    let scenario = policies()?;
+/// Times `n` empty statements and `n` transactions at the idle server, one
+/// client, on a fresh table.
+pub async fn measure_idle(url: &str, n: u64) -> Result<Calibration, String> {
     let admin = connect(url).await?;
     admin
         .batch_execute(CREATE)
         .await
         .map_err(|e| format!("cannot create the hot row: {e}"))?;
-    let idle = calibrate(url, setup.calibration).await?;
+    calibrate(url, n).await
+}
+
+/// Runs every policy against the table, fresh for each; `idle` is the
+/// idle server's round trips, which the scenario's legs are fitted to.
+pub async fn measure(url: &str, setup: &Setup, idle: Calibration) -> Result<Measurement, String> {
+    let scenario = policies()?;
+    let admin = connect(url).await?;
     let mut out = Vec::new();
     let mut round_trips = Vec::new();
     for policy in &scenario.policies {
@@ -375,42 +389,54 @@ async fn increment(session: &Session) -> (Result<(), Failed>, RoundTrips) {
 }
 
 /// The legs of one round trip, fitted to round trips timed at the idle
-/// server: each network leg is half an empty statement's round trip
-/// (lognormal fit); the service's work is what a read or a write takes
-/// beyond the empty statement's median (lognormal fit of reads and writes
-/// together: the scenario draws every round trip's legs from one
-/// distribution each).
+/// server. Each network leg is half an empty statement's median round
+/// trip; the service's work is the rest of the median read or write
+/// (reads and writes together: the scenario draws every round trip's legs
+/// from one distribution each). Every leg is lognormal with the spread of
+/// the reads' and writes' round trips, measured between their 16th and
+/// 84th percentiles (a few round trips that the scheduler delayed by
+/// milliseconds would otherwise dominate a fit of sub-millisecond times).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Legs {
     /// Each network leg's median.
-    pub leg_median: Duration,
-    /// Each network leg's lognormal sigma.
-    pub leg_sigma: f64,
+    pub leg: Duration,
     /// The service's work: median.
-    pub service_median: Duration,
-    /// The service's work: lognormal sigma.
-    pub service_sigma: f64,
+    pub service: Duration,
+    /// Every leg's lognormal sigma.
+    pub sigma: f64,
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
 }
 
 /// Fits [`Legs`] to `idle`.
 pub fn fit_legs(idle: &Calibration) -> Legs {
-    let halves: Vec<Duration> = idle.empty.iter().map(|d| *d / 2).collect();
-    let (leg_median, leg_sigma) = fit_lognormal(&halves);
     let mut empty = idle.empty.clone();
     empty.sort();
-    let floor = empty.get(empty.len() / 2).copied().unwrap_or_default();
-    let work: Vec<Duration> = idle
+    let mut trips: Vec<Duration> = idle
         .transactions
         .iter()
         .flat_map(|t| std::iter::once(t.read).chain(t.write))
-        .map(|d| d.saturating_sub(floor).max(Duration::from_micros(1)))
         .collect();
-    let (service_median, service_sigma) = fit_lognormal(&work);
+    trips.sort();
+    let floor = quantile(&empty, 0.5);
+    let median = quantile(&trips, 0.5);
+    let (lo, hi) = (quantile(&trips, 0.1587), quantile(&trips, 0.8413));
+    let sigma = if lo.is_zero() {
+        0.0
+    } else {
+        ((hi.as_secs_f64() / lo.as_secs_f64()).ln() / 2.0).max(0.0)
+    };
+    let micro = Duration::from_micros(1);
     Legs {
-        leg_median,
-        leg_sigma,
-        service_median,
-        service_sigma,
+        leg: (floor / 2).max(micro),
+        service: median.saturating_sub(floor).max(micro),
+        sigma,
     }
 }
 
@@ -446,12 +472,12 @@ think_time = "0s"
 # {empty:.0} us for an empty statement, {reads:.0} us for the read,
 # {writes:.0} us for the write. Each network leg is half the empty
 # statement's round trip; the service's work is the rest of a read's or a
-# write's.
+# write's; every leg has the spread of the reads' and writes' round trips.
 [latency]
 round_trips = 2
-request = {{ distribution = "lognormal", median = "{leg}us", sigma = {leg_sigma:.4} }}
-service = {{ distribution = "lognormal", median = "{service}us", sigma = {service_sigma:.4} }}
-response = {{ distribution = "lognormal", median = "{leg}us", sigma = {leg_sigma:.4} }}
+request = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4} }}
+service = {{ distribution = "lognormal", median = "{service}us", sigma = {sigma:.4} }}
+response = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4} }}
 
 [[failures]]
 model = "contention"
@@ -462,10 +488,9 @@ rows = 1
         seed = setup.seed,
         calls = setup.clients * setup.calls_per_client,
         n = measured.idle.transactions.len(),
-        leg = legs.leg_median.as_micros().max(1),
-        leg_sigma = legs.leg_sigma,
-        service = legs.service_median.as_micros().max(1),
-        service_sigma = legs.service_sigma,
+        leg = legs.leg.as_micros(),
+        service = legs.service.as_micros(),
+        sigma = legs.sigma,
         policies = policies_toml(&policies()?),
     ))
 }
@@ -483,18 +508,22 @@ mod tests {
                 RoundTrips {
                     read: us(150),
                     write: Some(us(250)),
-                };
-                4
+                },
+                RoundTrips {
+                    read: us(200),
+                    write: Some(us(200)),
+                },
             ],
         };
         let legs = fit_legs(&idle);
-        assert_eq!(legs.leg_median, us(50));
-        assert!(legs.leg_sigma.abs() < 1e-9);
-        // Work: 50 us for reads, 150 us for writes; the lognormal fit's
-        // median is their geometric mean.
-        let expected = (50.0f64 * 150.0).sqrt();
-        let got = legs.service_median.as_secs_f64() * 1e6;
-        assert!((got - expected).abs() < 0.01, "{got}");
+        // Round trips 150, 200, 200, 250: median 200 = 2 × 50 + 100.
+        assert_eq!(legs.leg, us(50));
+        assert_eq!(legs.service, us(100));
+        // 16th and 84th percentiles: 150 and 250 (nearest of four).
+        assert!((legs.sigma - (250.0f64 / 150.0).ln() / 2.0).abs() < 1e-9);
         assert_eq!(median_us(idle.empty.iter().copied()), 100.0);
+        // Nothing measured: legs of 1 us, no spread.
+        let none = fit_legs(&Calibration::default());
+        assert_eq!((none.leg, none.service, none.sigma), (us(1), us(1), 0.0));
     }
 }

@@ -126,8 +126,12 @@ fn run(cli: &Cli) -> Result<bool, String> {
              starts a throwaway one"
                 .to_owned()
         })?;
+        // One look at the idle server (one client) for both experiments:
+        // the scenarios' legs are fitted to it.
+        let calibration = if cli.smoke { 200 } else { 1000 };
+        let idle = runtime.block_on(contention::measure_idle(&url, calibration))?;
         for clients in [10, 50] {
-            let outcome = contention_experiment(&runtime, &url, clients, cli.smoke, loosen)?;
+            let outcome = contention_experiment(&runtime, &url, clients, &idle, cli.smoke, loosen)?;
             all_met &= finish(cli, &outcome)?;
         }
     }
@@ -348,6 +352,7 @@ fn contention_experiment(
     runtime: &tokio::runtime::Runtime,
     url: &str,
     clients: u64,
+    idle: &contention::Calibration,
     smoke: bool,
     loosen: f64,
 ) -> Result<Outcome, String> {
@@ -362,7 +367,7 @@ fn contention_experiment(
         "{name}: {clients} clients × {} calls per policy on one PostgreSQL row ...",
         setup.calls_per_client
     );
-    let measured = runtime.block_on(contention::measure(url, &setup))?;
+    let measured = runtime.block_on(contention::measure(url, &setup, idle.clone()))?;
     eprintln!(
         "{name}: measured in {:.1} s; simulating ...",
         started.elapsed().as_secs_f64()

@@ -77,18 +77,18 @@ impl Setup {
         }
     }
 
-    /// The smoke run for CI: 120 calls/s for 1 s, a spike of 360 calls/s
-    /// for 2 s, then 120 calls/s for 2 s (1080 calls per policy).
+    /// The smoke run for CI: 120 calls/s for 1 s, a spike of 240 calls/s
+    /// for 2 s, then 120 calls/s for 2 s (840 calls per policy).
     pub fn smoke() -> Setup {
         Setup {
-            calls: 1080,
+            calls: 840,
             phases: vec![
                 Phase {
                     rate: 120.0,
                     length: Some(Duration::from_secs(1)),
                 },
                 Phase {
-                    rate: 360.0,
+                    rate: 240.0,
                     length: Some(Duration::from_secs(2)),
                 },
                 Phase {
@@ -280,7 +280,7 @@ mod tests {
     #[test]
     fn the_equivalent_scenario_writes_the_phases() {
         let text = equivalent_scenario(&Setup::smoke(), &[]).unwrap();
-        assert!(text.contains("{ rate = 360.0, for = \"2s\" }"), "{text}");
+        assert!(text.contains("{ rate = 240.0, for = \"2s\" }"), "{text}");
         assert!(text.contains("{ rate = 120.0 },"), "{text}");
         assert!(
             text.contains("[policies.library-default-token-budget.budget]"),
