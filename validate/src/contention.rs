@@ -170,6 +170,8 @@ pub struct RoundTrips {
     pub read: Duration,
     /// The write's round trip, if the read succeeded.
     pub write: Option<Duration>,
+    /// Whether the attempt was its call's first.
+    pub first: bool,
 }
 
 /// Round trips timed at the idle server, one client.
@@ -316,12 +318,14 @@ async fn measure_policy(
                 let outcome = policy
                     .call_async(|| {
                         attempts += 1;
+                        let first = attempts == 1;
                         let db = Arc::clone(&db);
                         let log = Arc::clone(&log);
                         let busy = Arc::clone(&busy);
                         async move {
                             let sent = Instant::now();
-                            let (result, trips) = increment(&db).await;
+                            let (result, mut trips) = increment(&db).await;
+                            trips.first = first;
                             let took = sent.elapsed();
                             busy.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
                             if let Ok(mut log) = log.lock() {
@@ -367,6 +371,7 @@ async fn increment(session: &Session) -> (Result<(), Failed>, RoundTrips) {
     let mut trips = RoundTrips {
         read: sent.elapsed(),
         write: None,
+        first: true,
     };
     let row = match read {
         Ok(row) => row,
@@ -388,14 +393,16 @@ async fn increment(session: &Session) -> (Result<(), Failed>, RoundTrips) {
     (result, trips)
 }
 
-/// The legs of one round trip, fitted to round trips timed at the idle
-/// server. Each network leg is half an empty statement's median round
-/// trip; the service's work is the rest of the median read or write
-/// (reads and writes together: the scenario draws every round trip's legs
-/// from one distribution each). Every leg is lognormal with the spread of
-/// the reads' and writes' round trips, measured between their 16th and
-/// 84th percentiles (a few round trips that the scheduler delayed by
-/// milliseconds would otherwise dominate a fit of sub-millisecond times).
+/// The legs of one round trip. Their sum is fitted to the round trips
+/// measured in the experiment itself, from its calls' first attempts (so
+/// that every policy weighs the same, however many retries it makes): the
+/// median of the reads and writes together (the scenario draws every
+/// round trip's legs from one distribution each), and a lognormal spread
+/// from the 16th and 84th percentiles of each policy's, the median
+/// policy's (a few round trips that the scheduler delayed by milliseconds
+/// would otherwise dominate a fit of sub-millisecond times). The split into network and work comes from the
+/// idle server: each network leg takes the share that half an empty
+/// statement's round trip has of a read's or write's there.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Legs {
     /// Each network leg's median.
@@ -414,28 +421,49 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Fits [`Legs`] to `idle`.
-pub fn fit_legs(idle: &Calibration) -> Legs {
-    let mut empty = idle.empty.clone();
-    empty.sort();
-    let mut trips: Vec<Duration> = idle
-        .transactions
-        .iter()
+fn pooled<'a>(trips: impl Iterator<Item = &'a RoundTrips>) -> Vec<Duration> {
+    let mut v: Vec<Duration> = trips
         .flat_map(|t| std::iter::once(t.read).chain(t.write))
         .collect();
-    trips.sort();
-    let floor = quantile(&empty, 0.5);
-    let median = quantile(&trips, 0.5);
-    let (lo, hi) = (quantile(&trips, 0.1587), quantile(&trips, 0.8413));
-    let sigma = if lo.is_zero() {
-        0.0
+    v.sort();
+    v
+}
+
+/// Fits [`Legs`] to the first attempts of `loaded` (every policy's round
+/// trips), split as at `idle`.
+pub fn fit_legs(idle: &Calibration, loaded: &[Vec<RoundTrips>]) -> Legs {
+    let mut empty = idle.empty.clone();
+    empty.sort();
+    let at_idle = pooled(idle.transactions.iter());
+    let floor = quantile(&empty, 0.5).as_secs_f64();
+    let idle_median = quantile(&at_idle, 0.5).as_secs_f64();
+    let share = if idle_median > 0.0 {
+        (floor / 2.0 / idle_median).clamp(0.0, 0.5)
     } else {
-        ((hi.as_secs_f64() / lo.as_secs_f64()).ln() / 2.0).max(0.0)
+        0.5
     };
+    let trips = pooled(loaded.iter().flatten().filter(|t| t.first));
+    let median = quantile(&trips, 0.5);
+    let spread = |trips: &[Duration]| {
+        let (lo, hi) = (quantile(trips, 0.1587), quantile(trips, 0.8413));
+        if lo.is_zero() {
+            0.0
+        } else {
+            ((hi.as_secs_f64() / lo.as_secs_f64()).ln() / 2.0).max(0.0)
+        }
+    };
+    // The spread within a policy (the median policy's): pooled, the
+    // policies' different loads would read as spread.
+    let mut spreads: Vec<f64> = loaded
+        .iter()
+        .map(|p| spread(&pooled(p.iter().filter(|t| t.first))))
+        .collect();
+    spreads.sort_by(f64::total_cmp);
+    let sigma = spreads.get(spreads.len() / 2).copied().unwrap_or(0.0);
     let micro = Duration::from_micros(1);
     Legs {
-        leg: (floor / 2).max(micro),
-        service: median.saturating_sub(floor).max(micro),
+        leg: median.mul_f64(share).max(micro),
+        service: median.mul_f64(1.0 - 2.0 * share).max(micro),
         sigma,
     }
 }
@@ -449,9 +477,12 @@ pub fn median_us(samples: impl Iterator<Item = Duration>) -> f64 {
 
 /// The scenario the simulator predicts from: a closed loop of the same
 /// clients and calls, one contended row, each attempt two round trips
-/// whose legs are fitted to the idle server, and the same policies.
+/// whose legs are fitted as [`Legs`] says, and the same policies.
 pub fn equivalent_scenario(setup: &Setup, measured: &Measurement) -> Result<String, String> {
-    let legs = fit_legs(&measured.idle);
+    let legs = fit_legs(&measured.idle, &measured.round_trips);
+    let firsts = || measured.round_trips.iter().flatten().filter(|t| t.first);
+    let loaded_reads = median_us(firsts().map(|t| t.read));
+    let loaded_writes = median_us(firsts().filter_map(|t| t.write));
     let reads = median_us(measured.idle.transactions.iter().map(|t| t.read));
     let writes = median_us(measured.idle.transactions.iter().filter_map(|t| t.write));
     let empty = median_us(measured.idle.empty.iter().copied());
@@ -467,12 +498,14 @@ arrival = "closed_loop"
 clients = {clients}
 think_time = "0s"
 
-# An attempt is a read then a write: two round trips. Fitted to {n} round
-# trips of each kind timed at the idle server (one client): medians
-# {empty:.0} us for an empty statement, {reads:.0} us for the read,
-# {writes:.0} us for the write. Each network leg is half the empty
-# statement's round trip; the service's work is the rest of a read's or a
-# write's; every leg has the spread of the reads' and writes' round trips.
+# An attempt is a read then a write: two round trips. Their sum is fitted
+# to the calls' first attempts in this experiment (every policy alike):
+# medians {loaded_reads:.0} us for the read, {loaded_writes:.0} us for the write. The split into
+# network legs and the service's work is the idle server's ({n} of each
+# timed with one client: medians {empty:.0} us for an empty statement, {reads:.0} us
+# for the read, {writes:.0} us for the write): each network leg takes the share
+# half an empty statement's round trip has there. Every leg has the spread
+# of a policy's first round trips (the median policy's).
 [latency]
 round_trips = 2
 request = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4} }}
@@ -502,28 +535,33 @@ mod tests {
     #[test]
     fn legs_split_a_round_trip_into_network_and_work() {
         let us = Duration::from_micros;
+        let trip = |read: u64, write: u64, first: bool| RoundTrips {
+            read: us(read),
+            write: Some(us(write)),
+            first,
+        };
+        // At the idle server, an empty statement takes 100 us and a read
+        // or write 200 (median): each network leg is a quarter of a trip.
         let idle = Calibration {
             empty: vec![us(100); 5],
-            transactions: vec![
-                RoundTrips {
-                    read: us(150),
-                    write: Some(us(250)),
-                },
-                RoundTrips {
-                    read: us(200),
-                    write: Some(us(200)),
-                },
-            ],
+            transactions: vec![trip(150, 250, true), trip(200, 200, true)],
         };
-        let legs = fit_legs(&idle);
-        // Round trips 150, 200, 200, 250: median 200 = 2 × 50 + 100.
-        assert_eq!(legs.leg, us(50));
-        assert_eq!(legs.service, us(100));
-        // 16th and 84th percentiles: 150 and 250 (nearest of four).
-        assert!((legs.sigma - (250.0f64 / 150.0).ln() / 2.0).abs() < 1e-9);
+        // Under load, first attempts take 60, 80, 80, 100 us; a retry's
+        // 1000 us is left out.
+        let loaded = vec![
+            vec![trip(60, 80, true), trip(1000, 1000, false)],
+            vec![trip(80, 100, true)],
+        ];
+        let legs = fit_legs(&idle, &loaded);
+        assert_eq!(legs.leg, us(20));
+        assert_eq!(legs.service, us(40));
+        // Spreads: 60..80 for one policy, 80..100 for the other (16th
+        // and 84th percentiles of two); the median of the two is the
+        // wider, 60..80.
+        assert!((legs.sigma - (80.0f64 / 60.0).ln() / 2.0).abs() < 1e-9);
         assert_eq!(median_us(idle.empty.iter().copied()), 100.0);
         // Nothing measured: legs of 1 us, no spread.
-        let none = fit_legs(&Calibration::default());
+        let none = fit_legs(&Calibration::default(), &[]);
         assert_eq!((none.leg, none.service, none.sigma), (us(1), us(1), 0.0));
     }
 }

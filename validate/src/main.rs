@@ -398,10 +398,11 @@ fn contention_experiment(
          the successful calls (no lost update). The prediction is the mean of {} simulator runs \
          of [`scenario.toml`](scenario.toml): a closed loop on the `contention` model with \
          `round_trips = 2` (the version read when the read arrives at the service, written when \
-         the write's work ends), its legs fitted to {} transactions and {} empty statements \
-         timed at the idle server, one client (medians: read {:.0} us, write {:.0} us, empty \
-         statement {:.0} us).\n\nThe round trips under this experiment's load (medians, us) \
-         were:\n\n| policy | read | write |\n| --- | ---: | ---: |{loaded}",
+         the write's work ends). The legs' sum is fitted to the round trips of the calls' first \
+         attempts below (every policy alike); the split into network legs and the service's \
+         work is the idle server's: one client timed {} transactions and {} empty statements \
+         (medians: read {:.0} us, write {:.0} us, empty statement {:.0} us).\n\nThe round \
+         trips under this experiment's load (medians of every attempt, us) were:\n\n| policy | read | write |\n| --- | ---: | ---: |{loaded}",
         setup.calls_per_client,
         setup.sim_runs,
         idle.transactions.len(),
