@@ -25,11 +25,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use std::collections::VecDeque;
-
-use reflexio::engine::{Decision, Envelope, StopReason};
+use reflexio::engine::{Decision, Envelope};
 use reflexio::strategy::Backoff;
-use reflexio::BudgetSpec;
 use reflexio::{Classification, ErrorClass};
 use serde::Serialize;
 
@@ -324,6 +321,13 @@ impl Checker {
         (self.kept, self.count)
     }
 }
+
+// The budget's account.
+
+use std::collections::VecDeque;
+
+use reflexio::engine::StopReason;
+use reflexio::BudgetSpec;
 
 /// Retries a policy's budget admitted and refused, as the checker counted
 /// them.

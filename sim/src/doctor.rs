@@ -75,6 +75,24 @@ struct PolicyJson {
     /// The policy with every default written out, as TOML.
     normalized: String,
     worst_case: WorstCaseJson,
+    /// The retry budget, for a policy with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    budget: Option<BudgetJson>,
+}
+
+/// A policy's retry budget and the load it guarantees in steady state.
+#[derive(Debug, Serialize)]
+struct BudgetJson {
+    kind: &'static str,
+    /// Its settings in words, as the text output prints them.
+    description: String,
+    /// Retries allowed per window whatever the traffic (ratio; 0 for a
+    /// token bucket).
+    reserve: u64,
+    /// Attempts per call at most, in steady state, while retries fail.
+    amplification_when_failing: f64,
+    /// Attempts per call at most, in steady state, whatever the outcomes.
+    amplification: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -285,6 +303,16 @@ pub fn check(
                             max_total_sleep_with_hints_ms: ms(wc.max_total_sleep_with_hints),
                             bounded: wc.bounded,
                         },
+                        budget: engine
+                            .budget()
+                            .and_then(|b| b.spec())
+                            .map(|spec| BudgetJson {
+                                kind: spec.kind_name(),
+                                description: spec.to_string(),
+                                reserve: spec.reserve(),
+                                amplification_when_failing: spec.amplification_when_failing(),
+                                amplification: spec.amplification(),
+                            }),
                     }
                 })
                 .collect();

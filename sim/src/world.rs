@@ -31,13 +31,15 @@
 //! its arrival at the service: two queued events per attempt, as for an
 //! attempt without legs. Policy state shared across calls that must see
 //! decisions in client-time order would queue [`LEARN`] and [`WAKE`] as
-//! [`Mode::Events`] does: a policy with a retry budget is run that way
-//! (see [`crate::budget`]). When every failure model is stateless, each
+//! [`Mode::Events`] does. When every failure model is stateless, each
 //! call is played out whole when it arrives.
 //!
 //! Every policy runs alone against a fresh [`Service`], with the same
 //! arrivals and the same `(call, attempt, leg)` draws (see
 //! [`crate::draws`]).
+//!
+//! A policy with a retry budget shares state across its calls: its runs
+//! are driven as [`Mode::Events`] (see [`crate::budget`]).
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -494,7 +496,8 @@ pub fn run_policy(
     run_policy_with(scenario, policy, seed, Mode::Auto, progress)
 }
 
-/// [`run_policy`], driven as `mode` says.
+/// [`run_policy`], driven as `mode` says (a policy with a retry budget is
+/// always driven as [`Mode::Events`]: see [`crate::budget`]).
 pub fn run_policy_with(
     scenario: &Scenario,
     policy: &Policy,

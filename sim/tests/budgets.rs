@@ -220,6 +220,13 @@ fn budgeted_runs_are_deterministic_and_do_not_depend_on_threads() {
     assert_eq!(json(&one), json(&two));
     assert_eq!(json(&two), json(&again));
     assert_eq!(csv(&one), csv(&two));
+    // Over several runs the budget table shows means ±standard error.
+    let md = reflexio_sim::report::markdown::render(&one, None, &[]);
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| budgeted | ratio"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(row.contains('±'), "{row}");
     // Each run starts with a fresh budget: the same seed gives the same
     // numbers in a run of its own.
     let alone = reflexio_sim::run(&s, one.runs[1].seed).unwrap();
@@ -601,4 +608,123 @@ proptest! {
     ) {
         differential(spec, seed, max_attempts, &rows)?;
     }
+}
+
+#[test]
+fn check_prints_each_policy_budget_and_the_amplification_it_guarantees() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/overload.toml");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let args = ["reflexio-sim", "check", file].map(std::ffi::OsString::from);
+    let code = reflexio_sim::cli::main_with(args.to_vec(), &mut out, &mut err, false);
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    let s = Scenario::from_file(file.as_ref()).unwrap();
+    let budgeted = s.policies.iter().filter(|p| p.budget.is_some()).count();
+    assert_eq!(budgeted, 6);
+    assert_eq!(out.matches("# budget: ").count(), budgeted, "{out}");
+    assert!(out.contains(
+        "[policies.aggressive-ratio10.budget]\nkind = \"ratio\"\nwindow = \"10s\"\nmin_per_sec = 10\npercent = 10\n"
+    ), "{out}");
+    assert!(out.contains(
+        "# steady-state worst case: at most 1.1 attempts per call plus 10 retries/s whatever the traffic, against 10 per call without the budget"
+    ), "{out}");
+    assert!(out.contains(
+        "# steady-state worst case: at most 1.2 attempts per call while retries fail, 2 whatever their outcome (a retry that succeeds is refunded), against 6 per call without the budget"
+    ), "{out}");
+}
+
+#[test]
+fn the_checker_holds_a_budget_to_its_documented_bound_exactly() {
+    use reflexio::engine::{Envelope, Retry};
+    use reflexio::strategy::Backoff;
+    use reflexio_sim::check::Checker;
+
+    let ms = Duration::from_millis;
+    let retry = Decision::Retry(Retry {
+        delay: ms(0),
+        strategy_delay: ms(0),
+        next_attempt: 2,
+    });
+    let refused = Decision::Stop(StopReason::BudgetExhausted);
+    let checker = || Checker::new(Envelope::default(), [Backoff::constant(ms(0)); 8]);
+
+    // Ratio: window 1 s (slots of 100 ms), reserve 2, 50%. Ten starts in
+    // slot 0 allow 2 + 5 = 7 retries in slots 0..=9: the eighth is over.
+    let mut c = checker().with_budget(Some(BudgetSpec::Ratio {
+        window: Duration::from_secs(1),
+        min_per_sec: 2,
+        percent_ppm: 500_000,
+    }));
+    for _ in 0..10 {
+        c.budget_call_started(ms(50));
+    }
+    for i in 0..7 {
+        c.budget_decided(i, 1, ms(100 + 100 * i), ErrorClass::ServerError, &retry);
+    }
+    c.budget_decided(99, 1, ms(950), ErrorClass::ServerError, &refused);
+    assert_eq!(c.count(), 0, "{:?}", c.violations());
+    c.budget_decided(7, 1, ms(999), ErrorClass::ServerError, &retry);
+    assert_eq!(c.count(), 1);
+    assert_eq!(c.violations()[0].kind, ViolationKind::BudgetExceeded);
+    // Slot 10 no longer holds slot 0's starts, nor its retry: 7 retries
+    // in slots 1..=10 against a bound of 2.
+    c.budget_decided(8, 1, ms(1_000), ErrorClass::ServerError, &retry);
+    assert_eq!(c.count(), 2);
+    let counts = c.budget_counts().unwrap();
+    assert_eq!((counts.admitted, counts.refused), (9, 1));
+
+    // Token bucket: capacity 20, cost 5 (10 for transient), refund 1.
+    let mut c = checker().with_budget(Some(BudgetSpec::TokenBucket {
+        capacity: 20,
+        retry_cost: 5,
+        timeout_cost: 10,
+        success_refund: 1,
+    }));
+    c.budget_decided(0, 1, ms(0), ErrorClass::Transient, &retry);
+    c.budget_decided(1, 1, ms(0), ErrorClass::ServerError, &retry);
+    c.budget_decided(2, 1, ms(0), ErrorClass::ServerError, &retry);
+    assert_eq!(c.count(), 0);
+    // Refunds: the transient retry's 10 back, and 1 for a clean success.
+    c.budget_call_succeeded(Some(ErrorClass::Transient));
+    c.budget_call_succeeded(None);
+    // 20 spent, 11 back: 9 ahead of the refunds; two more retries make 19
+    // and fit, a third makes 24, over the capacity.
+    for i in 0..2 {
+        c.budget_decided(3 + i, 1, ms(0), ErrorClass::ServerError, &retry);
+    }
+    assert_eq!(c.count(), 0, "{:?}", c.violations());
+    c.budget_decided(5, 1, ms(0), ErrorClass::ServerError, &retry);
+    assert_eq!(c.count(), 1);
+    assert!(
+        c.violations()[0].detail.contains("24 tokens"),
+        "{}",
+        c.violations()[0]
+    );
+}
+
+#[test]
+fn check_as_json_gives_each_budget_and_its_amplification() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/spike.toml");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let args = ["reflexio-sim", "check", "--format", "json", file].map(std::ffi::OsString::from);
+    let code = reflexio_sim::cli::main_with(args.to_vec(), &mut out, &mut err, false);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let policies = doc["policies"].as_array().unwrap();
+    let budget = |name: &str| {
+        policies
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name}"))["budget"]
+            .clone()
+    };
+    assert!(budget("no-retry").is_null());
+    let ratio = budget("two-jittered-ratio10");
+    assert_eq!(ratio["kind"], "ratio");
+    assert_eq!(ratio["reserve"], 100);
+    assert_eq!(ratio["amplification"], 1.1);
+    let aws = budget("two-jittered-aws");
+    assert_eq!(aws["kind"], "token_bucket");
+    assert_eq!(aws["amplification_when_failing"], 1.2);
+    assert_eq!(aws["amplification"], 2.0);
 }
