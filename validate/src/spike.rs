@@ -9,10 +9,10 @@
 //! The load: Poisson calls whose rate doubles for five seconds and falls
 //! back, phase by phase as the scenario's `[workload] phases` draws them,
 //! with a 500 ms client timeout per attempt (a timed-out attempt is
-//! `transient`). The policies: the five of `sim/scenarios/spike.toml`, and
-//! two of them again with a retry budget (the library's `[budget]` table):
-//! immediate retries under a ratio budget, and the library's defaults
-//! under a token bucket.
+//! `transient`). The policies: the five of `sim/scenarios/spike.toml`
+//! that have no budget, and two of them again with a retry budget (the
+//! library's `[budget]` table): immediate retries under a ratio budget,
+//! and the library's defaults under a token bucket.
 
 use std::time::Duration;
 
@@ -117,9 +117,9 @@ impl Setup {
     }
 }
 
-/// The policies compared: the five of `sim/scenarios/spike.toml`, written
-/// out here so that this experiment does not change when that file does,
-/// and two with a retry budget.
+/// The policies compared: the five of `sim/scenarios/spike.toml` without
+/// a budget, written out here so that this experiment does not change
+/// when that file does, and two with a retry budget.
 pub const POLICIES: [(&str, &str); 7] = [
     ("no-retry", "max_attempts = 1\n"),
     (
