@@ -137,6 +137,10 @@ fn show(metric: &str, v: f64) -> String {
         "success_rate" => format!("{:.2}%", v * 100.0),
         "attempts_mean" => format!("{v:.3}"),
         "peak_attempts_per_s" => format!("{v:.0}"),
+        // Sub-millisecond latencies (a transaction on loopback) keep
+        // three significant digits.
+        _ if v.abs() < 1.0 => format!("{v:.3}"),
+        _ if v.abs() < 10.0 => format!("{v:.2}"),
         _ => format!("{v:.1}"),
     }
 }

@@ -8,9 +8,17 @@
 //! loop). The final value must equal the number of successful calls (no
 //! lost update), or the experiment fails.
 //!
-//! The simulator's `contention` model is the same thing in virtual time:
-//! an attempt reads the row's version when it starts and writes when it
-//! ends; a write after someone else's fails with `concurrency`.
+//! Both statements are prepared once per connection, so an attempt is
+//! exactly two round trips: the read, then the write.
+//!
+//! The simulator's `contention` model is the same thing in virtual time,
+//! with the attempt's anatomy: `round_trips = 2`, each crossing a request
+//! leg, the service's work and a response leg; the version is read when
+//! the read arrives at the service and written when the write's work
+//! ends. The legs are fitted to round trips measured at an idle server
+//! (one client) before the experiment: an empty statement's round trip
+//! gives the two network legs, and the read's and the write's round
+//! trips, less that, the service's work.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +28,7 @@ use reflexio::{ErrorClass, RetryConfig, RetryPolicyBuilder};
 use reflexio_sim::scenario::Scenario;
 
 use crate::load::{self, Attempt, CallOutcome, PolicyRun};
-use crate::measure::{fit_lognormal, policies_toml};
+use crate::measure::policies_toml;
 
 /// The experiment's knobs.
 #[derive(Debug, Clone)]
@@ -123,21 +131,129 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
     Ok(client)
 }
 
-/// Runs every policy against the table, fresh for each.
-pub async fn measure(url: &str, setup: &Setup) -> Result<Vec<PolicyRun>, String> {
+/// A client's connection with its statements prepared, so that each
+/// statement is one round trip.
+struct Session {
+    db: tokio_postgres::Client,
+    read: tokio_postgres::Statement,
+    write: tokio_postgres::Statement,
+    empty: tokio_postgres::Statement,
+}
+
+impl Session {
+    async fn open(url: &str) -> Result<Session, String> {
+        let db = connect(url).await?;
+        let prepare = async |sql: &str| {
+            db.prepare(sql)
+                .await
+                .map_err(|e| format!("cannot prepare `{sql}`: {e}"))
+        };
+        let read = prepare("SELECT value, version FROM reflexio_hot_row WHERE id = 1").await?;
+        let write = prepare(
+            "UPDATE reflexio_hot_row SET value = $1, version = version + 1 WHERE id = 1 AND version = $2",
+        )
+        .await?;
+        let empty = prepare("SELECT 1").await?;
+        Ok(Session {
+            db,
+            read,
+            write,
+            empty,
+        })
+    }
+}
+
+/// An attempt's two round trips, as the client timed them.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundTrips {
+    /// The read's round trip.
+    pub read: Duration,
+    /// The write's round trip, if the read succeeded.
+    pub write: Option<Duration>,
+    /// Whether the attempt was its call's first.
+    pub first: bool,
+}
+
+/// Round trips timed at the idle server, one client.
+#[derive(Debug, Clone, Default)]
+pub struct Calibration {
+    /// Empty statements (`SELECT 1`): the two network legs and the least
+    /// work a statement costs.
+    pub empty: Vec<Duration>,
+    /// Transactions.
+    pub transactions: Vec<RoundTrips>,
+}
+
+/// Everything the contention experiment measured.
+pub struct Measurement {
+    /// One run per policy.
+    pub runs: Vec<PolicyRun>,
+    /// Each policy's attempts' round trips, in the order of `runs`.
+    pub round_trips: Vec<Vec<RoundTrips>>,
+    /// The idle server's round trips.
+    pub idle: Calibration,
+}
+
+/// Times `n` empty statements and `n` transactions at the idle server,
+/// after as many untimed ones (a fresh server process plans, caches and
+/// allocates on its first statements).
+async fn calibrate(url: &str, n: u64) -> Result<Calibration, String> {
+    let session = Session::open(url).await?;
+    for _ in 0..n {
+        session
+            .db
+            .query_one(&session.empty, &[])
+            .await
+            .map_err(|e| format!("cannot run an empty statement: {e}"))?;
+        increment(&session)
+            .await
+            .0
+            .map_err(|e| format!("an idle transaction failed: {e}"))?;
+    }
+    let mut out = Calibration::default();
+    for _ in 0..n {
+        let sent = Instant::now();
+        session
+            .db
+            .query_one(&session.empty, &[])
+            .await
+            .map_err(|e| format!("cannot time an empty statement: {e}"))?;
+        out.empty.push(sent.elapsed());
+        let (result, trips) = increment(&session).await;
+        result.map_err(|e| format!("an idle transaction failed: {e}"))?;
+        out.transactions.push(trips);
+    }
+    Ok(out)
+}
+
+const CREATE: &str = "DROP TABLE IF EXISTS reflexio_hot_row;
+     CREATE TABLE reflexio_hot_row (id int PRIMARY KEY, value bigint NOT NULL, version bigint NOT NULL);
+     INSERT INTO reflexio_hot_row VALUES (1, 0, 0);";
+
+/// Times `n` empty statements and `n` transactions at the idle server, one
+/// client, on a fresh table.
+pub async fn measure_idle(url: &str, n: u64) -> Result<Calibration, String> {
+    let admin = connect(url).await?;
+    admin
+        .batch_execute(CREATE)
+        .await
+        .map_err(|e| format!("cannot create the hot row: {e}"))?;
+    calibrate(url, n).await
+}
+
+/// Runs every policy against the table, fresh for each; `idle` is the
+/// idle server's round trips, which the scenario's legs are fitted to.
+pub async fn measure(url: &str, setup: &Setup, idle: Calibration) -> Result<Measurement, String> {
     let scenario = policies()?;
     let admin = connect(url).await?;
     let mut out = Vec::new();
+    let mut round_trips = Vec::new();
     for policy in &scenario.policies {
         admin
-            .batch_execute(
-                "DROP TABLE IF EXISTS reflexio_hot_row;
-                 CREATE TABLE reflexio_hot_row (id int PRIMARY KEY, value bigint NOT NULL, version bigint NOT NULL);
-                 INSERT INTO reflexio_hot_row VALUES (1, 0, 0);",
-            )
+            .batch_execute(CREATE)
             .await
             .map_err(|e| format!("cannot create the hot row: {e}"))?;
-        let run = measure_policy(url, setup, &policy.name, &policy.config).await?;
+        let (run, trips) = measure_policy(url, setup, &policy.name, &policy.config).await?;
         let row = admin
             .query_one("SELECT value FROM reflexio_hot_row WHERE id = 1", &[])
             .await
@@ -153,12 +269,17 @@ pub async fn measure(url: &str, setup: &Setup) -> Result<Vec<PolicyRun>, String>
             ));
         }
         out.push(run);
+        round_trips.push(trips);
     }
     admin
         .batch_execute("DROP TABLE IF EXISTS reflexio_hot_row")
         .await
         .map_err(|e| format!("cannot drop the hot row: {e}"))?;
-    Ok(out)
+    Ok(Measurement {
+        runs: out,
+        round_trips,
+        idle,
+    })
 }
 
 async fn measure_policy(
@@ -166,7 +287,7 @@ async fn measure_policy(
     setup: &Setup,
     name: &str,
     config: &RetryConfig,
-) -> Result<PolicyRun, String> {
+) -> Result<(PolicyRun, Vec<RoundTrips>), String> {
     let policy = RetryPolicyBuilder::from_config(config)
         .map_err(|e| format!("policy {name}: {e}"))?
         .classifier(classify)
@@ -175,10 +296,10 @@ async fn measure_policy(
         .map_err(|e| format!("policy {name}: {e}"))?;
     let mut clients = Vec::new();
     for _ in 0..setup.clients {
-        clients.push(Arc::new(connect(url).await?));
+        clients.push(Arc::new(Session::open(url).await?));
     }
     let origin = Instant::now();
-    let log: Arc<Mutex<Vec<Attempt>>> = Arc::default();
+    let log: Arc<Mutex<Vec<(Attempt, RoundTrips)>>> = Arc::default();
     let mut tasks = Vec::new();
     for (c, db) in clients.into_iter().enumerate() {
         let policy = policy.clone();
@@ -197,20 +318,23 @@ async fn measure_policy(
                 let outcome = policy
                     .call_async(|| {
                         attempts += 1;
+                        let first = attempts == 1;
                         let db = Arc::clone(&db);
                         let log = Arc::clone(&log);
                         let busy = Arc::clone(&busy);
                         async move {
                             let sent = Instant::now();
-                            let result = increment(&db).await;
+                            let (result, mut trips) = increment(&db).await;
+                            trips.first = first;
                             let took = sent.elapsed();
                             busy.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
                             if let Ok(mut log) = log.lock() {
-                                log.push(Attempt {
+                                let attempt = Attempt {
                                     sent: sent.saturating_duration_since(origin),
                                     took,
                                     status: Some(if result.is_ok() { 200 } else { 409 }),
-                                });
+                                };
+                                log.push((attempt, trips));
                             }
                             result
                         }
@@ -234,45 +358,134 @@ async fn measure_policy(
     for t in tasks {
         outcomes.extend(t.await.map_err(|e| format!("a client task failed: {e}"))?);
     }
-    let attempts = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
-    Ok(load::tally(name, &outcomes, attempts))
+    let log = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
+    let (attempts, trips): (Vec<Attempt>, Vec<RoundTrips>) = log.into_iter().unzip();
+    Ok((load::tally(name, &outcomes, attempts), trips))
 }
 
-/// One attempt: read the row's version, write if it has not changed.
-async fn increment(db: &tokio_postgres::Client) -> Result<(), Failed> {
-    let row = db
-        .query_one(
-            "SELECT value, version FROM reflexio_hot_row WHERE id = 1",
-            &[],
-        )
-        .await
-        .map_err(Failed::Database)?;
+/// One attempt: read the row's version, write if it has not changed; and
+/// the two round trips it took.
+async fn increment(session: &Session) -> (Result<(), Failed>, RoundTrips) {
+    let sent = Instant::now();
+    let read = session.db.query_one(&session.read, &[]).await;
+    let mut trips = RoundTrips {
+        read: sent.elapsed(),
+        write: None,
+        first: true,
+    };
+    let row = match read {
+        Ok(row) => row,
+        Err(e) => return (Err(Failed::Database(e)), trips),
+    };
     let value: i64 = row.get(0);
     let version: i64 = row.get(1);
-    let written = db
-        .execute(
-            "UPDATE reflexio_hot_row SET value = $1, version = version + 1 WHERE id = 1 AND version = $2",
-            &[&(value + 1), &version],
-        )
-        .await
-        .map_err(Failed::Database)?;
-    if written == 1 {
-        Ok(())
+    let sent = Instant::now();
+    let written = session
+        .db
+        .execute(&session.write, &[&(value + 1), &version])
+        .await;
+    trips.write = Some(sent.elapsed());
+    let result = match written {
+        Ok(1) => Ok(()),
+        Ok(_) => Err(Failed::Conflict),
+        Err(e) => Err(Failed::Database(e)),
+    };
+    (result, trips)
+}
+
+/// The legs of one round trip. Their sum is fitted to the round trips
+/// measured in the experiment itself, from its calls' first attempts (so
+/// that every policy weighs the same, however many retries it makes): the
+/// median of the reads and writes together (the scenario draws every
+/// round trip's legs from one distribution each), and a lognormal spread
+/// from the 16th and 84th percentiles of each policy's, the median
+/// policy's (a few round trips that the scheduler delayed by milliseconds
+/// would otherwise dominate a fit of sub-millisecond times). The split into network and work comes from the
+/// idle server: each network leg takes the share that half an empty
+/// statement's round trip has of a read's or write's there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Legs {
+    /// Each network leg's median.
+    pub leg: Duration,
+    /// The service's work: median.
+    pub service: Duration,
+    /// Every leg's lognormal sigma.
+    pub sigma: f64,
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn pooled<'a>(trips: impl Iterator<Item = &'a RoundTrips>) -> Vec<Duration> {
+    let mut v: Vec<Duration> = trips
+        .flat_map(|t| std::iter::once(t.read).chain(t.write))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Fits [`Legs`] to the first attempts of `loaded` (every policy's round
+/// trips), split as at `idle`.
+pub fn fit_legs(idle: &Calibration, loaded: &[Vec<RoundTrips>]) -> Legs {
+    let mut empty = idle.empty.clone();
+    empty.sort();
+    let at_idle = pooled(idle.transactions.iter());
+    let floor = quantile(&empty, 0.5).as_secs_f64();
+    let idle_median = quantile(&at_idle, 0.5).as_secs_f64();
+    let share = if idle_median > 0.0 {
+        (floor / 2.0 / idle_median).clamp(0.0, 0.5)
     } else {
-        Err(Failed::Conflict)
+        0.5
+    };
+    let trips = pooled(loaded.iter().flatten().filter(|t| t.first));
+    let median = quantile(&trips, 0.5);
+    let spread = |trips: &[Duration]| {
+        let (lo, hi) = (quantile(trips, 0.1587), quantile(trips, 0.8413));
+        if lo.is_zero() {
+            0.0
+        } else {
+            ((hi.as_secs_f64() / lo.as_secs_f64()).ln() / 2.0).max(0.0)
+        }
+    };
+    // The spread within a policy (the median policy's): pooled, the
+    // policies' different loads would read as spread.
+    let mut spreads: Vec<f64> = loaded
+        .iter()
+        .map(|p| spread(&pooled(p.iter().filter(|t| t.first))))
+        .collect();
+    spreads.sort_by(f64::total_cmp);
+    let sigma = spreads.get(spreads.len() / 2).copied().unwrap_or(0.0);
+    let micro = Duration::from_micros(1);
+    Legs {
+        leg: median.mul_f64(share).max(micro),
+        service: median.mul_f64(1.0 - 2.0 * share).max(micro),
+        sigma,
     }
 }
 
+/// Median of `samples`, in microseconds (0 when empty).
+pub fn median_us(samples: impl Iterator<Item = Duration>) -> f64 {
+    let mut v: Vec<Duration> = samples.collect();
+    v.sort();
+    v.get(v.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+}
+
 /// The scenario the simulator predicts from: a closed loop of the same
-/// clients and calls, one contended row, the latency of an attempt fitted
-/// to the attempts measured (both round trips), and the same policies.
-pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> Result<String, String> {
-    let all: Vec<Duration> = runs
-        .iter()
-        .flat_map(|r| &r.attempts)
-        .map(|a| a.took)
-        .collect();
-    let (median, sigma) = fit_lognormal(&all);
+/// clients and calls, one contended row, each attempt two round trips
+/// whose legs are fitted as [`Legs`] says, and the same policies.
+pub fn equivalent_scenario(setup: &Setup, measured: &Measurement) -> Result<String, String> {
+    let legs = fit_legs(&measured.idle, &measured.round_trips);
+    let firsts = || measured.round_trips.iter().flatten().filter(|t| t.first);
+    let loaded_reads = median_us(firsts().map(|t| t.read));
+    let loaded_writes = median_us(firsts().filter_map(|t| t.write));
+    let reads = median_us(measured.idle.transactions.iter().map(|t| t.read));
+    let writes = median_us(measured.idle.transactions.iter().filter_map(|t| t.write));
+    let empty = median_us(measured.idle.empty.iter().copied());
     Ok(format!(
         r#"name = "validation-contention-{clients}"
 description = "The contention validation experiment at {clients} clients, as a scenario."
@@ -285,11 +498,19 @@ arrival = "closed_loop"
 clients = {clients}
 think_time = "0s"
 
-# fitted to the attempts measured (a read and a write round trip)
+# An attempt is a read then a write: two round trips. Their sum is fitted
+# to the calls' first attempts in this experiment (every policy alike):
+# medians {loaded_reads:.0} us for the read, {loaded_writes:.0} us for the write. The split into
+# network legs and the service's work is the idle server's ({n} of each
+# timed with one client: medians {empty:.0} us for an empty statement, {reads:.0} us
+# for the read, {writes:.0} us for the write): each network leg takes the share
+# half an empty statement's round trip has there. Every leg has the spread
+# of a policy's first round trips (the median policy's).
 [latency]
-distribution = "lognormal"
-median = "{median}us"
-sigma = {sigma:.4}
+round_trips = 2
+request = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4} }}
+service = {{ distribution = "lognormal", median = "{service}us", sigma = {sigma:.4} }}
+response = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4} }}
 
 [[failures]]
 model = "contention"
@@ -299,7 +520,48 @@ rows = 1
         clients = setup.clients,
         seed = setup.seed,
         calls = setup.clients * setup.calls_per_client,
-        median = median.as_micros().max(1),
+        n = measured.idle.transactions.len(),
+        leg = legs.leg.as_micros(),
+        service = legs.service.as_micros(),
+        sigma = legs.sigma,
         policies = policies_toml(&policies()?),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legs_split_a_round_trip_into_network_and_work() {
+        let us = Duration::from_micros;
+        let trip = |read: u64, write: u64, first: bool| RoundTrips {
+            read: us(read),
+            write: Some(us(write)),
+            first,
+        };
+        // At the idle server, an empty statement takes 100 us and a read
+        // or write 200 (median): each network leg is a quarter of a trip.
+        let idle = Calibration {
+            empty: vec![us(100); 5],
+            transactions: vec![trip(150, 250, true), trip(200, 200, true)],
+        };
+        // Under load, first attempts take 60, 80, 80, 100 us; a retry's
+        // 1000 us is left out.
+        let loaded = vec![
+            vec![trip(60, 80, true), trip(1000, 1000, false)],
+            vec![trip(80, 100, true)],
+        ];
+        let legs = fit_legs(&idle, &loaded);
+        assert_eq!(legs.leg, us(20));
+        assert_eq!(legs.service, us(40));
+        // Spreads: 60..80 for one policy, 80..100 for the other (16th
+        // and 84th percentiles of two); the median of the two is the
+        // wider, 60..80.
+        assert!((legs.sigma - (80.0f64 / 60.0).ln() / 2.0).abs() < 1e-9);
+        assert_eq!(median_us(idle.empty.iter().copied()), 100.0);
+        // Nothing measured: legs of 1 us, no spread.
+        let none = fit_legs(&Calibration::default(), &[]);
+        assert_eq!((none.leg, none.service, none.sigma), (us(1), us(1), 0.0));
+    }
 }

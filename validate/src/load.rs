@@ -13,13 +13,48 @@ use reflexio_sim::metrics::CallResults;
 
 use crate::measure::Measured;
 
+/// One phase of piecewise arrival rates, as the scenario's
+/// `[workload] phases` has it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Phase {
+    /// Calls per second during the phase.
+    pub rate: f64,
+    /// How long it lasts; `None` for the last phase, which lasts until
+    /// every call has arrived.
+    pub length: Option<Duration>,
+}
+
+impl Phase {
+    /// One rate for the whole load.
+    pub fn steady(rate: f64) -> Vec<Phase> {
+        vec![Phase { rate, length: None }]
+    }
+}
+
+/// The scenario's `phases = [...]` for `phases`.
+pub fn phases_toml(phases: &[Phase]) -> String {
+    let mut out = String::from("phases = [\n");
+    for p in phases {
+        match p.length {
+            Some(l) => out.push_str(&format!(
+                "  {{ rate = {:?}, for = \"{}\" }},\n",
+                p.rate,
+                reflexio::config::format_duration(l)
+            )),
+            None => out.push_str(&format!("  {{ rate = {:?} }},\n", p.rate)),
+        }
+    }
+    out.push(']');
+    out
+}
+
 /// How the calls arrive and how long the client waits for one attempt.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Load {
     /// Calls per policy.
     pub calls: u64,
-    /// Arrival rate (calls/s), Poisson.
-    pub rate: f64,
+    /// Arrival rates over time (calls/s), Poisson within each phase.
+    pub phases: Vec<Phase>,
     /// Seed of the arrival times.
     pub seed: u64,
     /// The client's timeout per attempt; an attempt that times out fails
@@ -123,14 +158,39 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Poisson arrival offsets: exponential gaps of mean `1 / rate`.
-fn arrivals(load: &Load) -> Vec<Duration> {
+/// Poisson arrival offsets under piecewise rates, as the simulator draws
+/// them (a non-homogeneous Poisson process): one unit-exponential draw
+/// per gap, spent at each phase's rate in turn. With one phase, the gaps
+/// are exponential with mean `1 / rate`.
+pub fn arrivals(load: &Load) -> Vec<Duration> {
     let mut rng = ChaCha8Rng::seed_from_u64(load.seed ^ 0x5eed);
     let mut at = 0.0f64;
+    let mut phase = 0usize;
+    let phase_end = |i: usize| -> Option<f64> {
+        let mut end = 0.0;
+        for p in load.phases.get(..=i)? {
+            end += p.length?.as_secs_f64();
+        }
+        Some(end)
+    };
     (0..load.calls)
         .map(|_| {
             let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-            at += -u.ln() / load.rate;
+            let mut work = -u.ln();
+            while let Some(p) = load.phases.get(phase) {
+                let rate = p.rate.max(f64::MIN_POSITIVE);
+                match phase_end(phase) {
+                    Some(end) if at + work / rate >= end => {
+                        work -= (end - at) * rate;
+                        at = end;
+                        phase += 1;
+                    }
+                    _ => {
+                        at += work / rate;
+                        break;
+                    }
+                }
+            }
             Duration::from_secs_f64(at)
         })
         .collect()

@@ -7,7 +7,7 @@
 //! measured for every policy, with tolerances and plots.
 //!
 //! ```text
-//! reflexio-validate [--smoke] [--experiment all|rate-limit|overload|contention] [--out DIR]
+//! reflexio-validate [--smoke] [--experiment all|rate-limit|overload|spike|contention] [--out DIR]
 //! ```
 //!
 //! Exit codes: 0 every target met; 1 a target missed (the report says
@@ -19,6 +19,7 @@ mod load;
 mod measure;
 mod overload;
 mod rate_limit;
+mod spike;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,6 +58,9 @@ enum Which {
     RateLimit,
     /// A service whose latency grows with load, and a dependency outage.
     Overload,
+    /// The same service under a traffic spike, policies with and without
+    /// a retry budget.
+    Spike,
     /// One hot row in a real PostgreSQL (`DATABASE_URL`), 10 and 50
     /// clients.
     Contention,
@@ -111,6 +115,10 @@ fn run(cli: &Cli) -> Result<bool, String> {
         let outcome = overload_experiment(&runtime, cli.smoke, loosen)?;
         all_met &= finish(cli, &outcome)?;
     }
+    if matches!(cli.experiment, Which::All | Which::Spike) {
+        let outcome = spike_experiment(&runtime, cli.smoke, loosen)?;
+        all_met &= finish(cli, &outcome)?;
+    }
     if matches!(cli.experiment, Which::All | Which::Contention) {
         let url = std::env::var("DATABASE_URL").map_err(|_| {
             "the contention experiment needs a PostgreSQL server: set DATABASE_URL, or run it \
@@ -118,8 +126,12 @@ fn run(cli: &Cli) -> Result<bool, String> {
              starts a throwaway one"
                 .to_owned()
         })?;
+        // One look at the idle server (one client) for both experiments:
+        // the scenarios' legs are fitted to it.
+        let calibration = if cli.smoke { 200 } else { 1000 };
+        let idle = runtime.block_on(contention::measure_idle(&url, calibration))?;
         for clients in [10, 50] {
-            let outcome = contention_experiment(&runtime, &url, clients, cli.smoke, loosen)?;
+            let outcome = contention_experiment(&runtime, &url, clients, &idle, cli.smoke, loosen)?;
             all_met &= finish(cli, &outcome)?;
         }
     }
@@ -269,10 +281,78 @@ fn overload_experiment(
     })
 }
 
+fn spike_experiment(
+    runtime: &tokio::runtime::Runtime,
+    smoke: bool,
+    loosen: f64,
+) -> Result<Outcome, String> {
+    let setup = if smoke {
+        spike::Setup::smoke()
+    } else {
+        spike::Setup::full()
+    };
+    let rates: Vec<String> = setup.phases.iter().map(|p| format!("{}", p.rate)).collect();
+    let started = Instant::now();
+    eprintln!(
+        "spike: {} calls per policy at {} calls/s against 127.0.0.1 ...",
+        setup.calls,
+        rates.join(" → ")
+    );
+    let runs = runtime.block_on(spike::measure(&setup))?;
+    eprintln!(
+        "spike: measured in {:.1} s; simulating ...",
+        started.elapsed().as_secs_f64()
+    );
+    let scenario = spike::equivalent_scenario(&setup, &runs)?;
+    let report = measure::predict(&scenario, "spike/scenario.toml", setup.seed, setup.sim_runs)?;
+    let (from, to) = setup.spike();
+    let m = &setup.model;
+    let phases: Vec<String> = setup
+        .phases
+        .iter()
+        .map(|p| match p.length {
+            Some(l) => format!("{}/s for {l:?}", p.rate),
+            None => format!("{}/s until every call has arrived", p.rate),
+        })
+        .collect();
+    let story = format!(
+        "The overload experiment's axum service on 127.0.0.1 (capacity {}: work = \
+         lognormal(median {} ms, sigma {}) × (1 + {} × excess), errors {} + {} × excess, work \
+         goes on after the client gives up), with no outage: the trigger is traffic alone. {} \
+         Poisson calls per policy, the rate in phases ({}), so the spike lasts from {from:?} to \
+         {to:?}; a {:?} client timeout per attempt. The policies: the five of \
+         `sim/scenarios/spike.toml`, and two with a retry budget (the library's `[budget]`: \
+         immediate retries under a ratio budget, the defaults under a token bucket), each built \
+         with the production `RetryPolicyBuilder::from_config`. The prediction is the mean of {} \
+         simulator runs of [`scenario.toml`](scenario.toml): the same phases, the service as an \
+         `overload` model, the nominal latency fitted to the successful attempts measured before \
+         the spike.",
+        m.capacity,
+        m.work_median.as_millis(),
+        m.work_sigma,
+        m.latency_growth,
+        m.error_rate,
+        m.error_growth,
+        setup.calls,
+        phases.join(", then "),
+        setup.timeout,
+        setup.sim_runs,
+    );
+    Ok(Outcome {
+        name: "spike".to_owned(),
+        story,
+        calls: setup.calls,
+        sim_runs: setup.sim_runs,
+        rows: compare_all(&runs, &report, loosen, setup.sim_runs)?,
+        scenario,
+    })
+}
+
 fn contention_experiment(
     runtime: &tokio::runtime::Runtime,
     url: &str,
     clients: u64,
+    idle: &contention::Calibration,
     smoke: bool,
     loosen: f64,
 ) -> Result<Outcome, String> {
@@ -287,35 +367,56 @@ fn contention_experiment(
         "{name}: {clients} clients × {} calls per policy on one PostgreSQL row ...",
         setup.calls_per_client
     );
-    let runs = runtime.block_on(contention::measure(url, &setup))?;
+    let measured = runtime.block_on(contention::measure(url, &setup, idle.clone()))?;
     eprintln!(
         "{name}: measured in {:.1} s; simulating ...",
         started.elapsed().as_secs_f64()
     );
-    let scenario = contention::equivalent_scenario(&setup, &runs)?;
+    let scenario = contention::equivalent_scenario(&setup, &measured)?;
     let report = measure::predict(
         &scenario,
         &format!("{name}/scenario.toml"),
         setup.seed,
         setup.sim_runs,
     )?;
+    let idle = &measured.idle;
+    let mut loaded = String::new();
+    for (run, trips) in measured.runs.iter().zip(&measured.round_trips) {
+        loaded.push_str(&format!(
+            "\n| {} | {:.0} | {:.0} |",
+            run.policy,
+            contention::median_us(trips.iter().map(|t| t.read)),
+            contention::median_us(trips.iter().filter_map(|t| t.write)),
+        ));
+    }
     let story = format!(
         "{clients} clients, each with its own connection to a real PostgreSQL on 127.0.0.1, \
          increment one row {} times each, back to back, with an optimistic read-then-write \
-         (`SELECT value, version`, then `UPDATE ... WHERE version = $read`); an update that \
-         finds the version changed is a write conflict (`concurrency`), retried by the policy. \
-         The final value is checked against the successful calls (no lost update). The \
-         prediction is the mean of {} simulator runs of [`scenario.toml`](scenario.toml): a \
-         closed loop on the `contention` model (read at an attempt's start, write at its end), \
-         with the attempt latency fitted to the attempts measured.",
-        setup.calls_per_client, setup.sim_runs,
+         (`SELECT value, version`, then `UPDATE ... WHERE version = $read`, both prepared, so an \
+         attempt is two round trips); an update that finds the version changed is a write \
+         conflict (`concurrency`), retried by the policy. The final value is checked against \
+         the successful calls (no lost update). The prediction is the mean of {} simulator runs \
+         of [`scenario.toml`](scenario.toml): a closed loop on the `contention` model with \
+         `round_trips = 2` (the version read when the read arrives at the service, written when \
+         the write's work ends). The legs' sum is fitted to the round trips of the calls' first \
+         attempts below (every policy alike); the split into network legs and the service's \
+         work is the idle server's: one client timed {} transactions and {} empty statements \
+         (medians: read {:.0} us, write {:.0} us, empty statement {:.0} us).\n\nThe round \
+         trips under this experiment's load (medians of every attempt, us) were:\n\n| policy | read | write |\n| --- | ---: | ---: |{loaded}",
+        setup.calls_per_client,
+        setup.sim_runs,
+        idle.transactions.len(),
+        idle.empty.len(),
+        contention::median_us(idle.transactions.iter().map(|t| t.read)),
+        contention::median_us(idle.transactions.iter().filter_map(|t| t.write)),
+        contention::median_us(idle.empty.iter().copied()),
     );
     Ok(Outcome {
         name,
         story,
         calls: setup.clients * setup.calls_per_client,
         sim_runs: setup.sim_runs,
-        rows: compare_all(&runs, &report, loosen, setup.sim_runs)?,
+        rows: compare_all(&measured.runs, &report, loosen, setup.sim_runs)?,
         scenario,
     })
 }

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use reflexio::RetryConfig;
 use reflexio_sim::metrics::PolicyMetrics;
 use reflexio_sim::report::Report;
 use reflexio_sim::scenario::Scenario;
@@ -88,12 +89,38 @@ pub fn fit_lognormal(samples: &[Duration]) -> (Duration, f64) {
 /// The `[policies.*]` tables of `scenario`, written out in the scenario
 /// schema (each policy's own configuration, as the library serialises it).
 pub fn policies_toml(scenario: &Scenario) -> String {
+    let named: Vec<(String, RetryConfig)> = scenario
+        .policies
+        .iter()
+        .map(|p| (p.name.clone(), p.config.clone()))
+        .collect();
+    named_policies_toml(&named)
+}
+
+/// Policies given as `(name, configuration)`, read from their own
+/// configuration text (the `RetryConfig` schema); errors name the policy
+/// and `file`.
+pub fn named_policies(
+    list: &[(&str, &str)],
+    file: &str,
+) -> Result<Vec<(String, RetryConfig)>, String> {
+    list.iter()
+        .map(|(name, text)| {
+            RetryConfig::from_toml_str(text)
+                .map(|c| ((*name).to_owned(), c))
+                .map_err(|e| format!("{file}: policy {name}: {e}"))
+        })
+        .collect()
+}
+
+/// The `[policies.*]` tables of `policies`, in the scenario schema.
+pub fn named_policies_toml(policies: &[(String, RetryConfig)]) -> String {
     let mut out = String::new();
-    for policy in &scenario.policies {
-        out.push_str(&format!("[policies.{}]\n", policy.name));
-        for line in policy.config.to_toml_string().lines() {
+    for (name, config) in policies {
+        out.push_str(&format!("[policies.{name}]\n"));
+        for line in config.to_toml_string().lines() {
             if let Some(table) = line.strip_prefix('[') {
-                out.push_str(&format!("[policies.{}.{}\n", policy.name, table));
+                out.push_str(&format!("[policies.{name}.{table}\n"));
             } else {
                 out.push_str(line);
                 out.push('\n');

@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use reflexio::RetryConfig;
 use reflexio_sim::scenario::Scenario;
 
-use crate::load::{self, Load, PolicyRun};
+use crate::load::{self, Load, Phase, PolicyRun};
 use crate::measure::{fit_lognormal, policies_toml};
 use crate::rate_limit::lognormal;
 
@@ -79,6 +79,19 @@ impl Setup {
         }
     }
 
+    /// The service this setup describes.
+    pub fn model(&self) -> ServiceModel {
+        ServiceModel {
+            capacity: self.capacity,
+            latency_growth: self.latency_growth,
+            error_rate: self.error_rate,
+            error_growth: self.error_growth,
+            work_median: self.work_median,
+            work_sigma: self.work_sigma,
+            outage: Some(self.outage),
+        }
+    }
+
     /// The smoke run for CI: 3 s of traffic, outage at 1–2 s.
     pub fn smoke() -> Setup {
         Setup {
@@ -93,16 +106,36 @@ impl Setup {
 /// The bundled scenario whose policies this experiment runs.
 pub const SCENARIO: &str = include_str!("../../sim/scenarios/overload.toml");
 
+/// The service's behaviour: what the simulator's `overload` model says,
+/// and optionally a dependency outage.
+#[derive(Debug, Clone)]
+pub struct ServiceModel {
+    /// Requests in flight served at nominal latency.
+    pub capacity: u64,
+    /// Latency factor per unit of excess.
+    pub latency_growth: f64,
+    /// Error rate at or below capacity.
+    pub error_rate: f64,
+    /// Added error rate per unit of excess.
+    pub error_growth: f64,
+    /// The nominal work's median.
+    pub work_median: Duration,
+    /// The nominal work's lognormal sigma.
+    pub work_sigma: f64,
+    /// A dependency outage: every request fails in `[start, end)`.
+    pub outage: Option<(Duration, Duration)>,
+}
+
 struct Service {
     origin: Instant,
     in_flight: Arc<AtomicU64>,
     dice: Mutex<ChaCha8Rng>,
-    setup: Setup,
+    model: ServiceModel,
 }
 
 async fn handle(State(service): State<Arc<Service>>) -> StatusCode {
     let at = service.origin.elapsed();
-    let s = &service.setup;
+    let s = &service.model;
     let in_flight = service.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     let excess = (in_flight as f64 / s.capacity as f64 - 1.0).max(0.0);
     let (work, overloaded) = {
@@ -112,7 +145,7 @@ async fn handle(State(service): State<Arc<Service>>) -> StatusCode {
         let p = (s.error_rate + s.error_growth * excess).min(1.0);
         (work, dice.random::<f64>() < p)
     };
-    let outage = at >= s.outage.0 && at < s.outage.1;
+    let outage = s.outage.is_some_and(|(start, end)| at >= start && at < end);
     // The work goes on (and stays in flight) even when the client gives
     // up and this handler is dropped.
     let counter = Arc::clone(&service.in_flight);
@@ -144,30 +177,43 @@ async fn measure_policy(
     name: &str,
     config: &RetryConfig,
 ) -> Result<PolicyRun, String> {
+    let load = Load {
+        calls: setup.calls,
+        phases: Phase::steady(setup.rate),
+        seed: setup.seed,
+        timeout: setup.timeout,
+    };
+    drive_service(&setup.model(), setup.seed, &load, name, config).await
+}
+
+/// Drives a fresh service of `model` (its dice seeded with `seed`) with
+/// `load`, every call through the policy `config` describes.
+pub async fn drive_service(
+    model: &ServiceModel,
+    seed: u64,
+    load: &Load,
+    name: &str,
+    config: &RetryConfig,
+) -> Result<PolicyRun, String> {
     // The load's origin is 50 ms after `drive` starts; the service's
     // clock starts with it so that the outage falls where the scenario
     // says.
     let service = Arc::new(Service {
         origin: Instant::now() + Duration::from_millis(50),
         in_flight: Arc::new(AtomicU64::new(0)),
-        dice: Mutex::new(ChaCha8Rng::seed_from_u64(setup.seed)),
-        setup: setup.clone(),
+        dice: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+        model: model.clone(),
     });
     let app = Router::new().route("/", get(handle)).with_state(service);
     let (url, stop, server) = load::serve(app).await?;
-    let load = Load {
-        calls: setup.calls,
-        rate: setup.rate,
-        seed: setup.seed,
-        timeout: setup.timeout,
-    };
-    let run = load::drive(&url, name, config, &load).await;
+    let run = load::drive(&url, name, config, load).await;
     let _ = stop.send(());
     let _ = server.await;
     run
 }
 
-fn duration(d: Duration) -> String {
+/// A duration in the scenario schema, in whole microseconds.
+pub fn duration(d: Duration) -> String {
     format!("{}us", d.as_micros())
 }
 

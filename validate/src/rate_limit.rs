@@ -29,7 +29,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use reflexio::RetryConfig;
 
-use crate::load::{self, Load, PolicyRun};
+use crate::load::{self, Load, Phase, PolicyRun};
 use crate::measure::fit_lognormal;
 
 /// The experiment's knobs: the full run and the CI smoke run differ only
@@ -156,7 +156,7 @@ async fn measure_policy(
     let (url, stop, server) = load::serve(app).await?;
     let load = Load {
         calls: setup.calls,
-        rate: setup.rate,
+        phases: Phase::steady(setup.rate),
         seed: setup.seed,
         timeout: Duration::from_secs(30),
     };
