@@ -250,22 +250,15 @@ fn overload_experiment(
         setup.sim_runs,
     )?;
     let story = format!(
-        "An axum service on 127.0.0.1 whose latency grows with the requests in flight (capacity \
-         {}: work = lognormal(median {} ms, sigma {}) × (1 + {} × excess), errors {} + {} × \
-         excess, work goes on after the client gives up) and a dependency outage from {:?} to \
-         {:?} (every request fails). {} Poisson calls per policy at {}/s, a {:?} client timeout \
+        "An axum service on 127.0.0.1 whose latency grows with the requests in flight ({}) \
+         and a dependency outage from {:?} to {:?} (every request fails). {} Poisson calls per policy at {}/s, a {:?} client timeout \
          per attempt, through the production `RetryPolicy` built from the policy tables of \
          `sim/scenarios/overload.toml`. The prediction is the mean of {} simulator runs of \
          [`scenario.toml`](scenario.toml), with the nominal latency fitted to the successful \
          attempts measured before the outage.",
-        setup.capacity,
-        setup.work_median.as_millis(),
-        setup.work_sigma,
-        setup.latency_growth,
-        setup.error_rate,
-        setup.error_growth,
-        setup.outage.0,
-        setup.outage.1,
+        setup.model.describe(),
+        setup.outage().0,
+        setup.outage().1,
         setup.calls,
         setup.rate,
         setup.timeout,
@@ -306,7 +299,6 @@ fn spike_experiment(
     let scenario = spike::equivalent_scenario(&setup, &runs)?;
     let report = measure::predict(&scenario, "spike/scenario.toml", setup.seed, setup.sim_runs)?;
     let (from, to) = setup.spike();
-    let m = &setup.model;
     let phases: Vec<String> = setup
         .phases
         .iter()
@@ -316,9 +308,7 @@ fn spike_experiment(
         })
         .collect();
     let story = format!(
-        "The overload experiment's axum service on 127.0.0.1 (capacity {}: work = \
-         lognormal(median {} ms, sigma {}) × (1 + {} × excess), errors {} + {} × excess, work \
-         goes on after the client gives up), with no outage: the trigger is traffic alone. {} \
+        "The overload experiment's axum service on 127.0.0.1 ({}), with no outage: the trigger is traffic alone. {} \
          Poisson calls per policy, the rate in phases ({}), so the spike lasts from {from:?} to \
          {to:?}; a {:?} client timeout per attempt. The policies: the five of \
          `sim/scenarios/spike.toml`, and two with a retry budget (the library's `[budget]`: \
@@ -327,12 +317,7 @@ fn spike_experiment(
          simulator runs of [`scenario.toml`](scenario.toml): the same phases, the service as an \
          `overload` model, the nominal latency fitted to the successful attempts measured before \
          the spike.",
-        m.capacity,
-        m.work_median.as_millis(),
-        m.work_sigma,
-        m.latency_growth,
-        m.error_rate,
-        m.error_growth,
+        setup.model.describe(),
         setup.calls,
         phases.join(", then "),
         setup.timeout,

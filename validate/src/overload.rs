@@ -37,22 +37,10 @@ pub struct Setup {
     pub calls: u64,
     /// Arrival rate (calls/s).
     pub rate: f64,
-    /// Requests in flight served at nominal latency.
-    pub capacity: u64,
-    /// Latency factor per unit of excess.
-    pub latency_growth: f64,
-    /// Error rate at or below capacity.
-    pub error_rate: f64,
-    /// Added error rate per unit of excess.
-    pub error_growth: f64,
-    /// The nominal work's median.
-    pub work_median: Duration,
-    /// The nominal work's lognormal sigma.
-    pub work_sigma: f64,
+    /// The service, with its dependency outage.
+    pub model: ServiceModel,
     /// The client's timeout per attempt.
     pub timeout: Duration,
-    /// The dependency outage: every request fails in `[start, end)`.
-    pub outage: (Duration, Duration),
     /// Seed of the arrivals and the service's dice.
     pub seed: u64,
     /// Simulator runs averaged for the prediction.
@@ -66,40 +54,38 @@ impl Setup {
         Setup {
             calls: 6000,
             rate: 200.0,
-            capacity: 20,
-            latency_growth: 1.0,
-            error_rate: 0.001,
-            error_growth: 0.2,
-            work_median: Duration::from_millis(40),
-            work_sigma: 0.3,
+            model: ServiceModel {
+                capacity: 20,
+                latency_growth: 1.0,
+                error_rate: 0.001,
+                error_growth: 0.2,
+                work_median: Duration::from_millis(40),
+                work_sigma: 0.3,
+                outage: Some((Duration::from_secs(10), Duration::from_secs(15))),
+            },
             timeout: Duration::from_millis(500),
-            outage: (Duration::from_secs(10), Duration::from_secs(15)),
             seed: 5,
             sim_runs: 10,
         }
     }
 
-    /// The service this setup describes.
-    pub fn model(&self) -> ServiceModel {
-        ServiceModel {
-            capacity: self.capacity,
-            latency_growth: self.latency_growth,
-            error_rate: self.error_rate,
-            error_growth: self.error_growth,
-            work_median: self.work_median,
-            work_sigma: self.work_sigma,
-            outage: Some(self.outage),
+    /// The smoke run for CI: 3 s of traffic, outage at 1–2 s.
+    pub fn smoke() -> Setup {
+        let full = Setup::full();
+        Setup {
+            calls: 600,
+            model: ServiceModel {
+                outage: Some((Duration::from_secs(1), Duration::from_secs(2))),
+                ..full.model
+            },
+            sim_runs: 4,
+            ..full
         }
     }
 
-    /// The smoke run for CI: 3 s of traffic, outage at 1–2 s.
-    pub fn smoke() -> Setup {
-        Setup {
-            calls: 600,
-            outage: (Duration::from_secs(1), Duration::from_secs(2)),
-            sim_runs: 4,
-            ..Setup::full()
-        }
+    /// When the dependency outage starts and ends.
+    pub fn outage(&self) -> (Duration, Duration) {
+        self.model.outage.unwrap_or_default()
     }
 }
 
@@ -124,6 +110,64 @@ pub struct ServiceModel {
     pub work_sigma: f64,
     /// A dependency outage: every request fails in `[start, end)`.
     pub outage: Option<(Duration, Duration)>,
+}
+
+impl ServiceModel {
+    /// The service for a report's story: its capacity, work and errors.
+    pub fn describe(&self) -> String {
+        format!(
+            "capacity {}: work = lognormal(median {} ms, sigma {}) × (1 + {} × excess), errors \
+             {} + {} × excess, work goes on after the client gives up",
+            self.capacity,
+            self.work_median.as_millis(),
+            self.work_sigma,
+            self.latency_growth,
+            self.error_rate,
+            self.error_growth,
+        )
+    }
+
+    /// The service in the scenario schema: a `[latency]` with the fitted
+    /// nominal latency, the `overload` model with the client's `timeout`,
+    /// and the outage (if any); ends with a blank line.
+    pub fn service_toml(&self, median: Duration, sigma: f64, timeout: Duration) -> String {
+        let mut toml = format!(
+            r#"[latency]
+distribution = "lognormal"
+median = "{median}"
+sigma = {sigma:.4}
+
+[[failures]]
+model = "overload"
+capacity = {capacity}
+latency_growth = {latency_growth:?}
+error_rate = {error_rate:?}
+error_growth = {error_growth:?}
+timeout = "{timeout}"
+class = "server_error"
+"#,
+            median = duration(median),
+            capacity = self.capacity,
+            latency_growth = self.latency_growth,
+            error_rate = self.error_rate,
+            error_growth = self.error_growth,
+            timeout = duration(timeout),
+        );
+        if let Some((start, end)) = self.outage {
+            toml.push_str(&format!(
+                r#"
+[[failures]]
+model = "outage"
+start = "{start}"
+end = "{end}"
+class = "server_error"
+"#,
+                start = duration(start),
+                end = duration(end),
+            ));
+        }
+        toml
+    }
 }
 
 struct Service {
@@ -183,7 +227,7 @@ async fn measure_policy(
         seed: setup.seed,
         timeout: setup.timeout,
     };
-    drive_service(&setup.model(), setup.seed, &load, name, config).await
+    drive_service(&setup.model, setup.seed, &load, name, config).await
 }
 
 /// Drives a fresh service of `model` (its dice seeded with `seed`) with
@@ -225,7 +269,7 @@ pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> Result<String, 
     let quiet: Vec<Duration> = runs
         .iter()
         .flat_map(|r| &r.attempts)
-        .filter(|a| a.status == Some(200) && a.sent < setup.outage.0)
+        .filter(|a| a.status == Some(200) && a.sent < setup.outage().0)
         .map(|a| a.took)
         .collect();
     let (median, sigma) = fit_lognormal(&quiet);
@@ -243,38 +287,12 @@ arrival = "poisson"
 rate = {rate:?}
 
 # fitted to the successful attempts measured before the outage
-[latency]
-distribution = "lognormal"
-median = "{median}"
-sigma = {sigma:.4}
-
-[[failures]]
-model = "overload"
-capacity = {capacity}
-latency_growth = {latency_growth:?}
-error_rate = {error_rate:?}
-error_growth = {error_growth:?}
-timeout = "{timeout}"
-class = "server_error"
-
-[[failures]]
-model = "outage"
-start = "{start}"
-end = "{end}"
-class = "server_error"
-
+{service}
 {policies}"#,
         seed = setup.seed,
         calls = setup.calls,
         rate = setup.rate,
-        median = duration(median),
-        capacity = setup.capacity,
-        latency_growth = setup.latency_growth,
-        error_rate = setup.error_rate,
-        error_growth = setup.error_growth,
-        timeout = duration(setup.timeout),
-        start = duration(setup.outage.0),
-        end = duration(setup.outage.1),
+        service = setup.model.service_toml(median, sigma, setup.timeout),
         policies = policies_toml(&scenario),
     ))
 }

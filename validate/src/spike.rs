@@ -20,7 +20,7 @@ use reflexio::RetryConfig;
 
 use crate::load::{phases_toml, Load, Phase, PolicyRun};
 use crate::measure::{fit_lognormal, named_policies, named_policies_toml};
-use crate::overload::{drive_service, duration, ServiceModel};
+use crate::overload::{drive_service, ServiceModel};
 
 /// The experiment's knobs.
 #[derive(Debug, Clone)]
@@ -184,7 +184,6 @@ pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> Result<String, 
         .map(|a| a.took)
         .collect();
     let (median, sigma) = fit_lognormal(&quiet);
-    let m = &setup.model;
     Ok(format!(
         r#"name = "validation-spike"
 description = "The spike validation experiment's service and load, as a scenario."
@@ -197,30 +196,12 @@ arrival = "poisson"
 {phases}
 
 # fitted to the successful attempts measured before the spike
-[latency]
-distribution = "lognormal"
-median = "{median}"
-sigma = {sigma:.4}
-
-[[failures]]
-model = "overload"
-capacity = {capacity}
-latency_growth = {latency_growth:?}
-error_rate = {error_rate:?}
-error_growth = {error_growth:?}
-timeout = "{timeout}"
-class = "server_error"
-
+{service}
 {policies}"#,
         seed = setup.seed,
         calls = setup.calls,
         phases = phases_toml(&setup.phases),
-        median = duration(median),
-        capacity = m.capacity,
-        latency_growth = m.latency_growth,
-        error_rate = m.error_rate,
-        error_growth = m.error_growth,
-        timeout = duration(setup.timeout),
+        service = setup.model.service_toml(median, sigma, setup.timeout),
         policies = named_policies_toml(&policies()?),
     ))
 }
