@@ -411,41 +411,12 @@ impl<C> RetryPolicy<C> {
         CallDriver::resume(self, operation, extra, start.started).succeeded(|| sleeper.now());
     }
 
-    /// The first attempt of a call begun with [`start_call`](Self::start_call)
-    /// failed with `error`: the async driver takes the call from there.
-    #[cfg(feature = "tower")]
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn resume_async_with<T, E, F, Fut, K>(
-        &self,
-        start: CallStart,
-        operation: &str,
-        extra: Option<&Hooks>,
-        classifier: &K,
-        error_type: impl Fn(&E) -> &'static str,
-        error: E,
-        op: F,
-    ) -> Result<T, RetryError<E>>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        K: Classifier<E>,
-    {
-        self.drive_async(
-            start,
-            operation,
-            extra,
-            classifier,
-            error_type,
-            Some(error),
-            op,
-        )
-        .await
-    }
-
     /// The async driver's loop, from a call's start; `first_failure` is the
-    /// error of a first attempt that already ran.
+    /// error of a first attempt that already ran (the tower layer runs a
+    /// call's first attempt itself, and hands the call over here when it
+    /// fails).
     #[allow(clippy::too_many_arguments)]
-    async fn drive_async<T, E, F, Fut, K>(
+    pub(crate) async fn drive_async<T, E, F, Fut, K>(
         &self,
         start: CallStart,
         operation: &str,

@@ -490,13 +490,13 @@ where
         };
         let outcome = shared
             .policy
-            .resume_async_with(
+            .drive_async(
                 start,
                 &shared.operation,
                 Some(&shared.hooks),
                 &classifier,
                 error_type,
-                failed,
+                Some(failed),
                 attempt,
             )
             .await;
