@@ -197,17 +197,22 @@ impl<'a> Service<'a> {
 
     /// Decides attempt `attempt` of a call, whose request arrives at the
     /// service at `now` (as the event of sequence `seq`), with its legs'
-    /// `timeline`, its `(call, attempt)` draws and the call's row draw.
+    /// `timeline`, its `(call, attempt)` draws and the call's row draw,
+    /// into `plan` (the slot's own, written in place rather than returned:
+    /// the event loop reads its fields at once, and a returned copy cost a
+    /// stalled reload of each).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         &mut self,
+        plan: &mut Plan,
         now: u64,
         seq: u64,
         attempt: u32,
         timeline: &Timeline,
         draws: &Draws,
         row_draw: u64,
-    ) -> Plan {
-        let mut plan = Plan {
+    ) {
+        *plan = Plan {
             service: timeline.service,
             client: timeline.total(),
             outcome: None,
@@ -330,7 +335,6 @@ impl<'a> Service<'a> {
                 break;
             }
         }
-        plan
     }
 
     /// The attempt planned by `plan` ends, writing at `at` (after every

@@ -62,7 +62,7 @@ use crate::check::{Audit, Checker};
 use crate::draws::{self, Draws, KeyedRng, Outcomes};
 use crate::latency::Timeline;
 use crate::metrics::{CallResults, PolicyMetrics};
-use crate::model::{ModelKind, Plan, Service, Stamp};
+use crate::model::{ModelKind, Outcome, Plan, Service, Stamp};
 use crate::queue::Queue;
 use crate::report::{Report, RunReport};
 use crate::scenario::{Arrival, Phase, Policy, Scenario};
@@ -389,9 +389,15 @@ impl Run<'_> {
         );
         self.results.attempt_at(s.send / self.bucket);
         s.reach = now;
-        s.plan = self
-            .service
-            .start(now, seq, attempt, &s.timeline, &s.draws, s.row_draw);
+        self.service.start(
+            &mut s.plan,
+            now,
+            seq,
+            attempt,
+            &s.timeline,
+            &s.draws,
+            s.row_draw,
+        );
         // A client whose timeout expired before its request even arrived
         // learns of it now, when the models have decided: the service's
         // timeline cannot run backwards.
@@ -402,17 +408,21 @@ impl Run<'_> {
     }
 
     /// The service's work on the current attempt of `s` ends at `at`:
-    /// frees its overload slot and writes its contended row.
-    fn service_end(&mut self, s: &mut Slot, at: Stamp) {
+    /// frees its overload slot and writes its contended row. Returns the
+    /// attempt's outcome (also kept in its plan).
+    fn service_end(&mut self, s: &mut Slot, at: Stamp) -> Outcome {
         if let Some(k) = s.plan.load {
             self.service.release(k);
         }
-        s.plan.outcome = self.service.finish(&s.plan, at);
+        let outcome = self.service.finish(&s.plan, at);
+        s.plan.outcome = outcome;
+        outcome
     }
 
-    /// The client learns the outcome of the current attempt of `s` at
-    /// `now`: asks the engine what next.
-    fn learn(&mut self, s: &mut Slot, now: u64) -> Next {
+    /// The client learns `outcome`, the outcome of the current attempt of
+    /// `s`, at `now`: asks the engine what next. (The outcome is passed
+    /// rather than read back from the plan that has just been written.)
+    fn learn(&mut self, s: &mut Slot, now: u64, outcome: Outcome) -> Next {
         if let Some(k) = s.plan.load {
             // Timed out: the service works on after the client gave up.
             let end = s.reach.saturating_add(s.plan.service);
@@ -420,7 +430,6 @@ impl Run<'_> {
                 self.queue.push(end, SERVER_DONE, u32::from(k));
             }
         }
-        let outcome = s.plan.outcome;
         let elapsed = Duration::from_nanos(now - s.start);
         let call = u64::from(s.call);
         let attempt = s.state.attempt();
@@ -484,13 +493,15 @@ impl Run<'_> {
     }
 
     /// Plays the current attempt of `s` out whole from its send at `now`
-    /// (stateless models only); returns when the client learns its outcome.
-    fn whole_attempt(&mut self, s: &mut Slot, now: u64) -> u64 {
+    /// (stateless models only); returns when the client learns its outcome,
+    /// and the outcome.
+    fn whole_attempt(&mut self, s: &mut Slot, now: u64) -> (u64, Outcome) {
         let reach = self.send(s, now);
         // Stateless models: the stamps order nothing.
         let (_, learn) = self.reach(s, reach, 0);
-        s.plan.outcome = self.service.finish(&s.plan, (learn, 0));
-        learn
+        let outcome = self.service.finish(&s.plan, (learn, 0));
+        s.plan.outcome = outcome;
+        (learn, outcome)
     }
 }
 
@@ -644,8 +655,9 @@ fn run_job(
         let now = ev.time;
         // The slot whose call just ended, if one did, and when.
         let mut ended: Option<(u32, u64)> = None;
-        // The slot whose client learns an outcome now or later, and when.
-        let mut learns: Option<(u32, u64)> = None;
+        // The slot whose client learns an outcome now or later, when, and
+        // the outcome.
+        let mut learns: Option<(u32, u64, Outcome)> = None;
         match ev.kind {
             ARRIVAL => {
                 let call = ev.target;
@@ -699,8 +711,9 @@ fn run_job(
                     // Play the whole call out now.
                     let mut t = now;
                     loop {
-                        t = run.whole_attempt(s, t);
-                        match run.learn(s, t) {
+                        let outcome;
+                        (t, outcome) = run.whole_attempt(s, t);
+                        match run.learn(s, t, outcome) {
                             Next::Wake(delay) => t = t.saturating_add(delay),
                             Next::Done(_) => break,
                         }
@@ -739,20 +752,23 @@ fn run_job(
             SERVICE_END => {
                 let index = ev.target;
                 let s = &mut slots[index as usize];
-                run.service_end(s, (now, ev.seq));
+                let outcome = run.service_end(s, (now, ev.seq));
                 let learn = s.send.saturating_add(s.plan.client);
                 if every_step && learn > now {
                     run.queue.push(learn, LEARN, index);
                 } else {
-                    learns = Some((index, learn));
+                    learns = Some((index, learn, outcome));
                 }
             }
             SERVER_DONE => run.service.release(ev.target as u8),
-            _ => learns = Some((ev.target, now)),
+            _ => {
+                let outcome = slots[ev.target as usize].plan.outcome;
+                learns = Some((ev.target, now, outcome));
+            }
         }
-        if let Some((index, at)) = learns {
+        if let Some((index, at, outcome)) = learns {
             let s = &mut slots[index as usize];
-            match run.learn(s, at) {
+            match run.learn(s, at, outcome) {
                 Next::Wake(delay) => {
                     let send = at.saturating_add(delay);
                     if every_step {
