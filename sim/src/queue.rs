@@ -49,6 +49,9 @@ pub(crate) struct Queue {
     /// heap.
     next: Option<Event>,
     seq: u64,
+    /// Whether the event at the heap's root was handed out by the last
+    /// pop, and waits to be removed or replaced.
+    taken: bool,
 }
 
 impl Queue {
@@ -58,6 +61,7 @@ impl Queue {
             heap: Vec::new(),
             next: None,
             seq: 0,
+            taken: false,
         }
     }
 
@@ -88,6 +92,14 @@ impl Queue {
             target,
             kind,
         };
+        if self.taken {
+            // The last pop's event still sits at the root: the new one
+            // takes its place and sinks, one walk down instead of a walk
+            // down for the removal and one up for the insertion.
+            self.taken = false;
+            self.sift_down(event);
+            return;
+        }
         // Sift the hole up from the new leaf.
         let mut hole = self.heap.len();
         self.heap.push(event);
@@ -113,52 +125,74 @@ impl Queue {
     }
 
     /// The earliest event, removed.
+    ///
+    /// An event taken from the heap stays at its root until the next push
+    /// or pop: most events schedule exactly one more, which then replaces
+    /// it in place.
     #[inline]
     pub fn pop(&mut self) -> Option<Event> {
+        if self.taken {
+            self.taken = false;
+            if let Some(last) = self.heap.pop() {
+                if !self.heap.is_empty() {
+                    self.sift_down(last);
+                }
+            }
+        }
         if let Some(next) = self.next {
             if self.heap.first().is_none_or(|top| next.before(top)) {
                 self.next = None;
                 return Some(next);
             }
         }
-        self.pop_heap()
+        let top = *self.heap.first()?;
+        self.taken = true;
+        Some(top)
     }
 
-    /// The earliest event of the heap, removed.
+    /// Places `event` at the root of the non-empty heap, in place of the
+    /// root's event, and sinks it to where it belongs.
     #[inline]
-    fn pop_heap(&mut self) -> Option<Event> {
-        let last = self.heap.pop()?;
-        let len = self.heap.len();
-        if len == 0 {
-            return Some(last);
-        }
-        let top = self.heap[0];
-        // Sift the hole down from the root, then place `last` in it.
+    fn sift_down(&mut self, event: Event) {
+        let heap = self.heap.as_mut_slice();
+        let len = heap.len();
+        let key = event.key();
         let mut hole = 0;
         loop {
             let first = hole * ARITY + 1;
-            if first >= len {
+            let best = if first + ARITY <= len {
+                // A full node: the earliest of four children in a tree of
+                // three comparisons, chosen by index arithmetic rather than
+                // branches, as which child wins is as unpredictable as the
+                // events' times.
+                let k = [
+                    heap[first].key(),
+                    heap[first + 1].key(),
+                    heap[first + 2].key(),
+                    heap[first + 3].key(),
+                ];
+                let a = usize::from(k[1] < k[0]);
+                let b = 2 + usize::from(k[3] < k[2]);
+                let pick = usize::from(k[b] < k[a]);
+                first + a + pick * (b - a)
+            } else if first < len {
+                let mut best = first;
+                for c in first + 1..len {
+                    if heap[c].key() < heap[best].key() {
+                        best = c;
+                    }
+                }
+                best
+            } else {
+                break;
+            };
+            if heap[best].key() >= key {
                 break;
             }
-            let end = (first + ARITY).min(len);
-            // The earliest child, chosen without branches: which child
-            // wins is as unpredictable as the events' times.
-            let mut best = first;
-            let mut best_key = self.heap[first].key();
-            for c in first + 1..end {
-                let key = self.heap[c].key();
-                let earlier = key < best_key;
-                best = if earlier { c } else { best };
-                best_key = if earlier { key } else { best_key };
-            }
-            if best_key >= last.key() {
-                break;
-            }
-            self.heap[hole] = self.heap[best];
+            heap[hole] = heap[best];
             hole = best;
         }
-        self.heap[hole] = last;
-        Some(top)
+        heap[hole] = event;
     }
 }
 
