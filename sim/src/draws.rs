@@ -107,7 +107,7 @@ impl Outcomes {
 }
 
 /// The draws of one `(call, attempt)` key, computed when read.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Draws {
     key: u64,
 }
@@ -153,65 +153,124 @@ pub fn unit(word: u64) -> f64 {
 /// reads (two to four).
 const KEPT_WORDS: usize = 8;
 
-/// The most calls of a run whose keys [`Jitter`] keeps (64 attempts each).
+/// The most calls of a run whose keys a [`KeyMemo`] keeps (64 attempts
+/// each).
 const KEPT_CALLS: u64 = 512;
 
-/// Attempts per call whose keys [`Jitter`] keeps.
+/// Attempts per call whose keys a [`KeyMemo`] keeps.
 const KEPT_ATTEMPTS: u32 = 64;
 
-/// The first words of every jitter key read so far, for one seed: a pure
-/// function of `(seed, call, attempt)`, kept so that the other policies of
-/// the same run, which reach the same keys (common random numbers), do
-/// not position ChaCha again.
+/// Values computed per `(call, attempt)` key of one seed.
 #[derive(Default)]
-struct Kept {
+pub struct Memo<T> {
     seed: u64,
     calls: u64,
-    words: Vec<[u32; KEPT_WORDS]>,
-    filled: Vec<bool>,
+    /// Keys kept: `calls × 64` for runs of at most 512 calls, else none.
+    keys: usize,
+    /// An entry holds a value when its stamp is this generation, so a new
+    /// seed costs one increment rather than clearing every entry.
+    generation: u32,
+    stamps: Vec<u32>,
+    values: Vec<T>,
+}
+
+/// Where a thread keeps a [`Memo`] between jobs.
+pub type MemoHome<T> = std::thread::LocalKey<std::cell::Cell<Option<Memo<T>>>>;
+
+/// Values that are pure functions of `(seed, call, attempt)`, kept for one
+/// (run, policy) job and then handed to the next job on the same thread:
+/// the other policies of the same run reach the same keys (common random
+/// numbers) and read them back instead of computing them again. What a
+/// key gives does not depend on it; only the work does.
+pub struct KeyMemo<T: 'static> {
+    memo: Memo<T>,
+    home: &'static MemoHome<T>,
+}
+
+impl<T: Copy + Default + 'static> KeyMemo<T> {
+    /// The memo the last job on this thread left in `home`, for a run of
+    /// `calls` calls with `seed` (emptied if it was for another run).
+    pub fn new(home: &'static MemoHome<T>, seed: u64, calls: u64) -> KeyMemo<T> {
+        let mut memo = home.take().unwrap_or_default();
+        if memo.generation == 0 || memo.seed != seed || memo.calls != calls {
+            memo.seed = seed;
+            memo.calls = calls;
+            memo.keys = if calls <= KEPT_CALLS {
+                (calls * u64::from(KEPT_ATTEMPTS)) as usize
+            } else {
+                0
+            };
+            if memo.values.len() < memo.keys {
+                memo.values.resize(memo.keys, T::default());
+                memo.stamps.resize(memo.keys, 0);
+            }
+            memo.generation = memo.generation.wrapping_add(1);
+            if memo.generation == 0 {
+                memo.stamps.fill(0);
+                memo.generation = 1;
+            }
+        }
+        KeyMemo { memo, home }
+    }
+
+    /// The entry of `(call, attempt)`, if the memo keeps that key.
+    #[inline]
+    pub fn entry(&self, call: u64, attempt: u32) -> Option<usize> {
+        let e = call
+            .checked_mul(u64::from(KEPT_ATTEMPTS))?
+            .checked_add(u64::from(attempt))?;
+        (attempt < KEPT_ATTEMPTS && e < self.memo.keys as u64).then_some(e as usize)
+    }
+
+    /// The value kept in `entry`, if one is.
+    #[inline]
+    pub fn get(&self, entry: usize) -> Option<&T> {
+        (self.memo.stamps[entry] == self.memo.generation).then(|| &self.memo.values[entry])
+    }
+
+    /// Keeps `value` in `entry`.
+    #[inline]
+    pub fn set(&mut self, entry: usize, value: T) {
+        self.memo.values[entry] = value;
+        self.memo.stamps[entry] = self.memo.generation;
+    }
+}
+
+impl<T: 'static> Drop for KeyMemo<T> {
+    fn drop(&mut self) {
+        let memo = Memo {
+            seed: self.memo.seed,
+            calls: self.memo.calls,
+            keys: self.memo.keys,
+            generation: self.memo.generation,
+            stamps: std::mem::take(&mut self.memo.stamps),
+            values: std::mem::take(&mut self.memo.values),
+        };
+        self.home.set(Some(memo));
+    }
 }
 
 thread_local! {
-    /// The keys kept by the last job on this thread, for the next job.
-    static KEPT: std::cell::Cell<Option<Kept>> = const { std::cell::Cell::new(None) };
+    /// The jitter words kept by the last job on this thread.
+    static KEPT_JITTER: std::cell::Cell<Option<Memo<[u32; KEPT_WORDS]>>> =
+        const { std::cell::Cell::new(None) };
 }
 
-/// The jitter stream of one seed, for one (run, policy) job. Jobs of
-/// small runs on one thread share the keys they have read (the next job
-/// of the same seed finds them), which only saves work: what a key gives
-/// does not depend on it.
+/// The jitter stream of one seed, for one (run, policy) job. The first
+/// words of every key read are kept ([`KeyMemo`]), so the run's other
+/// policies do not position ChaCha again.
 pub struct Jitter {
     rng: ChaCha8Rng,
-    kept: Kept,
+    kept: KeyMemo<[u32; KEPT_WORDS]>,
 }
 
 impl Jitter {
     /// The jitter stream of `seed`, for a run of `calls` calls.
     pub fn new(seed: u64, calls: u64) -> Jitter {
-        let mut kept = KEPT.take().unwrap_or_default();
-        if kept.seed != seed || kept.calls != calls {
-            let keys = if calls <= KEPT_CALLS {
-                (calls * u64::from(KEPT_ATTEMPTS)) as usize
-            } else {
-                0
-            };
-            kept.seed = seed;
-            kept.calls = calls;
-            kept.words.clear();
-            kept.words.resize(keys, [0; KEPT_WORDS]);
-            kept.filled.clear();
-            kept.filled.resize(keys, false);
-        }
         Jitter {
             rng: stream(seed, STREAM_JITTER),
-            kept,
+            kept: KeyMemo::new(&KEPT_JITTER, seed, calls),
         }
-    }
-}
-
-impl Drop for Jitter {
-    fn drop(&mut self) {
-        KEPT.set(Some(std::mem::take(&mut self.kept)));
     }
 }
 
@@ -233,9 +292,7 @@ pub struct KeyedRng<'a> {
 impl<'a> KeyedRng<'a> {
     /// The jitter of `(call, attempt)` on `jitter`.
     pub fn new(jitter: &'a mut Jitter, call: u64, attempt: u32) -> Self {
-        let kept = jitter.kept.filled.len() as u64;
-        let entry = (call < kept / u64::from(KEPT_ATTEMPTS) && attempt < KEPT_ATTEMPTS)
-            .then(|| (call * u64::from(KEPT_ATTEMPTS) + u64::from(attempt)) as usize);
+        let entry = jitter.kept.entry(call, attempt);
         KeyedRng {
             jitter,
             pos: word_pos(call, attempt),
@@ -256,12 +313,14 @@ impl<'a> KeyedRng<'a> {
         self.read += 1;
         if let Some(e) = self.entry {
             if i < KEPT_WORDS {
-                if !j.kept.filled[e] {
-                    j.rng.set_word_pos(self.pos);
-                    j.rng.fill(&mut j.kept.words[e][..]);
-                    j.kept.filled[e] = true;
+                if let Some(words) = j.kept.get(e) {
+                    return words[i];
                 }
-                return j.kept.words[e][i];
+                let mut words = [0; KEPT_WORDS];
+                j.rng.set_word_pos(self.pos);
+                j.rng.fill(&mut words[..]);
+                j.kept.set(e, words);
+                return words[i];
             }
         }
         // Past the kept words, or a key not kept: ChaCha itself, from here.
@@ -423,6 +482,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_key_memo_keeps_values_for_its_run_only() {
+        thread_local! {
+            static HOME: std::cell::Cell<Option<Memo<u64>>> = const { std::cell::Cell::new(None) };
+        }
+        let mut memo = KeyMemo::new(&HOME, 5, 10);
+        assert_eq!(memo.entry(9, 63), Some(9 * 64 + 63));
+        assert_eq!(memo.entry(10, 0), None, "past the run's calls");
+        assert_eq!(memo.entry(0, 64), None, "past the kept attempts");
+        assert_eq!(memo.entry(u64::MAX, 1), None);
+        let e = memo.entry(3, 2).unwrap();
+        assert_eq!(memo.get(e), None);
+        memo.set(e, 42);
+        assert_eq!(memo.get(e), Some(&42));
+        drop(memo);
+        // The next job of the same run finds it; a job of another run (or
+        // of as many calls under another seed) does not, nor does the
+        // first run once it was replaced.
+        let memo = KeyMemo::new(&HOME, 5, 10);
+        assert_eq!(memo.get(e), Some(&42));
+        drop(memo);
+        let mut memo = KeyMemo::new(&HOME, 6, 10);
+        assert_eq!(memo.get(e), None);
+        memo.set(e, 7);
+        drop(memo);
+        assert_eq!(KeyMemo::new(&HOME, 5, 10).get(e), None);
+        // Too many calls: nothing kept.
+        let memo = KeyMemo::new(&HOME, 5, KEPT_CALLS + 1);
+        assert_eq!(memo.entry(0, 1), None);
     }
 
     #[test]

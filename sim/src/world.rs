@@ -59,7 +59,7 @@ use reflexio::Budget;
 
 use crate::budget::RunBudget;
 use crate::check::{Audit, Checker};
-use crate::draws::{self, Draws, KeyedRng, Outcomes};
+use crate::draws::{self, Draws, KeyMemo, KeyedRng, Memo, Outcomes};
 use crate::latency::Timeline;
 use crate::metrics::{CallResults, PolicyMetrics};
 use crate::model::{ModelKind, Outcome, Plan, Service, Stamp};
@@ -330,6 +330,9 @@ struct Run<'a> {
     checker: Checker,
     service: Service<'a>,
     outcomes: Outcomes,
+    /// The draws and legs of every `(call, attempt)` sent, for the run's
+    /// other policies.
+    attempts: KeyMemo<(Draws, Timeline)>,
     jitter_rng: draws::Jitter,
     results: CallResults,
     queue: Queue,
@@ -339,6 +342,12 @@ struct Run<'a> {
     spent: &'a AtomicU64,
     /// This job's attempts already added to `spent`.
     told: u64,
+}
+
+thread_local! {
+    /// The attempts' draws and legs kept by the last job on this thread.
+    static KEPT_ATTEMPTS: std::cell::Cell<Option<Memo<(Draws, Timeline)>>> =
+        const { std::cell::Cell::new(None) };
 }
 
 /// Attempts a job makes between two looks at the shared budget.
@@ -372,9 +381,22 @@ impl Run<'_> {
     /// its request reaches the service.
     fn send(&mut self, s: &mut Slot, now: u64) -> u64 {
         s.send = now;
-        s.draws = self.outcomes.at(s.call, s.state.attempt());
-        s.timeline = self.scenario.latency.sample(&s.draws);
-        now.saturating_add(s.timeline.request)
+        let attempt = s.state.attempt();
+        let entry = self.attempts.entry(u64::from(s.call), attempt);
+        let (draws, timeline) = match entry.and_then(|e| self.attempts.get(e)) {
+            Some(kept) => *kept,
+            None => {
+                let draws = self.outcomes.at(s.call, attempt);
+                let timeline = self.scenario.latency.sample(&draws);
+                if let Some(e) = entry {
+                    self.attempts.set(e, (draws, timeline));
+                }
+                (draws, timeline)
+            }
+        };
+        s.draws = draws;
+        s.timeline = timeline;
+        now.saturating_add(timeline.request)
     }
 
     /// The current attempt of `s` reaches the service at `now`, in the
@@ -615,6 +637,7 @@ fn run_job(
         },
         service: Service::new(&scenario.failures),
         outcomes: Outcomes::new(seed),
+        attempts: KeyMemo::new(&KEPT_ATTEMPTS, seed, calls),
         jitter_rng: draws::Jitter::new(seed, calls),
         results: CallResults::new(calls as usize),
         queue: Queue::new(),
