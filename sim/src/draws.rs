@@ -170,8 +170,8 @@ pub struct Memo<T> {
     /// An entry holds a value when its stamp is this generation, so a new
     /// seed costs one increment rather than clearing every entry.
     generation: u32,
-    stamps: Vec<u32>,
-    values: Vec<T>,
+    /// Each entry's stamp beside its value: one cache line to read.
+    entries: Vec<(u32, T)>,
 }
 
 /// Where a thread keeps a [`Memo`] between jobs.
@@ -200,13 +200,12 @@ impl<T: Copy + Default + 'static> KeyMemo<T> {
             } else {
                 0
             };
-            if memo.values.len() < memo.keys {
-                memo.values.resize(memo.keys, T::default());
-                memo.stamps.resize(memo.keys, 0);
+            if memo.entries.len() < memo.keys {
+                memo.entries.resize(memo.keys, (0, T::default()));
             }
             memo.generation = memo.generation.wrapping_add(1);
             if memo.generation == 0 {
-                memo.stamps.fill(0);
+                memo.entries.iter_mut().for_each(|e| e.0 = 0);
                 memo.generation = 1;
             }
         }
@@ -225,14 +224,14 @@ impl<T: Copy + Default + 'static> KeyMemo<T> {
     /// The value kept in `entry`, if one is.
     #[inline]
     pub fn get(&self, entry: usize) -> Option<&T> {
-        (self.memo.stamps[entry] == self.memo.generation).then(|| &self.memo.values[entry])
+        let (stamp, value) = &self.memo.entries[entry];
+        (*stamp == self.memo.generation).then_some(value)
     }
 
     /// Keeps `value` in `entry`.
     #[inline]
     pub fn set(&mut self, entry: usize, value: T) {
-        self.memo.values[entry] = value;
-        self.memo.stamps[entry] = self.memo.generation;
+        self.memo.entries[entry] = (self.memo.generation, value);
     }
 }
 
@@ -243,8 +242,7 @@ impl<T: 'static> Drop for KeyMemo<T> {
             calls: self.memo.calls,
             keys: self.memo.keys,
             generation: self.memo.generation,
-            stamps: std::mem::take(&mut self.memo.stamps),
-            values: std::mem::take(&mut self.memo.values),
+            entries: std::mem::take(&mut self.memo.entries),
         };
         self.home.set(Some(memo));
     }
