@@ -673,14 +673,16 @@ fn run_job(
         calls,
     };
     let mut done = 0u64;
+    let drive = Drive {
+        every_step,
+        stamp_reach,
+        runaway,
+    };
 
     while let Some(ev) = run.queue.pop() {
         let now = ev.time;
         // The slot whose call just ended, if one did, and when.
         let mut ended: Option<(u32, u64)> = None;
-        // The slot whose client learns an outcome now or later, when, and
-        // the outcome.
-        let mut learns: Option<(u32, u64, Outcome)> = None;
         match ev.kind {
             ARRIVAL => {
                 let call = ev.target;
@@ -779,40 +781,18 @@ fn run_job(
                 let learn = s.send.saturating_add(s.plan.client);
                 if every_step && learn > now {
                     run.queue.push(learn, LEARN, index);
-                } else {
-                    learns = Some((index, learn, outcome));
+                } else if client_learns(&mut run, s, index, learn, outcome, &drive)? {
+                    ended = Some((index, learn));
                 }
             }
             SERVER_DONE => run.service.release(ev.target as u8),
             _ => {
-                let outcome = slots[ev.target as usize].plan.outcome;
-                learns = Some((ev.target, now, outcome));
-            }
-        }
-        if let Some((index, at, outcome)) = learns {
-            let s = &mut slots[index as usize];
-            match run.learn(s, at, outcome) {
-                Next::Wake(delay) => {
-                    let send = at.saturating_add(delay);
-                    if every_step {
-                        run.queue.push(send, WAKE, index);
-                    } else {
-                        // Nothing happens at the send itself: queue the
-                        // next attempt straight at its arrival.
-                        let reach = run.send(s, send);
-                        if stamp_reach {
-                            let seq = run.queue.reserve();
-                            step_reach(&mut run, s, index, reach, seq);
-                            if run.results.attempts_total > runaway {
-                                return Err(runaway_error());
-                            }
-                            run.bounds(false)?;
-                        } else {
-                            run.queue.push(reach, REACH, index);
-                        }
-                    }
+                let index = ev.target;
+                let s = &mut slots[index as usize];
+                let outcome = s.plan.outcome;
+                if client_learns(&mut run, s, index, now, outcome, &drive)? {
+                    ended = Some((index, now));
                 }
-                Next::Done(_) => ended = Some((index, at)),
             }
         }
         if let Some((index, end)) = ended {
@@ -845,6 +825,61 @@ fn run_job(
         crate::budget::account(&mut metrics, b.spec, counts);
     }
     Ok(metrics)
+}
+
+/// How a job's loop drives its attempts.
+struct Drive {
+    /// Every step of an attempt is an event ([`Mode::Events`]).
+    every_step: bool,
+    /// Arrivals run when the request is sent, stamped (see `run_job`).
+    stamp_reach: bool,
+    /// The runaway stop, in attempts.
+    runaway: u64,
+}
+
+/// The client of the call in slot `index` learns `outcome` at `at` and
+/// acts on the engine's decision: sends the next attempt (or queues its
+/// wake) or ends the call. Returns whether the call ended.
+///
+/// (A function of its own so that the outcome reaches the engine as an
+/// argument: carried through the loop's locals it was spilled in pieces
+/// and reloaded whole, a stalled load on every attempt.)
+fn client_learns(
+    run: &mut Run<'_>,
+    s: &mut Slot,
+    index: u32,
+    at: u64,
+    outcome: Outcome,
+    drive: &Drive,
+) -> Result<bool, SimError> {
+    match run.learn(s, at, outcome) {
+        Next::Wake(delay) => {
+            let send = at.saturating_add(delay);
+            if drive.every_step {
+                run.queue.push(send, WAKE, index);
+            } else {
+                // Nothing happens at the send itself: queue the next
+                // attempt straight at its arrival.
+                let reach = run.send(s, send);
+                if drive.stamp_reach {
+                    let seq = run.queue.reserve();
+                    step_reach(run, s, index, reach, seq);
+                    if run.results.attempts_total > drive.runaway {
+                        return Err(SimError::Runaway {
+                            policy: run.policy.name.clone(),
+                            attempts: drive.runaway,
+                            calls: run.scenario.workload.calls,
+                        });
+                    }
+                    run.bounds(false)?;
+                } else {
+                    run.queue.push(reach, REACH, index);
+                }
+            }
+            Ok(false)
+        }
+        Next::Done(_) => Ok(true),
+    }
 }
 
 /// The current attempt of the call in slot `index` reaches the service at
