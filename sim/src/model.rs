@@ -338,25 +338,27 @@ impl<'a> Service<'a> {
     }
 
     /// The attempt planned by `plan` ends, writing at `at` (after every
-    /// write stamped earlier); returns its final outcome: a write fails with
-    /// concurrency if the row was written after this attempt read it.
-    pub fn finish(&mut self, plan: &Plan, at: Stamp) -> Outcome {
+    /// write stamped earlier); its outcome becomes final: a write fails
+    /// with concurrency if the row was written after this attempt read it.
+    /// The plan is changed in place, and only then: the event loop reads
+    /// the outcome back at once, and a copy written just before would
+    /// stall that read.
+    pub fn finish(&mut self, plan: &mut Plan, at: Stamp) {
         if plan.outcome.is_some() {
-            return plan.outcome;
+            return;
         }
         if let Some((k, row, read)) = plan.write {
             if let State::Rows { written } = &mut self.states[k as usize] {
                 let last = &mut written[row as usize];
                 if *last > read {
-                    return Some(Classification::new(ErrorClass::Concurrency));
+                    plan.outcome = Some(Classification::new(ErrorClass::Concurrency));
+                    return;
                 }
                 *last = at;
             }
         }
-        None
     }
 
-    /// The service finished working on an attempt of overload model `k`.
     pub fn release(&mut self, k: u8) {
         if let Some(State::Load { in_flight }) = self.states.get_mut(k as usize) {
             *in_flight = in_flight.saturating_sub(1);

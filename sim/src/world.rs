@@ -62,7 +62,7 @@ use crate::check::{Audit, Checker};
 use crate::draws::{self, Draws, KeyMemo, KeyedRng, Memo, Outcomes};
 use crate::latency::Timeline;
 use crate::metrics::{CallResults, PolicyMetrics};
-use crate::model::{ModelKind, Outcome, Plan, Service, Stamp};
+use crate::model::{ModelKind, Plan, Service, Stamp};
 use crate::queue::Queue;
 use crate::report::{Report, RunReport};
 use crate::scenario::{Arrival, Phase, Policy, Scenario};
@@ -430,21 +430,18 @@ impl Run<'_> {
     }
 
     /// The service's work on the current attempt of `s` ends at `at`:
-    /// frees its overload slot and writes its contended row. Returns the
-    /// attempt's outcome (also kept in its plan).
-    fn service_end(&mut self, s: &mut Slot, at: Stamp) -> Outcome {
+    /// frees its overload slot and writes its contended row: the outcome
+    /// in its plan becomes final.
+    fn service_end(&mut self, s: &mut Slot, at: Stamp) {
         if let Some(k) = s.plan.load {
             self.service.release(k);
         }
-        let outcome = self.service.finish(&s.plan, at);
-        s.plan.outcome = outcome;
-        outcome
+        self.service.finish(&mut s.plan, at);
     }
 
-    /// The client learns `outcome`, the outcome of the current attempt of
-    /// `s`, at `now`: asks the engine what next. (The outcome is passed
-    /// rather than read back from the plan that has just been written.)
-    fn learn(&mut self, s: &mut Slot, now: u64, outcome: Outcome) -> Next {
+    /// The client learns the outcome of the current attempt of `s` at
+    /// `now`: asks the engine what next.
+    fn learn(&mut self, s: &mut Slot, now: u64) -> Next {
         if let Some(k) = s.plan.load {
             // Timed out: the service works on after the client gave up.
             let end = s.reach.saturating_add(s.plan.service);
@@ -458,7 +455,7 @@ impl Run<'_> {
         let engine = self.engine;
         let operation = self.scenario.workload.operation.as_str();
         let audit = &mut s.audit;
-        let next = match outcome {
+        let next = match s.plan.outcome {
             None => {
                 engine.on_success(&mut s.state, operation, elapsed, &mut |e| {
                     audit.event(e.kind.is_terminal())
@@ -515,15 +512,13 @@ impl Run<'_> {
     }
 
     /// Plays the current attempt of `s` out whole from its send at `now`
-    /// (stateless models only); returns when the client learns its outcome,
-    /// and the outcome.
-    fn whole_attempt(&mut self, s: &mut Slot, now: u64) -> (u64, Outcome) {
+    /// (stateless models only); returns when the client learns its outcome.
+    fn whole_attempt(&mut self, s: &mut Slot, now: u64) -> u64 {
         let reach = self.send(s, now);
         // Stateless models: the stamps order nothing.
         let (_, learn) = self.reach(s, reach, 0);
-        let outcome = self.service.finish(&s.plan, (learn, 0));
-        s.plan.outcome = outcome;
-        (learn, outcome)
+        self.service.finish(&mut s.plan, (learn, 0));
+        learn
     }
 }
 
@@ -736,9 +731,8 @@ fn run_job(
                     // Play the whole call out now.
                     let mut t = now;
                     loop {
-                        let outcome;
-                        (t, outcome) = run.whole_attempt(s, t);
-                        match run.learn(s, t, outcome) {
+                        t = run.whole_attempt(s, t);
+                        match run.learn(s, t) {
                             Next::Wake(delay) => t = t.saturating_add(delay),
                             Next::Done(_) => break,
                         }
@@ -777,11 +771,11 @@ fn run_job(
             SERVICE_END => {
                 let index = ev.target;
                 let s = &mut slots[index as usize];
-                let outcome = run.service_end(s, (now, ev.seq));
+                run.service_end(s, (now, ev.seq));
                 let learn = s.send.saturating_add(s.plan.client);
                 if every_step && learn > now {
                     run.queue.push(learn, LEARN, index);
-                } else if client_learns(&mut run, s, index, learn, outcome, &drive)? {
+                } else if client_learns(&mut run, s, index, learn, &drive)? {
                     ended = Some((index, learn));
                 }
             }
@@ -789,8 +783,7 @@ fn run_job(
             _ => {
                 let index = ev.target;
                 let s = &mut slots[index as usize];
-                let outcome = s.plan.outcome;
-                if client_learns(&mut run, s, index, now, outcome, &drive)? {
+                if client_learns(&mut run, s, index, now, &drive)? {
                     ended = Some((index, now));
                 }
             }
@@ -837,22 +830,17 @@ struct Drive {
     runaway: u64,
 }
 
-/// The client of the call in slot `index` learns `outcome` at `at` and
-/// acts on the engine's decision: sends the next attempt (or queues its
-/// wake) or ends the call. Returns whether the call ended.
-///
-/// (A function of its own so that the outcome reaches the engine as an
-/// argument: carried through the loop's locals it was spilled in pieces
-/// and reloaded whole, a stalled load on every attempt.)
+/// The client of the call in slot `index` learns its attempt's outcome at
+/// `at` and acts on the engine's decision: sends the next attempt (or
+/// queues its wake) or ends the call. Returns whether the call ended.
 fn client_learns(
     run: &mut Run<'_>,
     s: &mut Slot,
     index: u32,
     at: u64,
-    outcome: Outcome,
     drive: &Drive,
 ) -> Result<bool, SimError> {
-    match run.learn(s, at, outcome) {
+    match run.learn(s, at) {
         Next::Wake(delay) => {
             let send = at.saturating_add(delay);
             if drive.every_step {
