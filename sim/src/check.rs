@@ -122,7 +122,9 @@ impl Audit {
     /// Counts an event the engine emitted.
     #[inline]
     pub fn event(&mut self, terminal: bool) {
-        self.terminal += u32::from(terminal);
+        if terminal {
+            self.terminal += 1;
+        }
     }
 }
 
@@ -477,6 +479,7 @@ impl Checker {
     /// A retry that keeps every rule, as most do, is told apart by one
     /// pass over the numbers; any other gets the full audit, which reports
     /// what it breaks.
+    #[inline]
     pub fn decided(
         &mut self,
         audit: &mut Audit,
