@@ -667,6 +667,10 @@ impl Checker {
             return direct(attempt);
         }
         let memo = &mut self.classes[slot].memo;
+        if memo.capacity() == 0 {
+            // One allocation per class and run, not one per doubling.
+            memo.reserve_exact(MEMO_ATTEMPTS as usize);
+        }
         while memo.len() <= attempt as usize {
             memo.push(direct(memo.len() as u32));
         }
