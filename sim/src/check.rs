@@ -25,7 +25,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use reflexio::engine::{Decision, Envelope};
+use reflexio::engine::{Decision, Envelope, Retry};
 use reflexio::strategy::Backoff;
 use reflexio::{Classification, ErrorClass};
 use serde::Serialize;
@@ -120,6 +120,7 @@ impl Default for Audit {
 
 impl Audit {
     /// Counts an event the engine emitted.
+    #[inline]
     pub fn event(&mut self, terminal: bool) {
         if terminal {
             self.terminal += 1;
@@ -132,40 +133,204 @@ mod tests {
     use super::*;
     use reflexio::strategy::BackoffKind;
 
+    /// The strategy's own bounds, in nanoseconds, for `attempt` after the
+    /// previous delay as the audit keeps it.
+    fn direct(backoff: Backoff, attempt: u32, previous: u64) -> (u64, u64) {
+        let previous = (previous != NONE).then(|| Duration::from_nanos(previous));
+        let (lo, hi) = backoff.bounds(attempt, previous);
+        (ns(lo), ns(hi))
+    }
+
     #[test]
     fn kept_bounds_are_the_strategys_own() {
-        // Every formula, attempts below and past the kept ones, in an order
-        // that fills the memo out of step, and decorrelated jitter with
-        // and without a previous delay.
+        // Every formula, with bases and maxima from zero to the largest,
+        // attempts below and past the kept ones in an order that fills the
+        // memo out of step, and every previous delay the audit can hold.
         let ms = Duration::from_millis;
+        let limits = [
+            (ms(3), ms(900)),
+            (Duration::ZERO, ms(5)),
+            (Duration::ZERO, Duration::ZERO),
+            (ms(7), ms(7)),
+            (Duration::from_nanos(1), Duration::MAX),
+            (Duration::MAX, Duration::MAX),
+        ];
+        let attempts = [5, 0, 1, 70, 2, 63, 64, 9, u32::MAX, 40, 65, 200];
+        let previous = [NONE, 0, 1, 50_000_000, u64::MAX / 3, u64::MAX / 3 + 1];
         for kind in BackoffKind::ALL {
-            let backoff = Backoff::new(kind, ms(3), ms(900));
-            let mut checker = Checker::new(Envelope::default(), [backoff; 8]);
-            for attempt in [5, 0, 1, 70, 2, 63, 64, 9, u32::MAX, 40] {
-                for previous in [None, Some(ms(50))] {
-                    let expected = if kind == BackoffKind::DecorrelatedJitter {
-                        backoff.bounds(attempt, previous)
-                    } else {
-                        backoff.bounds(attempt, None)
-                    };
-                    assert_eq!(
-                        checker.bounds(2, attempt, previous),
-                        expected,
-                        "{kind:?} attempt {attempt} previous {previous:?}"
-                    );
+            for (base, max) in limits {
+                let backoff = Backoff::new(kind, base, max);
+                let mut checker = Checker::new(Envelope::default(), [backoff; 8]);
+                for attempt in attempts {
+                    for previous in previous {
+                        assert_eq!(
+                            checker.bounds(2, attempt, previous),
+                            direct(backoff, attempt, previous),
+                            "{backoff:?} attempt {attempt} previous {previous}"
+                        );
+                    }
                 }
             }
         }
+    }
+
+    #[test]
+    fn nanoseconds_saturate_as_the_wide_conversion_does() {
+        let wide = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let edge = u64::MAX / 1_000_000_000;
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_nanos(u64::MAX),
+            Duration::from_nanos(u64::MAX - 1),
+            Duration::new(edge, 999_999_999),
+            Duration::new(edge + 1, 0),
+            Duration::new(u64::MAX, 999_999_999),
+            Duration::from_millis(1500),
+        ] {
+            assert_eq!(ns(d), wide(d), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn class_rules_follow_the_class_order() {
+        for (i, class) in ErrorClass::ALL.into_iter().enumerate() {
+            assert_eq!(class.index(), i, "{class}");
+        }
+    }
+
+    /// A small deterministic generator for the test's inputs.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % n
+        }
+
+        fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+            from[self.below(from.len() as u64) as usize]
+        }
+    }
+
+    #[test]
+    fn the_quick_pass_reports_what_the_full_audit_reports() {
+        // Two checkers see the same decisions: one through `decided`,
+        // whose well-behaved retries skip the full audit, the other
+        // through the full audit every time. Delays are drawn at, just
+        // inside and just outside each bound, and past what nanoseconds
+        // hold; envelopes with and without deadline, caps and hints.
+        let ms = Duration::from_millis;
+        let mut rng = Lcg(9);
+        let (mut clean, mut broken) = (0, 0);
+        let mut seen = std::collections::BTreeSet::new();
+        for round in 0..400 {
+            let mut envelope = Envelope::default();
+            envelope.deadline = rng.pick(&[None, Some(ms(1000)), Some(Duration::MAX)]);
+            envelope.max_attempts = rng.pick(&[1, 3, 6, 100, 100]);
+            envelope.max_unknown_attempts = rng.pick(&[None, Some(1), Some(2)]);
+            envelope.class_max_attempts[ErrorClass::RateLimit.index()] = rng.pick(&[None, Some(2)]);
+            envelope.max_retry_after = rng.pick(&[ms(0), ms(500), Duration::MAX]);
+            let kind = BackoffKind::ALL[round % BackoffKind::ALL.len()];
+            let (base, max) = rng.pick(&[
+                (ms(10), ms(400)),
+                (Duration::ZERO, ms(40)),
+                (ms(1), Duration::MAX),
+                (Duration::MAX, Duration::MAX),
+            ]);
+            let backoffs = std::array::from_fn(|_| Backoff::new(kind, base, max));
+            let mut quick = Checker::new(envelope, backoffs);
+            let mut full = quick.clone();
+            for call in 0..20 {
+                let (mut a, mut b) = (Audit::default(), Audit::default());
+                for attempt in 1..=rng.below(8) as u32 + 1 {
+                    let class = if rng.below(2) == 0 {
+                        rng.pick(&ErrorClass::ALL)
+                    } else {
+                        rng.pick(&[ErrorClass::Concurrency, ErrorClass::Transient])
+                    };
+                    let (lo, hi) = full.bounds(class.index(), attempt, b.previous[class.index()]);
+                    let near = |v: u64| [v, v.saturating_sub(1), v.saturating_add(1)];
+                    let mut choices = vec![0, u64::MAX];
+                    choices.extend(near(lo));
+                    choices.extend(near(hi));
+                    choices.extend(near(lo / 2 + hi / 2));
+                    let drawn = Duration::from_nanos(rng.pick(&choices));
+                    let other = Duration::from_nanos(rng.pick(&choices));
+                    let delay = rng.pick(&[drawn, drawn, other, Duration::MAX, ms(2000)]);
+                    let strategy_delay = rng.pick(&[drawn, drawn, Duration::MAX]);
+                    let failure = Classification {
+                        class,
+                        retry_after: rng.pick(&[None, None, Some(ms(300)), Some(Duration::MAX)]),
+                    };
+                    let elapsed = ms(rng.pick(&[0, 0, 0, 600, 999, 1000, 1001, 5000]));
+                    let decision = if rng.below(6) == 0 {
+                        Decision::Stop(reflexio::engine::StopReason::MaxAttemptsExceeded)
+                    } else {
+                        Decision::Retry(Retry {
+                            delay,
+                            strategy_delay,
+                            next_attempt: attempt + rng.pick(&[1, 1, 1, 0, 7]),
+                        })
+                    };
+                    quick.attempt_started(call, attempt, elapsed);
+                    full.started_in_full(call, attempt, elapsed);
+                    quick.decided(&mut a, call, attempt, failure, elapsed, &decision);
+                    b.failures[class.index()] += 1;
+                    if let Decision::Retry(retry) = &decision {
+                        let before = full.count();
+                        full.retry_in_full(&mut b, call, attempt, failure, elapsed, retry);
+                        if full.count() == before {
+                            clean += 1;
+                        } else {
+                            broken += 1;
+                        }
+                    }
+                    assert_eq!((a.failures, a.previous), (b.failures, b.previous));
+                }
+                let terminal = rng.pick(&[0, 1, 1, 1, 2]);
+                for _ in 0..terminal {
+                    a.event(true);
+                    b.event(true);
+                }
+                a.event(false);
+                b.event(false);
+                quick.finished(&a, call, 9);
+                if b.terminal != 1 {
+                    full.terminal_events(b.terminal, call, 9);
+                }
+            }
+            assert_eq!(quick.count(), full.count(), "round {round}");
+            assert_eq!(quick.violations(), full.violations(), "round {round}");
+            seen.extend(full.violations().iter().map(|v| v.kind));
+        }
+        // Retries that keep the rules and retries that break them were
+        // both seen, many times, and every kind a decision can break.
+        assert!(
+            clean > 1000 && broken > 1000,
+            "{clean} clean, {broken} broken"
+        );
+        use ViolationKind as V;
+        let every = [
+            V::AttemptOverCap,
+            V::AttemptAfterDeadline,
+            V::SleepPastDeadline,
+            V::DelayOutOfBounds,
+            V::RetryOfNeverRetryClass,
+            V::TerminalEvents,
+        ];
+        assert_eq!(seen, every.into_iter().collect());
     }
 }
 
 /// Checks one policy's decisions.
 #[derive(Debug, Clone)]
 pub struct Checker {
-    /// Per class, the strategy's bounds for attempts `0..len`, computed by
-    /// the strategy on first need (for strategies whose bounds depend on
-    /// the attempt alone, and attempts below [`MEMO_ATTEMPTS`]).
-    memo: [Vec<(Duration, Duration)>; 8],
+    /// Per class, what a retry is held to, worked out once.
+    classes: [ClassRule; 8],
     envelope: Envelope,
     backoffs: [Backoff; 8],
     kept: Vec<Violation>,
@@ -173,8 +338,75 @@ pub struct Checker {
     budget: Option<BudgetAudit>,
 }
 
+/// What the checker holds a retry of one class to, worked out once from
+/// the envelope and the class's strategy.
+#[derive(Debug, Clone)]
+struct ClassRule {
+    /// Retries are allowed while the call's failures of the class stay
+    /// below this: 0 for a class that is never retried, else its cap, or
+    /// `u32::MAX` without one (that many failures get the full audit).
+    retry_below: u32,
+    /// How the strategy's bounds are found.
+    shape: Shape,
+    /// For [`Shape::ByAttempt`], the strategy's bounds in nanoseconds for
+    /// attempts `0..len`, computed by the strategy on first need, up to
+    /// [`MEMO_ATTEMPTS`].
+    memo: Vec<(u64, u64)>,
+}
+
+/// How a strategy's bounds depend on the attempt and the previous delay.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    /// The same bounds always (constant).
+    Fixed(u64, u64),
+    /// Bounds that depend on the attempt alone: kept per attempt.
+    ByAttempt,
+    /// Decorrelated jitter: `[min(base, max), min(max, max(base, 3 ×
+    /// previous))]`, with `previous = base` before the first retry.
+    Decorrelated { base: u64, lo: u64, max: u64 },
+    /// Any formula added later: the strategy's own, every time.
+    Direct,
+}
+
+impl ClassRule {
+    fn new(envelope: &Envelope, class: ErrorClass, backoff: Backoff) -> Self {
+        use reflexio::strategy::BackoffKind as K;
+        let retry_below = if class.is_retryable() {
+            envelope.class_cap(class).unwrap_or(u32::MAX)
+        } else {
+            0
+        };
+        let shape = match backoff.kind() {
+            K::Constant => {
+                let (lo, hi) = backoff.bounds(1, None);
+                Shape::Fixed(ns(lo), ns(hi))
+            }
+            K::Exponential | K::FullJitter | K::EqualJitter | K::TokenBackoff => Shape::ByAttempt,
+            K::DecorrelatedJitter => {
+                let (base, max) = (ns(backoff.base()), ns(backoff.max()));
+                Shape::Decorrelated {
+                    base,
+                    lo: base.min(max),
+                    max,
+                }
+            }
+            _ => Shape::Direct,
+        };
+        ClassRule {
+            retry_below,
+            shape,
+            memo: Vec::new(),
+        }
+    }
+}
+
+/// Whole nanoseconds, saturated at `u64::MAX`, without 128-bit arithmetic.
+#[inline]
 fn ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    d.as_secs()
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(u64::from(d.subsec_nanos())))
+        .unwrap_or(u64::MAX)
 }
 
 /// Attempts whose strategy bounds the checker keeps, per class.
@@ -184,7 +416,9 @@ impl Checker {
     /// A checker for a policy with this envelope and these strategies.
     pub fn new(envelope: Envelope, backoffs: [Backoff; 8]) -> Self {
         Checker {
-            memo: Default::default(),
+            classes: std::array::from_fn(|i| {
+                ClassRule::new(&envelope, ErrorClass::ALL[i], backoffs[i])
+            }),
             envelope,
             backoffs,
             kept: Vec::new(),
@@ -206,7 +440,18 @@ impl Checker {
     }
 
     /// Attempt `attempt` of `call` starts `elapsed` after the call started.
+    #[inline]
     pub fn attempt_started(&mut self, call: u64, attempt: u32, elapsed: Duration) {
+        let late = self.envelope.deadline.is_some_and(|d| elapsed > d);
+        if attempt > self.envelope.max_attempts || late {
+            self.started_in_full(call, attempt, elapsed);
+        }
+    }
+
+    /// The full audit of an attempt's start.
+    #[cold]
+    #[inline(never)]
+    fn started_in_full(&mut self, call: u64, attempt: u32, elapsed: Duration) {
         if attempt > self.envelope.max_attempts {
             let cap = self.envelope.max_attempts;
             self.report(
@@ -230,6 +475,11 @@ impl Checker {
 
     /// Attempt `attempt` of `call` failed with `failure` at `elapsed`, and
     /// the engine decided `decision`.
+    ///
+    /// A retry that keeps every rule, as most do, is told apart by one
+    /// pass over the numbers; any other gets the full audit, which reports
+    /// what it breaks.
+    #[inline]
     pub fn decided(
         &mut self,
         audit: &mut Audit,
@@ -239,12 +489,58 @@ impl Checker {
         elapsed: Duration,
         decision: &Decision,
     ) {
-        let class = failure.class;
-        let slot = class.index();
+        let slot = failure.class.index();
         audit.failures[slot] += 1;
         let Decision::Retry(retry) = decision else {
             return;
         };
+        let (lo, hi) = self.bounds(slot, attempt, audit.previous[slot]);
+        let env = &self.envelope;
+        let drawn = ns(retry.strategy_delay);
+        let delay = ns(retry.delay);
+        let hint = failure
+            .retry_after
+            .map_or(0, |h| ns(h.min(env.max_retry_after)));
+        let (late, bottom) = match env.deadline {
+            None => (false, lo),
+            Some(deadline) => (
+                elapsed.saturating_add(retry.delay) > deadline,
+                lo.min(ns(deadline.saturating_sub(elapsed))),
+            ),
+        };
+        // Non-short-circuit: one branch for the lot. A delay of u64::MAX
+        // nanoseconds may stand for a longer one: the full audit decides.
+        let kept = (audit.failures[slot] < self.classes[slot].retry_below)
+            & (attempt < env.max_attempts)
+            & (retry.next_attempt <= env.max_attempts)
+            & !late
+            & (lo <= drawn)
+            & (drawn <= hi)
+            & (bottom <= delay)
+            & (delay <= hi.max(hint))
+            & (drawn != u64::MAX)
+            & (delay != u64::MAX);
+        if kept {
+            audit.previous[slot] = drawn;
+        } else {
+            self.retry_in_full(audit, call, attempt, failure, elapsed, retry);
+        }
+    }
+
+    /// The full audit of a retry; the class's failure is already counted.
+    #[cold]
+    #[inline(never)]
+    fn retry_in_full(
+        &mut self,
+        audit: &mut Audit,
+        call: u64,
+        attempt: u32,
+        failure: Classification,
+        elapsed: Duration,
+        retry: &Retry,
+    ) {
+        let class = failure.class;
+        let slot = class.index();
         let env = self.envelope;
         if !class.is_retryable() {
             self.report(
@@ -299,9 +595,8 @@ impl Checker {
             }
         }
         let backoff = self.backoffs[slot];
-        let previous =
-            (audit.previous[slot] != NONE).then(|| Duration::from_nanos(audit.previous[slot]));
-        let (lo, hi) = self.bounds(slot, attempt, previous);
+        let (lo, hi) = self.bounds(slot, attempt, audit.previous[slot]);
+        let (lo, hi) = (Duration::from_nanos(lo), Duration::from_nanos(hi));
         audit.previous[slot] = ns(retry.strategy_delay);
         if retry.strategy_delay < lo || retry.strategy_delay > hi {
             self.report(
@@ -334,44 +629,71 @@ impl Checker {
         }
     }
 
-    /// The bounds of class `slot`'s strategy for `attempt` after the
-    /// `previous` delay: the strategy's own, kept per attempt where they
-    /// depend on the attempt alone (every strategy but decorrelated
-    /// jitter, and any formula added later), so each is computed once per
-    /// run.
+    /// The bounds, in nanoseconds, of class `slot`'s strategy for
+    /// `attempt` after the `previous` delay (as the audit keeps it): the
+    /// strategy's own, worked out once where they do not depend on the
+    /// previous delay, and by decorrelated jitter's formula where they do.
     #[inline]
-    fn bounds(
-        &mut self,
-        slot: usize,
-        attempt: u32,
-        previous: Option<Duration>,
-    ) -> (Duration, Duration) {
-        use reflexio::strategy::BackoffKind as K;
-        let backoff = self.backoffs[slot];
-        let by_attempt = matches!(
-            backoff.kind(),
-            K::Constant | K::Exponential | K::FullJitter | K::EqualJitter | K::TokenBackoff
-        );
-        if !by_attempt || attempt >= MEMO_ATTEMPTS {
-            return backoff.bounds(attempt, previous);
+    fn bounds(&mut self, slot: usize, attempt: u32, previous: u64) -> (u64, u64) {
+        let class = &self.classes[slot];
+        match class.shape {
+            Shape::Fixed(lo, hi) => (lo, hi),
+            Shape::Decorrelated { base, lo, max } => {
+                let previous = if previous == NONE { base } else { previous };
+                (lo, previous.saturating_mul(3).max(base).min(max))
+            }
+            Shape::ByAttempt => match class.memo.get(attempt as usize) {
+                Some(&kept) => kept,
+                None => self.bounds_by_attempt(slot, attempt),
+            },
+            Shape::Direct => {
+                let previous = (previous != NONE).then(|| Duration::from_nanos(previous));
+                let (lo, hi) = self.backoffs[slot].bounds(attempt, previous);
+                (ns(lo), ns(hi))
+            }
         }
-        let memo = &mut self.memo[slot];
+    }
+
+    /// The bounds of a strategy that depends on the attempt alone, kept
+    /// for attempts below [`MEMO_ATTEMPTS`].
+    #[inline(never)]
+    fn bounds_by_attempt(&mut self, slot: usize, attempt: u32) -> (u64, u64) {
+        let backoff = self.backoffs[slot];
+        let direct = |attempt| {
+            let (lo, hi) = backoff.bounds(attempt, None);
+            (ns(lo), ns(hi))
+        };
+        if attempt >= MEMO_ATTEMPTS {
+            return direct(attempt);
+        }
+        let memo = &mut self.classes[slot].memo;
+        if memo.capacity() == 0 {
+            // One allocation per class and run, not one per doubling.
+            memo.reserve_exact(MEMO_ATTEMPTS as usize);
+        }
         while memo.len() <= attempt as usize {
-            memo.push(backoff.bounds(memo.len() as u32, None));
+            memo.push(direct(memo.len() as u32));
         }
         memo[attempt as usize]
     }
 
     /// `call` ended; it must have had exactly one terminal event.
+    #[inline]
     pub fn finished(&mut self, audit: &Audit, call: u64, attempt: u32) {
         if audit.terminal != 1 {
-            self.report(
-                call,
-                attempt,
-                ViolationKind::TerminalEvents,
-                format!("{} terminal events, expected exactly 1", audit.terminal),
-            );
+            self.terminal_events(audit.terminal, call, attempt);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn terminal_events(&mut self, terminal: u32, call: u64, attempt: u32) {
+        self.report(
+            call,
+            attempt,
+            ViolationKind::TerminalEvents,
+            format!("{terminal} terminal events, expected exactly 1"),
+        );
     }
 
     /// How many violations were found.
