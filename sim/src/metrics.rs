@@ -220,31 +220,37 @@ fn nth_with_zeros(nonzero: &mut [u64], n: usize, rank: u64) -> u64 {
 
 /// Below this length [`sort_u64`] uses the comparison sort.
 const RADIX_MIN: usize = 1024;
+/// Bits per digit of [`sort_u64`]'s radix sort.
+const DIGIT_BITS: u32 = 11;
+/// Digits of a `u64`, the last one shorter.
+const DIGITS: usize = 64usize.div_ceil(DIGIT_BITS as usize);
 
-/// Sorts `v` ascending: a least-significant-digit radix sort on bytes for
-/// long vectors (skipping every byte in which all values agree, so
-/// latencies below 2^40 ns take at most five passes), the standard
-/// unstable sort for short ones. Equal `u64`s cannot be told apart, so the
-/// result is the one any sort gives.
+/// Sorts `v` ascending: a least-significant-digit radix sort on 11-bit
+/// digits for long vectors (skipping every digit in which all values
+/// agree, so latencies below 2^33 ns take at most three passes), the
+/// standard unstable sort for short ones. Equal `u64`s cannot be told
+/// apart, so the result is the one any sort gives.
 fn sort_u64(v: &mut Vec<u64>) {
+    const RADIX: usize = 1 << DIGIT_BITS;
+    const MASK: u64 = RADIX as u64 - 1;
     let n = v.len();
     if n < RADIX_MIN {
         v.sort_unstable();
         return;
     }
-    let mut counts = [[0usize; 256]; 8];
+    let mut counts = vec![[0usize; RADIX]; DIGITS];
     for &x in v.iter() {
-        for (byte, c) in counts.iter_mut().enumerate() {
-            c[((x >> (8 * byte)) & 0xFF) as usize] += 1;
+        for (digit, c) in counts.iter_mut().enumerate() {
+            c[((x >> (DIGIT_BITS as usize * digit)) & MASK) as usize] += 1;
         }
     }
     let first = v[0];
     let mut from = std::mem::take(v);
     let mut to = vec![0u64; n];
-    for (byte, c) in counts.iter_mut().enumerate() {
-        let shift = 8 * byte;
-        if c[((first >> shift) & 0xFF) as usize] == n {
-            // Every value has this byte: the pass would move nothing.
+    for (digit, c) in counts.iter_mut().enumerate() {
+        let shift = DIGIT_BITS as usize * digit;
+        if c[((first >> shift) & MASK) as usize] == n {
+            // Every value has this digit: the pass would move nothing.
             continue;
         }
         let mut start = 0;
@@ -254,7 +260,7 @@ fn sort_u64(v: &mut Vec<u64>) {
             start += here;
         }
         for &x in &from {
-            let d = ((x >> shift) & 0xFF) as usize;
+            let d = ((x >> shift) & MASK) as usize;
             to[c[d]] = x;
             c[d] += 1;
         }
