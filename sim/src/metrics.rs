@@ -165,12 +165,7 @@ impl CallResults {
         let pick = |v: &[u64], p: f64| v.get(rank(p, calls) as usize - 1).copied().unwrap_or(0);
         let peak = self.load.iter().copied().max().unwrap_or(0);
         let per_second = 1e9 / bucket_ns as f64;
-        let cdf = (1..=CDF_POINTS)
-            .map(|i| {
-                let p = i as f64 / CDF_POINTS as f64;
-                (ms(pick(&self.latency, p)), p)
-            })
-            .collect();
+        let cdf = cdf(&self.latency, calls);
         let sleep_total = self.sleep_total;
         PolicyMetrics {
             policy: policy.to_owned(),
@@ -271,7 +266,47 @@ fn sort_u64(v: &mut Vec<u64>) {
 
 /// Nearest rank of percentile `p` among `n` values (1-based, at least 1).
 fn rank(p: f64, n: u64) -> u64 {
-    ((p * n as f64).ceil() as u64).clamp(1, n.max(1))
+    ceil_to_u64(p * n as f64).clamp(1, n.max(1))
+}
+
+/// `x.ceil() as u64`, without the call to `ceil` that the baseline x86-64
+/// target makes for the ranks: the truncation of a non-negative number is
+/// its floor, one more if it fell short of `x`.
+fn ceil_to_u64(x: f64) -> u64 {
+    // From 0 to 2^63 the conversions go through i64, one instruction each
+    // way; anything else (never a rank) takes the long way.
+    if !(0.0..9_223_372_036_854_775_808.0).contains(&x) {
+        return x.ceil() as u64;
+    }
+    let floor = x as i64;
+    (floor + i64::from((floor as f64) < x)) as u64
+}
+
+/// The fractions `i / 200` of the CDF's points, `i` = 1 to 200.
+const CDF_FRACTIONS: [f64; CDF_POINTS] = {
+    let mut p = [0.0; CDF_POINTS];
+    let mut i = 0;
+    while i < CDF_POINTS {
+        p[i] = (i + 1) as f64 / CDF_POINTS as f64;
+        i += 1;
+    }
+    p
+};
+
+/// `(latency ms, p)` at the [`CDF_POINTS`] fractions `p = i / 200`, from
+/// the `n` latencies `sorted` ascending. Fractions that fall on the same
+/// rank (more points than calls) share its value.
+fn cdf(sorted: &[u64], n: u64) -> Vec<(f64, f64)> {
+    let mut points = Vec::with_capacity(CDF_POINTS);
+    let mut last = (0, 0.0);
+    for p in CDF_FRACTIONS {
+        let r = rank(p, n);
+        if r != last.0 {
+            last = (r, ms(sorted.get(r as usize - 1).copied().unwrap_or(0)));
+        }
+        points.push((last.1, p));
+    }
+    points
 }
 
 fn ms(ns: u64) -> f64 {
@@ -572,6 +607,47 @@ mod tests {
 
     use rand::{Rng, SeedableRng};
 
+    #[test]
+    fn ceiling_without_libm_agrees_with_ceil() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let mut xs = vec![
+            0.0,
+            0.5,
+            1.0,
+            1.0 + f64::EPSILON,
+            2f64.powi(52) + 0.5,
+            2f64.powi(53),
+            2f64.powi(63),
+            2f64.powi(64),
+        ];
+        xs.extend((0..10_000).map(|_| rng.random::<f64>() * 1e6));
+        xs.extend((0..10_000).map(|_| f64::from_bits(rng.random_range(0..0x43F0_0000_0000_0000))));
+        xs.extend([
+            f64::NAN,
+            -0.0,
+            -0.5,
+            -3.0,
+            2f64.powi(63) - 1024.0,
+            2f64.powi(63) + 2048.0,
+        ]);
+        for x in xs {
+            assert_eq!(ceil_to_u64(x), x.ceil() as u64, "{x:e}");
+        }
+        for (i, p) in CDF_FRACTIONS.iter().enumerate() {
+            assert_eq!(*p, (i + 1) as f64 / CDF_POINTS as f64);
+        }
+        // Every rank the metrics take, as the plain formula gives it.
+        for n in (0..2000).chain([99_999, 100_000, 1_000_000, u64::from(u32::MAX)]) {
+            for i in 1..=CDF_POINTS {
+                let p = i as f64 / CDF_POINTS as f64;
+                assert_eq!(rank(p, n), plain_rank(p, n), "p = {p}, n = {n}");
+            }
+            for p in [0.5, 0.9, 0.99] {
+                assert_eq!(rank(p, n), plain_rank(p, n), "p = {p}, n = {n}");
+            }
+        }
+    }
+
     /// Values of the kinds the metrics see: small and large, many equal,
     /// zeros, and the extremes of `u64`.
     fn values(rng: &mut rand_chacha::ChaCha8Rng, n: usize) -> Vec<u64> {
@@ -626,6 +702,11 @@ mod tests {
         }
     }
 
+    /// Nearest rank as the module documentation defines it.
+    fn plain_rank(p: f64, n: u64) -> u64 {
+        ((p * n as f64).ceil() as u64).clamp(1, n.max(1))
+    }
+
     /// The metrics as defined: every per-call value kept by call, sorted
     /// whole, counted in one pass each.
     fn by_definition(calls: &[(u64, u64, u64, u32, u8)], policy_calls: usize) -> PolicyMetrics {
@@ -651,7 +732,7 @@ mod tests {
         let attempt_rank = |p: f64| {
             let mut sorted = attempts.clone();
             sorted.sort_unstable();
-            let r = rank(p, n) as usize;
+            let r = plain_rank(p, n) as usize;
             // Calls without attempts are not in the histogram: a rank
             // among them reads the attempts of the calls after them.
             let zero = sorted.iter().filter(|&&a| a == 0).count();
@@ -667,7 +748,7 @@ mod tests {
         let sleep_total = sleep.iter().fold(0u64, |a, b| a.saturating_add(*b));
         latency.sort_unstable();
         sleep.sort_unstable();
-        let pick = |v: &[u64], p: f64| v.get(rank(p, n) as usize - 1).copied().unwrap_or(0);
+        let pick = |v: &[u64], p: f64| v.get(plain_rank(p, n) as usize - 1).copied().unwrap_or(0);
         PolicyMetrics {
             policy: "p".to_owned(),
             calls: n,
