@@ -340,7 +340,10 @@ fn simulate(
     let _ = write!(out, "{shown}");
     let mut written: Vec<&str> = outputs.iter().map(|(n, _)| n.as_str()).collect();
     written.extend(plot_files.iter().map(String::as_str));
-    let _ = writeln!(err, "wrote {}/ ({})", dir.display(), written.join(", "));
+    // One write: standard error is unbuffered, and each piece of a
+    // formatted line would be a system call of its own.
+    let line = format!("wrote {}/ ({})\n", dir.display(), written.join(", "));
+    let _ = err.write_all(line.as_bytes());
     if report.violations() > 0 {
         let _ = writeln!(
             err,
