@@ -249,6 +249,7 @@ fn simulate(
         scenario.workload.calls * u64::from(runs) * scenario.policies.len() as u64,
     );
     let report = crate::world::run_many_observed(&scenario, seed, runs, &|p| {
+        let Some(bar) = &bar else { return };
         bar.set_position(p.calls);
         let secs = bar.elapsed().as_secs_f64();
         if secs > 0.0 {
@@ -259,7 +260,9 @@ fn simulate(
         }
     })
     .map_err(|e| sim_error(path, cli, &e));
-    bar.finish_and_clear();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     let report = report?;
 
     let dir = cli
@@ -281,21 +284,24 @@ fn simulate(
     };
     let mut set = ReportSet::begin(&dir, writer)?;
     let mut plot_files = Vec::new();
+    // Each plot is drawn once: the SVG file (when plots are SVG) and the
+    // HTML page, which shows the plots inline, share the text.
+    let mut svgs = Vec::new();
     if !cli.no_plots {
-        match cli.plot_format {
-            ImageFormat::Svg => {
-                for (which, (stem, _)) in plots::PLOTS.iter().enumerate() {
-                    if let Some(code) = interrupted(err) {
-                        return Ok(code);
-                    }
-                    let name = format!("{stem}.{}", PlotFormat::Svg.extension());
-                    set.write(&name, plots::svg(&report, which)?.as_bytes())?;
-                    plot_files.push(name);
-                }
+        for (which, (stem, _)) in plots::PLOTS.iter().enumerate() {
+            if let Some(code) = interrupted(err) {
+                return Ok(code);
             }
-            ImageFormat::Png => {
-                plot_files = plots::write_all(&report, set.staging(), PlotFormat::Png)?;
+            let svg = plots::svg(&report, which)?;
+            if cli.plot_format == ImageFormat::Svg {
+                let name = format!("{stem}.{}", PlotFormat::Svg.extension());
+                set.write(&name, svg.as_bytes())?;
+                plot_files.push(name);
             }
+            svgs.push(svg);
+        }
+        if cli.plot_format == ImageFormat::Png {
+            plot_files = plots::write_all(&report, set.staging(), PlotFormat::Png)?;
         }
     }
     let scenario_path = path.to_string_lossy().replace('\\', "/");
@@ -305,7 +311,7 @@ fn simulate(
         .unwrap_or_default();
     outputs.push((
         "report.html".to_owned(),
-        html::render(&report, Some(&scenario_path), &notes, !cli.no_plots)?,
+        html::render_with_plots(&report, Some(&scenario_path), &notes, &svgs),
     ));
     for (name, text) in &outputs {
         if let Some(code) = interrupted(err) {
@@ -334,7 +340,10 @@ fn simulate(
     let _ = write!(out, "{shown}");
     let mut written: Vec<&str> = outputs.iter().map(|(n, _)| n.as_str()).collect();
     written.extend(plot_files.iter().map(String::as_str));
-    let _ = writeln!(err, "wrote {}/ ({})", dir.display(), written.join(", "));
+    // One write: standard error is unbuffered, and each piece of a
+    // formatted line would be a system call of its own.
+    let line = format!("wrote {}/ ({})\n", dir.display(), written.join(", "));
+    let _ = err.write_all(line.as_bytes());
     if report.violations() > 0 {
         let _ = writeln!(
             err,
@@ -394,12 +403,13 @@ pub fn render_all(
     ]
 }
 
-/// A progress bar on standard error, drawn only when `enabled` (standard
-/// error is a terminal): calls done, elapsed time, attempts per second and
-/// the time left. Wall-clock time shows here only, never in a report.
-fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
+/// A progress bar on standard error, only when `enabled` (standard error
+/// is a terminal): calls done, elapsed time, attempts per second and the
+/// time left. Wall-clock time shows here only, never in a report; without
+/// a bar the clock is never read.
+fn progress_bar(enabled: bool, total: u64) -> Option<ProgressBar> {
     if !enabled {
-        return ProgressBar::hidden();
+        return None;
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template(
@@ -409,7 +419,7 @@ fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar.set_message("0 attempts/s");
-    bar
+    Some(bar)
 }
 
 /// A worst-case total sleep: `at most <duration>`, or `unbounded`.

@@ -32,6 +32,7 @@ pub mod check;
 pub mod cli;
 pub mod doctor;
 pub mod draws;
+mod jobs;
 pub mod latency;
 pub mod limits;
 pub mod metrics;

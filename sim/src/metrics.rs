@@ -14,13 +14,24 @@ use crate::check::Violation;
 /// Points kept of the completion-latency CDF, for plots.
 pub const CDF_POINTS: usize = 200;
 
-/// Per-call results of one policy run, indexed by call id.
+/// Per-call results of one policy run.
+///
+/// Only what the metrics read is kept: every call's latency (for the
+/// percentiles and the CDF), the sleeps that are not zero (a zero sleep
+/// only counts towards the rank of the sleep percentile), and counts of
+/// attempts per call and of stop reasons. A call that is never recorded
+/// counts as a success with latency, sleep and attempts zero.
 #[derive(Debug, Clone)]
 pub struct CallResults {
+    calls: usize,
     latency: Vec<u64>,
+    /// Sleeps of the calls that slept, in the order they ended.
     sleep: Vec<u64>,
-    attempts: Vec<u32>,
-    end: Vec<u8>,
+    sleep_total: u64,
+    /// `histogram[i]` calls made `i + 1` attempts.
+    histogram: Vec<u64>,
+    /// Calls by stop reason, indexed by [`end_code`].
+    ends: [u64; END_CODES],
     /// Attempts made so far.
     pub attempts_total: u64,
     load: Vec<u64>,
@@ -31,6 +42,7 @@ pub struct CallResults {
 }
 
 const SUCCESS: u8 = 0;
+const END_CODES: usize = 7;
 
 fn end_code(reason: Option<StopReason>) -> u8 {
     match reason {
@@ -56,10 +68,12 @@ impl CallResults {
     /// Room for `calls` calls.
     pub fn new(calls: usize) -> Self {
         CallResults {
-            latency: vec![0; calls],
-            sleep: vec![0; calls],
-            attempts: vec![0; calls],
-            end: vec![SUCCESS; calls],
+            calls,
+            latency: Vec::with_capacity(calls),
+            sleep: Vec::new(),
+            sleep_total: 0,
+            histogram: Vec::new(),
+            ends: [0; END_CODES],
             attempts_total: 0,
             load: Vec::new(),
             last_end: 0,
@@ -82,7 +96,7 @@ impl CallResults {
         self.load[b] += 1;
     }
 
-    /// Call `call` ended at virtual time `end`.
+    /// Call `call` ended at virtual time `end`. Each call is recorded once.
     pub fn record(
         &mut self,
         call: usize,
@@ -92,11 +106,23 @@ impl CallResults {
         attempts: u32,
         reason: Option<StopReason>,
     ) {
+        debug_assert!(call < self.calls && self.latency.len() < self.calls);
         self.last_end = self.last_end.max(end);
-        self.latency[call] = latency;
-        self.sleep[call] = sleep;
-        self.attempts[call] = attempts;
-        self.end[call] = end_code(reason);
+        self.latency.push(latency);
+        if sleep > 0 {
+            self.sleep.push(sleep);
+            // Saturating sums of non-negative terms do not depend on the
+            // order of the terms.
+            self.sleep_total = self.sleep_total.saturating_add(sleep);
+        }
+        if attempts > 0 {
+            let i = attempts as usize - 1;
+            if i >= self.histogram.len() {
+                self.histogram.resize(i + 1, 0);
+            }
+            self.histogram[i] += 1;
+        }
+        self.ends[usize::from(end_code(reason))] += 1;
     }
 
     /// The metrics of the run.
@@ -107,27 +133,22 @@ impl CallResults {
         violation_list: Vec<Violation>,
         violations: u64,
     ) -> PolicyMetrics {
-        let calls = self.latency.len() as u64;
-        let mut failures = Failures::default();
-        let mut successes = 0;
-        for e in &self.end {
-            match *e {
-                SUCCESS => successes += 1,
-                1 => failures.permanent_fail += 1,
-                2 => failures.deadline_exceeded += 1,
-                3 => failures.max_attempts_exceeded += 1,
-                4 => failures.class_attempts_exceeded += 1,
-                5 => failures.max_unknown_attempts_exceeded += 1,
-                _ => failures.budget_exhausted += 1,
-            }
-        }
-        let max_attempts = self.attempts.iter().copied().max().unwrap_or(0);
-        let mut histogram = vec![0u64; max_attempts as usize];
-        for a in &self.attempts {
-            if *a > 0 {
-                histogram[*a as usize - 1] += 1;
-            }
-        }
+        let calls = self.calls as u64;
+        // Calls never recorded count as successes with zero latency.
+        let unrecorded = self.calls - self.latency.len().min(self.calls);
+        self.latency.resize(self.latency.len() + unrecorded, 0);
+        let [ok, permanent, deadline, max_attempts, class, unknown, budget] = self.ends;
+        let successes = ok + unrecorded as u64;
+        let failures = Failures {
+            permanent_fail: permanent,
+            deadline_exceeded: deadline,
+            max_attempts_exceeded: max_attempts,
+            class_attempts_exceeded: class,
+            max_unknown_attempts_exceeded: unknown,
+            budget_exhausted: budget,
+        };
+        let histogram = self.histogram;
+        let max_attempts = histogram.len() as u32;
         let attempt_rank = |p: f64| -> u32 {
             let rank = rank(p, calls);
             let mut seen = 0;
@@ -139,18 +160,13 @@ impl CallResults {
             }
             max_attempts
         };
-        let sleep_total: u64 = self.sleep.iter().fold(0u64, |a, b| a.saturating_add(*b));
-        self.sleep.sort_unstable();
-        self.latency.sort_unstable();
+        let sleep_p99 = nth_with_zeros(&mut self.sleep, self.calls, rank(0.99, calls));
+        sort_u64(&mut self.latency);
         let pick = |v: &[u64], p: f64| v.get(rank(p, calls) as usize - 1).copied().unwrap_or(0);
         let peak = self.load.iter().copied().max().unwrap_or(0);
         let per_second = 1e9 / bucket_ns as f64;
-        let cdf = (1..=CDF_POINTS)
-            .map(|i| {
-                let p = i as f64 / CDF_POINTS as f64;
-                (ms(pick(&self.latency, p)), p)
-            })
-            .collect();
+        let cdf = cdf(&self.latency, calls);
+        let sleep_total = self.sleep_total;
         PolicyMetrics {
             policy: policy.to_owned(),
             calls,
@@ -167,7 +183,7 @@ impl CallResults {
             attempts_histogram: histogram,
             sleep_total_ms: ms(sleep_total),
             sleep_mean_ms: sleep_total as f64 / 1e6 / calls.max(1) as f64,
-            sleep_p99_ms: ms(pick(&self.sleep, 0.99)),
+            sleep_p99_ms: ms(sleep_p99),
             latency_p50_ms: ms(pick(&self.latency, 0.5)),
             latency_p99_ms: ms(pick(&self.latency, 0.99)),
             latency_max_ms: ms(self.latency.last().copied().unwrap_or(0)),
@@ -182,9 +198,115 @@ impl CallResults {
     }
 }
 
+/// The value at 1-based `rank` among `n` values: `nonzero`, plus zeros for
+/// the rest. The zeros come first in sorted order, so only a rank past
+/// them looks into `nonzero` (reordering it); 0 for a rank out of range.
+fn nth_with_zeros(nonzero: &mut [u64], n: usize, rank: u64) -> u64 {
+    let zeros = n.saturating_sub(nonzero.len()) as u64;
+    if rank <= zeros {
+        return 0;
+    }
+    let i = (rank - zeros - 1) as usize;
+    if i >= nonzero.len() {
+        return 0;
+    }
+    *nonzero.select_nth_unstable(i).1
+}
+
+/// Below this length [`sort_u64`] uses the comparison sort.
+const RADIX_MIN: usize = 1024;
+/// Bits per digit of [`sort_u64`]'s radix sort.
+const DIGIT_BITS: u32 = 11;
+/// Digits of a `u64`, the last one shorter.
+const DIGITS: usize = 64usize.div_ceil(DIGIT_BITS as usize);
+
+/// Sorts `v` ascending: a least-significant-digit radix sort on 11-bit
+/// digits for long vectors (skipping every digit in which all values
+/// agree, so latencies below 2^33 ns take at most three passes), the
+/// standard unstable sort for short ones. Equal `u64`s cannot be told
+/// apart, so the result is the one any sort gives.
+fn sort_u64(v: &mut Vec<u64>) {
+    const RADIX: usize = 1 << DIGIT_BITS;
+    const MASK: u64 = RADIX as u64 - 1;
+    let n = v.len();
+    if n < RADIX_MIN {
+        v.sort_unstable();
+        return;
+    }
+    let mut counts = vec![[0usize; RADIX]; DIGITS];
+    for &x in v.iter() {
+        for (digit, c) in counts.iter_mut().enumerate() {
+            c[((x >> (DIGIT_BITS as usize * digit)) & MASK) as usize] += 1;
+        }
+    }
+    let first = v[0];
+    let mut from = std::mem::take(v);
+    let mut to = vec![0u64; n];
+    for (digit, c) in counts.iter_mut().enumerate() {
+        let shift = DIGIT_BITS as usize * digit;
+        if c[((first >> shift) & MASK) as usize] == n {
+            // Every value has this digit: the pass would move nothing.
+            continue;
+        }
+        let mut start = 0;
+        for k in c.iter_mut() {
+            let here = *k;
+            *k = start;
+            start += here;
+        }
+        for &x in &from {
+            let d = ((x >> shift) & MASK) as usize;
+            to[c[d]] = x;
+            c[d] += 1;
+        }
+        std::mem::swap(&mut from, &mut to);
+    }
+    *v = from;
+}
+
 /// Nearest rank of percentile `p` among `n` values (1-based, at least 1).
 fn rank(p: f64, n: u64) -> u64 {
-    ((p * n as f64).ceil() as u64).clamp(1, n.max(1))
+    ceil_to_u64(p * n as f64).clamp(1, n.max(1))
+}
+
+/// `x.ceil() as u64`, without the call to `ceil` that the baseline x86-64
+/// target makes for the ranks: the truncation of a non-negative number is
+/// its floor, one more if it fell short of `x`.
+fn ceil_to_u64(x: f64) -> u64 {
+    // From 0 to 2^63 the conversions go through i64, one instruction each
+    // way; anything else (never a rank) takes the long way.
+    if !(0.0..9_223_372_036_854_775_808.0).contains(&x) {
+        return x.ceil() as u64;
+    }
+    let floor = x as i64;
+    (floor + i64::from((floor as f64) < x)) as u64
+}
+
+/// The fractions `i / 200` of the CDF's points, `i` = 1 to 200.
+const CDF_FRACTIONS: [f64; CDF_POINTS] = {
+    let mut p = [0.0; CDF_POINTS];
+    let mut i = 0;
+    while i < CDF_POINTS {
+        p[i] = (i + 1) as f64 / CDF_POINTS as f64;
+        i += 1;
+    }
+    p
+};
+
+/// `(latency ms, p)` at the [`CDF_POINTS`] fractions `p = i / 200`, from
+/// the `n` latencies `sorted` ascending. Fractions that fall on the same
+/// rank (more points than calls) share its value.
+fn cdf(sorted: &[u64], n: u64) -> Vec<(f64, f64)> {
+    let mut points = Vec::with_capacity(CDF_POINTS);
+    let mut last = (0, 0.0);
+    for p in CDF_FRACTIONS {
+        let r = rank(p, n);
+        if r != last.0 {
+            last = (r, ms(sorted.get(r as usize - 1).copied().unwrap_or(0)));
+        }
+        points.push((last.1, p));
+    }
+    points
 }
 
 fn ms(ns: u64) -> f64 {
@@ -481,5 +603,244 @@ mod tests {
             "{json}"
         );
         assert!(json.contains("\"latency_max_ms\":1.234567"), "{json}");
+    }
+
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn ceiling_without_libm_agrees_with_ceil() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let mut xs = vec![
+            0.0,
+            0.5,
+            1.0,
+            1.0 + f64::EPSILON,
+            2f64.powi(52) + 0.5,
+            2f64.powi(53),
+            2f64.powi(63),
+            2f64.powi(64),
+        ];
+        xs.extend((0..10_000).map(|_| rng.random::<f64>() * 1e6));
+        xs.extend((0..10_000).map(|_| f64::from_bits(rng.random_range(0..0x43F0_0000_0000_0000))));
+        xs.extend([
+            f64::NAN,
+            -0.0,
+            -0.5,
+            -3.0,
+            2f64.powi(63) - 1024.0,
+            2f64.powi(63) + 2048.0,
+        ]);
+        for x in xs {
+            assert_eq!(ceil_to_u64(x), x.ceil() as u64, "{x:e}");
+        }
+        for (i, p) in CDF_FRACTIONS.iter().enumerate() {
+            assert_eq!(*p, (i + 1) as f64 / CDF_POINTS as f64);
+        }
+        // Every rank the metrics take, as the plain formula gives it.
+        for n in (0..2000).chain([99_999, 100_000, 1_000_000, u64::from(u32::MAX)]) {
+            for i in 1..=CDF_POINTS {
+                let p = i as f64 / CDF_POINTS as f64;
+                assert_eq!(rank(p, n), plain_rank(p, n), "p = {p}, n = {n}");
+            }
+            for p in [0.5, 0.9, 0.99] {
+                assert_eq!(rank(p, n), plain_rank(p, n), "p = {p}, n = {n}");
+            }
+        }
+    }
+
+    /// Values of the kinds the metrics see: small and large, many equal,
+    /// zeros, and the extremes of `u64`.
+    fn values(rng: &mut rand_chacha::ChaCha8Rng, n: usize) -> Vec<u64> {
+        let kind = rng.random_range(0..5);
+        (0..n)
+            .map(|_| match kind {
+                0 => rng.random::<u64>(),
+                1 => rng.random_range(0..1u64 << 34),
+                2 => rng.random_range(0..4) * 1_000_000,
+                3 => {
+                    if rng.random_bool(0.9) {
+                        0
+                    } else {
+                        rng.random_range(1..1u64 << 20)
+                    }
+                }
+                _ => [0, 1, u64::MAX, u64::MAX - 1, 1 << 63][rng.random_range(0..5)],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn radix_sort_agrees_with_the_comparison_sort() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut lengths = vec![0, 1, 2, RADIX_MIN - 1, RADIX_MIN, RADIX_MIN + 1, 5000];
+        lengths.extend((0..40).map(|_| rng.random_range(0..3 * RADIX_MIN)));
+        for n in lengths {
+            let mut v = values(&mut rng, n);
+            let mut expected = v.clone();
+            expected.sort_unstable();
+            sort_u64(&mut v);
+            assert_eq!(v, expected, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn percentile_past_the_zeros_agrees_with_the_sorted_vector() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        for _ in 0..300 {
+            let n = rng.random_range(0..300);
+            let all = values(&mut rng, n);
+            let mut sorted = all.clone();
+            sorted.sort_unstable();
+            let mut nonzero: Vec<u64> = all.iter().copied().filter(|&x| x > 0).collect();
+            for rank in 0..=n as u64 + 1 {
+                let expected = match rank {
+                    0 => 0,
+                    r => sorted.get(r as usize - 1).copied().unwrap_or(0),
+                };
+                assert_eq!(nth_with_zeros(&mut nonzero, n, rank), expected);
+            }
+        }
+    }
+
+    /// Nearest rank as the module documentation defines it.
+    fn plain_rank(p: f64, n: u64) -> u64 {
+        ((p * n as f64).ceil() as u64).clamp(1, n.max(1))
+    }
+
+    /// The metrics as defined: every per-call value kept by call, sorted
+    /// whole, counted in one pass each.
+    fn by_definition(calls: &[(u64, u64, u64, u32, u8)], policy_calls: usize) -> PolicyMetrics {
+        let n = policy_calls as u64;
+        let mut latency = vec![0u64; policy_calls];
+        let mut sleep = vec![0u64; policy_calls];
+        let mut attempts = vec![0u32; policy_calls];
+        let mut end = vec![SUCCESS; policy_calls];
+        let mut last_end = 0;
+        for (i, &(e, l, s, a, code)) in calls.iter().enumerate() {
+            last_end = last_end.max(e);
+            latency[i] = l;
+            sleep[i] = s;
+            attempts[i] = a;
+            end[i] = code;
+        }
+        let count = |c: u8| end.iter().filter(|&&e| e == c).count() as u64;
+        let max_attempts = attempts.iter().copied().max().unwrap_or(0);
+        let mut histogram = vec![0u64; max_attempts as usize];
+        for &a in attempts.iter().filter(|&&a| a > 0) {
+            histogram[a as usize - 1] += 1;
+        }
+        let attempt_rank = |p: f64| {
+            let mut sorted = attempts.clone();
+            sorted.sort_unstable();
+            let r = plain_rank(p, n) as usize;
+            // Calls without attempts are not in the histogram: a rank
+            // among them reads the attempts of the calls after them.
+            let zero = sorted.iter().filter(|&&a| a == 0).count();
+            sorted[zero..]
+                .iter()
+                .scan(0, |seen, &a| {
+                    *seen += 1;
+                    Some((*seen, a))
+                })
+                .find(|&(seen, _)| seen >= r)
+                .map_or(max_attempts, |(_, a)| a)
+        };
+        let sleep_total = sleep.iter().fold(0u64, |a, b| a.saturating_add(*b));
+        latency.sort_unstable();
+        sleep.sort_unstable();
+        let pick = |v: &[u64], p: f64| v.get(plain_rank(p, n) as usize - 1).copied().unwrap_or(0);
+        PolicyMetrics {
+            policy: "p".to_owned(),
+            calls: n,
+            successes: count(SUCCESS),
+            success_rate: count(SUCCESS) as f64 / n.max(1) as f64,
+            failures: Failures {
+                permanent_fail: count(1),
+                deadline_exceeded: count(2),
+                max_attempts_exceeded: count(3),
+                class_attempts_exceeded: count(4),
+                max_unknown_attempts_exceeded: count(5),
+                budget_exhausted: count(6),
+            },
+            budget: None,
+            attempts_total: 0,
+            attempts_mean: 0.0,
+            attempts_p50: attempt_rank(0.5),
+            attempts_p90: attempt_rank(0.9),
+            attempts_p99: attempt_rank(0.99),
+            attempts_max: max_attempts,
+            attempts_histogram: histogram,
+            sleep_total_ms: ms(sleep_total),
+            sleep_mean_ms: sleep_total as f64 / 1e6 / n.max(1) as f64,
+            sleep_p99_ms: ms(pick(&sleep, 0.99)),
+            latency_p50_ms: ms(pick(&latency, 0.5)),
+            latency_p99_ms: ms(pick(&latency, 0.99)),
+            latency_max_ms: ms(latency.last().copied().unwrap_or(0)),
+            load_amplification: 0.0,
+            peak_attempts_per_s: 0.0,
+            finished_at_ms: ms(last_end),
+            violations: 0,
+            violation_list: Vec::new(),
+            load_per_bucket: Vec::new(),
+            latency_cdf: (1..=CDF_POINTS)
+                .map(|i| {
+                    let p = i as f64 / CDF_POINTS as f64;
+                    (ms(pick(&latency, p)), p)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn metrics_agree_with_their_definition_on_random_runs() {
+        let reasons = [
+            None,
+            Some(StopReason::Permanent),
+            Some(StopReason::DeadlineExceeded),
+            Some(StopReason::MaxAttemptsExceeded),
+            Some(StopReason::ClassAttemptsExceeded),
+            Some(StopReason::MaxUnknownAttemptsExceeded),
+            Some(StopReason::BudgetExhausted),
+        ];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for round in 0..200 {
+            let n = if round % 10 == 0 {
+                rng.random_range(RADIX_MIN..3 * RADIX_MIN)
+            } else {
+                rng.random_range(0..200)
+            };
+            // Now and then a call is left unrecorded (it counts as a
+            // success with zeros).
+            let recorded = if round % 7 == 0 {
+                rng.random_range(0..=n)
+            } else {
+                n
+            };
+            let latency = values(&mut rng, recorded);
+            let sleep = values(&mut rng, recorded);
+            let calls: Vec<(u64, u64, u64, u32, u8)> = (0..recorded)
+                .map(|i| {
+                    let attempts = if rng.random_bool(0.05) {
+                        0
+                    } else {
+                        rng.random_range(1..12)
+                    };
+                    let code = rng.random_range(0..reasons.len());
+                    (rng.random(), latency[i], sleep[i], attempts, code as u8)
+                })
+                .collect();
+            let mut r = CallResults::new(n);
+            // Calls end in any order.
+            let mut order: Vec<usize> = (0..recorded).collect();
+            for i in (1..order.len()).rev() {
+                order.swap(i, rng.random_range(0..=i));
+            }
+            for &i in &order {
+                let (e, l, s, a, code) = calls[i];
+                r.record(i, e, l, s, a, reasons[code as usize]);
+            }
+            let m = r.into_metrics("p", 1_000_000_000, Vec::new(), 0);
+            assert_eq!(m, by_definition(&calls, n), "round {round}");
+        }
     }
 }

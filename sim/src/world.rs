@@ -935,7 +935,7 @@ pub fn run_many_observed(
     runs: u32,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Report, SimError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::jobs::parallelism(runs as usize * scenario.policies.len());
     run_many_observed_on(scenario, seed, runs, threads, progress)
 }
 
@@ -973,7 +973,7 @@ fn run_many_observed_on(
     let threads = threads.min(jobs).max(1);
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            scope.spawn(|| loop {
+            crate::jobs::spawn_or_run(scope, threads, || loop {
                 if failed.load(Ordering::Relaxed) {
                     break;
                 }

@@ -2,6 +2,8 @@
 //! [`crate::metrics::SCALARS`] after `run,seed,policy` (and those of
 //! [`crate::metrics::BUDGET_SCALARS`] when some policy has a retry budget).
 
+use std::fmt::Write as _;
+
 use super::Report;
 
 /// Quotes a field if it needs it.
@@ -24,9 +26,10 @@ pub fn render(report: &Report) -> String {
     out.push('\n');
     for run in &report.runs {
         for m in &run.policies {
-            out.push_str(&format!("{},{},{}", run.run, run.seed, field(&m.policy)));
+            // Writing into a String cannot fail.
+            let _ = write!(out, "{},{},{}", run.run, run.seed, field(&m.policy));
             for (_, read) in &scalars {
-                out.push_str(&format!(",{}", read(m)));
+                let _ = write!(out, ",{}", read(m));
             }
             out.push('\n');
         }

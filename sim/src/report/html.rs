@@ -148,6 +148,25 @@ pub fn render(
     notes: &str,
     with_plots: bool,
 ) -> Result<String, String> {
+    let svgs = if with_plots {
+        (0..plots::PLOTS.len())
+            .map(|which| plots::svg(report, which))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
+    };
+    Ok(render_with_plots(report, scenario_path, notes, &svgs))
+}
+
+/// [`render`] with the plots already drawn: `svgs[i]` is
+/// [`plots::svg`]`(report, i)`, one for each of [`plots::PLOTS`], or none
+/// for a page without plots.
+pub fn render_with_plots(
+    report: &Report,
+    scenario_path: Option<&str>,
+    notes: &str,
+    svgs: &[String],
+) -> String {
     let runs = report.runs.len();
     let summary = report.summary();
     let mut out = String::new();
@@ -230,10 +249,9 @@ pub fn render(
         }
         out.push_str("</ul>\n");
     }
-    if with_plots {
+    if !svgs.is_empty() {
         out.push_str("<h2>Plots</h2>\n");
-        for (which, (stem, title)) in plots::PLOTS.iter().enumerate() {
-            let svg = plots::svg(report, which)?;
+        for ((stem, title), svg) in plots::PLOTS.iter().zip(svgs) {
             let _ = writeln!(
                 out,
                 "<figure id=\"{stem}\">\n{}\n<figcaption>{} ({stem}.svg)</figcaption>\n</figure>",
@@ -243,7 +261,7 @@ pub fn render(
         }
     }
     out.push_str("</body>\n</html>\n");
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
