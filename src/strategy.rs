@@ -10,7 +10,9 @@
 //! never overflow, never produce NaN, never panic and never round to whole
 //! milliseconds, for every attempt number up to `u32::MAX`.
 
+use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{Rng, RngCore};
@@ -74,6 +76,29 @@ where
 {
     fn delay(&self, ctx: &DelayContext, rng: &mut dyn RngCore) -> Duration {
         self(ctx, rng)
+    }
+}
+
+/// A strategy as a policy holds it: the trait object, and the built-in
+/// [`Backoff`] it is, when it is one, so that the engine can draw it
+/// without a virtual call.
+#[derive(Clone)]
+pub(crate) struct ClassStrategy {
+    /// The strategy.
+    pub(crate) strategy: Arc<dyn Strategy>,
+    /// The strategy itself when its type is [`Backoff`]; `None` for every
+    /// other type (even one whose [`Strategy::backoff`] names a backoff).
+    pub(crate) backoff: Option<Backoff>,
+}
+
+impl ClassStrategy {
+    /// Holds `strategy`, noting whether it is a built-in backoff.
+    pub(crate) fn new<S: Strategy + 'static>(strategy: S) -> ClassStrategy {
+        let backoff = (&strategy as &dyn Any).downcast_ref::<Backoff>().copied();
+        ClassStrategy {
+            strategy: Arc::new(strategy),
+            backoff,
+        }
     }
 }
 
