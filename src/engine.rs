@@ -533,6 +533,7 @@ impl Engine {
 
     /// The current attempt succeeded at `elapsed`. Tells the budget, if
     /// any, and emits the `success` event.
+    #[inline]
     pub fn on_success(
         &self,
         state: &mut CallState,
@@ -540,7 +541,9 @@ impl Engine {
         elapsed: Duration,
         emit: &mut dyn FnMut(&Event<'_>),
     ) {
-        self.budget_success(Some(state), state.at(elapsed));
+        if self.budget_counts_successes {
+            self.budget_success(Some(state), state.at(elapsed));
+        }
         state.finished = true;
         emit(&Event {
             kind: EventKind::Success,
@@ -605,6 +608,7 @@ impl Engine {
 
     /// The current attempt failed at `elapsed` (time since the call
     /// started). Decides whether and when to retry, and emits the event.
+    #[inline]
     pub fn on_failure(
         &self,
         state: &mut CallState,
@@ -641,6 +645,7 @@ impl Engine {
         decision
     }
 
+    #[inline]
     fn decide(
         &self,
         state: &mut CallState,
