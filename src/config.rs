@@ -70,7 +70,6 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
@@ -81,7 +80,7 @@ use toml::Spanned;
 use crate::budget::{format_ppm_percent, percent_ppm, BudgetSpec};
 use crate::class::ErrorClass;
 use crate::engine::{Engine, Envelope};
-use crate::strategy::{default_backoff, Backoff, BackoffKind, Strategy};
+use crate::strategy::{default_backoff, Backoff, BackoffKind, ClassStrategy};
 
 /// A retry policy's configuration. See the [module docs](self) for the
 /// schema; every field is optional and defaults as documented there.
@@ -628,12 +627,10 @@ impl RetryConfig {
     /// built separately never share a budget; clones of one engine do).
     pub fn engine(&self) -> Result<Engine, ConfigError> {
         self.validate()?;
-        let strategies: [Arc<dyn Strategy>; 8] = ErrorClass::ALL.map(|class| {
-            let backoff = self.backoff(class).unwrap_or_else(default_backoff);
-            Arc::new(backoff) as Arc<dyn Strategy>
-        });
+        let strategies = ErrorClass::ALL
+            .map(|class| ClassStrategy::new(self.backoff(class).unwrap_or_else(default_backoff)));
         let budget = self.budget_spec()?.map(|spec| spec.build());
-        Ok(Engine::new(self.envelope(), strategies).with_budget(budget))
+        Ok(Engine::with_strategies(self.envelope(), strategies).with_budget(budget))
     }
 
     /// The same policy with every default written out, strategy tables

@@ -57,7 +57,7 @@ use rand::RngCore;
 use crate::budget::Budget;
 use crate::class::ErrorClass;
 use crate::classify::Classification;
-use crate::strategy::{DelayContext, Strategy};
+use crate::strategy::{Backoff, ClassStrategy, DelayContext, Strategy};
 
 /// The limits every call runs within.
 ///
@@ -408,6 +408,10 @@ impl CallState {
 pub struct Engine {
     envelope: Envelope,
     strategies: [Arc<dyn Strategy>; 8],
+    /// Per class, the built-in backoff its strategy is, when the policy
+    /// knew it (see [`ClassStrategy`]): drawn directly, without a virtual
+    /// call. `None` for every strategy handed in as a trait object.
+    backoffs: [Option<Backoff>; 8],
     budget: Option<Arc<dyn Budget>>,
     /// The budget's [`Budget::uses_time`] and
     /// [`Budget::counts_successes`], read once.
@@ -431,9 +435,21 @@ impl Engine {
         Engine {
             envelope,
             strategies,
+            backoffs: [None; 8],
             budget: None,
             budget_uses_time: false,
             budget_counts_successes: false,
+        }
+    }
+
+    /// An engine over `envelope` with `strategies[class.index()]` for each
+    /// class: the same engine as [`new`](Self::new) with their trait
+    /// objects, except that built-in backoffs are drawn without a virtual
+    /// call.
+    pub(crate) fn with_strategies(envelope: Envelope, strategies: [ClassStrategy; 8]) -> Engine {
+        Engine {
+            backoffs: strategies.each_ref().map(|s| s.backoff),
+            ..Engine::new(envelope, strategies.map(|s| s.strategy))
         }
     }
 
@@ -517,6 +533,7 @@ impl Engine {
 
     /// The current attempt succeeded at `elapsed`. Tells the budget, if
     /// any, and emits the `success` event.
+    #[inline]
     pub fn on_success(
         &self,
         state: &mut CallState,
@@ -524,7 +541,9 @@ impl Engine {
         elapsed: Duration,
         emit: &mut dyn FnMut(&Event<'_>),
     ) {
-        self.budget_success(Some(state), state.at(elapsed));
+        if self.budget_counts_successes {
+            self.budget_success(Some(state), state.at(elapsed));
+        }
         state.finished = true;
         emit(&Event {
             kind: EventKind::Success,
@@ -589,6 +608,7 @@ impl Engine {
 
     /// The current attempt failed at `elapsed` (time since the call
     /// started). Decides whether and when to retry, and emits the event.
+    #[inline]
     pub fn on_failure(
         &self,
         state: &mut CallState,
@@ -625,6 +645,7 @@ impl Engine {
         decision
     }
 
+    #[inline]
     fn decide(
         &self,
         state: &mut CallState,
@@ -661,16 +682,24 @@ impl Engine {
             None => None,
         };
 
-        let ctx = DelayContext {
-            attempt: state.attempt,
-            class,
-            previous: (state.previous[slot] != NO_PREVIOUS)
-                .then(|| Duration::from_nanos(state.previous[slot])),
+        let previous = state.previous[slot];
+        let previous = (previous != NO_PREVIOUS).then_some(previous);
+        let (drawn, drawn_nanos) = match &self.backoffs[slot] {
+            Some(backoff) => {
+                let nanos = backoff.delay_nanos(state.attempt, previous, rng);
+                (Duration::from_nanos(nanos), nanos)
+            }
+            None => {
+                let ctx = DelayContext {
+                    attempt: state.attempt,
+                    class,
+                    previous: previous.map(Duration::from_nanos),
+                };
+                let drawn = self.strategies[slot].delay(&ctx, rng);
+                (drawn, u64::try_from(drawn.as_nanos()).unwrap_or(u64::MAX))
+            }
         };
-        let drawn = self.strategies[slot].delay(&ctx, rng);
-        state.previous[slot] = u64::try_from(drawn.as_nanos())
-            .unwrap_or(u64::MAX - 1)
-            .min(u64::MAX - 1);
+        state.previous[slot] = drawn_nanos.min(u64::MAX - 1);
 
         let mut delay = drawn;
         if let Some(hint) = classification.retry_after {
@@ -803,6 +832,147 @@ mod tests {
             envelope,
             ErrorClass::ALL.map(|_| Arc::new(backoff) as Arc<dyn Strategy>),
         )
+    }
+
+    /// What an event says, owned.
+    type Seen = (
+        EventKind,
+        Option<StopReason>,
+        u32,
+        Option<Duration>,
+        Option<ErrorClass>,
+        Duration,
+    );
+
+    fn seen(e: &Event<'_>) -> Seen {
+        (e.kind, e.reason, e.attempt, e.delay, e.class, e.elapsed)
+    }
+
+    #[test]
+    fn built_in_backoffs_decide_as_their_trait_objects() {
+        use crate::strategy::{BackoffKind, ClassStrategy};
+        use rand::{Rng, SeedableRng};
+        use rand_chacha::ChaCha8Rng;
+
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let durations = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_millis(10),
+            Duration::from_secs(1),
+            Duration::from_nanos(u64::MAX),
+            Duration::MAX,
+        ];
+        let mut retries = 0;
+        for case in 0..1000u64 {
+            let pick = |rng: &mut ChaCha8Rng| {
+                if rng.random_bool(0.5) {
+                    durations[rng.random_range(0..durations.len())]
+                } else {
+                    Duration::from_nanos(rng.random_range(0..5_000_000_000))
+                }
+            };
+            let backoffs: [Backoff; 8] = std::array::from_fn(|_| {
+                let kind = BackoffKind::ALL[rng.random_range(0..BackoffKind::ALL.len())];
+                Backoff::new(kind, pick(&mut rng), pick(&mut rng))
+            });
+            let mut envelope = Envelope {
+                deadline: rng.random_bool(0.7).then(|| pick(&mut rng)),
+                max_attempts: rng.random_range(1..40),
+                max_unknown_attempts: rng.random_bool(0.5).then(|| rng.random_range(1..10)),
+                max_retry_after: pick(&mut rng),
+                ..Envelope::default()
+            };
+            for cap in &mut envelope.class_max_attempts {
+                *cap = rng.random_bool(0.1).then(|| rng.random_range(1..20));
+            }
+            let known = Engine::with_strategies(envelope, backoffs.map(ClassStrategy::new));
+            let dynamic = Engine::new(envelope, backoffs.map(|b| Arc::new(b) as Arc<dyn Strategy>));
+            let (mut a, mut b) = (known.start(), dynamic.start());
+            let (mut rng_a, mut rng_b) = (
+                ChaCha8Rng::seed_from_u64(case),
+                ChaCha8Rng::seed_from_u64(case),
+            );
+            let mut elapsed = Duration::ZERO;
+            while !a.is_finished() {
+                // Mostly classes that may be retried, so that calls go on.
+                let class = loop {
+                    let class = ErrorClass::ALL[rng.random_range(0..ErrorClass::ALL.len())];
+                    if class.is_retryable() || rng.random_bool(0.1) {
+                        break class;
+                    }
+                };
+                let classification = Classification {
+                    class,
+                    retry_after: rng.random_bool(0.1).then(|| pick(&mut rng)),
+                };
+                let failure = Failure {
+                    classification,
+                    error_type: class.name(),
+                    error: None,
+                };
+                let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+                let da = known.on_failure(&mut a, "op", failure, elapsed, &mut rng_a, &mut |e| {
+                    seen_a.push(seen(e))
+                });
+                let db = dynamic.on_failure(&mut b, "op", failure, elapsed, &mut rng_b, &mut |e| {
+                    seen_b.push(seen(e))
+                });
+                assert_eq!(da, db, "case {case}");
+                assert_eq!(seen_a, seen_b, "case {case}");
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "case {case}");
+                if let Decision::Retry(retry) = da {
+                    retries += 1;
+                    elapsed = elapsed
+                        .saturating_add(retry.delay)
+                        .saturating_add(pick(&mut rng));
+                }
+            }
+            assert!(b.is_finished());
+        }
+        // Most cases retry several times before they stop.
+        assert!(retries > 3000, "{retries} retries");
+    }
+
+    #[test]
+    fn only_the_backoff_type_itself_is_drawn_directly() {
+        use crate::strategy::ClassStrategy;
+
+        /// A strategy that names a backoff for analyses but draws its own way.
+        struct Doubled(Backoff);
+        impl Strategy for Doubled {
+            fn delay(&self, ctx: &DelayContext, rng: &mut dyn RngCore) -> Duration {
+                self.0.delay(ctx, rng) * 2
+            }
+            fn backoff(&self) -> Option<Backoff> {
+                Some(self.0)
+            }
+        }
+        let backoff = Backoff::constant(Duration::from_millis(10));
+        assert_eq!(ClassStrategy::new(backoff).backoff, Some(backoff));
+        assert_eq!(ClassStrategy::new(Doubled(backoff)).backoff, None);
+        let engine = Engine::with_strategies(
+            Envelope::default(),
+            ErrorClass::ALL.map(|_| ClassStrategy::new(Doubled(backoff))),
+        );
+        let mut state = engine.start();
+        let failure = Failure {
+            classification: Classification::new(ErrorClass::Transient),
+            error_type: "",
+            error: None,
+        };
+        let decision = engine.on_failure(
+            &mut state,
+            "",
+            failure,
+            Duration::ZERO,
+            &mut rand::rng(),
+            &mut |_| {},
+        );
+        let Decision::Retry(retry) = decision else {
+            panic!("a transient failure is retried: {decision:?}");
+        };
+        assert_eq!(retry.delay, Duration::from_millis(20));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::clock::{Clock, Sleeper, SystemClock};
 use crate::engine::{CallState, Decision, Engine, Envelope, Event, Failure, StopReason};
 use crate::jitter_rng::JitterRng;
 use crate::observe::{dispatch, Hook, Hooks};
-use crate::strategy::Strategy;
+use crate::strategy::{ClassStrategy, Strategy};
 
 /// A retry policy: classifier, strategies, envelope, hooks and time source.
 ///
@@ -122,7 +122,7 @@ impl RetryPolicy {
     pub fn builder() -> RetryPolicyBuilder {
         RetryPolicyBuilder {
             envelope: Envelope::default(),
-            default_strategy: Arc::new(crate::strategy::default_backoff()),
+            default_strategy: ClassStrategy::new(crate::strategy::default_backoff()),
             class_strategies: Default::default(),
             classifier: DefaultClassifier::new(),
             hooks: Hooks::new(),
@@ -174,17 +174,14 @@ impl RetryPolicyBuilder {
         builder.envelope = config.envelope();
         // The configuration's own choice for every class (its table, else
         // `[strategy]`, else the default), as `RetryConfig::engine` makes it.
-        builder.class_strategies = ErrorClass::ALL.map(|class| {
-            config
-                .backoff(class)
-                .map(|backoff| Arc::new(backoff) as Arc<dyn Strategy>)
-        });
+        builder.class_strategies =
+            ErrorClass::ALL.map(|class| config.backoff(class).map(ClassStrategy::new));
         // Validated above: every strategy table converts.
         let default_strategy = match &config.strategy {
             Some(strategy) => strategy.backoff()?,
             None => crate::strategy::default_backoff(),
         };
-        builder.default_strategy = Arc::new(default_strategy);
+        builder.default_strategy = ClassStrategy::new(default_strategy);
         builder.seed = config.seed;
         builder.budget = config.budget_spec()?.map(|spec| spec.build());
         Ok(builder)
@@ -787,8 +784,8 @@ impl Error for BuildError {}
 /// Builds a [`RetryPolicy`]; see [`RetryPolicy::builder`].
 pub struct RetryPolicyBuilder<C = DefaultClassifier> {
     envelope: Envelope,
-    default_strategy: Arc<dyn Strategy>,
-    class_strategies: [Option<Arc<dyn Strategy>>; 8],
+    default_strategy: ClassStrategy,
+    class_strategies: [Option<ClassStrategy>; 8],
     classifier: C,
     hooks: Hooks,
     clock: Option<Arc<dyn Clock>>,
@@ -860,13 +857,13 @@ impl<C> RetryPolicyBuilder<C> {
     /// The strategy for every class that has none of its own. Default
     /// [`default_backoff`](crate::strategy::default_backoff).
     pub fn strategy(mut self, strategy: impl Strategy + 'static) -> Self {
-        self.default_strategy = Arc::new(strategy);
+        self.default_strategy = ClassStrategy::new(strategy);
         self
     }
 
     /// The strategy for `class`, instead of the default one.
     pub fn class_strategy(mut self, class: ErrorClass, strategy: impl Strategy + 'static) -> Self {
-        self.class_strategies[class.index()] = Some(Arc::new(strategy));
+        self.class_strategies[class.index()] = Some(ClassStrategy::new(strategy));
         self
     }
 
@@ -964,8 +961,9 @@ impl<C> RetryPolicyBuilder<C> {
         let strategies = self
             .class_strategies
             .clone()
-            .map(|own| own.unwrap_or_else(|| Arc::clone(fallback)));
-        let engine = Engine::new(self.envelope, strategies).with_budget(self.budget.clone());
+            .map(|own| own.unwrap_or_else(|| fallback.clone()));
+        let engine =
+            Engine::with_strategies(self.envelope, strategies).with_budget(self.budget.clone());
         self.assemble_with(engine)
     }
 

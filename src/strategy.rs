@@ -10,7 +10,9 @@
 //! never overflow, never produce NaN, never panic and never round to whole
 //! milliseconds, for every attempt number up to `u32::MAX`.
 
+use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{Rng, RngCore};
@@ -74,6 +76,29 @@ where
 {
     fn delay(&self, ctx: &DelayContext, rng: &mut dyn RngCore) -> Duration {
         self(ctx, rng)
+    }
+}
+
+/// A strategy as a policy holds it: the trait object, and the built-in
+/// [`Backoff`] it is, when it is one, so that the engine can draw it
+/// without a virtual call.
+#[derive(Clone)]
+pub(crate) struct ClassStrategy {
+    /// The strategy.
+    pub(crate) strategy: Arc<dyn Strategy>,
+    /// The strategy itself when its type is [`Backoff`]; `None` for every
+    /// other type (even one whose [`Strategy::backoff`] names a backoff).
+    pub(crate) backoff: Option<Backoff>,
+}
+
+impl ClassStrategy {
+    /// Holds `strategy`, noting whether it is a built-in backoff.
+    pub(crate) fn new<S: Strategy + 'static>(strategy: S) -> ClassStrategy {
+        let backoff = (&strategy as &dyn Any).downcast_ref::<Backoff>().copied();
+        ClassStrategy {
+            strategy: Arc::new(strategy),
+            backoff,
+        }
     }
 }
 
@@ -176,17 +201,47 @@ impl fmt::Display for BackoffKind {
 /// all draws land exactly on `max`. A saturated decorrelated jitter stops
 /// spreading clients out. Prefer equal jitter or token backoff where many
 /// clients retry against the same service for long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     kind: BackoffKind,
-    base: Duration,
-    max: Duration,
+    /// The base delay in nanoseconds (a `Duration` of at most `u64::MAX`
+    /// nanoseconds, kept as its count: delays are drawn in nanoseconds).
+    base: u64,
+    /// The largest delay in nanoseconds, never below `base`.
+    max: u64,
+}
+
+/// Shown as the `Duration`s it holds.
+impl fmt::Debug for Backoff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backoff")
+            .field("kind", &self.kind)
+            .field("base", &self.base())
+            .field("max", &self.max())
+            .finish()
+    }
+}
+
+/// Hashes the kind and the `Duration`s it holds.
+impl std::hash::Hash for Backoff {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.kind.hash(state);
+        self.base().hash(state);
+        self.max().hash(state);
+    }
 }
 
 const MAX_NANOS: u64 = u64::MAX;
 
+/// `d` in whole nanoseconds, saturated at `u64::MAX`.
+#[inline]
 fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(MAX_NANOS)
+    // Exact without 128-bit arithmetic: a `Duration` holds whole seconds
+    // and fewer than 10^9 nanoseconds.
+    d.as_secs()
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(u64::from(d.subsec_nanos())))
+        .unwrap_or(MAX_NANOS)
 }
 
 impl Backoff {
@@ -197,10 +252,10 @@ impl Backoff {
     /// configuration file refuses it instead). For
     /// [`BackoffKind::Constant`], `max` is ignored and set to `base`.
     pub fn new(kind: BackoffKind, base: Duration, max: Duration) -> Backoff {
-        let base = Duration::from_nanos(nanos(base));
+        let base = nanos(base);
         let max = match kind {
             BackoffKind::Constant => base,
-            _ => Duration::from_nanos(nanos(max)),
+            _ => nanos(max),
         };
         Backoff {
             kind,
@@ -255,28 +310,29 @@ impl Backoff {
 
     /// The base delay.
     pub fn base(&self) -> Duration {
-        self.base
+        Duration::from_nanos(self.base)
     }
 
     /// The largest delay this strategy ever returns.
     pub fn max(&self) -> Duration {
-        self.max
+        Duration::from_nanos(self.max)
     }
 
     /// `min(max, base × factor^exponent)` in nanoseconds, without overflow.
+    #[inline]
     fn capped_growth(&self, factor: f64, exponent: u32) -> u64 {
-        let (base, max) = (nanos(self.base), nanos(self.max));
+        let (base, max) = (self.base, self.max);
         if base == 0 {
             return 0;
         }
         if factor == 2.0 {
-            // Exact integer arithmetic for doubling.
-            return match 1u128.checked_shl(exponent) {
-                Some(scale) if exponent < 128 => {
-                    let grown = (base as u128).saturating_mul(scale);
-                    grown.min(max as u128) as u64
-                }
-                _ => max,
+            // Exact integer arithmetic for doubling: base × 2^exponent stays
+            // within max exactly when base ≤ ⌊max / 2^exponent⌋, and a base
+            // of at least 1 doubled 64 times is past every u64.
+            return if exponent >= u64::BITS || base > max >> exponent {
+                max
+            } else {
+                base << exponent
             };
         }
         let exponent = i32::try_from(exponent).unwrap_or(i32::MAX);
@@ -289,14 +345,14 @@ impl Backoff {
         }
     }
 
-    /// The inclusive range every delay for this attempt and previous delay
-    /// lies in.
-    pub fn bounds(&self, attempt: u32, previous: Option<Duration>) -> (Duration, Duration) {
-        let max = nanos(self.max);
-        let (lo, hi) = match self.kind {
+    /// [`bounds`](Self::bounds) in nanoseconds, the previous delay too.
+    #[inline]
+    fn bounds_nanos(&self, attempt: u32, previous: Option<u64>) -> (u64, u64) {
+        let max = self.max;
+        match self.kind {
             BackoffKind::DecorrelatedJitter => {
-                let base = nanos(self.base);
-                let prev = previous.map_or(base, nanos);
+                let base = self.base;
+                let prev = previous.unwrap_or(base);
                 let hi = prev.saturating_mul(3).max(base);
                 (base.min(max), hi.min(max))
             }
@@ -314,33 +370,54 @@ impl Backoff {
                 (d, d)
             }
             BackoffKind::Constant => (max, max),
-        };
+        }
+    }
+
+    /// The inclusive range every delay for this attempt and previous delay
+    /// lies in.
+    #[inline]
+    pub fn bounds(&self, attempt: u32, previous: Option<Duration>) -> (Duration, Duration) {
+        let (lo, hi) = self.bounds_nanos(attempt, previous.map(nanos));
         (Duration::from_nanos(lo), Duration::from_nanos(hi))
     }
-}
 
-impl Strategy for Backoff {
-    fn delay(&self, ctx: &DelayContext, rng: &mut dyn RngCore) -> Duration {
+    /// [`Strategy::delay`] in nanoseconds: the delay after the failure of
+    /// `attempt`, after this strategy's `previous` delay in the call.
+    #[inline]
+    pub(crate) fn delay_nanos(
+        &self,
+        attempt: u32,
+        previous: Option<u64>,
+        rng: &mut dyn RngCore,
+    ) -> u64 {
         if self.kind == BackoffKind::DecorrelatedJitter {
             // Draw over the whole uncapped range, then cap: the documented
             // formula, saturation included.
-            let base = nanos(self.base);
-            let prev = ctx.previous.map_or(base, nanos);
+            let base = self.base;
+            let prev = previous.unwrap_or(base);
             let hi = prev.saturating_mul(3).max(base);
             let draw = if base >= hi {
                 hi
             } else {
                 rng.random_range(base..=hi)
             };
-            return Duration::from_nanos(draw.min(nanos(self.max)));
+            return draw.min(self.max);
         }
-        let (lo, hi) = Backoff::bounds(self, ctx.attempt, ctx.previous);
+        let (lo, hi) = self.bounds_nanos(attempt, previous);
         if lo >= hi {
             return hi;
         }
-        Duration::from_nanos(rng.random_range(nanos(lo)..=nanos(hi)))
+        rng.random_range(lo..=hi)
+    }
+}
+
+impl Strategy for Backoff {
+    #[inline]
+    fn delay(&self, ctx: &DelayContext, rng: &mut dyn RngCore) -> Duration {
+        Duration::from_nanos(self.delay_nanos(ctx.attempt, ctx.previous.map(nanos), rng))
     }
 
+    #[inline]
     fn bounds(&self, attempt: u32, previous: Option<Duration>) -> Option<(Duration, Duration)> {
         Some(Backoff::bounds(self, attempt, previous))
     }
@@ -419,6 +496,87 @@ mod tests {
         let draws: Vec<_> = (0..50).map(|_| b.delay(&ctx, &mut rng)).collect();
         assert!(draws.iter().all(|d| *d <= Duration::from_micros(6)));
         assert!(draws.iter().any(|d| d.subsec_nanos() % 1000 != 0));
+    }
+
+    /// The doubling formula as it was first written, in 128-bit arithmetic.
+    fn doubled_wide(base: u64, max: u64, exponent: u32) -> u64 {
+        if base == 0 {
+            return 0;
+        }
+        match 1u128.checked_shl(exponent) {
+            Some(scale) if exponent < 128 => {
+                (u128::from(base).saturating_mul(scale)).min(u128::from(max)) as u64
+            }
+            _ => max,
+        }
+    }
+
+    #[test]
+    fn doubling_is_exact_at_every_edge() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let edges = [
+            0,
+            1,
+            2,
+            3,
+            1_000_000_000,
+            u64::MAX / 3,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        let mut pairs: Vec<(u64, u64)> = edges
+            .iter()
+            .flat_map(|&b| edges.iter().map(move |&m| (b, m)))
+            .collect();
+        for _ in 0..2000 {
+            let (a, b) = (rng.next_u64() >> (rng.next_u32() % 64), rng.next_u64());
+            pairs.push((a, b));
+        }
+        for (base, max) in pairs {
+            let backoff =
+                Backoff::equal_jitter(Duration::from_nanos(base), Duration::from_nanos(max));
+            let (base, max) = (backoff.base, backoff.max);
+            for exponent in (0..=130).chain([u32::MAX - 1, u32::MAX]) {
+                assert_eq!(
+                    backoff.capped_growth(2.0, exponent),
+                    doubled_wide(base, max, exponent),
+                    "base {base} max {max} exponent {exponent}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn nanoseconds_saturate_as_the_wide_count_does() {
+        let durations = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::new(1, 999_999_999),
+            Duration::from_nanos(u64::MAX),
+            Duration::from_nanos(u64::MAX) + Duration::from_nanos(1),
+            Duration::new(u64::MAX / 1_000_000_000, 999_999_999),
+            Duration::new(u64::MAX / 1_000_000_000 + 1, 0),
+            Duration::MAX,
+        ];
+        for d in durations {
+            let wide = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            assert_eq!(nanos(d), wide, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn debug_and_hash_show_the_durations() {
+        use std::hash::{BuildHasher, RandomState};
+        let b = Backoff::equal_jitter(ms(250), Duration::new(30, 5));
+        assert_eq!(
+            format!("{b:?}"),
+            "Backoff { kind: EqualJitter, base: 250ms, max: 30.000000005s }"
+        );
+        let hasher = RandomState::new();
+        assert_eq!(
+            hasher.hash_one(b),
+            hasher.hash_one((BackoffKind::EqualJitter, ms(250), Duration::new(30, 5)))
+        );
     }
 
     #[test]
