@@ -608,7 +608,6 @@ impl Engine {
 
     /// The current attempt failed at `elapsed` (time since the call
     /// started). Decides whether and when to retry, and emits the event.
-    #[inline]
     pub fn on_failure(
         &self,
         state: &mut CallState,
@@ -645,7 +644,6 @@ impl Engine {
         decision
     }
 
-    #[inline]
     fn decide(
         &self,
         state: &mut CallState,
