@@ -10,11 +10,14 @@
 //! * [`STREAM_JITTER`]: per `(call, attempt)`, the policy's jitter, handed
 //!   to the engine as a ChaCha8 generator positioned at that key
 //!   ([`KeyedRng`]). Strategies draw from ChaCha in simulation, as they do
-//!   in a seeded production policy. Positioning ChaCha computes four
-//!   blocks, of which a decision reads two to four words, so the first
-//!   words of every key read are kept ([`Jitter`]) for the next job on the
-//!   same thread: the other policies of the same run, which reach the same
-//!   keys, read them back instead.
+//!   in a seeded production policy. A decision reads two to four words of
+//!   its key, all in the key's first block, and positioning `ChaCha8Rng`
+//!   computes four consecutive blocks: so the first words of a key are
+//!   computed by ChaCha8's block function itself, for four keys (the
+//!   call's next attempts) at once, and kept ([`Jitter`], [`KeyMemo`]) for
+//!   the next job on the same thread: the other policies of the same run,
+//!   which reach the same keys, read them back instead. The draws and
+//!   legs of every attempt are kept the same way.
 //!
 //! So a call's third attempt gets the same latency and the same failure
 //! dice under every policy that reaches it (common random numbers), and
