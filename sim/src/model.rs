@@ -359,6 +359,7 @@ impl<'a> Service<'a> {
         }
     }
 
+    /// The service finished working on an attempt of overload model `k`.
     pub fn release(&mut self, k: u8) {
         if let Some(State::Load { in_flight }) = self.states.get_mut(k as usize) {
             *in_flight = in_flight.saturating_sub(1);

@@ -342,6 +342,8 @@ struct Run<'a> {
     spent: &'a AtomicU64,
     /// This job's attempts already added to `spent`.
     told: u64,
+    /// The runaway stop, in attempts ([`runaway_limit`]).
+    runaway: u64,
 }
 
 thread_local! {
@@ -375,6 +377,19 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Stops a runaway policy, then checks the limits counted while
+    /// running ([`Run::bounds`]): after every attempt.
+    fn attempted(&mut self) -> Result<(), SimError> {
+        if self.results.attempts_total > self.runaway {
+            return Err(SimError::Runaway {
+                policy: self.policy.name.clone(),
+                attempts: self.runaway,
+                calls: self.scenario.workload.calls,
+            });
+        }
+        self.bounds(false)
     }
 
     /// The client sends the current attempt of `s` at `now`; returns when
@@ -639,6 +654,7 @@ fn run_job(
         bucket: ns(scenario.bucket).max(1),
         spent,
         told: 0,
+        runaway: runaway_limit(calls),
     };
     let mut slots: Vec<Slot> = Vec::new();
     let mut free: Vec<u32> = Vec::new();
@@ -661,17 +677,10 @@ fn run_job(
             run.queue.push_next(t, ARRIVAL, 0);
         }
     }
-    let runaway = runaway_limit(calls);
-    let runaway_error = || SimError::Runaway {
-        policy: policy.name.clone(),
-        attempts: runaway,
-        calls,
-    };
     let mut done = 0u64;
     let drive = Drive {
         every_step,
         stamp_reach,
-        runaway,
     };
 
     while let Some(ev) = run.queue.pop() {
@@ -736,10 +745,7 @@ fn run_job(
                             Next::Wake(delay) => t = t.saturating_add(delay),
                             Next::Done(_) => break,
                         }
-                        if run.results.attempts_total > runaway {
-                            return Err(runaway_error());
-                        }
-                        run.bounds(false)?;
+                        run.attempted()?;
                     }
                     ended = Some((index, t));
                 } else {
@@ -763,10 +769,7 @@ fn run_job(
             REACH => {
                 let index = ev.target;
                 step_reach(&mut run, &mut slots[index as usize], index, now, ev.seq);
-                if run.results.attempts_total > runaway {
-                    return Err(runaway_error());
-                }
-                run.bounds(false)?;
+                run.attempted()?;
             }
             SERVICE_END => {
                 let index = ev.target;
@@ -826,8 +829,6 @@ struct Drive {
     every_step: bool,
     /// Arrivals run when the request is sent, stamped (see `run_job`).
     stamp_reach: bool,
-    /// The runaway stop, in attempts.
-    runaway: u64,
 }
 
 /// The client of the call in slot `index` learns its attempt's outcome at
@@ -852,14 +853,7 @@ fn client_learns(
                 if drive.stamp_reach {
                     let seq = run.queue.reserve();
                     step_reach(run, s, index, reach, seq);
-                    if run.results.attempts_total > drive.runaway {
-                        return Err(SimError::Runaway {
-                            policy: run.policy.name.clone(),
-                            attempts: drive.runaway,
-                            calls: run.scenario.workload.calls,
-                        });
-                    }
-                    run.bounds(false)?;
+                    run.attempted()?;
                 } else {
                     run.queue.push(reach, REACH, index);
                 }
