@@ -164,7 +164,6 @@ const KEPT_CALLS: u64 = 512;
 const KEPT_ATTEMPTS: u32 = 64;
 
 /// Values computed per `(call, attempt)` key of one seed.
-#[derive(Default)]
 pub struct Memo<T> {
     seed: u64,
     calls: u64,
@@ -175,6 +174,19 @@ pub struct Memo<T> {
     generation: u32,
     /// Each entry's stamp beside its value: one cache line to read.
     entries: Vec<(u32, T)>,
+}
+
+impl<T> Memo<T> {
+    /// A memo that keeps nothing yet.
+    const fn empty() -> Memo<T> {
+        Memo {
+            seed: 0,
+            calls: 0,
+            keys: 0,
+            generation: 0,
+            entries: Vec::new(),
+        }
+    }
 }
 
 /// Where a thread keeps a [`Memo`] between jobs.
@@ -194,7 +206,7 @@ impl<T: Copy + Default + 'static> KeyMemo<T> {
     /// The memo the last job on this thread left in `home`, for a run of
     /// `calls` calls with `seed` (emptied if it was for another run).
     pub fn new(home: &'static MemoHome<T>, seed: u64, calls: u64) -> KeyMemo<T> {
-        let mut memo = home.take().unwrap_or_default();
+        let mut memo = home.take().unwrap_or_else(Memo::empty);
         if memo.generation == 0 || memo.seed != seed || memo.calls != calls {
             memo.seed = seed;
             memo.calls = calls;
@@ -240,14 +252,8 @@ impl<T: Copy + Default + 'static> KeyMemo<T> {
 
 impl<T: 'static> Drop for KeyMemo<T> {
     fn drop(&mut self) {
-        let memo = Memo {
-            seed: self.memo.seed,
-            calls: self.memo.calls,
-            keys: self.memo.keys,
-            generation: self.memo.generation,
-            entries: std::mem::take(&mut self.memo.entries),
-        };
-        self.home.set(Some(memo));
+        self.home
+            .set(Some(std::mem::replace(&mut self.memo, Memo::empty())));
     }
 }
 
