@@ -205,6 +205,41 @@ struct Slot {
     audit: Audit,
 }
 
+impl Slot {
+    /// A slot for call `call`, arrived at `now`.
+    fn new(call: u32, state: CallState, now: u64, row_draw: u64) -> Slot {
+        Slot {
+            call,
+            state,
+            start: now,
+            send: now,
+            reach: now,
+            sleep: 0,
+            row_draw,
+            draws: Draws::default(),
+            timeline: Timeline::default(),
+            plan: Plan::default(),
+            audit: Audit::default(),
+        }
+    }
+
+    /// Begins call `call`, arrived at `now`, in this slot, as
+    /// [`Slot::new`] would, field by field: a whole new `Slot` built on
+    /// the stack and copied in was read back before its stores had landed.
+    fn begin(&mut self, call: u32, state: CallState, now: u64, row_draw: u64) {
+        self.call = call;
+        self.state = state;
+        self.start = now;
+        self.send = now;
+        self.reach = now;
+        self.sleep = 0;
+        self.row_draw = row_draw;
+        self.audit = Audit::default();
+        // `draws`, `timeline` and `plan` are the current attempt's: set
+        // when it is sent and when it reaches the service.
+    }
+}
+
 fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -702,26 +737,14 @@ fn run_job(
                 } else {
                     0
                 };
-                let slot = Slot {
-                    call,
-                    state: if run.budgeted {
-                        crate::budget::start(run.engine, &mut run.checker, now)
-                    } else {
-                        policy.engine.start()
-                    },
-                    start: now,
-                    send: now,
-                    reach: now,
-                    sleep: 0,
-                    row_draw,
-                    draws: run.outcomes.at(call, 1),
-                    timeline: Timeline::default(),
-                    plan: Plan::default(),
-                    audit: Audit::default(),
+                let state = if run.budgeted {
+                    crate::budget::start(run.engine, &mut run.checker, now)
+                } else {
+                    policy.engine.start()
                 };
                 let index = match free.pop() {
                     Some(i) => {
-                        slots[i as usize] = slot;
+                        slots[i as usize].begin(call, state, now, row_draw);
                         i
                     }
                     None => {
@@ -731,7 +754,7 @@ fn run_job(
                                 limit: crate::scenario::MAX_IN_FLIGHT,
                             });
                         }
-                        slots.push(slot);
+                        slots.push(Slot::new(call, state, now, row_draw));
                         (slots.len() - 1) as u32
                     }
                 };
