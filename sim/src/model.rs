@@ -294,18 +294,35 @@ impl<'a> Service<'a> {
                     State::Load { in_flight },
                 ) => {
                     *in_flight += 1;
-                    let excess = (*in_flight as f64 / f64::from(*capacity) - 1.0).max(0.0);
-                    let stretched = (plan.service as f64 * (1.0 + latency_growth * excess))
-                        .min(crate::latency::MAX_LATENCY_NS as f64);
-                    let served = crate::latency::round_ns(stretched);
-                    plan.service = served;
-                    plan.client = timeline
-                        .request
-                        .saturating_add(served)
-                        .saturating_add(timeline.response);
                     plan.load = Some(k as u8);
-                    let p = (error_rate + error_growth * excess).min(1.0);
-                    let mut outcome = (u0() < p).then_some(Classification::new(*class));
+                    let mut outcome = if *in_flight <= u64::from(*capacity) {
+                        // Within capacity (no excess): the work is not
+                        // stretched, only capped, and fails at the base
+                        // rate (a probability, checked when the scenario
+                        // was read). A draw in [0, 1) is never below a
+                        // zero rate.
+                        if plan.service > crate::latency::MAX_LATENCY_NS {
+                            plan.service = crate::latency::MAX_LATENCY_NS;
+                            plan.client = timeline
+                                .request
+                                .saturating_add(plan.service)
+                                .saturating_add(timeline.response);
+                        }
+                        (*error_rate > 0.0 && u0() < *error_rate)
+                            .then_some(Classification::new(*class))
+                    } else {
+                        let excess = *in_flight as f64 / f64::from(*capacity) - 1.0;
+                        let stretched = (plan.service as f64 * (1.0 + latency_growth * excess))
+                            .min(crate::latency::MAX_LATENCY_NS as f64);
+                        let served = crate::latency::round_ns(stretched);
+                        plan.service = served;
+                        plan.client = timeline
+                            .request
+                            .saturating_add(served)
+                            .saturating_add(timeline.response);
+                        let p = (error_rate + error_growth * excess).min(1.0);
+                        (u0() < p).then_some(Classification::new(*class))
+                    };
                     if let Some(limit) = timeout {
                         // The client's timeout runs from its send.
                         if plan.client > *limit {
