@@ -104,14 +104,14 @@ const INFINITY: u64 = 0x7ff0_0000_0000_0000;
 /// `2^54`, which scales a subnormal up to a normal number exactly.
 const TWO_TO_54: f64 = (1u64 << 54) as f64;
 
-/// `ln 2` rounded to a multiple of `2^-42` (so `k × LN2_HI` is exact for
-/// `|k| < 2^11`), and the rest.
+/// `ln 2` rounded to a multiple of `2^-42`, so that `k × LN2_HI` is exact
+/// for `|k| < 2^11`.
 const LN2_HI: f64 = 0.6931471805598903;
 /// `ln 2 - LN2_HI`, rounded.
 const LN2_LO: f64 = 5.497923018708371e-14;
 
 /// `q(r)`: `ln(1 + r) = r + r² × q(r)`, the Taylor series of
-/// `(ln(1 + r) - r) / r²` to `r^7`. Its truncation is below `|r|^9 / 10`
+/// `(ln(1 + r) - r) / r²` to `r^7`. Its truncation is about `|r|^9 / 10`
 /// relative to `ln(1 + r)`, under `2^-66` for `|r| < 2^-7`.
 const Q: [f64; 8] = [
     -1.0 / 2.0,
