@@ -7,7 +7,10 @@
 //! function with basic IEEE arithmetic only (`+ - * /` and integer bit
 //! operations, no fused multiply-add, no platform math library), which
 //! every platform rounds alike, so a seed still gives the same samples
-//! everywhere.
+//! everywhere. The samplers call [`ln_one_minus_unit`], which makes the
+//! bits of `1 - u` from the draw's 64-bit word with integer operations
+//! (a shorter chain of dependent instructions than converting `u` to
+//! floating point and back) and hands them to [`ln`].
 //!
 //! # Method
 //!
@@ -276,6 +279,23 @@ pub(crate) fn ln(x: f64) -> f64 {
     ln_normal(bits, 0)
 }
 
+/// `ln(1 - u)` for the uniform draw `u = draws::unit(word)`: the same bits
+/// as `ln(1.0 - draws::unit(word))`, the logarithm of every exponential
+/// sample, with the argument's bits made by integer operations rather
+/// than through a conversion to floating point and back (a shorter
+/// chain of dependent instructions).
+#[inline]
+pub(crate) fn ln_one_minus_unit(word: u64) -> f64 {
+    // 1 - u = n × 2^-53 exactly, n = 2^53 - (word >> 11) in [1, 2^53].
+    let n = (1u64 << 53) - (word >> 11);
+    // n << shift has its leading 1 at bit 63, so the top 53 bits are the
+    // significand with its leading 1, which lands on the exponent field
+    // and adds 1 to it: 1 - u = 2^(10 - shift) × z, biased 1033 - shift.
+    let shift = n.leading_zeros();
+    let bits = ((1032 - u64::from(shift)) << MANTISSA_BITS) + ((n << shift) >> 11);
+    ln(f64::from_bits(bits))
+}
+
 /// Subnormals, and what `libm::log` answers: zero, negatives, infinities,
 /// NaN.
 #[cold]
@@ -511,6 +531,28 @@ mod tests {
                     "entry {i}, k {k}: w {w}, r up to {r_max}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn one_minus_unit_is_ln_of_one_minus_the_draw() {
+        let mut words = vec![0, 2047, 2048, u64::MAX, u64::MAX - 2047, 1 << 63];
+        // Each power of two n = 1 - u in units of 2^-53, and its neighbours.
+        for j in 0..=53 {
+            let m = (1u64 << 53) - (1 << j);
+            for m in [m.saturating_sub(1), m, (m + 1).min((1 << 53) - 1)] {
+                words.extend([m << 11, (m << 11) | 2047]);
+            }
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+        words.extend((0..1 << 18).map(|_| rng.next_u64()));
+        for w in words {
+            let x = 1.0 - crate::draws::unit(w);
+            assert_eq!(
+                ln_one_minus_unit(w).to_bits(),
+                ln(x).to_bits(),
+                "word {w:#x}"
+            );
         }
     }
 
