@@ -7,10 +7,11 @@
 //! `(call, attempt, leg)` draws ([`Draws::leg`]), so it is the same under
 //! every policy. Samples are whole nanoseconds.
 //!
-//! Logarithms, exponentials and sines come from the pure-Rust `libm`, not
-//! the platform's math library, so that a seed gives the same samples on
-//! every platform (only basic IEEE arithmetic, which is exact everywhere,
-//! is left to the hardware).
+//! Exponentials and sines come from the pure-Rust `libm`, and logarithms
+//! from the crate's own `ln` (basic arithmetic and a table), not the platform's
+//! math library, so that a seed gives the same samples on every platform
+//! (only basic IEEE arithmetic, which is exact everywhere, is left to the
+//! hardware).
 
 use std::time::Duration;
 
@@ -104,9 +105,10 @@ pub fn round_ns(x: f64) -> u64 {
 
 /// Standard normal pair `k` (0..4) by Box–Muller from draws `2k`, `2k+1`.
 fn normal_pair(d: &Draws, k: usize) -> (f64, f64) {
-    let u1 = 1.0 - d.unit(LATENCY + 2 * k); // (0, 1]
+    // ln(u1) for u1 = 1 - d.unit(LATENCY + 2k), in (0, 1].
+    let ln_u1 = crate::ln::ln_one_minus_unit(d.raw(LATENCY + 2 * k));
     let u2 = d.unit(LATENCY + 2 * k + 1);
-    let r = (-2.0 * libm::log(u1)).sqrt();
+    let r = (-2.0 * ln_u1).sqrt();
     let theta = std::f64::consts::TAU * u2;
     (r * libm::cos(theta), r * libm::sin(theta))
 }
@@ -163,7 +165,9 @@ impl Sampler {
                 }
                 0
             }
-            Sampler::Exponential { mean } => to_ns(-mean * libm::log(1.0 - d.unit(LATENCY))),
+            Sampler::Exponential { mean } => {
+                to_ns(-mean * crate::ln::ln_one_minus_unit(d.raw(LATENCY)))
+            }
             Sampler::Lognormal { median, sigma } => {
                 let (z, _) = normal_pair(d, 0);
                 to_ns(median * libm::exp(sigma * z))

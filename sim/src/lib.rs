@@ -35,6 +35,7 @@ pub mod draws;
 mod jobs;
 pub mod latency;
 pub mod limits;
+mod ln;
 pub mod metrics;
 pub mod model;
 pub mod output;

@@ -269,8 +269,7 @@ impl Arrivals {
             Arrival::FixedRate { rate } => crate::latency::round_ns(k as f64 * 1e9 / rate),
             Arrival::Poisson { rate } => {
                 if k > 0 {
-                    let u = draws::unit(self.rng.next_u64());
-                    let gap = -libm::log(1.0 - u) / rate * 1e9;
+                    let gap = -crate::ln::ln_one_minus_unit(self.rng.next_u64()) / rate * 1e9;
                     self.time = self.time.saturating_add(crate::latency::round_ns(gap));
                 }
                 self.time
@@ -289,7 +288,7 @@ impl Arrivals {
             if k == 0 {
                 return 0;
             }
-            let mut work = -libm::log(1.0 - draws::unit(self.rng.next_u64()));
+            let mut work = -crate::ln::ln_one_minus_unit(self.rng.next_u64());
             loop {
                 let phase = &phases[self.phase];
                 let need = work / phase.rate * 1e9;
