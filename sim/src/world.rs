@@ -46,6 +46,15 @@
 //!
 //! A policy with a retry budget shares state across its calls: its runs
 //! are driven as [`Mode::Events`] (see [`crate::budget`]).
+//!
+//! Background workloads (`[[background]]`) share the run's service with
+//! the workload under test: their calls take the ids after its calls, get
+//! their own arrivals (each from its own stream) and their own
+//! `(call, attempt)` draws, and run under their own fixed engine (one
+//! attempt per call without a policy), the same under every compared
+//! policy. They go through the same loop in every mode, so every failure
+//! model sees their attempts; their results are kept apart ([`Side`]) and
+//! summarised per policy.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -61,11 +70,11 @@ use crate::budget::RunBudget;
 use crate::check::{Audit, Checker};
 use crate::draws::{self, Draws, KeyMemo, KeyedRng, Memo, Outcomes};
 use crate::latency::Timeline;
-use crate::metrics::{CallResults, PolicyMetrics};
+use crate::metrics::{BackgroundMetrics, CallResults, PolicyMetrics};
 use crate::model::{ModelKind, Plan, Service, Stamp};
 use crate::queue::Queue;
 use crate::report::{Report, RunReport};
-use crate::scenario::{Arrival, Phase, Policy, Scenario};
+use crate::scenario::{Arrival, Background, Phase, Policy, Scenario};
 
 /// A run that could not finish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -379,6 +388,25 @@ struct Run<'a> {
     told: u64,
     /// The runaway stop, in attempts ([`runaway_limit`]).
     runaway: u64,
+    /// Calls of the workload under test: call ids from here on belong to
+    /// the background workloads.
+    calls: u64,
+    /// The background workloads, in file order.
+    sides: Vec<Side<'a>>,
+    /// Attempts made by background calls.
+    side_attempts: u64,
+}
+
+/// A background workload in one run.
+struct Side<'a> {
+    spec: &'a Background,
+    /// Its first call id.
+    first: u32,
+    /// Its own policy's checker, if it has a policy.
+    checker: Option<Checker>,
+    /// Its calls' results, by call id less `first`.
+    results: CallResults,
+    arrivals: Arrivals,
 }
 
 thread_local! {
@@ -395,15 +423,16 @@ impl Run<'_> {
     /// the shared budget of simulated attempts. `all` adds every attempt
     /// made so far to the budget; otherwise only whole chunks are added.
     fn bounds(&mut self, all: bool) -> Result<(), SimError> {
-        if self.results.timeline_full {
+        if self.results.timeline_full || self.sides.iter().any(|b| b.results.timeline_full) {
             return Err(SimError::Timeline {
                 policy: self.policy.name.clone(),
                 bucket: Duration::from_nanos(self.bucket),
             });
         }
-        let untold = self.results.attempts_total - self.told;
+        let made = self.results.attempts_total + self.side_attempts;
+        let untold = made - self.told;
         if untold >= BUDGET_CHUNK || (all && untold > 0) {
-            self.told = self.results.attempts_total;
+            self.told = made;
             let spent = self.spent.fetch_add(untold, Ordering::Relaxed) + untold;
             if spent > self.scenario.max_simulated_attempts {
                 return Err(SimError::AttemptBudget {
@@ -417,11 +446,17 @@ impl Run<'_> {
     /// Stops a runaway policy, then checks the limits counted while
     /// running ([`Run::bounds`]): after every attempt.
     fn attempted(&mut self) -> Result<(), SimError> {
-        if self.results.attempts_total > self.runaway {
+        if self.results.attempts_total + self.side_attempts > self.runaway {
+            let calls = self.calls
+                + self
+                    .sides
+                    .iter()
+                    .map(|b| b.spec.workload.calls)
+                    .sum::<u64>();
             return Err(SimError::Runaway {
                 policy: self.policy.name.clone(),
                 attempts: self.runaway,
-                calls: self.scenario.workload.calls,
+                calls,
             });
         }
         self.bounds(false)
@@ -454,12 +489,20 @@ impl Run<'_> {
     /// service's work ends and when the client learns the outcome.
     fn reach(&mut self, s: &mut Slot, now: u64, seq: u64) -> (u64, u64) {
         let attempt = s.state.attempt();
-        self.checker.attempt_started(
-            u64::from(s.call),
-            attempt,
-            Duration::from_nanos(s.send - s.start),
-        );
-        self.results.attempt_at(s.send / self.bucket);
+        let elapsed = Duration::from_nanos(s.send - s.start);
+        if u64::from(s.call) < self.calls {
+            self.checker
+                .attempt_started(u64::from(s.call), attempt, elapsed);
+            self.results.attempt_at(s.send / self.bucket);
+        } else {
+            let side = side_of(&mut self.sides, s.call);
+            let local = u64::from(s.call - side.first);
+            if let Some(checker) = &mut side.checker {
+                checker.attempt_started(local, attempt, elapsed);
+            }
+            side.results.attempt_at(s.send / self.bucket);
+            self.side_attempts += 1;
+        }
         s.reach = now;
         self.service.start(
             &mut s.plan,
@@ -498,6 +541,9 @@ impl Run<'_> {
             if end > now {
                 self.queue.push(end, SERVER_DONE, u32::from(k));
             }
+        }
+        if u64::from(s.call) >= self.calls {
+            return self.side_learns(s, now);
         }
         let elapsed = Duration::from_nanos(now - s.start);
         let call = u64::from(s.call);
@@ -561,6 +607,60 @@ impl Run<'_> {
         next
     }
 
+    /// [`Run::learn`] for a background call: its own engine, checker and
+    /// results; no budget.
+    fn side_learns(&mut self, s: &mut Slot, now: u64) -> Next {
+        let elapsed = Duration::from_nanos(now - s.start);
+        let attempt = s.state.attempt();
+        let side = side_of(&mut self.sides, s.call);
+        let local = u64::from(s.call - side.first);
+        let engine = &side.spec.engine;
+        let operation = side.spec.workload.operation.as_str();
+        let audit = &mut s.audit;
+        let next = match s.plan.outcome {
+            None => {
+                engine.on_success(&mut s.state, operation, elapsed, &mut |e| {
+                    audit.event(e.kind.is_terminal())
+                });
+                Next::Done(None)
+            }
+            Some(classification) => {
+                let mut rng = KeyedRng::new(&mut self.jitter_rng, u64::from(s.call), attempt);
+                let decision = engine.on_failure(
+                    &mut s.state,
+                    operation,
+                    Failure {
+                        classification,
+                        error_type: classification.class.name(),
+                        error: None,
+                    },
+                    elapsed,
+                    &mut rng,
+                    &mut |e| audit.event(e.kind.is_terminal()),
+                );
+                if let Some(checker) = &mut side.checker {
+                    checker.decided(audit, local, attempt, classification, elapsed, &decision);
+                }
+                match decision {
+                    Decision::Retry(retry) => {
+                        let delay = ns(retry.delay);
+                        s.sleep = s.sleep.saturating_add(delay);
+                        Next::Wake(delay)
+                    }
+                    Decision::Stop(reason) => Next::Done(Some(reason)),
+                }
+            }
+        };
+        if let Next::Done(reason) = next {
+            if let Some(checker) = &mut side.checker {
+                checker.finished(&s.audit, local, attempt);
+            }
+            side.results
+                .record(local as usize, now, now - s.start, s.sleep, attempt, reason);
+        }
+        next
+    }
+
     /// Plays the current attempt of `s` out whole from its send at `now`
     /// (stateless models only); returns when the client learns its outcome.
     fn whole_attempt(&mut self, s: &mut Slot, now: u64) -> u64 {
@@ -570,6 +670,13 @@ impl Run<'_> {
         self.service.finish(&mut s.plan, (learn, 0));
         learn
     }
+}
+
+/// The background workload that call `call` (past the workload under
+/// test's calls) belongs to.
+fn side_of<'s, 'a>(sides: &'s mut [Side<'a>], call: u32) -> &'s mut Side<'a> {
+    let k = sides.iter().rposition(|b| b.first <= call).unwrap_or(0);
+    &mut sides[k]
 }
 
 /// Runs one policy of `scenario` with `seed`; `progress` is told how many
@@ -641,6 +748,12 @@ fn run_job(
     // A budget is shared by the calls: its decisions come in time order.
     let mode = if budget.is_some() { Mode::Events } else { mode };
     let calls = scenario.workload.calls;
+    // Every call of the run: the workload under test's, then each
+    // background workload's.
+    let all_calls = scenario
+        .background
+        .iter()
+        .fold(calls, |n, b| n.saturating_add(b.workload.calls));
     let arrival = &scenario.workload.arrival;
     let phases = scenario.workload.phases.as_slice();
     let needs_row = scenario
@@ -682,15 +795,39 @@ fn run_job(
         },
         service: Service::new(&scenario.failures),
         outcomes: Outcomes::new(seed),
-        attempts: KeyMemo::new(&KEPT_ATTEMPTS, seed, calls),
-        jitter_rng: draws::Jitter::new(seed, calls),
+        attempts: KeyMemo::new(&KEPT_ATTEMPTS, seed, all_calls),
+        jitter_rng: draws::Jitter::new(seed, all_calls),
         results: CallResults::new(calls as usize),
         queue: Queue::new(),
         bucket: ns(scenario.bucket).max(1),
         spent,
         told: 0,
-        runaway: runaway_limit(calls),
+        runaway: runaway_limit(all_calls),
+        calls,
+        sides: Vec::with_capacity(scenario.background.len()),
+        side_attempts: 0,
     };
+    let mut first = calls;
+    for (k, spec) in scenario.background.iter().enumerate() {
+        run.sides.push(Side {
+            spec,
+            first: first as u32,
+            checker: spec
+                .policy
+                .as_ref()
+                .map(|p| Checker::new(p.envelope, p.backoffs)),
+            results: CallResults::new(spec.workload.calls as usize),
+            arrivals: Arrivals {
+                next: 0,
+                time: 0,
+                rng: draws::stream(seed, draws::STREAM_BACKGROUND + k as u64),
+                phase: 0,
+                phase_start: 0,
+                phase_first: 0,
+            },
+        });
+        first += spec.workload.calls;
+    }
     let mut slots: Vec<Slot> = Vec::new();
     let mut free: Vec<u32> = Vec::new();
     let mut arrivals = Arrivals {
@@ -712,6 +849,11 @@ fn run_job(
             run.queue.push_next(t, ARRIVAL, 0);
         }
     }
+    for side in &mut run.sides {
+        let w = &side.spec.workload;
+        let t = side.arrivals.time_of_next(&w.arrival, &w.phases);
+        run.queue.push(t, ARRIVAL, side.first);
+    }
     let mut done = 0u64;
     let drive = Drive {
         every_step,
@@ -725,7 +867,17 @@ fn run_job(
         match ev.kind {
             ARRIVAL => {
                 let call = ev.target;
-                if !matches!(arrival, Arrival::ClosedLoop { .. }) {
+                let tested = u64::from(call) < calls;
+                if !tested {
+                    let side = side_of(&mut run.sides, call);
+                    let w = &side.spec.workload;
+                    side.arrivals.next += 1;
+                    if side.arrivals.next < w.calls {
+                        let t = side.arrivals.time_of_next(&w.arrival, &w.phases);
+                        let next = side.first + side.arrivals.next as u32;
+                        run.queue.push(t, ARRIVAL, next);
+                    }
+                } else if !matches!(arrival, Arrival::ClosedLoop { .. }) {
                     arrivals.next += 1;
                     if arrivals.next < calls {
                         let t = arrivals.time_of_next(arrival, phases);
@@ -737,7 +889,9 @@ fn run_job(
                 } else {
                     0
                 };
-                let state = if run.budgeted {
+                let state = if !tested {
+                    side_of(&mut run.sides, call).spec.engine.start()
+                } else if run.budgeted {
                     crate::budget::start(run.engine, &mut run.checker, now)
                 } else {
                     policy.engine.start()
@@ -825,6 +979,8 @@ fn run_job(
                 think_time,
             } = arrival
             {
+                // Background calls' ids lie past `calls`: only the
+                // workload under test's clients come back.
                 let next = u64::from(slots[index as usize].call) + u64::from(*clients);
                 if next < calls {
                     run.queue
@@ -840,6 +996,18 @@ fn run_job(
     let mut metrics =
         run.results
             .into_metrics(&policy.name, run.bucket, violations, violation_count);
+    metrics.background = run
+        .sides
+        .into_iter()
+        .map(|side| {
+            let checked = side.checker.is_some();
+            let (list, count) = side.checker.map_or((Vec::new(), 0), Checker::into_parts);
+            let m = side
+                .results
+                .into_metrics(&side.spec.name, run.bucket, list, count);
+            BackgroundMetrics::of(&side.spec.name, m, checked)
+        })
+        .collect();
     if let Some(b) = &budget {
         crate::budget::account(&mut metrics, b.spec, counts);
     }
@@ -972,15 +1140,17 @@ fn run_many_observed_on(
             message: format!("{runs} runs; allowed: 1 to {}", crate::scenario::MAX_RUNS),
         });
     }
-    crate::limits::check_work(
-        scenario.workload.calls,
-        runs,
-        policies,
-        scenario.max_simulated_attempts,
-    )
-    .map_err(|(field, message)| SimError::Refused { field, message })?;
+    let all_calls = scenario
+        .background
+        .iter()
+        .fold(scenario.workload.calls, |n, b| {
+            n.saturating_add(b.workload.calls)
+        });
+    crate::limits::check_work(all_calls, runs, policies, scenario.max_simulated_attempts)
+        .map_err(|(field, message)| SimError::Refused { field, message })?;
     let jobs = runs as usize * policies;
-    let total = scenario.workload.calls * jobs as u64;
+    // Progress counts background calls too.
+    let total = all_calls * jobs as u64;
     let next = AtomicUsize::new(0);
     let finished = AtomicU64::new(0);
     let spent = AtomicU64::new(0);

@@ -40,6 +40,60 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Columns of the background traffic table.
+const BACKGROUND_HEADERS: [&str; 10] = [
+    "policy",
+    "background",
+    "calls",
+    "succeeded",
+    "failed",
+    "success",
+    "attempts",
+    "latency p50",
+    "latency p99",
+    "violations",
+];
+
+/// One row per (policy, background workload), means over the runs.
+fn background_rows(report: &Report) -> Vec<Vec<String>> {
+    use super::number::{human_ms, percent, trim};
+    let Some(first) = report.runs.first() else {
+        return Vec::new();
+    };
+    let runs = report.runs.len() as f64;
+    let mut rows = Vec::new();
+    for (p, m) in first.policies.iter().enumerate() {
+        for (k, b) in m.background.iter().enumerate() {
+            let mean = |read: &dyn Fn(&crate::metrics::BackgroundMetrics) -> f64| {
+                report
+                    .runs
+                    .iter()
+                    .map(|r| read(&r.policies[p].background[k]))
+                    .sum::<f64>()
+                    / runs
+            };
+            let calls = mean(&|b| b.calls as f64);
+            let succeeded = mean(&|b| b.succeeded as f64);
+            rows.push(vec![
+                m.policy.clone(),
+                b.name.clone(),
+                trim(calls),
+                trim(succeeded),
+                trim(mean(&|b| b.failed as f64)),
+                percent(succeeded / calls.max(1.0)),
+                trim(mean(&|b| b.attempts as f64)),
+                human_ms(mean(&|b| b.latency_p50_ms)),
+                human_ms(mean(&|b| b.latency_p99_ms)),
+                match b.violations {
+                    Some(_) => trim(mean(&|b| b.violations.unwrap_or(0) as f64)),
+                    None => "–".to_owned(),
+                },
+            ]);
+        }
+    }
+    rows
+}
+
 /// The report as Markdown; `plots` names the plot files to link.
 pub fn render(report: &Report, scenario_path: Option<&str>, plots: &[String]) -> String {
     let runs = report.runs.len();
@@ -90,6 +144,15 @@ pub fn render(report: &Report, scenario_path: Option<&str>, plots: &[String]) ->
     out.push_str("\n## Failed calls by stop reason\n\n");
     let rows: Vec<Vec<String>> = summary.iter().map(|s| failure_row(s, runs)).collect();
     out.push_str(&table(&failure_headers(report), &rows));
+    let background = background_rows(report);
+    if !background.is_empty() {
+        out.push_str("\n## Background traffic\n\nWorkloads that share the service with each policy's calls, the same under every policy; the table above counts only the policy's own calls. Violations are of the background workload's own policy (– when it has none: one attempt per call).");
+        if runs > 1 {
+            out.push_str(" Cells show the mean over runs.");
+        }
+        out.push_str("\n\n");
+        out.push_str(&table(&BACKGROUND_HEADERS, &background));
+    }
     let budgets = budget_rows(report, &summary);
     if !budgets.is_empty() {
         out.push_str("\n## Retry budgets\n\nEach budget is shared by all its policy's calls and starts fresh for each run. A refused retry ends its call (`budget_exhausted`); the refused share is of the retries the policy would have made.\n\n");
@@ -110,6 +173,17 @@ pub fn render(report: &Report, scenario_path: Option<&str>, plots: &[String]) ->
                         escape(&m.policy),
                         escape(&v.to_string())
                     ));
+                }
+                for b in &m.background {
+                    for v in &b.violation_list {
+                        out.push_str(&format!(
+                            "- run {} policy {}, background {}: {}\n",
+                            run.run,
+                            escape(&m.policy),
+                            escape(&b.name),
+                            escape(&v.to_string())
+                        ));
+                    }
                 }
             }
         }

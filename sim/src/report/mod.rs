@@ -130,12 +130,19 @@ impl Report {
         }
     }
 
-    /// Violations over every run and policy.
+    /// Violations over every run and policy, the background workloads'
+    /// own policies' included.
     pub fn violations(&self) -> u64 {
         self.runs
             .iter()
             .flat_map(|r| &r.policies)
-            .map(|m| m.violations)
+            .map(|m| {
+                m.violations
+                    + m.background
+                        .iter()
+                        .map(|b| b.violations.unwrap_or(0))
+                        .sum::<u64>()
+            })
             .sum()
     }
 
