@@ -1,8 +1,8 @@
 //! The Markdown summary.
 
 use super::{
-    budget_rows, failure_headers, failure_row, main_row, spread_row, Report, BUDGET_HEADERS,
-    MAIN_HEADERS,
+    background_rows, budget_rows, failure_headers, failure_row, main_row, spread_row, Report,
+    BACKGROUND_HEADERS, BACKGROUND_NOTE, BUDGET_HEADERS, MAIN_HEADERS,
 };
 
 /// `text` made safe for a Markdown table cell or a line of text: the
@@ -38,60 +38,6 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     out
-}
-
-/// Columns of the background traffic table.
-const BACKGROUND_HEADERS: [&str; 10] = [
-    "policy",
-    "background",
-    "calls",
-    "succeeded",
-    "failed",
-    "success",
-    "attempts",
-    "latency p50",
-    "latency p99",
-    "violations",
-];
-
-/// One row per (policy, background workload), means over the runs.
-fn background_rows(report: &Report) -> Vec<Vec<String>> {
-    use super::number::{human_ms, percent, trim};
-    let Some(first) = report.runs.first() else {
-        return Vec::new();
-    };
-    let runs = report.runs.len() as f64;
-    let mut rows = Vec::new();
-    for (p, m) in first.policies.iter().enumerate() {
-        for (k, b) in m.background.iter().enumerate() {
-            let mean = |read: &dyn Fn(&crate::metrics::BackgroundMetrics) -> f64| {
-                report
-                    .runs
-                    .iter()
-                    .map(|r| read(&r.policies[p].background[k]))
-                    .sum::<f64>()
-                    / runs
-            };
-            let calls = mean(&|b| b.calls as f64);
-            let succeeded = mean(&|b| b.succeeded as f64);
-            rows.push(vec![
-                m.policy.clone(),
-                b.name.clone(),
-                trim(calls),
-                trim(succeeded),
-                trim(mean(&|b| b.failed as f64)),
-                percent(succeeded / calls.max(1.0)),
-                trim(mean(&|b| b.attempts as f64)),
-                human_ms(mean(&|b| b.latency_p50_ms)),
-                human_ms(mean(&|b| b.latency_p99_ms)),
-                match b.violations {
-                    Some(_) => trim(mean(&|b| b.violations.unwrap_or(0) as f64)),
-                    None => "–".to_owned(),
-                },
-            ]);
-        }
-    }
-    rows
 }
 
 /// The report as Markdown; `plots` names the plot files to link.
@@ -146,7 +92,8 @@ pub fn render(report: &Report, scenario_path: Option<&str>, plots: &[String]) ->
     out.push_str(&table(&failure_headers(report), &rows));
     let background = background_rows(report);
     if !background.is_empty() {
-        out.push_str("\n## Background traffic\n\nWorkloads that share the service with each policy's calls, the same under every policy; the table above counts only the policy's own calls. Violations are of the background workload's own policy (– when it has none: one attempt per call).");
+        out.push_str("\n## Background traffic\n\n");
+        out.push_str(BACKGROUND_NOTE);
         if runs > 1 {
             out.push_str(" Cells show the mean over runs.");
         }
