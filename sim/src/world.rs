@@ -53,7 +53,7 @@
 //! `(call, attempt)` draws, and run under their own fixed engine (one
 //! attempt per call without a policy), the same under every compared
 //! policy. They go through the same loop in every mode, so every failure
-//! model sees their attempts; their results are kept apart ([`Side`]) and
+//! model sees their attempts; their results are kept apart (`Side`) and
 //! summarised per policy.
 
 use std::fmt;

@@ -402,3 +402,32 @@ fn bad_background_tables_name_the_field_and_what_is_allowed() {
     ));
     assert_has(&e, &["background[1].calls", "50000000 calls in all"]);
 }
+
+#[test]
+fn reports_with_background_do_not_depend_on_the_threads() {
+    let s = scenario(
+        &format!("{OVERLOAD}{BACKGROUND}{POLICIES}")
+            .replace("\"batch\"\ncalls = 4000", "\"bulk\"\ncalls = 4000"),
+    );
+    let one = reflexio_sim::world::run_many_on(&s, 5, 3, 1, &|_, _| {}).unwrap();
+    let three = reflexio_sim::world::run_many_on(&s, 5, 3, 3, &|_, _| {}).unwrap();
+    assert_eq!(one, three);
+    let a = reflexio_sim::cli::render_all(&one, Some("background.toml"), &[]);
+    let b = reflexio_sim::cli::render_all(&three, Some("background.toml"), &[]);
+    assert_eq!(a, b);
+    let markdown = &a.iter().find(|(name, _)| name.ends_with(".md")).unwrap().1;
+    assert!(markdown.contains("## Background traffic"), "{markdown}");
+    assert!(markdown.contains("mean over runs"), "{markdown}");
+    let json = &a
+        .iter()
+        .find(|(name, _)| name.ends_with(".json"))
+        .unwrap()
+        .1;
+    assert!(json.contains("\"background\": ["), "{json}");
+    // Without background, none of it appears.
+    let plain = Scenario::from_toml_str(&format!("{STATELESS}{POLICIES}"), "plain.toml").unwrap();
+    let report = reflexio_sim::run(&plain, 5).unwrap();
+    for (_, text) in reflexio_sim::cli::render_all(&report, None, &[]) {
+        assert!(!text.to_lowercase().contains("background"), "{text}");
+    }
+}
