@@ -395,6 +395,9 @@ struct Run<'a> {
     sides: Vec<Side<'a>>,
     /// Attempts made by background calls.
     side_attempts: u64,
+    /// Whether a background attempt started past the load series' last
+    /// bucket.
+    side_timeline_full: bool,
 }
 
 /// A background workload in one run.
@@ -423,7 +426,7 @@ impl Run<'_> {
     /// the shared budget of simulated attempts. `all` adds every attempt
     /// made so far to the budget; otherwise only whole chunks are added.
     fn bounds(&mut self, all: bool) -> Result<(), SimError> {
-        if self.results.timeline_full || self.sides.iter().any(|b| b.results.timeline_full) {
+        if self.results.timeline_full || self.side_timeline_full {
             return Err(SimError::Timeline {
                 policy: self.policy.name.clone(),
                 bucket: Duration::from_nanos(self.bucket),
@@ -495,13 +498,7 @@ impl Run<'_> {
                 .attempt_started(u64::from(s.call), attempt, elapsed);
             self.results.attempt_at(s.send / self.bucket);
         } else {
-            let side = side_of(&mut self.sides, s.call);
-            let local = u64::from(s.call - side.first);
-            if let Some(checker) = &mut side.checker {
-                checker.attempt_started(local, attempt, elapsed);
-            }
-            side.results.attempt_at(s.send / self.bucket);
-            self.side_attempts += 1;
+            self.side_reached(s, attempt, elapsed);
         }
         s.reach = now;
         self.service.start(
@@ -542,22 +539,44 @@ impl Run<'_> {
                 self.queue.push(end, SERVER_DONE, u32::from(k));
             }
         }
-        if u64::from(s.call) >= self.calls {
-            return self.side_learns(s, now);
-        }
         let elapsed = Duration::from_nanos(now - s.start);
         let call = u64::from(s.call);
         let attempt = s.state.attempt();
-        let engine = self.engine;
-        let operation = self.scenario.workload.operation.as_str();
+        // The workload under test's engine, checker and results, or a
+        // background workload's (its call numbered from its first). One
+        // call site each, whichever it is, so that the engine's decision
+        // is inlined as it was before background workloads.
+        let (engine, operation, mut checker, results, local, budgeted) = if call < self.calls {
+            (
+                self.engine,
+                self.scenario.workload.operation.as_str(),
+                Some(&mut self.checker),
+                &mut self.results,
+                call,
+                self.budgeted,
+            )
+        } else {
+            let side = side_of(&mut self.sides, s.call);
+            let spec: &Background = side.spec;
+            (
+                &spec.engine,
+                spec.workload.operation.as_str(),
+                side.checker.as_mut(),
+                &mut side.results,
+                call - u64::from(side.first),
+                false,
+            )
+        };
         let audit = &mut s.audit;
         let next = match s.plan.outcome {
             None => {
                 engine.on_success(&mut s.state, operation, elapsed, &mut |e| {
                     audit.event(e.kind.is_terminal())
                 });
-                if self.budgeted {
-                    self.checker.budget_call_succeeded(s.state.last_retry());
+                if budgeted {
+                    if let Some(c) = checker.as_mut() {
+                        c.budget_call_succeeded(s.state.last_retry());
+                    }
                 }
                 Next::Done(None)
             }
@@ -575,13 +594,13 @@ impl Run<'_> {
                     &mut rng,
                     &mut |e| audit.event(e.kind.is_terminal()),
                 );
-                self.checker
-                    .decided(audit, call, attempt, classification, elapsed, &decision);
-                if self.budgeted {
-                    let at = Duration::from_nanos(now);
-                    let class = classification.class;
-                    self.checker
-                        .budget_decided(call, attempt, at, class, &decision);
+                if let Some(c) = checker.as_mut() {
+                    c.decided(audit, local, attempt, classification, elapsed, &decision);
+                    if budgeted {
+                        let at = Duration::from_nanos(now);
+                        let class = classification.class;
+                        c.budget_decided(local, attempt, at, class, &decision);
+                    }
                 }
                 match decision {
                     Decision::Retry(retry) => {
@@ -594,71 +613,28 @@ impl Run<'_> {
             }
         };
         if let Next::Done(reason) = next {
-            self.checker.finished(&s.audit, call, attempt);
-            self.results.record(
-                s.call as usize,
-                now,
-                now - s.start,
-                s.sleep,
-                attempt,
-                reason,
-            );
+            if let Some(c) = checker {
+                c.finished(&s.audit, local, attempt);
+            }
+            results.record(local as usize, now, now - s.start, s.sleep, attempt, reason);
         }
         next
     }
 
-    /// [`Run::learn`] for a background call: its own engine, checker and
-    /// results; no budget.
-    fn side_learns(&mut self, s: &mut Slot, now: u64) -> Next {
-        let elapsed = Duration::from_nanos(now - s.start);
-        let attempt = s.state.attempt();
+    /// The current attempt of background call `s` starts: its own
+    /// checker and results count it. Kept out of line, so that the
+    /// workload's own attempts pay for a comparison only.
+    #[cold]
+    #[inline(never)]
+    fn side_reached(&mut self, s: &Slot, attempt: u32, elapsed: Duration) {
         let side = side_of(&mut self.sides, s.call);
         let local = u64::from(s.call - side.first);
-        let engine = &side.spec.engine;
-        let operation = side.spec.workload.operation.as_str();
-        let audit = &mut s.audit;
-        let next = match s.plan.outcome {
-            None => {
-                engine.on_success(&mut s.state, operation, elapsed, &mut |e| {
-                    audit.event(e.kind.is_terminal())
-                });
-                Next::Done(None)
-            }
-            Some(classification) => {
-                let mut rng = KeyedRng::new(&mut self.jitter_rng, u64::from(s.call), attempt);
-                let decision = engine.on_failure(
-                    &mut s.state,
-                    operation,
-                    Failure {
-                        classification,
-                        error_type: classification.class.name(),
-                        error: None,
-                    },
-                    elapsed,
-                    &mut rng,
-                    &mut |e| audit.event(e.kind.is_terminal()),
-                );
-                if let Some(checker) = &mut side.checker {
-                    checker.decided(audit, local, attempt, classification, elapsed, &decision);
-                }
-                match decision {
-                    Decision::Retry(retry) => {
-                        let delay = ns(retry.delay);
-                        s.sleep = s.sleep.saturating_add(delay);
-                        Next::Wake(delay)
-                    }
-                    Decision::Stop(reason) => Next::Done(Some(reason)),
-                }
-            }
-        };
-        if let Next::Done(reason) = next {
-            if let Some(checker) = &mut side.checker {
-                checker.finished(&s.audit, local, attempt);
-            }
-            side.results
-                .record(local as usize, now, now - s.start, s.sleep, attempt, reason);
+        if let Some(checker) = &mut side.checker {
+            checker.attempt_started(local, attempt, elapsed);
         }
-        next
+        side.results.attempt_at(s.send / self.bucket);
+        self.side_timeline_full |= side.results.timeline_full;
+        self.side_attempts += 1;
     }
 
     /// Plays the current attempt of `s` out whole from its send at `now`
@@ -806,6 +782,7 @@ fn run_job(
         calls,
         sides: Vec::with_capacity(scenario.background.len()),
         side_attempts: 0,
+        side_timeline_full: false,
     };
     let mut first = calls;
     for (k, spec) in scenario.background.iter().enumerate() {
