@@ -271,6 +271,10 @@ pub fn check(
                 if let Ok(scenario) = Scenario::from_file(path) {
                     text.push_str(&scenario.workload.to_toml());
                     text.push('\n');
+                    for b in &scenario.background {
+                        text.push_str(&b.to_toml());
+                        text.push('\n');
+                    }
                     text.push_str(&scenario.latency.to_toml());
                     text.push('\n');
                 }

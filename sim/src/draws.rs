@@ -44,6 +44,12 @@ pub const STREAM_ARRIVALS: u64 = 1;
 pub const STREAM_OUTCOMES: u64 = 2;
 /// Stream of per-attempt policy jitter.
 pub const STREAM_JITTER: u64 = 3;
+/// Arrival streams of background workloads (`[[background]]`): workload
+/// `k` draws its inter-arrival times from stream `STREAM_BACKGROUND + k`.
+/// Its calls take the ids after the workload under test's (and the
+/// earlier background workloads'), so their `(call, attempt)` draws of
+/// the other streams are their own too.
+pub const STREAM_BACKGROUND: u64 = 1 << 32;
 
 /// Index of the first latency draw; latency uses `0..8`.
 pub const LATENCY: usize = 0;

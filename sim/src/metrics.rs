@@ -192,6 +192,7 @@ impl CallResults {
             finished_at_ms: ms(self.last_end),
             violations,
             violation_list,
+            background: Vec::new(),
             load_per_bucket: self.load,
             latency_cdf: cdf,
         }
@@ -411,11 +412,61 @@ pub struct PolicyMetrics {
     pub violations: u64,
     /// The first violations, with their calls.
     pub violation_list: Vec<Violation>,
+    /// What each background workload (`[[background]]`) went through
+    /// beside this policy's calls; empty, and left out of the JSON, when
+    /// the scenario has none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub background: Vec<BackgroundMetrics>,
     /// Attempts started in each time bucket.
     pub load_per_bucket: Vec<u64>,
     /// `(latency ms, fraction of calls done)` at 200 evenly spaced
     /// fractions.
     pub latency_cdf: Vec<(f64, f64)>,
+}
+
+/// What one background workload went through in one run, beside the
+/// calls of the policy under test.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackgroundMetrics {
+    /// The background workload's name.
+    pub name: String,
+    /// Its calls.
+    pub calls: u64,
+    /// Calls that succeeded.
+    pub succeeded: u64,
+    /// Calls that failed: `calls - succeeded`.
+    pub failed: u64,
+    /// Attempts its calls made (`calls` when it has no policy).
+    pub attempts: u64,
+    /// End-to-end call latency, attempts and sleeps: median (ms).
+    pub latency_p50_ms: f64,
+    /// End-to-end latency: 99th percentile (ms).
+    pub latency_p99_ms: f64,
+    /// Violations of its own policy's envelope; absent when it has no
+    /// policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violations: Option<u64>,
+    /// The first of those violations, with their calls.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violation_list: Vec<Violation>,
+}
+
+impl BackgroundMetrics {
+    /// The summary of background workload `name` from its calls' metrics
+    /// (`checked`: whether a checker audited them against a policy).
+    pub fn of(name: &str, m: PolicyMetrics, checked: bool) -> Self {
+        BackgroundMetrics {
+            name: name.to_owned(),
+            calls: m.calls,
+            succeeded: m.successes,
+            failed: m.calls - m.successes,
+            attempts: m.attempts_total,
+            latency_p50_ms: m.latency_p50_ms,
+            latency_p99_ms: m.latency_p99_ms,
+            violations: checked.then_some(m.violations),
+            violation_list: m.violation_list,
+        }
+    }
 }
 
 /// What a policy's retry budget did in one run.
@@ -781,6 +832,7 @@ mod tests {
             finished_at_ms: ms(last_end),
             violations: 0,
             violation_list: Vec::new(),
+            background: Vec::new(),
             load_per_bucket: Vec::new(),
             latency_cdf: (1..=CDF_POINTS)
                 .map(|i| {

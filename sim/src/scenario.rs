@@ -58,8 +58,11 @@ pub struct Scenario {
     pub runs: u32,
     /// Width of the time buckets of the load-over-time series.
     pub bucket: Duration,
-    /// Calls and their arrivals.
+    /// Calls and their arrivals: the workload under test.
     pub workload: Workload,
+    /// Background workloads sharing the service with the workload under
+    /// test, each under its own fixed policy or none (`[[background]]`).
+    pub background: Vec<Background>,
     /// The legs of one attempt, before any overload.
     pub latency: Anatomy,
     /// The failure models, consulted in order.
@@ -138,6 +141,52 @@ impl Workload {
             }
         }
         text.push_str(&format!("operation = {:?}\n", self.operation));
+        text
+    }
+}
+
+/// The most background workloads one scenario may have.
+pub const MAX_BACKGROUND: usize = 16;
+
+/// A background workload (`[[background]]`): traffic that shares the
+/// service with the workload under test, the same under every compared
+/// policy.
+#[derive(Debug, Clone)]
+pub struct Background {
+    /// Its name, unique among the scenario's background workloads.
+    pub name: String,
+    /// Its calls and their arrivals (never a closed loop); its operation
+    /// name is its name.
+    pub workload: Workload,
+    /// Its own retry policy (no retry budget), or `None`: one attempt per
+    /// call.
+    pub policy: Option<Policy>,
+    /// The engine its calls run: its policy's, or one that never retries.
+    pub engine: Engine,
+}
+
+impl Background {
+    /// The `[[background]]` table, normalised like [`Workload::to_toml`],
+    /// with its policy (if any) as a `[background.policy]` table.
+    pub fn to_toml(&self) -> String {
+        let workload = self.workload.to_toml();
+        let mut text = format!("[[background]]\nname = {:?}\n", self.name);
+        for line in workload.lines().skip(1) {
+            if !line.starts_with("operation = ") {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        match &self.policy {
+            None => text.push_str("# no policy: one attempt per call\n"),
+            Some(p) => {
+                // As `check` prints a policy, nested under the table.
+                match crate::cli::describe_policy("background.policy", &p.config, &p.engine) {
+                    Ok(body) => text.push_str(&body),
+                    Err(e) => text.push_str(&format!("# policy: {e}\n")),
+                }
+            }
+        }
         text
     }
 }
@@ -267,6 +316,8 @@ struct RawScenario {
     bucket: Option<Time>,
     max_simulated_attempts: Option<u64>,
     workload: Option<RawWorkload>,
+    #[serde(default)]
+    background: Vec<RawBackground>,
     latency: Option<RawLatency>,
     #[serde(default)]
     failures: Vec<RawFailure>,
@@ -293,6 +344,17 @@ struct RawWorkload {
     think_time: Option<Time>,
     phases: Option<Vec<RawPhase>>,
     operation: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackground {
+    name: Option<String>,
+    calls: Option<u64>,
+    arrival: Option<ArrivalKind>,
+    rate: Option<f64>,
+    phases: Option<Vec<RawPhase>>,
+    policy: Option<RetryConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -713,53 +775,42 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
     let mut warnings = Vec::new();
     for (pname, spanned) in ordered {
         let prefix = join_key("policies", &pname);
-        if limits::has_control(&pname) {
+        policies.push(build_policy(
+            &prefix,
+            pname,
+            spanned.into_inner(),
+            &mut warnings,
+        )?);
+    }
+    let background = build_background(raw.background, bucket, raw.bucket.is_some(), &mut warnings)?;
+    let all_calls = background
+        .iter()
+        .fold(workload.calls, |n, b| n.saturating_add(b.workload.calls));
+    if !background.is_empty() {
+        if all_calls > MAX_CALLS {
             return Err(err(
-                prefix,
+                format!("background.{}.calls", background.len() - 1),
                 format!(
-                    "the policy name `{}` holds a control character; names are printed in tables, plots and terminals",
-                    limits::escape_control(&pname)
+                    "the workload and its background make {all_calls} calls; the limit is {MAX_CALLS} calls in all"
                 ),
             ));
         }
-        let config = spanned.into_inner();
-        let found: Vec<ConfigWarning> = config
-            .validate()
-            .map_err(|e| err(join(&prefix, &e.path), e.message))?;
-        for w in found {
-            warnings.push(format!("`{}`: {}", join(&prefix, &w.path), w.message));
+        let bytes = std::iter::once(&workload)
+            .chain(background.iter().map(|b| &b.workload))
+            .fold(0u64, |n, w| n.saturating_add(workload_bytes(w)));
+        if bytes > MAX_MEMORY {
+            let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+            return Err(err(
+                format!("background.{}.calls", background.len() - 1),
+                format!(
+                    "too large a workload: with its background it would take about {:.1} GiB of memory; the limit is {:.1} GiB. Use fewer calls, another arrival process, or `--runs` to repeat a smaller workload",
+                    gib(bytes),
+                    gib(MAX_MEMORY),
+                ),
+            ));
         }
-        let engine = config
-            .engine()
-            .map_err(|e| err(join(&prefix, &e.path), e.message))?;
-        let worst = engine.worst_case();
-        limits::check_attempts_per_call(worst.max_attempts, worst.max_attempts_before_deadline)
-            .map_err(|m| {
-                let field = if config.max_attempts.is_some() {
-                    "max_attempts"
-                } else {
-                    ""
-                };
-                err(join(&prefix, field), m)
-            })?;
-        // Checked by `validate` above; each (policy, run) builds its own
-        // fresh budget from it (see `crate::budget`).
-        let budget = config
-            .budget_spec()
-            .map_err(|e| err(join(&prefix, &e.path), e.message))?;
-        let backoffs = ErrorClass::ALL.map(|c| {
-            config
-                .backoff(c)
-                .unwrap_or_else(reflexio::strategy::default_backoff)
-        });
-        policies.push(Policy {
-            name: pname,
-            envelope: *engine.envelope(),
-            engine,
-            budget,
-            config,
-            backoffs,
-        });
+        limits::check_work(all_calls, runs, policies.len(), max_simulated_attempts)
+            .map_err(|(p, m)| err(p, m))?;
     }
     let _ = source;
     Ok(Scenario {
@@ -769,11 +820,67 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
         runs,
         bucket,
         workload,
+        background,
         latency,
         failures,
         policies,
         warnings,
         max_simulated_attempts,
+    })
+}
+
+/// A policy from its configuration, at table `prefix` (for error paths).
+fn build_policy(
+    prefix: &str,
+    name: String,
+    config: RetryConfig,
+    warnings: &mut Vec<String>,
+) -> Result<Policy, Err0> {
+    if limits::has_control(&name) {
+        return Err(err(
+            prefix,
+            format!(
+                "the policy name `{}` holds a control character; names are printed in tables, plots and terminals",
+                limits::escape_control(&name)
+            ),
+        ));
+    }
+    let found: Vec<ConfigWarning> = config
+        .validate()
+        .map_err(|e| err(join(prefix, &e.path), e.message))?;
+    for w in found {
+        warnings.push(format!("`{}`: {}", join(prefix, &w.path), w.message));
+    }
+    let engine = config
+        .engine()
+        .map_err(|e| err(join(prefix, &e.path), e.message))?;
+    let worst = engine.worst_case();
+    limits::check_attempts_per_call(worst.max_attempts, worst.max_attempts_before_deadline)
+        .map_err(|m| {
+            let field = if config.max_attempts.is_some() {
+                "max_attempts"
+            } else {
+                ""
+            };
+            err(join(prefix, field), m)
+        })?;
+    // Checked by `validate` above; each (policy, run) builds its own
+    // fresh budget from it (see `crate::budget`).
+    let budget = config
+        .budget_spec()
+        .map_err(|e| err(join(prefix, &e.path), e.message))?;
+    let backoffs = ErrorClass::ALL.map(|c| {
+        config
+            .backoff(c)
+            .unwrap_or_else(reflexio::strategy::default_backoff)
+    });
+    Ok(Policy {
+        name,
+        envelope: *engine.envelope(),
+        engine,
+        budget,
+        config,
+        backoffs,
     })
 }
 
@@ -785,7 +892,124 @@ fn join(prefix: &str, path: &str) -> String {
     }
 }
 
+/// Memory a workload's calls take while one policy runs: their results,
+/// and the calls known to be in flight together (all of them when they
+/// arrive at once, one per client in a closed loop).
+fn workload_bytes(w: &Workload) -> u64 {
+    let in_flight = match &w.arrival {
+        Arrival::AllAtOnce => w.calls,
+        Arrival::ClosedLoop { clients, .. } => u64::from(*clients),
+        _ => 0,
+    };
+    w.calls
+        .saturating_mul(BYTES_PER_CALL)
+        .saturating_add(in_flight.saturating_mul(BYTES_IN_FLIGHT))
+}
+
+/// The `[[background]]` workloads: each a workload table (no closed
+/// loop) with a unique `name` and an optional `policy` (no retry budget).
+fn build_background(
+    list: Vec<RawBackground>,
+    bucket: Duration,
+    bucket_set: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Background>, Err0> {
+    if list.len() > MAX_BACKGROUND {
+        return Err(err(
+            format!("background.{MAX_BACKGROUND}"),
+            format!("at most {MAX_BACKGROUND} background workloads"),
+        ));
+    }
+    let mut out: Vec<Background> = Vec::with_capacity(list.len());
+    for (i, raw) in list.into_iter().enumerate() {
+        let prefix = format!("background.{i}");
+        let name = raw.name.ok_or_else(|| {
+            err(
+                prefix.as_str(),
+                "each background workload needs a `name`, unique among them, such as \"batch\"",
+            )
+        })?;
+        if name.is_empty() || limits::has_control(&name) {
+            return Err(err(
+                format!("{prefix}.name"),
+                format!(
+                    "`{}`: a name must be non-empty, without control characters; it is printed in tables and terminals",
+                    limits::escape_control(&name)
+                ),
+            ));
+        }
+        if out.iter().any(|b| b.name == name) {
+            return Err(err(
+                format!("{prefix}.name"),
+                format!("`{name}` names another background workload already; names must be unique"),
+            ));
+        }
+        if raw.calls.is_none() {
+            return Err(err(
+                prefix.as_str(),
+                "missing `calls`, the number of background calls to simulate",
+            ));
+        }
+        if raw.arrival == Some(ArrivalKind::ClosedLoop) {
+            return Err(err(
+                format!("{prefix}.arrival"),
+                "background traffic arrives on its own schedule: use `all_at_once`, `fixed_rate` or `poisson` (a closed loop is for the workload under test)",
+            ));
+        }
+        let workload = build_workload_at(
+            &prefix,
+            Some(RawWorkload {
+                calls: raw.calls,
+                arrival: raw.arrival,
+                rate: raw.rate,
+                clients: None,
+                think_time: None,
+                phases: raw.phases,
+                operation: Some(name.clone()),
+            }),
+        )?;
+        limits::check_timeline(&workload, bucket, bucket_set)
+            .map_err(|(p, m)| err(p.replacen("workload", &prefix, 1), m))?;
+        let policy = match raw.policy {
+            None => None,
+            Some(config) => {
+                let at = format!("{prefix}.policy");
+                let policy = build_policy(&at, name.clone(), config, warnings)?;
+                if policy.budget.is_some() {
+                    return Err(err(
+                        format!("{at}.budget"),
+                        "a background workload's policy may not have a retry budget: a budget belongs to the policy under test; drop the `budget` table",
+                    ));
+                }
+                Some(policy)
+            }
+        };
+        let engine = match &policy {
+            Some(p) => p.engine.clone(),
+            None => RetryConfig {
+                max_attempts: Some(1),
+                ..RetryConfig::default()
+            }
+            .engine()
+            .map_err(|e| err(prefix.as_str(), e.message))?,
+        };
+        out.push(Background {
+            name,
+            workload,
+            policy,
+            engine,
+        });
+    }
+    Ok(out)
+}
+
 fn build_workload(raw: Option<RawWorkload>) -> Result<Workload, Err0> {
+    build_workload_at("workload", raw)
+}
+
+/// [`build_workload`] for the table at `prefix` (`workload` or
+/// `background.<i>`), whose fields' paths start with it.
+fn build_workload_at(prefix: &str, raw: Option<RawWorkload>) -> Result<Workload, Err0> {
     let Some(raw) = raw else {
         return Err(err(
             "workload",
@@ -799,11 +1023,11 @@ fn build_workload(raw: Option<RawWorkload>) -> Result<Workload, Err0> {
         )
     })?;
     if calls == 0 {
-        return Err(err("workload.calls", "must be at least 1"));
+        return Err(err(format!("{prefix}.calls"), "must be at least 1"));
     }
     if calls > MAX_CALLS {
         return Err(err(
-            "workload.calls",
+            format!("{prefix}.calls"),
             format!(
                 "{calls} calls is too large a workload; the limit is {MAX_CALLS} calls. Use fewer calls, or `--runs` to repeat a smaller workload"
             ),
@@ -815,34 +1039,34 @@ fn build_workload(raw: Option<RawWorkload>) -> Result<Workload, Err0> {
         None => Vec::new(),
         Some(_) if !needs_rate => {
             return Err(err(
-                "workload.phases",
+                format!("{prefix}.phases"),
                 "`phases` applies only to `arrival = \"fixed_rate\"` or `\"poisson\"`",
             ))
         }
         Some(_) if raw.rate.is_some() => {
             return Err(err(
-                "workload.rate",
+                format!("{prefix}.rate"),
                 "give either one `rate` or `phases`, not both",
             ))
         }
-        Some(list) => build_phases(list)?,
+        Some(list) => build_phases(prefix, list)?,
     };
     if !needs_rate && raw.rate.is_some() {
         return Err(err(
-            "workload.rate",
+            format!("{prefix}.rate"),
             "`rate` applies only to `arrival = \"fixed_rate\"` or `\"poisson\"`",
         ));
     }
     let closed = kind == ArrivalKind::ClosedLoop;
     if !closed && raw.clients.is_some() {
         return Err(err(
-            "workload.clients",
+            format!("{prefix}.clients"),
             "`clients` applies only to `arrival = \"closed_loop\"`",
         ));
     }
     if !closed && raw.think_time.is_some() {
         return Err(err(
-            "workload.think_time",
+            format!("{prefix}.think_time"),
             "`think_time` applies only to `arrival = \"closed_loop\"`",
         ));
     }
@@ -852,11 +1076,15 @@ fn build_workload(raw: Option<RawWorkload>) -> Result<Workload, Err0> {
         }
         let rate = raw.rate.ok_or_else(|| {
             err(
-                "workload.arrival",
+                format!("{prefix}.arrival"),
                 "this arrival process needs `rate`, in calls per second, or `phases`",
             )
         })?;
-        positive_finite("workload.rate", rate, "the rate (calls per second)")
+        positive_finite(
+            &format!("{prefix}.rate"),
+            rate,
+            "the rate (calls per second)",
+        )
     };
     let arrival = match kind {
         ArrivalKind::AllAtOnce => Arrival::AllAtOnce,
@@ -865,16 +1093,16 @@ fn build_workload(raw: Option<RawWorkload>) -> Result<Workload, Err0> {
         ArrivalKind::ClosedLoop => {
             let clients = raw.clients.ok_or_else(|| {
                 err(
-                    "workload.arrival",
+                    format!("{prefix}.arrival"),
                     "`closed_loop` needs `clients`, the number of concurrent clients",
                 )
             })?;
             if clients == 0 {
-                return Err(err("workload.clients", "must be at least 1"));
+                return Err(err(format!("{prefix}.clients"), "must be at least 1"));
             }
             if u64::from(clients) > calls {
                 return Err(err(
-                    "workload.clients",
+                    format!("{prefix}.clients"),
                     format!("{clients} clients for {calls} calls: there must be no more clients than calls"),
                 ));
             }
@@ -899,11 +1127,11 @@ fn build_workload(raw: Option<RawWorkload>) -> Result<Workload, Err0> {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         let (path, cause) = match &arrival {
             Arrival::AllAtOnce => (
-                "workload.calls",
+                format!("{prefix}.calls"),
                 format!("{calls} calls arriving all at once are all in flight together"),
             ),
             _ => (
-                "workload.clients",
+                format!("{prefix}.clients"),
                 format!("{in_flight} clients keep as many calls in flight"),
             ),
         };
@@ -919,7 +1147,7 @@ fn build_workload(raw: Option<RawWorkload>) -> Result<Workload, Err0> {
     let operation = raw.operation.unwrap_or_else(|| "call".to_owned());
     if limits::has_control(&operation) {
         return Err(err(
-            "workload.operation",
+            format!("{prefix}.operation"),
             format!(
                 "`{}` holds a control character; the operation name goes into every event",
                 limits::escape_control(&operation)
@@ -936,16 +1164,16 @@ fn build_workload(raw: Option<RawWorkload>) -> Result<Workload, Err0> {
 
 /// Piecewise rates: every phase but the last lasts `for`; the last lasts
 /// until every call has arrived.
-fn build_phases(list: Vec<RawPhase>) -> Result<Vec<Phase>, Err0> {
+fn build_phases(prefix: &str, list: Vec<RawPhase>) -> Result<Vec<Phase>, Err0> {
     if list.is_empty() {
         return Err(err(
-            "workload.phases",
+            format!("{prefix}.phases"),
             "list at least one phase, such as [{ rate = 40.0, for = \"10s\" }, { rate = 80.0 }]",
         ));
     }
     if list.len() > MAX_PHASES {
         return Err(err(
-            format!("workload.phases.{MAX_PHASES}"),
+            format!("{prefix}.phases.{MAX_PHASES}"),
             format!("at most {MAX_PHASES} phases"),
         ));
     }
@@ -953,10 +1181,10 @@ fn build_phases(list: Vec<RawPhase>) -> Result<Vec<Phase>, Err0> {
     let mut end = 0u64;
     let mut phases = Vec::with_capacity(list.len());
     for (i, p) in list.into_iter().enumerate() {
-        let at = |field: &str| format!("workload.phases.{i}.{field}");
+        let at = |field: &str| format!("{prefix}.phases.{i}.{field}");
         let rate = p.rate.ok_or_else(|| {
             err(
-                format!("workload.phases.{i}"),
+                format!("{prefix}.phases.{i}"),
                 "each phase needs `rate`, in calls per second",
             )
         })?;
@@ -970,7 +1198,7 @@ fn build_phases(list: Vec<RawPhase>) -> Result<Vec<Phase>, Err0> {
             }
             (None, false) => {
                 return Err(err(
-                    format!("workload.phases.{i}"),
+                    format!("{prefix}.phases.{i}"),
                     "every phase but the last needs `for`, how long it lasts, such as \"5s\"",
                 ))
             }

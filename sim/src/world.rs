@@ -46,6 +46,15 @@
 //!
 //! A policy with a retry budget shares state across its calls: its runs
 //! are driven as [`Mode::Events`] (see [`crate::budget`]).
+//!
+//! Background workloads (`[[background]]`) share the run's service with
+//! the workload under test: their calls take the ids after its calls, get
+//! their own arrivals (each from its own stream) and their own
+//! `(call, attempt)` draws, and run under their own fixed engine (one
+//! attempt per call without a policy), the same under every compared
+//! policy. They go through the same loop in every mode, so every failure
+//! model sees their attempts; their results are kept apart (`Side`) and
+//! summarised per policy.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -61,11 +70,11 @@ use crate::budget::RunBudget;
 use crate::check::{Audit, Checker};
 use crate::draws::{self, Draws, KeyMemo, KeyedRng, Memo, Outcomes};
 use crate::latency::Timeline;
-use crate::metrics::{CallResults, PolicyMetrics};
+use crate::metrics::{BackgroundMetrics, CallResults, PolicyMetrics};
 use crate::model::{ModelKind, Plan, Service, Stamp};
 use crate::queue::Queue;
 use crate::report::{Report, RunReport};
-use crate::scenario::{Arrival, Phase, Policy, Scenario};
+use crate::scenario::{Arrival, Background, Phase, Policy, Scenario};
 
 /// A run that could not finish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,6 +387,28 @@ struct Run<'a> {
     told: u64,
     /// The runaway stop, in attempts ([`runaway_limit`]).
     runaway: u64,
+    /// Calls of the workload under test: call ids from here on belong to
+    /// the background workloads.
+    calls: u64,
+    /// The background workloads, in file order.
+    sides: Vec<Side<'a>>,
+    /// Attempts made by background calls.
+    side_attempts: u64,
+    /// Whether a background attempt started past the load series' last
+    /// bucket.
+    side_timeline_full: bool,
+}
+
+/// A background workload in one run.
+struct Side<'a> {
+    spec: &'a Background,
+    /// Its first call id.
+    first: u32,
+    /// Its own policy's checker, if it has a policy.
+    checker: Option<Checker>,
+    /// Its calls' results, by call id less `first`.
+    results: CallResults,
+    arrivals: Arrivals,
 }
 
 thread_local! {
@@ -394,15 +425,16 @@ impl Run<'_> {
     /// the shared budget of simulated attempts. `all` adds every attempt
     /// made so far to the budget; otherwise only whole chunks are added.
     fn bounds(&mut self, all: bool) -> Result<(), SimError> {
-        if self.results.timeline_full {
+        if self.results.timeline_full || self.side_timeline_full {
             return Err(SimError::Timeline {
                 policy: self.policy.name.clone(),
                 bucket: Duration::from_nanos(self.bucket),
             });
         }
-        let untold = self.results.attempts_total - self.told;
+        let made = self.results.attempts_total + self.side_attempts;
+        let untold = made - self.told;
         if untold >= BUDGET_CHUNK || (all && untold > 0) {
-            self.told = self.results.attempts_total;
+            self.told = made;
             let spent = self.spent.fetch_add(untold, Ordering::Relaxed) + untold;
             if spent > self.scenario.max_simulated_attempts {
                 return Err(SimError::AttemptBudget {
@@ -416,11 +448,17 @@ impl Run<'_> {
     /// Stops a runaway policy, then checks the limits counted while
     /// running ([`Run::bounds`]): after every attempt.
     fn attempted(&mut self) -> Result<(), SimError> {
-        if self.results.attempts_total > self.runaway {
+        if self.results.attempts_total + self.side_attempts > self.runaway {
+            let calls = self.calls
+                + self
+                    .sides
+                    .iter()
+                    .map(|b| b.spec.workload.calls)
+                    .sum::<u64>();
             return Err(SimError::Runaway {
                 policy: self.policy.name.clone(),
                 attempts: self.runaway,
-                calls: self.scenario.workload.calls,
+                calls,
             });
         }
         self.bounds(false)
@@ -453,12 +491,14 @@ impl Run<'_> {
     /// service's work ends and when the client learns the outcome.
     fn reach(&mut self, s: &mut Slot, now: u64, seq: u64) -> (u64, u64) {
         let attempt = s.state.attempt();
-        self.checker.attempt_started(
-            u64::from(s.call),
-            attempt,
-            Duration::from_nanos(s.send - s.start),
-        );
-        self.results.attempt_at(s.send / self.bucket);
+        let elapsed = Duration::from_nanos(s.send - s.start);
+        if u64::from(s.call) < self.calls {
+            self.checker
+                .attempt_started(u64::from(s.call), attempt, elapsed);
+            self.results.attempt_at(s.send / self.bucket);
+        } else {
+            self.side_reached(s, attempt, elapsed);
+        }
         s.reach = now;
         self.service.start(
             &mut s.plan,
@@ -501,16 +541,41 @@ impl Run<'_> {
         let elapsed = Duration::from_nanos(now - s.start);
         let call = u64::from(s.call);
         let attempt = s.state.attempt();
-        let engine = self.engine;
-        let operation = self.scenario.workload.operation.as_str();
+        // The workload under test's engine, checker and results, or a
+        // background workload's (its call numbered from its first). One
+        // call site each, whichever it is, so that the engine's decision
+        // is inlined as it was before background workloads.
+        let (engine, operation, mut checker, results, local, budgeted) = if call < self.calls {
+            (
+                self.engine,
+                self.scenario.workload.operation.as_str(),
+                Some(&mut self.checker),
+                &mut self.results,
+                call,
+                self.budgeted,
+            )
+        } else {
+            let side = side_of(&mut self.sides, s.call);
+            let spec: &Background = side.spec;
+            (
+                &spec.engine,
+                spec.workload.operation.as_str(),
+                side.checker.as_mut(),
+                &mut side.results,
+                call - u64::from(side.first),
+                false,
+            )
+        };
         let audit = &mut s.audit;
         let next = match s.plan.outcome {
             None => {
                 engine.on_success(&mut s.state, operation, elapsed, &mut |e| {
                     audit.event(e.kind.is_terminal())
                 });
-                if self.budgeted {
-                    self.checker.budget_call_succeeded(s.state.last_retry());
+                if budgeted {
+                    if let Some(c) = checker.as_mut() {
+                        c.budget_call_succeeded(s.state.last_retry());
+                    }
                 }
                 Next::Done(None)
             }
@@ -528,13 +593,13 @@ impl Run<'_> {
                     &mut rng,
                     &mut |e| audit.event(e.kind.is_terminal()),
                 );
-                self.checker
-                    .decided(audit, call, attempt, classification, elapsed, &decision);
-                if self.budgeted {
-                    let at = Duration::from_nanos(now);
-                    let class = classification.class;
-                    self.checker
-                        .budget_decided(call, attempt, at, class, &decision);
+                if let Some(c) = checker.as_mut() {
+                    c.decided(audit, local, attempt, classification, elapsed, &decision);
+                    if budgeted {
+                        let at = Duration::from_nanos(now);
+                        let class = classification.class;
+                        c.budget_decided(local, attempt, at, class, &decision);
+                    }
                 }
                 match decision {
                     Decision::Retry(retry) => {
@@ -547,17 +612,28 @@ impl Run<'_> {
             }
         };
         if let Next::Done(reason) = next {
-            self.checker.finished(&s.audit, call, attempt);
-            self.results.record(
-                s.call as usize,
-                now,
-                now - s.start,
-                s.sleep,
-                attempt,
-                reason,
-            );
+            if let Some(c) = checker {
+                c.finished(&s.audit, local, attempt);
+            }
+            results.record(local as usize, now, now - s.start, s.sleep, attempt, reason);
         }
         next
+    }
+
+    /// The current attempt of background call `s` starts: its own
+    /// checker and results count it. Kept out of line, so that the
+    /// workload's own attempts pay for a comparison only.
+    #[cold]
+    #[inline(never)]
+    fn side_reached(&mut self, s: &Slot, attempt: u32, elapsed: Duration) {
+        let side = side_of(&mut self.sides, s.call);
+        let local = u64::from(s.call - side.first);
+        if let Some(checker) = &mut side.checker {
+            checker.attempt_started(local, attempt, elapsed);
+        }
+        side.results.attempt_at(s.send / self.bucket);
+        self.side_timeline_full |= side.results.timeline_full;
+        self.side_attempts += 1;
     }
 
     /// Plays the current attempt of `s` out whole from its send at `now`
@@ -569,6 +645,13 @@ impl Run<'_> {
         self.service.finish(&mut s.plan, (learn, 0));
         learn
     }
+}
+
+/// The background workload that call `call` (past the workload under
+/// test's calls) belongs to.
+fn side_of<'s, 'a>(sides: &'s mut [Side<'a>], call: u32) -> &'s mut Side<'a> {
+    let k = sides.iter().rposition(|b| b.first <= call).unwrap_or(0);
+    &mut sides[k]
 }
 
 /// Runs one policy of `scenario` with `seed`; `progress` is told how many
@@ -640,6 +723,12 @@ fn run_job(
     // A budget is shared by the calls: its decisions come in time order.
     let mode = if budget.is_some() { Mode::Events } else { mode };
     let calls = scenario.workload.calls;
+    // Every call of the run: the workload under test's, then each
+    // background workload's.
+    let all_calls = scenario
+        .background
+        .iter()
+        .fold(calls, |n, b| n.saturating_add(b.workload.calls));
     let arrival = &scenario.workload.arrival;
     let phases = scenario.workload.phases.as_slice();
     let needs_row = scenario
@@ -681,15 +770,40 @@ fn run_job(
         },
         service: Service::new(&scenario.failures),
         outcomes: Outcomes::new(seed),
-        attempts: KeyMemo::new(&KEPT_ATTEMPTS, seed, calls),
-        jitter_rng: draws::Jitter::new(seed, calls),
+        attempts: KeyMemo::new(&KEPT_ATTEMPTS, seed, all_calls),
+        jitter_rng: draws::Jitter::new(seed, all_calls),
         results: CallResults::new(calls as usize),
         queue: Queue::new(),
         bucket: ns(scenario.bucket).max(1),
         spent,
         told: 0,
-        runaway: runaway_limit(calls),
+        runaway: runaway_limit(all_calls),
+        calls,
+        sides: Vec::with_capacity(scenario.background.len()),
+        side_attempts: 0,
+        side_timeline_full: false,
     };
+    let mut first = calls;
+    for (k, spec) in scenario.background.iter().enumerate() {
+        run.sides.push(Side {
+            spec,
+            first: first as u32,
+            checker: spec
+                .policy
+                .as_ref()
+                .map(|p| Checker::new(p.envelope, p.backoffs)),
+            results: CallResults::new(spec.workload.calls as usize),
+            arrivals: Arrivals {
+                next: 0,
+                time: 0,
+                rng: draws::stream(seed, draws::STREAM_BACKGROUND + k as u64),
+                phase: 0,
+                phase_start: 0,
+                phase_first: 0,
+            },
+        });
+        first += spec.workload.calls;
+    }
     let mut slots: Vec<Slot> = Vec::new();
     let mut free: Vec<u32> = Vec::new();
     let mut arrivals = Arrivals {
@@ -711,6 +825,11 @@ fn run_job(
             run.queue.push_next(t, ARRIVAL, 0);
         }
     }
+    for side in &mut run.sides {
+        let w = &side.spec.workload;
+        let t = side.arrivals.time_of_next(&w.arrival, &w.phases);
+        run.queue.push(t, ARRIVAL, side.first);
+    }
     let mut done = 0u64;
     let drive = Drive {
         every_step,
@@ -724,7 +843,17 @@ fn run_job(
         match ev.kind {
             ARRIVAL => {
                 let call = ev.target;
-                if !matches!(arrival, Arrival::ClosedLoop { .. }) {
+                let tested = u64::from(call) < calls;
+                if !tested {
+                    let side = side_of(&mut run.sides, call);
+                    let w = &side.spec.workload;
+                    side.arrivals.next += 1;
+                    if side.arrivals.next < w.calls {
+                        let t = side.arrivals.time_of_next(&w.arrival, &w.phases);
+                        let next = side.first + side.arrivals.next as u32;
+                        run.queue.push(t, ARRIVAL, next);
+                    }
+                } else if !matches!(arrival, Arrival::ClosedLoop { .. }) {
                     arrivals.next += 1;
                     if arrivals.next < calls {
                         let t = arrivals.time_of_next(arrival, phases);
@@ -736,7 +865,9 @@ fn run_job(
                 } else {
                     0
                 };
-                let state = if run.budgeted {
+                let state = if !tested {
+                    side_of(&mut run.sides, call).spec.engine.start()
+                } else if run.budgeted {
                     crate::budget::start(run.engine, &mut run.checker, now)
                 } else {
                     policy.engine.start()
@@ -824,6 +955,8 @@ fn run_job(
                 think_time,
             } = arrival
             {
+                // Background calls' ids lie past `calls`: only the
+                // workload under test's clients come back.
                 let next = u64::from(slots[index as usize].call) + u64::from(*clients);
                 if next < calls {
                     run.queue
@@ -839,6 +972,18 @@ fn run_job(
     let mut metrics =
         run.results
             .into_metrics(&policy.name, run.bucket, violations, violation_count);
+    metrics.background = run
+        .sides
+        .into_iter()
+        .map(|side| {
+            let checked = side.checker.is_some();
+            let (list, count) = side.checker.map_or((Vec::new(), 0), Checker::into_parts);
+            let m = side
+                .results
+                .into_metrics(&side.spec.name, run.bucket, list, count);
+            BackgroundMetrics::of(&side.spec.name, m, checked)
+        })
+        .collect();
     if let Some(b) = &budget {
         crate::budget::account(&mut metrics, b.spec, counts);
     }
@@ -971,15 +1116,17 @@ fn run_many_observed_on(
             message: format!("{runs} runs; allowed: 1 to {}", crate::scenario::MAX_RUNS),
         });
     }
-    crate::limits::check_work(
-        scenario.workload.calls,
-        runs,
-        policies,
-        scenario.max_simulated_attempts,
-    )
-    .map_err(|(field, message)| SimError::Refused { field, message })?;
+    let all_calls = scenario
+        .background
+        .iter()
+        .fold(scenario.workload.calls, |n, b| {
+            n.saturating_add(b.workload.calls)
+        });
+    crate::limits::check_work(all_calls, runs, policies, scenario.max_simulated_attempts)
+        .map_err(|(field, message)| SimError::Refused { field, message })?;
     let jobs = runs as usize * policies;
-    let total = scenario.workload.calls * jobs as u64;
+    // Progress counts background calls too.
+    let total = all_calls * jobs as u64;
     let next = AtomicUsize::new(0);
     let finished = AtomicU64::new(0);
     let spent = AtomicU64::new(0);

@@ -10,8 +10,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    budget_rows, failure_headers, failure_row, main_row, plots, Report, BUDGET_HEADERS,
-    MAIN_HEADERS,
+    background_rows, budget_rows, failure_headers, failure_row, main_row, plots, Report,
+    BUDGET_HEADERS, MAIN_HEADERS,
 };
 
 /// Escapes text for HTML element content and attribute values.
@@ -223,6 +223,19 @@ pub fn render_with_plots(
     out.push_str("<h2>Failed calls by stop reason</h2>\n");
     let rows: Vec<Vec<String>> = summary.iter().map(|s| failure_row(s, runs)).collect();
     out.push_str(&table(&failure_headers(report), &rows));
+    let background = background_rows(report);
+    if !background.is_empty() {
+        out.push_str(&format!(
+            "<h2>Background traffic</h2>\n<p>{}{}</p>\n",
+            escape(super::BACKGROUND_NOTE),
+            if runs > 1 {
+                " Cells show the mean over runs."
+            } else {
+                ""
+            }
+        ));
+        out.push_str(&table(&super::BACKGROUND_HEADERS, &background));
+    }
     let budgets = budget_rows(report, &summary);
     if !budgets.is_empty() {
         out.push_str("<h2>Retry budgets</h2>\n<p>Each budget is shared by all its policy&#39;s calls and starts fresh for each run. A refused retry ends its call (<code>budget_exhausted</code>); the refused share is of the retries the policy would have made.</p>\n");
@@ -244,6 +257,18 @@ pub fn render_with_plots(
                         escape(&m.policy),
                         escape(&v.to_string())
                     );
+                }
+                for b in &m.background {
+                    for v in &b.violation_list {
+                        let _ = writeln!(
+                            out,
+                            "<li>run {} policy <code>{}</code>, background <code>{}</code>: {}</li>",
+                            run.run,
+                            escape(&m.policy),
+                            escape(&b.name),
+                            escape(&v.to_string())
+                        );
+                    }
                 }
             }
         }

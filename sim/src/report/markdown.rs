@@ -1,8 +1,8 @@
 //! The Markdown summary.
 
 use super::{
-    budget_rows, failure_headers, failure_row, main_row, spread_row, Report, BUDGET_HEADERS,
-    MAIN_HEADERS,
+    background_rows, budget_rows, failure_headers, failure_row, main_row, spread_row, Report,
+    BACKGROUND_HEADERS, BACKGROUND_NOTE, BUDGET_HEADERS, MAIN_HEADERS,
 };
 
 /// `text` made safe for a Markdown table cell or a line of text: the
@@ -90,6 +90,16 @@ pub fn render(report: &Report, scenario_path: Option<&str>, plots: &[String]) ->
     out.push_str("\n## Failed calls by stop reason\n\n");
     let rows: Vec<Vec<String>> = summary.iter().map(|s| failure_row(s, runs)).collect();
     out.push_str(&table(&failure_headers(report), &rows));
+    let background = background_rows(report);
+    if !background.is_empty() {
+        out.push_str("\n## Background traffic\n\n");
+        out.push_str(BACKGROUND_NOTE);
+        if runs > 1 {
+            out.push_str(" Cells show the mean over runs.");
+        }
+        out.push_str("\n\n");
+        out.push_str(&table(&BACKGROUND_HEADERS, &background));
+    }
     let budgets = budget_rows(report, &summary);
     if !budgets.is_empty() {
         out.push_str("\n## Retry budgets\n\nEach budget is shared by all its policy's calls and starts fresh for each run. A refused retry ends its call (`budget_exhausted`); the refused share is of the retries the policy would have made.\n\n");
@@ -110,6 +120,17 @@ pub fn render(report: &Report, scenario_path: Option<&str>, plots: &[String]) ->
                         escape(&m.policy),
                         escape(&v.to_string())
                     ));
+                }
+                for b in &m.background {
+                    for v in &b.violation_list {
+                        out.push_str(&format!(
+                            "- run {} policy {}, background {}: {}\n",
+                            run.run,
+                            escape(&m.policy),
+                            escape(&b.name),
+                            escape(&v.to_string())
+                        ));
+                    }
                 }
             }
         }

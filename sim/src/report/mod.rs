@@ -102,6 +102,63 @@ impl PolicySummary {
     }
 }
 
+/// What the background traffic table shows, in words.
+pub(crate) const BACKGROUND_NOTE: &str = "Workloads that share the service with each policy's calls, the same under every policy; the tables above count only the policy's own calls. Violations are of the background workload's own policy (– when it has none: one attempt per call).";
+
+/// Columns of the background traffic table.
+pub(crate) const BACKGROUND_HEADERS: [&str; 10] = [
+    "policy",
+    "background",
+    "calls",
+    "succeeded",
+    "failed",
+    "success",
+    "attempts",
+    "latency p50",
+    "latency p99",
+    "violations",
+];
+
+/// One row per (policy, background workload), means over the runs.
+pub(crate) fn background_rows(report: &Report) -> Vec<Vec<String>> {
+    use self::number::{human_ms, percent, trim};
+    let Some(first) = report.runs.first() else {
+        return Vec::new();
+    };
+    let runs = report.runs.len() as f64;
+    let mut rows = Vec::new();
+    for (p, m) in first.policies.iter().enumerate() {
+        for (k, b) in m.background.iter().enumerate() {
+            let mean = |read: &dyn Fn(&crate::metrics::BackgroundMetrics) -> f64| {
+                report
+                    .runs
+                    .iter()
+                    .map(|r| read(&r.policies[p].background[k]))
+                    .sum::<f64>()
+                    / runs
+            };
+            let calls = mean(&|b| b.calls as f64);
+            let succeeded = mean(&|b| b.succeeded as f64);
+            rows.push(vec![
+                m.policy.clone(),
+                b.name.clone(),
+                trim(calls),
+                trim(succeeded),
+                trim(mean(&|b| b.failed as f64)),
+                percent(succeeded / calls.max(1.0)),
+                trim(mean(&|b| b.attempts as f64)),
+                human_ms(mean(&|b| b.latency_p50_ms)),
+                human_ms(mean(&|b| b.latency_p99_ms)),
+                match b.violations {
+                    Some(_) => trim(mean(&|b| b.violations.unwrap_or(0) as f64)),
+                    None => "–".to_owned(),
+                },
+            ]);
+        }
+    }
+    rows
+}
+
 fn describe_arrival(a: &Arrival) -> String {
     match a {
         Arrival::AllAtOnce => "all at once".to_owned(),
@@ -130,12 +187,19 @@ impl Report {
         }
     }
 
-    /// Violations over every run and policy.
+    /// Violations over every run and policy, the background workloads'
+    /// own policies' included.
     pub fn violations(&self) -> u64 {
         self.runs
             .iter()
             .flat_map(|r| &r.policies)
-            .map(|m| m.violations)
+            .map(|m| {
+                m.violations
+                    + m.background
+                        .iter()
+                        .map(|b| b.violations.unwrap_or(0))
+                        .sum::<u64>()
+            })
             .sum()
     }
 

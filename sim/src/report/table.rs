@@ -69,6 +69,11 @@ pub fn render(report: &Report) -> String {
     out.push_str("\nfailed calls by stop reason\n");
     let rows: Vec<Vec<String>> = summary.iter().map(|s| failure_row(s, runs)).collect();
     out.push_str(&align(&failure_headers(report), &rows));
+    let background = super::background_rows(report);
+    if !background.is_empty() {
+        out.push_str("\nbackground traffic (beside each policy's calls)\n");
+        out.push_str(&align(&super::BACKGROUND_HEADERS, &background));
+    }
     let budgets = budget_rows(report, &summary);
     if !budgets.is_empty() {
         out.push_str("\nretry budgets\n");
@@ -88,6 +93,17 @@ pub fn render(report: &Report) -> String {
                         crate::limits::escape_control(&m.policy),
                         crate::limits::escape_control(&v.to_string())
                     ));
+                }
+                for b in &m.background {
+                    for v in &b.violation_list {
+                        out.push_str(&format!(
+                            "  run {} policy {}, background {}: {}\n",
+                            run.run,
+                            crate::limits::escape_control(&m.policy),
+                            crate::limits::escape_control(&b.name),
+                            crate::limits::escape_control(&v.to_string())
+                        ));
+                    }
                 }
             }
         }

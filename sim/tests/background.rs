@@ -1,0 +1,433 @@
+//! Background workloads (`[[background]]`): traffic that shares the
+//! service with the workload under test, under its own fixed policy or
+//! none.
+
+mod common;
+
+use common::{assert_has, error};
+use reflexio_sim::metrics::{BackgroundMetrics, PolicyMetrics};
+use reflexio_sim::world::{run_policy_with, Mode};
+use reflexio_sim::Scenario;
+
+fn scenario(source: &str) -> Scenario {
+    Scenario::from_toml_str(source, "background.toml").unwrap()
+}
+
+/// Every policy of `source` under `mode`, with seed 7.
+fn all(source: &str, mode: Mode) -> Vec<PolicyMetrics> {
+    let s = scenario(source);
+    s.policies
+        .iter()
+        .map(|p| run_policy_with(&s, p, 7, mode, &mut |_| {}).unwrap())
+        .collect()
+}
+
+fn find<'a>(m: &'a PolicyMetrics, name: &str) -> &'a BackgroundMetrics {
+    m.background
+        .iter()
+        .find(|b| b.name == name)
+        .unwrap_or_else(|| panic!("no background `{name}` under {}", m.policy))
+}
+
+const POLICIES: &str = r#"
+[policies.no-retry]
+max_attempts = 1
+[policies.quick]
+max_attempts = 4
+strategy = { kind = "full_jitter", base = "20ms", max = "500ms" }
+[policies.aggressive]
+max_attempts = 8
+strategy = { kind = "constant", base = "5ms" }
+allow = ["lockstep"]
+"#;
+
+const BACKGROUND: &str = r#"
+[[background]]
+name = "batch"
+calls = 1500
+arrival = "poisson"
+rate = 300.0
+
+[[background]]
+name = "retrying"
+calls = 800
+arrival = "fixed_rate"
+phases = [{ rate = 100.0, for = "2s" }, { rate = 400.0 }]
+[background.policy]
+max_attempts = 3
+strategy = { kind = "equal_jitter", base = "10ms", max = "200ms" }
+"#;
+
+const STATELESS: &str = r#"
+bucket = "100ms"
+[workload]
+calls = 2000
+arrival = "poisson"
+rate = 400.0
+[latency]
+distribution = "exponential"
+mean = "15ms"
+[[failures]]
+model = "outage"
+start = "1s"
+end = "1.5s"
+class = "server_error"
+[[failures]]
+model = "random"
+probability = 0.2
+classes = { server_error = 2.0, transient = 1.0, unknown = 0.5 }
+"#;
+
+#[test]
+fn background_cannot_change_what_a_stateless_service_does_to_the_workload() {
+    let alone = format!("{STATELESS}{POLICIES}");
+    let shared = format!("{STATELESS}{BACKGROUND}{POLICIES}");
+    for mode in [Mode::Auto, Mode::Queued, Mode::Events] {
+        let a = all(&alone, mode);
+        let b = all(&shared, mode);
+        for (a, mut b) in a.into_iter().zip(b) {
+            assert!(a.background.is_empty());
+            assert_eq!(b.background.len(), 2);
+            b.background.clear();
+            assert_eq!(a, b, "policy {} in {mode:?}", a.policy);
+        }
+    }
+}
+
+#[test]
+fn background_summaries_add_up() {
+    let source = format!("{STATELESS}{BACKGROUND}{POLICIES}");
+    for m in all(&source, Mode::Auto) {
+        let batch = find(&m, "batch");
+        assert_eq!(batch.calls, 1500);
+        assert_eq!(batch.succeeded + batch.failed, batch.calls);
+        // No policy: one attempt per call, and no checker.
+        assert_eq!(batch.attempts, batch.calls);
+        assert_eq!(batch.violations, None);
+        assert!(batch.failed > 0 && batch.succeeded > 0, "{batch:?}");
+        assert!(batch.latency_p50_ms <= batch.latency_p99_ms);
+        let retrying = find(&m, "retrying");
+        assert_eq!(retrying.calls, 800);
+        assert_eq!(retrying.succeeded + retrying.failed, retrying.calls);
+        assert!(retrying.attempts > retrying.calls, "{retrying:?}");
+        assert!(retrying.attempts <= 3 * retrying.calls, "{retrying:?}");
+        // Audited against its own policy.
+        assert_eq!(retrying.violations, Some(0));
+        // Its retries lift its success rate above the batch's single
+        // attempts (both face a 20% random failure rate and the outage).
+        assert!(
+            retrying.succeeded as f64 / 800.0 > batch.succeeded as f64 / 1500.0 + 0.1,
+            "{retrying:?} {batch:?}"
+        );
+    }
+}
+
+#[test]
+fn background_is_the_same_under_every_policy_of_a_stateless_service() {
+    let source = format!("{STATELESS}{BACKGROUND}{POLICIES}");
+    let runs = all(&source, Mode::Auto);
+    for m in &runs[1..] {
+        assert_eq!(m.background, runs[0].background, "policy {}", m.policy);
+    }
+}
+
+/// A token bucket of 100 tokens/s (burst 5) in front of the service; the
+/// workload under test asks for 50 calls/s (Poisson) for about 40 s.
+fn limited(background: &str) -> String {
+    format!(
+        r#"
+[workload]
+calls = 2000
+arrival = "poisson"
+rate = 50.0
+[latency]
+distribution = "uniform"
+min = "5ms"
+max = "15ms"
+[[failures]]
+model = "rate_limit"
+rate = 100.0
+burst = 5
+hint = false
+{background}
+[policies.no-retry]
+max_attempts = 1
+"#
+    )
+}
+
+#[test]
+fn a_rate_limiter_admits_its_refill_rate_across_every_workload() {
+    let alone = &all(&limited(""), Mode::Auto)[0];
+    // Demand is half the refill rate: nearly every call gets a token.
+    assert!(alone.success_rate > 0.99, "{}", alone.success_rate);
+    // 6000 background calls at 149/s over 40.26 s: demand is about twice
+    // the refill rate (149/s rather than 150/s, so that the two
+    // workloads' arrivals do not fall on the same instants).
+    let shared = &all(
+        &limited(
+            r#"
+[[background]]
+name = "bulk"
+calls = 6000
+arrival = "fixed_rate"
+rate = 149.0
+"#,
+        ),
+        Mode::Auto,
+    )[0];
+    let bulk = find(shared, "bulk");
+    // Every attempt reaches the limiter at its call's arrival (instant
+    // requests): the background's last at 5999 / 149 s, the workload's
+    // before its last call ends. Closed form: a bucket of rate r and
+    // burst b admits at most r × t + b in t seconds, and with demand
+    // above r (the background's alone) it admits r × t in the long run.
+    let span: f64 = 5999.0 / 149.0;
+    let last = span.max(shared.finished_at_ms / 1000.0);
+    let admitted = (shared.successes + bulk.succeeded) as f64;
+    assert!(admitted <= 100.0 * last + 5.0, "{admitted} in {last} s");
+    assert!(admitted >= 0.98 * 100.0 * span, "{admitted} in {span} s");
+    // So the workload under test loses calls it did not lose alone.
+    assert!(
+        shared.success_rate < alone.success_rate - 0.2,
+        "{} against {}",
+        shared.success_rate,
+        alone.success_rate
+    );
+    // No retries on either side: one attempt per call.
+    assert_eq!(shared.attempts_total, 2000);
+    assert_eq!(bulk.attempts, 6000);
+}
+
+const OVERLOAD: &str = r#"
+bucket = "500ms"
+[workload]
+calls = 4000
+arrival = "poisson"
+rate = 200.0
+[latency]
+distribution = "lognormal"
+median = "40ms"
+sigma = 0.3
+[[failures]]
+model = "overload"
+capacity = 20
+latency_growth = 1.0
+error_rate = 0.01
+error_growth = 0.5
+timeout = "300ms"
+class = "server_error"
+[[failures]]
+model = "outage"
+start = "5s"
+end = "7s"
+class = "server_error"
+[[background]]
+name = "batch"
+calls = 4000
+arrival = "poisson"
+rate = 200.0
+"#;
+
+#[test]
+fn a_client_that_retries_hard_hurts_the_background_on_a_shared_service() {
+    let m = all(&format!("{OVERLOAD}{POLICIES}"), Mode::Auto);
+    let quiet = find(&m[0], "batch");
+    let storm = find(&m[2], "batch");
+    assert_eq!(m[2].policy, "aggressive");
+    assert!(
+        (storm.succeeded as f64) < quiet.succeeded as f64 * 0.9,
+        "batch succeeded {} beside aggressive, {} beside no-retry",
+        storm.succeeded,
+        quiet.succeeded
+    );
+    assert!(storm.latency_p50_ms > quiet.latency_p50_ms);
+}
+
+fn modes_agree(source: &str) {
+    let s = scenario(source);
+    for policy in &s.policies {
+        let auto = run_policy_with(&s, policy, 3, Mode::Auto, &mut |_| {}).unwrap();
+        let queued = run_policy_with(&s, policy, 3, Mode::Queued, &mut |_| {}).unwrap();
+        let events = run_policy_with(&s, policy, 3, Mode::Events, &mut |_| {}).unwrap();
+        assert!(!events.background.is_empty());
+        assert_eq!(auto, events, "policy {}", policy.name);
+        assert_eq!(queued, events, "policy {}", policy.name);
+    }
+}
+
+#[test]
+fn modes_agree_with_background_on_overload() {
+    modes_agree(&format!(
+        "{OVERLOAD}{}{POLICIES}[policies.budgeted]\nmax_attempts = 8\nbudget = {{ kind = \"ratio\", percent = 10 }}\n",
+        BACKGROUND.replace("\"batch\"", "\"bulk\"")
+    ));
+}
+
+#[test]
+fn modes_agree_with_background_on_a_rate_limiter_and_contention() {
+    modes_agree(&format!(
+        r#"
+bucket = "100ms"
+[workload]
+calls = 1500
+arrival = "poisson"
+rate = 300.0
+[latency]
+request = {{ distribution = "exponential", mean = "2ms" }}
+service = {{ distribution = "exponential", mean = "10ms" }}
+response = {{ distribution = "exponential", mean = "2ms" }}
+[[failures]]
+model = "rate_limit"
+rate = 400.0
+burst = 20
+[[failures]]
+model = "contention"
+rows = 30
+{BACKGROUND}{POLICIES}"#
+    ));
+    // Contention alone: arrivals are stamped rather than queued in auto
+    // mode.
+    modes_agree(&format!(
+        r#"
+bucket = "100ms"
+[workload]
+calls = 1000
+arrival = "poisson"
+rate = 300.0
+[latency]
+distribution = "exponential"
+mean = "10ms"
+[[failures]]
+model = "contention"
+rows = 20
+{BACKGROUND}{POLICIES}"#
+    ));
+}
+
+#[test]
+fn background_works_beside_a_closed_loop_and_all_at_once() {
+    let source = format!(
+        r#"
+[workload]
+calls = 300
+arrival = "closed_loop"
+clients = 5
+think_time = "2ms"
+[latency]
+distribution = "exponential"
+mean = "10ms"
+[[failures]]
+model = "overload"
+capacity = 4
+[[background]]
+name = "burst"
+calls = 50
+arrival = "all_at_once"
+{POLICIES}"#
+    );
+    modes_agree(&source);
+    for m in all(&source, Mode::Auto) {
+        assert_eq!(m.calls, 300);
+        let burst = find(&m, "burst");
+        assert_eq!((burst.calls, burst.attempts), (50, 50));
+    }
+}
+
+#[test]
+fn background_counts_toward_the_limits() {
+    let s = scenario(&format!(
+        "max_simulated_attempts = 100000\n{STATELESS}{BACKGROUND}{POLICIES}"
+    ));
+    // 2000 calls of the workload alone fit 3 policies × 16 runs (96,000
+    // attempts at least); with its 2300 background calls they do not.
+    let e = reflexio_sim::world::run_many(&s, 1, 16, &|_, _| {}).unwrap_err();
+    assert!(e.to_string().contains("4300 calls"), "{e}");
+}
+
+const OK_TAIL: &str = "[policies.p]\n";
+
+fn with_background(body: &str) -> String {
+    format!(
+        "[workload]\ncalls = 10\n[[background]]\nname = \"a\"\ncalls = 5\n[[background]]\n{body}\n{OK_TAIL}"
+    )
+}
+
+#[test]
+fn bad_background_tables_name_the_field_and_what_is_allowed() {
+    let e = error(&with_background(
+        "name = \"b\"\ncalls = 10\narrival = \"poisson\"\nrate = -1.0",
+    ));
+    assert_has(
+        &e,
+        &["bad.toml:10:8", "background[1].rate", "greater than 0"],
+    );
+    let e = error(&with_background("calls = 10"));
+    assert_has(&e, &["bad.toml:6:1", "`background[1]`", "needs a `name`"]);
+    let e = error(&with_background("name = \"a\"\ncalls = 10"));
+    assert_has(&e, &["background[1].name", "unique"]);
+    let e = error(&with_background("name = \"\"\ncalls = 10"));
+    assert_has(&e, &["background[1].name", "non-empty"]);
+    let e = error(&with_background("name = \"b\""));
+    assert_has(&e, &["`background[1]`", "missing `calls`"]);
+    let e = error(&with_background("name = \"b\"\ncalls = 0"));
+    assert_has(&e, &["background[1].calls", "at least 1"]);
+    let e = error(&with_background(
+        "name = \"b\"\ncalls = 10\narrival = \"closed_loop\"",
+    ));
+    assert_has(&e, &["background[1].arrival", "`fixed_rate` or `poisson`"]);
+    let e = error(&with_background("name = \"b\"\ncalls = 10\ncolour = 3"));
+    assert_has(
+        &e,
+        &[
+            "background[1].colour",
+            "unknown field",
+            "name, calls, arrival",
+        ],
+    );
+    let e = error(&with_background(
+        "name = \"b\"\ncalls = 10\n[background.policy]\nbudget = { kind = \"ratio\", percent = 10 }",
+    ));
+    assert_has(&e, &["background[1].policy.budget", "retry budget"]);
+    let e = error(&with_background(
+        "name = \"b\"\ncalls = 10\n[background.policy]\nmax_attempts = 0",
+    ));
+    assert_has(&e, &["background[1].policy.max_attempts", "at least 1"]);
+    let e = error(&with_background(
+        "name = \"b\"\ncalls = 10\narrival = \"poisson\"\nphases = [{ rate = 1.0, for = \"0s\" }, { rate = 2.0 }]",
+    ));
+    assert_has(&e, &["background[1].phases[0].for", "longer than zero"]);
+    let e = error(&with_background(
+        "name = \"b\"\ncalls = 49999995\narrival = \"fixed_rate\"\nrate = 1000000.0",
+    ));
+    assert_has(&e, &["background[1].calls", "50000000 calls in all"]);
+}
+
+#[test]
+fn reports_with_background_do_not_depend_on_the_threads() {
+    let s = scenario(
+        &format!("{OVERLOAD}{BACKGROUND}{POLICIES}")
+            .replace("\"batch\"\ncalls = 4000", "\"bulk\"\ncalls = 4000"),
+    );
+    let one = reflexio_sim::world::run_many_on(&s, 5, 3, 1, &|_, _| {}).unwrap();
+    let three = reflexio_sim::world::run_many_on(&s, 5, 3, 3, &|_, _| {}).unwrap();
+    assert_eq!(one, three);
+    let a = reflexio_sim::cli::render_all(&one, Some("background.toml"), &[]);
+    let b = reflexio_sim::cli::render_all(&three, Some("background.toml"), &[]);
+    assert_eq!(a, b);
+    let markdown = &a.iter().find(|(name, _)| name.ends_with(".md")).unwrap().1;
+    assert!(markdown.contains("## Background traffic"), "{markdown}");
+    assert!(markdown.contains("mean over runs"), "{markdown}");
+    let json = &a
+        .iter()
+        .find(|(name, _)| name.ends_with(".json"))
+        .unwrap()
+        .1;
+    assert!(json.contains("\"background\": ["), "{json}");
+    // Without background, none of it appears.
+    let plain = Scenario::from_toml_str(&format!("{STATELESS}{POLICIES}"), "plain.toml").unwrap();
+    let report = reflexio_sim::run(&plain, 5).unwrap();
+    for (_, text) in reflexio_sim::cli::render_all(&report, None, &[]) {
+        assert!(!text.to_lowercase().contains("background"), "{text}");
+    }
+}
