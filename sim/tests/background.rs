@@ -345,6 +345,48 @@ fn background_counts_toward_the_limits() {
     assert!(e.to_string().contains("4300 calls"), "{e}");
 }
 
+/// Background attempts count toward `max_simulated_attempts` while the
+/// run goes, in every mode: 10 calls of the workload under test fit the
+/// budget, the 5000 attempts of its background's retrying calls do not.
+#[test]
+fn background_attempts_count_toward_the_attempt_budget_while_running() {
+    let source = r#"
+max_simulated_attempts = 3000
+[workload]
+calls = 10
+arrival = "poisson"
+rate = 100.0
+[[background]]
+name = "stubborn"
+calls = 1000
+arrival = "poisson"
+rate = 500.0
+[background.policy]
+max_attempts = 5
+strategy = { kind = "constant", base = "1ms" }
+[[failures]]
+model = "random"
+probability = 1.0
+classes = { server_error = 1.0 }
+[policies.no-retry]
+max_attempts = 1
+"#;
+    let s = scenario(source);
+    for mode in [Mode::Auto, Mode::Queued, Mode::Events] {
+        let e = run_policy_with(&s, &s.policies[0], 7, mode, &mut |_| {}).unwrap_err();
+        assert_eq!(
+            e,
+            reflexio_sim::world::SimError::AttemptBudget { limit: 3000 },
+            "{mode:?}"
+        );
+    }
+    // Without the budget, the same run makes those 5010 attempts.
+    let s = scenario(&source.replace("max_simulated_attempts = 3000", ""));
+    let m = run_policy_with(&s, &s.policies[0], 7, Mode::Auto, &mut |_| {}).unwrap();
+    assert_eq!(m.attempts_total, 10);
+    assert_eq!(find(&m, "stubborn").attempts, 5000);
+}
+
 const OK_TAIL: &str = "[policies.p]\n";
 
 fn with_background(body: &str) -> String {
