@@ -1122,8 +1122,14 @@ fn run_many_observed_on(
         .fold(scenario.workload.calls, |n, b| {
             n.saturating_add(b.workload.calls)
         });
-    crate::limits::check_work(all_calls, runs, policies, scenario.max_simulated_attempts)
-        .map_err(|(field, message)| SimError::Refused { field, message })?;
+    crate::limits::check_work(
+        scenario.workload.calls,
+        all_calls - scenario.workload.calls,
+        runs,
+        policies,
+        scenario.max_simulated_attempts,
+    )
+    .map_err(|(field, message)| SimError::Refused { field, message })?;
     let jobs = runs as usize * policies;
     // Progress counts background calls too.
     let total = all_calls * jobs as u64;

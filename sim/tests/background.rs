@@ -342,7 +342,11 @@ fn background_counts_toward_the_limits() {
     // 2000 calls of the workload alone fit 3 policies × 16 runs (96,000
     // attempts at least); with its 2300 background calls they do not.
     let e = reflexio_sim::world::run_many(&s, 1, 16, &|_, _| {}).unwrap_err();
-    assert!(e.to_string().contains("4300 calls"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("4300 calls (2000 of the workload, 2300 of its background)"),
+        "{e}"
+    );
 }
 
 /// Background attempts count toward `max_simulated_attempts` while the
@@ -403,6 +407,18 @@ fn bad_background_tables_name_the_field_and_what_is_allowed() {
     assert_has(
         &e,
         &["bad.toml:10:8", "background[1].rate", "greater than 0"],
+    );
+    let e = error(&format!(
+        "max_simulated_attempts = 100\n{}",
+        with_background("name = \"b\"\ncalls = 100")
+    ));
+    assert_has(
+        &e,
+        &[
+            "workload.calls",
+            "115 calls (10 of the workload, 105 of its background)",
+            "max_simulated_attempts",
+        ],
     );
     let e = error(&with_background("calls = 10"));
     assert_has(&e, &["bad.toml:6:1", "`background[1]`", "needs a `name`"]);
