@@ -391,6 +391,47 @@ max_attempts = 1
     assert_eq!(find(&m, "stubborn").attempts, 5000);
 }
 
+/// Each background workload draws its arrivals from its own stream: with
+/// one stream for two workloads of the same Poisson process, every arrival
+/// of one would meet one of the other at the same nanosecond, and a rate
+/// limiter without burst would turn one of the two away each time. Drawn
+/// apart, arrivals 1 µs apart or closer are rare.
+#[test]
+fn each_workload_draws_its_own_arrivals() {
+    let source = r#"
+[workload]
+calls = 1000
+arrival = "poisson"
+rate = 100.0
+[[background]]
+name = "twin"
+calls = 1000
+arrival = "poisson"
+rate = 100.0
+[[background]]
+name = "triplet"
+calls = 1000
+arrival = "poisson"
+rate = 100.0
+[latency]
+distribution = "constant"
+value = "1ms"
+[[failures]]
+model = "rate_limit"
+rate = 1000000.0
+burst = 1
+[policies.no-retry]
+max_attempts = 1
+"#;
+    let s = scenario(source);
+    let m = run_policy_with(&s, &s.policies[0], 7, Mode::Auto, &mut |_| {}).unwrap();
+    assert!(m.successes >= 990, "workload: {} of 1000", m.successes);
+    for name in ["twin", "triplet"] {
+        let b = find(&m, name);
+        assert!(b.succeeded >= 990, "{name}: {} of 1000", b.succeeded);
+    }
+}
+
 const OK_TAIL: &str = "[policies.p]\n";
 
 fn with_background(body: &str) -> String {
