@@ -432,6 +432,43 @@ max_attempts = 1
     }
 }
 
+/// A background attempt past the load series' last bucket stops the run
+/// as the workload's own would: 100,000 buckets of 1 ms end at 100 s, and
+/// the background retries after 200 s.
+#[test]
+fn background_attempts_count_toward_the_timeline() {
+    let source = r#"
+bucket = "1ms"
+[workload]
+calls = 10
+arrival = "poisson"
+rate = 100.0
+[[background]]
+name = "patient"
+calls = 10
+arrival = "poisson"
+rate = 100.0
+[background.policy]
+max_attempts = 2
+deadline = "1h"
+strategy = { kind = "constant", base = "200s" }
+[[failures]]
+model = "random"
+probability = 1.0
+classes = { server_error = 1.0 }
+[policies.no-retry]
+max_attempts = 1
+"#;
+    let s = scenario(source);
+    for mode in [Mode::Auto, Mode::Queued, Mode::Events] {
+        let e = run_policy_with(&s, &s.policies[0], 7, mode, &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(e, reflexio_sim::world::SimError::Timeline { .. }),
+            "{mode:?}: {e}"
+        );
+    }
+}
+
 const OK_TAIL: &str = "[policies.p]\n";
 
 fn with_background(body: &str) -> String {
