@@ -469,6 +469,26 @@ max_attempts = 1
     }
 }
 
+/// Progress counts background calls: it ends at its total, the calls of
+/// every workload times runs and policies, and never passes it.
+#[test]
+fn progress_counts_background_calls() {
+    let s = scenario(&format!("{STATELESS}{BACKGROUND}{POLICIES}"));
+    let seen = std::sync::Mutex::new(Vec::new());
+    reflexio_sim::world::run_many_observed(&s, 3, 2, &|p| {
+        seen.lock().unwrap().push((p.calls, p.total));
+    })
+    .unwrap();
+    let seen = seen.into_inner().unwrap();
+    // (2000 + 1500 + 800) calls × 2 runs × 3 policies.
+    let total = 4300 * 2 * 3;
+    assert!(
+        seen.iter().all(|&(calls, t)| t == total && calls <= t),
+        "{seen:?}"
+    );
+    assert_eq!(seen.iter().map(|&(calls, _)| calls).max(), Some(total));
+}
+
 const OK_TAIL: &str = "[policies.p]\n";
 
 fn with_background(body: &str) -> String {
