@@ -93,7 +93,7 @@ pub enum SimError {
         policy: String,
         /// Attempts made when the run was stopped.
         attempts: u64,
-        /// Calls in the workload.
+        /// Calls in the run: the workload's and its background's.
         calls: u64,
     },
     /// The virtual timeline went past the load series' last bucket.

@@ -489,6 +489,43 @@ fn progress_counts_background_calls() {
     assert_eq!(seen.iter().map(|&(calls, _)| calls).max(), Some(total));
 }
 
+/// The runaway stop counts background attempts: 21 calls in all may make
+/// 1,000,000 attempts; 20 background calls retrying 100,000 times each
+/// without pause go past it while the workload makes one attempt.
+#[test]
+fn background_attempts_count_toward_the_runaway_stop() {
+    let source = r#"
+[workload]
+calls = 1
+[[background]]
+name = "storm"
+calls = 20
+[background.policy]
+max_attempts = 100000
+deadline = "1h"
+strategy = { kind = "constant", base = "0s" }
+[latency]
+distribution = "constant"
+value = "1us"
+[[failures]]
+model = "random"
+probability = 1.0
+classes = { server_error = 1.0 }
+[policies.no-retry]
+max_attempts = 1
+"#;
+    let s = scenario(source);
+    let e = run_policy_with(&s, &s.policies[0], 7, Mode::Auto, &mut |_| {}).unwrap_err();
+    assert_eq!(
+        e,
+        reflexio_sim::world::SimError::Runaway {
+            policy: "no-retry".to_owned(),
+            attempts: 1_000_000,
+            calls: 21,
+        }
+    );
+}
+
 const OK_TAIL: &str = "[policies.p]\n";
 
 fn with_background(body: &str) -> String {
