@@ -522,7 +522,14 @@ max_attempts = 1
             policy: "no-retry".to_owned(),
             attempts: 1_000_000,
             calls: 21,
+            background: Some("storm".to_owned()),
         }
+    );
+    // The message blames the background workload, not the policy.
+    let text = e.to_string();
+    assert!(
+        text.contains("background workload `storm`") && !text.contains("policy `no-retry` made"),
+        "{text}"
     );
 }
 
