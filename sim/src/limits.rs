@@ -220,9 +220,12 @@ pub fn check_timeline(
 }
 
 /// Checks the (run, policy) pairs and the least work a simulation needs
-/// (one attempt per call) against [`MAX_JOBS`] and `max_simulated_attempts`.
+/// (one attempt per call) against [`MAX_JOBS`] and `max_simulated_attempts`:
+/// `calls` of the workload under test and `background` calls of its
+/// `[[background]]` workloads in all, per run and policy.
 pub fn check_work(
     calls: u64,
+    background: u64,
     runs: u32,
     policies: usize,
     max_simulated_attempts: u64,
@@ -236,12 +239,18 @@ pub fn check_work(
             ),
         ));
     }
-    let least = jobs.saturating_mul(calls);
+    let all = calls.saturating_add(background);
+    let least = jobs.saturating_mul(all);
     if least > max_simulated_attempts {
+        let what = if background == 0 {
+            format!("{calls} calls")
+        } else {
+            format!("{all} calls ({calls} of the workload, {background} of its background)")
+        };
         return Err((
             "workload.calls".to_owned(),
             format!(
-                "{calls} calls × {runs} runs × {policies} policies need at least {least} simulated attempts, above `max_simulated_attempts` ({max_simulated_attempts}). Simulate fewer calls, runs or policies, or raise `max_simulated_attempts`"
+                "{what} × {runs} runs × {policies} policies need at least {least} simulated attempts, above `max_simulated_attempts` ({max_simulated_attempts}). Simulate fewer calls, runs or policies, or raise `max_simulated_attempts`"
             ),
         ));
     }

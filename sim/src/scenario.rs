@@ -764,6 +764,7 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
     }
     limits::check_work(
         workload.calls,
+        0,
         runs,
         raw.policies.len(),
         max_simulated_attempts,
@@ -809,8 +810,14 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
                 ),
             ));
         }
-        limits::check_work(all_calls, runs, policies.len(), max_simulated_attempts)
-            .map_err(|(p, m)| err(p, m))?;
+        limits::check_work(
+            workload.calls,
+            all_calls - workload.calls,
+            runs,
+            policies.len(),
+            max_simulated_attempts,
+        )
+        .map_err(|(p, m)| err(p, m))?;
     }
     let _ = source;
     Ok(Scenario {

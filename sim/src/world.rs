@@ -93,8 +93,11 @@ pub enum SimError {
         policy: String,
         /// Attempts made when the run was stopped.
         attempts: u64,
-        /// Calls in the workload.
+        /// Calls in the run: the workload's and its background's.
         calls: u64,
+        /// The background workload that made most of the attempts, if
+        /// one made more than the policy's calls did.
+        background: Option<String>,
     },
     /// The virtual timeline went past the load series' last bucket.
     Timeline {
@@ -143,9 +146,14 @@ impl fmt::Display for SimError {
                 policy,
                 attempts,
                 calls,
+                background,
             } => write!(
                 f,
-                "runaway: policy `{policy}` made more than {attempts} attempts for {calls} call{} (the limit is {RUNAWAY_ATTEMPTS_PER_CALL} attempts per call on average, and at least {RUNAWAY_FLOOR} in all); the simulation was stopped. A policy that retries without pause or cap against a service that keeps failing never ends: give it a deadline, a lower max_attempts or a longer delay",
+                "runaway: {} made more than {attempts} attempts for {calls} call{} (the limit is {RUNAWAY_ATTEMPTS_PER_CALL} attempts per call on average, and at least {RUNAWAY_FLOOR} in all); the simulation was stopped. A policy that retries without pause or cap against a service that keeps failing never ends: give it a deadline, a lower max_attempts or a longer delay",
+                match background {
+                    Some(name) => format!("background workload `{name}`, beside policy `{policy}`,"),
+                    None => format!("policy `{policy}`"),
+                },
                 if *calls == 1 { "" } else { "s" }
             ),
             SimError::Timeline { policy, bucket } => {
@@ -455,10 +463,17 @@ impl Run<'_> {
                     .iter()
                     .map(|b| b.spec.workload.calls)
                     .sum::<u64>();
+            let background = self
+                .sides
+                .iter()
+                .filter(|b| b.results.attempts_total > self.results.attempts_total)
+                .max_by_key(|b| b.results.attempts_total)
+                .map(|b| b.spec.name.clone());
             return Err(SimError::Runaway {
                 policy: self.policy.name.clone(),
                 attempts: self.runaway,
                 calls,
+                background,
             });
         }
         self.bounds(false)
@@ -1122,8 +1137,14 @@ fn run_many_observed_on(
         .fold(scenario.workload.calls, |n, b| {
             n.saturating_add(b.workload.calls)
         });
-    crate::limits::check_work(all_calls, runs, policies, scenario.max_simulated_attempts)
-        .map_err(|(field, message)| SimError::Refused { field, message })?;
+    crate::limits::check_work(
+        scenario.workload.calls,
+        all_calls - scenario.workload.calls,
+        runs,
+        policies,
+        scenario.max_simulated_attempts,
+    )
+    .map_err(|(field, message)| SimError::Refused { field, message })?;
     let jobs = runs as usize * policies;
     // Progress counts background calls too.
     let total = all_calls * jobs as u64;

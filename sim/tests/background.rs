@@ -342,7 +342,195 @@ fn background_counts_toward_the_limits() {
     // 2000 calls of the workload alone fit 3 policies × 16 runs (96,000
     // attempts at least); with its 2300 background calls they do not.
     let e = reflexio_sim::world::run_many(&s, 1, 16, &|_, _| {}).unwrap_err();
-    assert!(e.to_string().contains("4300 calls"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("4300 calls (2000 of the workload, 2300 of its background)"),
+        "{e}"
+    );
+}
+
+/// Background attempts count toward `max_simulated_attempts` while the
+/// run goes, in every mode: 10 calls of the workload under test fit the
+/// budget, the 5000 attempts of its background's retrying calls do not.
+#[test]
+fn background_attempts_count_toward_the_attempt_budget_while_running() {
+    let source = r#"
+max_simulated_attempts = 3000
+[workload]
+calls = 10
+arrival = "poisson"
+rate = 100.0
+[[background]]
+name = "stubborn"
+calls = 1000
+arrival = "poisson"
+rate = 500.0
+[background.policy]
+max_attempts = 5
+strategy = { kind = "constant", base = "1ms" }
+[[failures]]
+model = "random"
+probability = 1.0
+classes = { server_error = 1.0 }
+[policies.no-retry]
+max_attempts = 1
+"#;
+    let s = scenario(source);
+    for mode in [Mode::Auto, Mode::Queued, Mode::Events] {
+        let e = run_policy_with(&s, &s.policies[0], 7, mode, &mut |_| {}).unwrap_err();
+        assert_eq!(
+            e,
+            reflexio_sim::world::SimError::AttemptBudget { limit: 3000 },
+            "{mode:?}"
+        );
+    }
+    // Without the budget, the same run makes those 5010 attempts.
+    let s = scenario(&source.replace("max_simulated_attempts = 3000", ""));
+    let m = run_policy_with(&s, &s.policies[0], 7, Mode::Auto, &mut |_| {}).unwrap();
+    assert_eq!(m.attempts_total, 10);
+    assert_eq!(find(&m, "stubborn").attempts, 5000);
+}
+
+/// Each background workload draws its arrivals from its own stream: with
+/// one stream for two workloads of the same Poisson process, every arrival
+/// of one would meet one of the other at the same nanosecond, and a rate
+/// limiter without burst would turn one of the two away each time. Drawn
+/// apart, arrivals 1 µs apart or closer are rare.
+#[test]
+fn each_workload_draws_its_own_arrivals() {
+    let source = r#"
+[workload]
+calls = 1000
+arrival = "poisson"
+rate = 100.0
+[[background]]
+name = "twin"
+calls = 1000
+arrival = "poisson"
+rate = 100.0
+[[background]]
+name = "triplet"
+calls = 1000
+arrival = "poisson"
+rate = 100.0
+[latency]
+distribution = "constant"
+value = "1ms"
+[[failures]]
+model = "rate_limit"
+rate = 1000000.0
+burst = 1
+[policies.no-retry]
+max_attempts = 1
+"#;
+    let s = scenario(source);
+    let m = run_policy_with(&s, &s.policies[0], 7, Mode::Auto, &mut |_| {}).unwrap();
+    assert!(m.successes >= 990, "workload: {} of 1000", m.successes);
+    for name in ["twin", "triplet"] {
+        let b = find(&m, name);
+        assert!(b.succeeded >= 990, "{name}: {} of 1000", b.succeeded);
+    }
+}
+
+/// A background attempt past the load series' last bucket stops the run
+/// as the workload's own would: 100,000 buckets of 1 ms end at 100 s, and
+/// the background retries after 200 s.
+#[test]
+fn background_attempts_count_toward_the_timeline() {
+    let source = r#"
+bucket = "1ms"
+[workload]
+calls = 10
+arrival = "poisson"
+rate = 100.0
+[[background]]
+name = "patient"
+calls = 10
+arrival = "poisson"
+rate = 100.0
+[background.policy]
+max_attempts = 2
+deadline = "1h"
+strategy = { kind = "constant", base = "200s" }
+[[failures]]
+model = "random"
+probability = 1.0
+classes = { server_error = 1.0 }
+[policies.no-retry]
+max_attempts = 1
+"#;
+    let s = scenario(source);
+    for mode in [Mode::Auto, Mode::Queued, Mode::Events] {
+        let e = run_policy_with(&s, &s.policies[0], 7, mode, &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(e, reflexio_sim::world::SimError::Timeline { .. }),
+            "{mode:?}: {e}"
+        );
+    }
+}
+
+/// Progress counts background calls: it ends at its total, the calls of
+/// every workload times runs and policies, and never passes it.
+#[test]
+fn progress_counts_background_calls() {
+    let s = scenario(&format!("{STATELESS}{BACKGROUND}{POLICIES}"));
+    let seen = std::sync::Mutex::new(Vec::new());
+    reflexio_sim::world::run_many_observed(&s, 3, 2, &|p| {
+        seen.lock().unwrap().push((p.calls, p.total));
+    })
+    .unwrap();
+    let seen = seen.into_inner().unwrap();
+    // (2000 + 1500 + 800) calls × 2 runs × 3 policies.
+    let total = 4300 * 2 * 3;
+    assert!(
+        seen.iter().all(|&(calls, t)| t == total && calls <= t),
+        "{seen:?}"
+    );
+    assert_eq!(seen.iter().map(|&(calls, _)| calls).max(), Some(total));
+}
+
+/// The runaway stop counts background attempts: 21 calls in all may make
+/// 1,000,000 attempts; 20 background calls retrying 100,000 times each
+/// without pause go past it while the workload makes one attempt.
+#[test]
+fn background_attempts_count_toward_the_runaway_stop() {
+    let source = r#"
+[workload]
+calls = 1
+[[background]]
+name = "storm"
+calls = 20
+[background.policy]
+max_attempts = 100000
+deadline = "1h"
+strategy = { kind = "constant", base = "0s" }
+[latency]
+distribution = "constant"
+value = "1us"
+[[failures]]
+model = "random"
+probability = 1.0
+classes = { server_error = 1.0 }
+[policies.no-retry]
+max_attempts = 1
+"#;
+    let s = scenario(source);
+    let e = run_policy_with(&s, &s.policies[0], 7, Mode::Auto, &mut |_| {}).unwrap_err();
+    assert_eq!(
+        e,
+        reflexio_sim::world::SimError::Runaway {
+            policy: "no-retry".to_owned(),
+            attempts: 1_000_000,
+            calls: 21,
+            background: Some("storm".to_owned()),
+        }
+    );
+    // The message blames the background workload, not the policy.
+    let text = e.to_string();
+    assert!(
+        text.contains("background workload `storm`") && !text.contains("policy `no-retry` made"),
+        "{text}"
+    );
 }
 
 const OK_TAIL: &str = "[policies.p]\n";
@@ -361,6 +549,18 @@ fn bad_background_tables_name_the_field_and_what_is_allowed() {
     assert_has(
         &e,
         &["bad.toml:10:8", "background[1].rate", "greater than 0"],
+    );
+    let e = error(&format!(
+        "max_simulated_attempts = 100\n{}",
+        with_background("name = \"b\"\ncalls = 100")
+    ));
+    assert_has(
+        &e,
+        &[
+            "workload.calls",
+            "115 calls (10 of the workload, 105 of its background)",
+            "max_simulated_attempts",
+        ],
     );
     let e = error(&with_background("calls = 10"));
     assert_has(&e, &["bad.toml:6:1", "`background[1]`", "needs a `name`"]);

@@ -59,6 +59,34 @@ fn workload() -> impl Strategy<Value = String> {
         })
 }
 
+fn background() -> impl Strategy<Value = String> {
+    (
+        pick(&["\"batch\"", "\"\"", "\"batch\"", "\"\\u00e9\\u30d0\"", "1"]),
+        number(),
+        pick(&[
+            "\"poisson\"",
+            "\"fixed_rate\"",
+            "\"all_at_once\"",
+            "\"closed_loop\"",
+            "\"nope\"",
+        ]),
+        number(),
+        prop::option::of((number(), duration())),
+    )
+        .prop_map(|(name, calls, arrival, rate, policy)| {
+            let policy = policy
+                .map(|(attempts, deadline)| {
+                    format!(
+                        "[background.policy]\nmax_attempts = {attempts}\ndeadline = {deadline}\n"
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "[[background]]\nname = {name}\ncalls = {calls}\narrival = {arrival}\nrate = {rate}\n{policy}"
+            )
+        })
+}
+
 fn failure() -> impl Strategy<Value = String> {
     prop_oneof![
         (number(), pick(&["transient", "server_error", "rate_limit", "bogus"])).prop_map(
@@ -102,15 +130,17 @@ fn structured() -> impl Strategy<Value = String> {
         prop::option::of(number().prop_map(|s| format!("seed = {s}\n"))),
         prop::option::of(duration().prop_map(|b| format!("bucket = {b}\n"))),
         prop::option::of(workload()),
+        prop::collection::vec(background(), 0..3),
         prop::collection::vec(failure(), 0..3),
         prop::collection::vec(policy(), 0..3),
     )
-        .prop_map(|(seed, bucket, workload, failures, policies)| {
+        .prop_map(|(seed, bucket, workload, background, failures, policies)| {
             format!(
-                "{}{}{}{}{}",
+                "{}{}{}{}{}{}",
                 seed.unwrap_or_default(),
                 bucket.unwrap_or_default(),
                 workload.unwrap_or_default(),
+                background.concat(),
                 failures.concat(),
                 policies.concat()
             )
@@ -127,7 +157,7 @@ enum Edit {
 fn mutated() -> impl Strategy<Value = String> {
     let token = prop::sample::select(vec![
         "[", "]", "[[", "]]", "{", "}", "=", "\"", "'", ".", ",", "\n", "#", "\\", "\"\"\"",
-        "[workload]\n", "[[failures]]\n", "[policies.p]\n",
+        "[workload]\n", "[[failures]]\n", "[policies.p]\n", "[[background]]\n", "[background.policy]\n",
         "[a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a]\n",
     ]);
     let edit = prop_oneof![
