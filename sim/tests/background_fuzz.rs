@@ -1,12 +1,13 @@
 //! Small valid scenarios with `[[background]]` workloads, generated and
 //! run (not only parsed): the simulation never panics, its report does
-//! not depend on the thread count or on being run again, and each
-//! background summary adds up. A few dozen cases of a few dozen calls,
+//! not depend on the thread count or on being run again, nor (against a
+//! stateless service) on the mode that drives it, and each background
+//! summary adds up. A few dozen cases of a few dozen calls,
 //! so that `cargo test` stays fast.
 
 use proptest::prelude::*;
 use reflexio_sim::report::json;
-use reflexio_sim::world::run_many_on;
+use reflexio_sim::world::{run_many_on, run_policy_with, Mode};
 use reflexio_sim::Scenario;
 
 /// One background workload as generated: its table and what the
@@ -66,28 +67,35 @@ fn background(index: usize) -> impl Strategy<Value = Table> {
         })
 }
 
-fn failure() -> impl Strategy<Value = String> {
+/// A failure model, and whether it is stateless.
+fn failure() -> impl Strategy<Value = (String, bool)> {
     prop_oneof![
         (1u32..90).prop_map(|p| format!(
             "[[failures]]\nmodel = \"random\"\nprobability = 0.{p:02}\nclasses = {{ transient = 1.0, server_error = 1.0 }}\n"
-        )),
+        ))
+        .prop_map(|f| (f, true)),
         (0u32..100, 1u32..200).prop_map(|(start, len)| format!(
             "[[failures]]\nmodel = \"outage\"\nstart = \"{start}ms\"\nend = \"{}ms\"\nclass = \"server_error\"\n",
             start + len
-        )),
+        ))
+        .prop_map(|f| (f, true)),
         (1u32..200, 1u32..5).prop_map(|(rate, burst)| format!(
             "[[failures]]\nmodel = \"rate_limit\"\nrate = {rate}.0\nburst = {burst}\nhint = true\n"
-        )),
-        (1u32..4).prop_map(|rows| format!("[[failures]]\nmodel = \"contention\"\nrows = {rows}\n")),
+        ))
+        .prop_map(|f| (f, false)),
+        (1u32..4)
+            .prop_map(|rows| (format!("[[failures]]\nmodel = \"contention\"\nrows = {rows}\n"), false)),
         (1u32..8).prop_map(|capacity| format!(
             "[[failures]]\nmodel = \"overload\"\ncapacity = {capacity}\nlatency_growth = 1.0\nerror_rate = 0.01\nerror_growth = 0.2\ntimeout = \"40ms\"\nclass = \"server_error\"\n"
-        )),
+        ))
+        .prop_map(|f| (f, false)),
     ]
 }
 
 /// A valid scenario of at most 30 calls under test, 1 to 3 background
-/// workloads, up to two failure models and two policies.
-fn scenario() -> impl Strategy<Value = (String, Vec<Table>)> {
+/// workloads, up to two failure models and two policies; its tables, and
+/// whether every failure model is stateless.
+fn scenario() -> impl Strategy<Value = (String, Vec<Table>, bool)> {
     let backgrounds = (1usize..4).prop_flat_map(|n| (0..n).map(background).collect::<Vec<_>>());
     (
         0u64..1000,
@@ -112,9 +120,10 @@ fn scenario() -> impl Strategy<Value = (String, Vec<Table>)> {
                  [policies.once]\nmax_attempts = 1\n\
                  [policies.retry]\nmax_attempts = 4\nstrategy = {{ kind = \"full_jitter\", base = \"1ms\", max = \"20ms\" }}\n",
                 tables.iter().map(|t| t.text.as_str()).collect::<String>(),
-                failures.concat(),
+                failures.iter().map(|(f, _)| f.as_str()).collect::<String>(),
             );
-            (text, tables)
+            let stateless = failures.iter().all(|(_, stateless)| *stateless);
+            (text, tables, stateless)
         })
 }
 
@@ -122,7 +131,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
-    fn background_scenarios_run_deterministically_and_add_up((source, tables) in scenario()) {
+    fn background_scenarios_run_deterministically_and_add_up((source, tables, stateless) in scenario()) {
         let s = Scenario::from_toml_str(&source, "background-fuzz.toml")
             .map_err(|e| TestCaseError::fail(format!("{e} in {source:?}")))?;
         prop_assert_eq!(s.background.len(), tables.len());
@@ -152,6 +161,21 @@ proptest! {
                         }
                     }
                 }
+            }
+        }
+        // Against a stateless service the order of events cannot matter:
+        // playing calls out whole gives what the event queue gives, for
+        // the background's calls too.
+        if stateless {
+            for policy in &s.policies {
+                let auto = run_policy_with(&s, policy, s.seed, Mode::Auto, &mut |_| {})
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let events = run_policy_with(&s, policy, s.seed, Mode::Events, &mut |_| {})
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(&auto, &events, "{}", source);
+                let queued = run_policy_with(&s, policy, s.seed, Mode::Queued, &mut |_| {})
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(&queued, &events, "{}", source);
             }
         }
     }
