@@ -115,6 +115,7 @@ fn background_name() -> Field {
             "name = \"batch\"\n",
             "name = \"sync\"\n",
             "name = \"批处理\"\n",
+            "name = \"\\u00e9\\u30d0\"\n",
             "name = \"café-𝄞\"\n",
             "name = \"a|b`c *d* <i>\"\n",
             "name = \" \"\n",
