@@ -270,21 +270,33 @@ pub fn check_attempts_per_call(max_attempts: u32, before_deadline: u32) -> Resul
     ))
 }
 
-/// Whether `text` holds a control character (C0, DEL or C1).
-pub fn has_control(text: &str) -> bool {
-    text.chars().any(char::is_control)
+/// Whether `c` is a control character (C0, DEL or C1) or a bidirectional
+/// formatting character (an embedding, override or isolate, or an
+/// implicit mark), which reorders the text printed after it.
+fn is_control(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
-/// `text` with every control character written as a `\u{..}` escape, so
-/// that printing it cannot move the cursor, clear a terminal or end a
-/// line.
+/// Whether `text` holds a control character (C0, DEL or C1) or a
+/// bidirectional formatting character.
+pub fn has_control(text: &str) -> bool {
+    text.chars().any(is_control)
+}
+
+/// `text` with every control or bidirectional formatting character
+/// written as a `\u{..}` escape, so that printing it cannot move the
+/// cursor, clear a terminal, end a line or reorder what follows.
 pub fn escape_control(text: &str) -> String {
     if !has_control(text) {
         return text.to_owned();
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
+        if is_control(c) {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
             out.push(c);

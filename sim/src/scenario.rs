@@ -843,11 +843,11 @@ fn build_policy(
     config: RetryConfig,
     warnings: &mut Vec<String>,
 ) -> Result<Policy, Err0> {
-    if limits::has_control(&name) {
+    if name.trim().is_empty() || limits::has_control(&name) {
         return Err(err(
             prefix,
             format!(
-                "the policy name `{}` holds a control character; names are printed in tables, plots and terminals",
+                "the policy name `{}` is blank or holds a control character or a bidirectional formatting character; names are printed in tables, plots and terminals",
                 limits::escape_control(&name)
             ),
         ));
@@ -936,11 +936,11 @@ fn build_background(
                 "each background workload needs a `name`, unique among them, such as \"batch\"",
             )
         })?;
-        if name.is_empty() || limits::has_control(&name) {
+        if name.trim().is_empty() || limits::has_control(&name) {
             return Err(err(
                 format!("{prefix}.name"),
                 format!(
-                    "`{}`: a name must be non-empty, without control characters; it is printed in tables and terminals",
+                    "`{}`: a name must not be blank, nor hold a control character or a bidirectional formatting character; it is printed in tables and terminals",
                     limits::escape_control(&name)
                 ),
             ));
@@ -1156,7 +1156,7 @@ fn build_workload_at(prefix: &str, raw: Option<RawWorkload>) -> Result<Workload,
         return Err(err(
             format!("{prefix}.operation"),
             format!(
-                "`{}` holds a control character; the operation name goes into every event",
+                "`{}` holds a control character or a bidirectional formatting character; the operation name goes into every event",
                 limits::escape_control(&operation)
             ),
         ));

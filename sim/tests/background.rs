@@ -567,7 +567,7 @@ fn bad_background_tables_name_the_field_and_what_is_allowed() {
     let e = error(&with_background("name = \"a\"\ncalls = 10"));
     assert_has(&e, &["background[1].name", "unique"]);
     let e = error(&with_background("name = \"\"\ncalls = 10"));
-    assert_has(&e, &["background[1].name", "non-empty"]);
+    assert_has(&e, &["background[1].name", "must not be blank"]);
     let e = error(&with_background("name = \"b\""));
     assert_has(&e, &["`background[1]`", "missing `calls`"]);
     let e = error(&with_background("name = \"b\"\ncalls = 0"));

@@ -74,6 +74,44 @@ fn control_characters_in_names_are_refused_with_a_position() {
 }
 
 #[test]
+fn blank_names_and_bidirectional_formatting_are_refused() {
+    // An override reverses everything printed after it on its line; a
+    // blank name leaves an empty cell.
+    for (name, shown) in [
+        ("evil\u{202e}txt.exe", "evil\\u{202e}txt.exe"),
+        ("iso\u{2067}late", "iso\\u{2067}late"),
+        ("mark\u{200f}", "mark\\u{200f}"),
+    ] {
+        let source = scenario_with(&[name]);
+        let e = Scenario::from_toml_str(&source, "names.toml")
+            .expect_err("a bidirectional formatting character in a name")
+            .to_string();
+        assert!(e.starts_with("names.toml:10:"), "{e}");
+        assert!(e.contains(shown), "{e}");
+        assert!(e.contains("bidirectional formatting"), "{e}");
+        assert!(!e.contains(name), "raw formatting character in: {e:?}");
+    }
+    let e = Scenario::from_toml_str(&scenario_with(&["   "]), "names.toml")
+        .expect_err("a blank policy name")
+        .to_string();
+    assert!(e.starts_with("names.toml:10:"), "{e}");
+    assert!(e.contains("blank"), "{e}");
+    let background = |name: &str| {
+        format!(
+            "[workload]\ncalls = 1\n[[background]]\nname = \"{name}\"\ncalls = 1\n[policies.p]\n"
+        )
+    };
+    for name in ["   ", "rtl\\u202eltr"] {
+        let e = Scenario::from_toml_str(&background(name), "bg.toml")
+            .expect_err("a blank or reordering background name")
+            .to_string();
+        assert!(e.starts_with("bg.toml:4:"), "{e}");
+        assert!(e.contains("`background[0].name`"), "{e}");
+    }
+    assert!(Scenario::from_toml_str(&background("a b"), "bg.toml").is_ok());
+}
+
+#[test]
 fn the_command_line_never_prints_a_raw_control_character() {
     let dir = std::env::temp_dir().join(format!("reflexio-sim-names-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
