@@ -325,6 +325,10 @@ struct RawScenario {
     policies: BTreeMap<String, toml::Spanned<RetryConfig>>,
 }
 
+/// The values `arrival` takes, as a scenario writes them (the variants of
+/// `ArrivalKind`, in its order).
+pub(crate) const ARRIVALS: [&str; 4] = ["all_at_once", "fixed_rate", "poisson", "closed_loop"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum ArrivalKind {

@@ -123,6 +123,9 @@ fn last_segment(path: &str) -> &str {
 /// `message` (about the field at dotted `path` of `source`) with a hint
 /// added where one helps.
 pub fn improve(message: &str, path: &str, source: &str) -> String {
+    if let Some(instead) = shape_error(message, path) {
+        return instead;
+    }
     if let Some(rest) = message.strip_prefix("unknown field ") {
         return unknown_field(message, rest, path, source);
     }
@@ -149,6 +152,38 @@ pub fn improve(message: &str, path: &str, source: &str) -> String {
         return format!("{message}; {hint}");
     }
     message.to_owned()
+}
+
+/// What to say instead of the parser's words, where they describe the
+/// symptom rather than the mistake: a table written as an array of tables
+/// (`[[policies.p]]`), one written without the array it belongs to (a
+/// `[background.policy]` before any `[[background]]`), or an `arrival`
+/// that is not a string.
+fn shape_error(message: &str, path: &str) -> Option<String> {
+    let index = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let map = message.starts_with("invalid type: map");
+    match path.split('.').collect::<Vec<_>>().as_slice() {
+        ["background", i, "policy", j] if map && index(i) && index(j) => Some(
+            "a background workload's policy is one table: write `[background.policy]`, not `[[background.policy]]`"
+                .to_owned(),
+        ),
+        ["policies", name, j] if map && index(j) => Some(format!(
+            "a policy is one table: write `[policies.{name}]`, not `[[policies.{name}]]`"
+        )),
+        ["background", ..] if message.ends_with("expected a sequence") => Some(
+            "`background` is an array of tables: each background workload begins with a `[[background]]` line (its name, calls and arrival), and its `[background.policy]` table follows it"
+                .to_owned(),
+        ),
+        [.., "arrival"] if message == "wanted string or table" => Some(format!(
+            "expected one of {} (a string)",
+            crate::scenario::ARRIVALS
+                .iter()
+                .map(|a| format!("\"{a}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        _ => None,
+    }
 }
 
 fn unknown_field(message: &str, rest: &str, path: &str, source: &str) -> String {
@@ -230,6 +265,53 @@ pub fn policy_file_hint(source: &str, file: &str) -> Option<(&'static str, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scenario_arrivals_are_the_ones_it_reads() {
+        for arrival in crate::scenario::ARRIVALS {
+            let source = format!(
+                "[workload]\ncalls = 1\narrival = \"{arrival}\"\nrate = 1.0\nclients = 1\n[policies.p]\n"
+            );
+            let outcome = crate::Scenario::from_toml_str(&source, "a.toml");
+            // Each is a known arrival: refused, if at all, for its fields.
+            if let Err(e) = outcome {
+                assert!(!e.message.contains("unknown variant"), "{arrival}: {e}");
+            }
+        }
+        let e = crate::Scenario::from_toml_str(
+            "[workload]\ncalls = 1\narrival = \"nope\"\n[policies.p]\n",
+            "a.toml",
+        )
+        .unwrap_err();
+        for arrival in crate::scenario::ARRIVALS {
+            assert!(e.message.contains(arrival), "{arrival} missing from: {e}");
+        }
+    }
+
+    #[test]
+    fn shape_mistakes_say_what_to_write() {
+        let read = |source: &str| {
+            crate::Scenario::from_toml_str(source, "s.toml")
+                .unwrap_err()
+                .to_string()
+        };
+        let e = read("[workload]\ncalls = 1\narrival = 1\n[policies.p]\n");
+        assert!(e.starts_with("s.toml:3:11: `workload.arrival`: expected one of \"all_at_once\", \"fixed_rate\", \"poisson\", \"closed_loop\""), "{e}");
+        let e = read("[workload]\ncalls = 1\n[[policies.p]]\nmax_attempts = 2\n");
+        assert!(
+            e.contains("write `[policies.p]`, not `[[policies.p]]`"),
+            "{e}"
+        );
+        let e = read("[workload]\ncalls = 1\n[[background]]\nname = \"b\"\ncalls = 1\n[[background.policy]]\nmax_attempts = 2\n[policies.p]\n");
+        assert!(
+            e.contains("write `[background.policy]`, not `[[background.policy]]`"),
+            "{e}"
+        );
+        let e =
+            read("[workload]\ncalls = 1\n[background.policy]\nmax_attempts = 2\n[policies.p]\n");
+        assert!(e.contains("begins with a `[[background]]` line"), "{e}");
+        assert!(e.starts_with("s.toml:3:"), "{e}");
+    }
 
     #[test]
     fn suggests_the_closest_name() {
