@@ -631,3 +631,46 @@ fn reports_with_background_do_not_depend_on_the_threads() {
         assert!(!text.to_lowercase().contains("background"), "{text}");
     }
 }
+
+#[test]
+fn every_report_lists_a_background_violation_after_its_policys_own() {
+    use reflexio_sim::check::{Violation, ViolationKind};
+    use reflexio_sim::report::{html, markdown, table};
+    let source = format!("{STATELESS}{BACKGROUND}{POLICIES}");
+    let s = scenario(&source);
+    let mut report = reflexio_sim::run(&s, 7).unwrap();
+    let violation = |call| Violation {
+        call,
+        attempt: 2,
+        kind: ViolationKind::AttemptOverCap,
+        detail: "made up".to_owned(),
+    };
+    let m = &mut report.runs[0].policies[0];
+    // The counts say how many there are, the lists what they were; the
+    // second background workload has a policy of its own to violate.
+    m.violations += 1;
+    m.violation_list.push(violation(1));
+    m.background[1].violations = Some(1);
+    m.background[1].violation_list.push(violation(2));
+    let (policy, background) = (m.policy.clone(), m.background[1].name.clone());
+    let entries: Vec<_> = report.violation_entries().collect();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!((entries[0].1, entries[0].2), (policy.as_str(), None));
+    assert_eq!(
+        (entries[1].1, entries[1].2),
+        (policy.as_str(), Some(background.as_str()))
+    );
+    let own = format!("run 0 policy {policy}: call 1 attempt 2");
+    let theirs = format!("run 0 policy {policy}, background {background}: call 2 attempt 2");
+    for text in [table::render(&report), markdown::render(&report, None, &[])] {
+        let (a, b) = (text.find(&own), text.find(&theirs));
+        assert!(a.is_some() && b.is_some() && a < b, "{text}");
+    }
+    let page = html::render(&report, None, "", false).unwrap();
+    assert!(
+        page.contains(&format!(
+            "policy <code>{policy}</code>, background <code>{background}</code>: call 2"
+        )),
+        "{page}"
+    );
+}

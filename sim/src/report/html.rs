@@ -247,30 +247,16 @@ pub fn render_with_plots(
         out.push_str("<p class=\"ok\">None: every policy stayed within its envelope.</p>\n");
     } else {
         let _ = writeln!(out, "<p class=\"bad\">{violations} violations:</p>\n<ul>");
-        for run in &report.runs {
-            for m in &run.policies {
-                for v in &m.violation_list {
-                    let _ = writeln!(
-                        out,
-                        "<li>run {} policy <code>{}</code>: {}</li>",
-                        run.run,
-                        escape(&m.policy),
-                        escape(&v.to_string())
-                    );
-                }
-                for b in &m.background {
-                    for v in &b.violation_list {
-                        let _ = writeln!(
-                            out,
-                            "<li>run {} policy <code>{}</code>, background <code>{}</code>: {}</li>",
-                            run.run,
-                            escape(&m.policy),
-                            escape(&b.name),
-                            escape(&v.to_string())
-                        );
-                    }
-                }
-            }
+        for (run, policy, background, v) in report.violation_entries() {
+            let whose = background.map_or(String::new(), |b| {
+                format!(", background <code>{}</code>", escape(b))
+            });
+            let _ = writeln!(
+                out,
+                "<li>run {run} policy <code>{}</code>{whose}: {}</li>",
+                escape(policy),
+                escape(&v.to_string())
+            );
         }
         out.push_str("</ul>\n");
     }

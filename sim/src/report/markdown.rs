@@ -111,28 +111,13 @@ pub fn render(report: &Report, scenario_path: Option<&str>, plots: &[String]) ->
         out.push_str("None.\n");
     } else {
         out.push_str(&format!("{violations} violations:\n\n"));
-        for run in &report.runs {
-            for m in &run.policies {
-                for v in &m.violation_list {
-                    out.push_str(&format!(
-                        "- run {} policy {}: {}\n",
-                        run.run,
-                        escape(&m.policy),
-                        escape(&v.to_string())
-                    ));
-                }
-                for b in &m.background {
-                    for v in &b.violation_list {
-                        out.push_str(&format!(
-                            "- run {} policy {}, background {}: {}\n",
-                            run.run,
-                            escape(&m.policy),
-                            escape(&b.name),
-                            escape(&v.to_string())
-                        ));
-                    }
-                }
-            }
+        for (run, policy, background, v) in report.violation_entries() {
+            let whose = background.map_or(String::new(), |b| format!(", background {}", escape(b)));
+            out.push_str(&format!(
+                "- run {run} policy {}{whose}: {}\n",
+                escape(policy),
+                escape(&v.to_string())
+            ));
         }
     }
     if !plots.is_empty() {

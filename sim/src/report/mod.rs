@@ -203,6 +203,28 @@ impl Report {
             .sum()
     }
 
+    /// Every violation listed, in report order: the run, the policy, the
+    /// background workload whose own policy it concerns (if it is one's),
+    /// and the violation. Each policy's own come before its background's.
+    pub fn violation_entries(
+        &self,
+    ) -> impl Iterator<Item = (u32, &str, Option<&str>, &crate::check::Violation)> + '_ {
+        self.runs.iter().flat_map(|run| {
+            run.policies.iter().flat_map(move |m| {
+                let own = m
+                    .violation_list
+                    .iter()
+                    .map(move |v| (run.run, m.policy.as_str(), None, v));
+                let background = m.background.iter().flat_map(move |b| {
+                    b.violation_list
+                        .iter()
+                        .map(move |v| (run.run, m.policy.as_str(), Some(b.name.as_str()), v))
+                });
+                own.chain(background)
+            })
+        })
+    }
+
     /// Whether some policy has a retry budget. Only then do the reports
     /// show the budgets' metrics.
     pub fn has_budgets(&self) -> bool {

@@ -84,28 +84,15 @@ pub fn render(report: &Report) -> String {
         out.push_str("\nno envelope violations\n");
     } else {
         out.push_str(&format!("\n{violations} ENVELOPE VIOLATIONS\n"));
-        for run in &report.runs {
-            for m in &run.policies {
-                for v in &m.violation_list {
-                    out.push_str(&format!(
-                        "  run {} policy {}: {}\n",
-                        run.run,
-                        crate::limits::escape_control(&m.policy),
-                        crate::limits::escape_control(&v.to_string())
-                    ));
-                }
-                for b in &m.background {
-                    for v in &b.violation_list {
-                        out.push_str(&format!(
-                            "  run {} policy {}, background {}: {}\n",
-                            run.run,
-                            crate::limits::escape_control(&m.policy),
-                            crate::limits::escape_control(&b.name),
-                            crate::limits::escape_control(&v.to_string())
-                        ));
-                    }
-                }
-            }
+        for (run, policy, background, v) in report.violation_entries() {
+            let whose = background.map_or(String::new(), |b| {
+                format!(", background {}", crate::limits::escape_control(b))
+            });
+            out.push_str(&format!(
+                "  run {run} policy {}{whose}: {}\n",
+                crate::limits::escape_control(policy),
+                crate::limits::escape_control(&v.to_string())
+            ));
         }
     }
     out
