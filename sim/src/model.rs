@@ -295,34 +295,33 @@ impl<'a> Service<'a> {
                 ) => {
                     *in_flight += 1;
                     plan.load = Some(k as u8);
-                    let mut outcome = if *in_flight <= u64::from(*capacity) {
-                        // Within capacity (no excess): the work is not
-                        // stretched, only capped, and fails at the base
-                        // rate (a probability, checked when the scenario
-                        // was read). A draw in [0, 1) is never below a
-                        // zero rate.
-                        if plan.service > crate::latency::MAX_LATENCY_NS {
-                            plan.service = crate::latency::MAX_LATENCY_NS;
-                            plan.client = timeline
-                                .request
-                                .saturating_add(plan.service)
-                                .saturating_add(timeline.response);
-                        }
-                        (*error_rate > 0.0 && u0() < *error_rate)
-                            .then_some(Classification::new(*class))
+                    // Within capacity there is no excess: the work is only
+                    // capped, and fails at the base rate (a probability,
+                    // checked when the scenario was read), skipping the
+                    // float arithmetic.
+                    let (served, p) = if *in_flight <= u64::from(*capacity) {
+                        (
+                            plan.service.min(crate::latency::MAX_LATENCY_NS),
+                            *error_rate,
+                        )
                     } else {
                         let excess = *in_flight as f64 / f64::from(*capacity) - 1.0;
                         let stretched = (plan.service as f64 * (1.0 + latency_growth * excess))
                             .min(crate::latency::MAX_LATENCY_NS as f64);
-                        let served = crate::latency::round_ns(stretched);
+                        (
+                            crate::latency::round_ns(stretched),
+                            (error_rate + error_growth * excess).min(1.0),
+                        )
+                    };
+                    if served != plan.service {
                         plan.service = served;
                         plan.client = timeline
                             .request
                             .saturating_add(served)
                             .saturating_add(timeline.response);
-                        let p = (error_rate + error_growth * excess).min(1.0);
-                        (u0() < p).then_some(Classification::new(*class))
-                    };
+                    }
+                    // A draw in [0, 1) is never below a zero rate.
+                    let mut outcome = (p > 0.0 && u0() < p).then_some(Classification::new(*class));
                     if let Some(limit) = timeout {
                         // The client's timeout runs from its send.
                         if plan.client > *limit {
