@@ -140,9 +140,16 @@ impl Workload {
                 }
             }
         }
-        text.push_str(&format!("operation = {:?}\n", self.operation));
+        text.push_str(&format!("operation = {}\n", toml_string(&self.operation)));
         text
     }
+}
+
+/// `text` as a TOML string that parses back to exactly `text`, written
+/// by the `toml` crate (Rust's `{:?}` is not TOML: it writes `\u{301}`
+/// for a combining accent).
+pub(crate) fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
 }
 
 /// The most background workloads one scenario may have.
@@ -170,7 +177,7 @@ impl Background {
     /// with its policy (if any) as a `[background.policy]` table.
     pub fn to_toml(&self) -> String {
         let workload = self.workload.to_toml();
-        let mut text = format!("[[background]]\nname = {:?}\n", self.name);
+        let mut text = format!("[[background]]\nname = {}\n", toml_string(&self.name));
         for line in workload.lines().skip(1) {
             if !line.starts_with("operation = ") {
                 text.push_str(line);

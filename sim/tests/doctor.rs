@@ -186,6 +186,55 @@ strategy = { kind = "constant" }
 }
 
 #[test]
+fn the_normalised_scenario_parses_back_to_the_same_names() {
+    // A combining accent, quotes and a backslash in the operation and the
+    // background's name, a dot and a space in a policy's: the tables
+    // `check` prints are TOML that says the same.
+    let dir = scratch("names");
+    let operation = "cafe\u{301} \"hot\" C:\\row";
+    let background = "nightly\u{301} batch";
+    // The file spells the accent as TOML's escape, the quotes and the
+    // backslash as theirs.
+    let source = r#"name = "names"
+
+[workload]
+calls = 10
+arrival = "all_at_once"
+operation = "cafe\u0301 \"hot\" C:\\row"
+
+[latency]
+distribution = "constant"
+value = "1ms"
+
+[[background]]
+name = "nightly\u0301 batch"
+calls = 5
+arrival = "poisson"
+rate = 10.0
+
+[policies."my policy.v2"]
+max_attempts = 2
+"#;
+    let file = write(&dir, "names.toml", source);
+    let (code, out, err) = run(&["check", &file]);
+    assert_eq!(code, 0, "{err}");
+    let printed: toml::Value =
+        toml::from_str(&out).unwrap_or_else(|e| panic!("check printed invalid TOML: {e}\n{out}"));
+    assert_eq!(printed["workload"]["operation"].as_str(), Some(operation));
+    assert_eq!(
+        printed["background"][0]["name"].as_str(),
+        Some(background),
+        "{out}"
+    );
+    assert_eq!(
+        printed["policies"]["my policy.v2"]["max_attempts"].as_integer(),
+        Some(2),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn check_help_has_the_exit_code_table_and_the_codes() {
     let (code, out, _) = run(&["check", "--help"]);
     assert_eq!(code, 0);
