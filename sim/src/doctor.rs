@@ -104,7 +104,30 @@ struct CheckJson<'a> {
     warnings: usize,
     exit_code: i32,
     diagnostics: &'a [Item],
+    /// The scenario's other tables, normalised: for a scenario without
+    /// errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scenario: Option<ScenarioTables>,
     policies: Vec<PolicyJson>,
+}
+
+/// A scenario's tables other than its policies, normalised as TOML, as
+/// `check` prints them.
+#[derive(Debug, Serialize)]
+struct ScenarioTables {
+    /// `[workload]`, every default written, phases with their times.
+    workload: String,
+    /// Each `[[background]]` table with its policy, in file order.
+    background: Vec<BackgroundJson>,
+    /// `[latency]`, with the mean timeline of an attempt as comments.
+    latency: String,
+}
+
+/// One background workload, normalised.
+#[derive(Debug, Serialize)]
+struct BackgroundJson {
+    name: String,
+    normalized: String,
 }
 
 fn ms(d: Duration) -> Option<f64> {
@@ -176,8 +199,23 @@ pub fn check(
             }
         }
         let syntax = items.iter().any(|(_, i)| i.code == lint::SYNTAX);
+        // Each background workload's policy, linted on its own and its
+        // findings placed at its table in the file. Which of them have
+        // errors: the scenario parser's first problem there is then
+        // already listed.
+        let mut faulty_background = Vec::new();
         if !syntax {
-            if let Some(e) = scenario_error(path, &source, &file) {
+            for (k, report) in lint_background_policies(&source) {
+                if report.diagnostics.iter().any(lint::Diagnostic::is_error) {
+                    faulty_background.push(k);
+                }
+                for d in report.diagnostics {
+                    push(d, &mut items);
+                }
+            }
+        }
+        if !syntax {
+            if let Some(e) = scenario_error(path, &source, &file, &faulty_background) {
                 let offset = e.position.map_or(usize::MAX, |(line, column)| {
                     offset_of(&source, line, column)
                 });
@@ -233,6 +271,24 @@ pub fn check(
         }
     }
 
+    // A valid scenario's workload, background and attempt anatomy,
+    // normalised.
+    let tables = (is_scenario && errors == 0)
+        .then(|| Scenario::from_file(path).ok())
+        .flatten()
+        .map(|scenario| ScenarioTables {
+            workload: scenario.workload.to_toml(),
+            background: scenario
+                .background
+                .iter()
+                .map(|b| BackgroundJson {
+                    name: b.name.clone(),
+                    normalized: b.to_toml(),
+                })
+                .collect(),
+            latency: scenario.latency.to_toml(),
+        });
+
     match options.format {
         CheckFormat::Text => {
             for i in &items {
@@ -266,18 +322,15 @@ pub fn check(
             };
             let _ = writeln!(err, "{file}: {what}: {verdict}");
             let mut text = String::new();
-            // A valid scenario's workload and attempt anatomy, normalised.
-            if is_scenario && errors == 0 {
-                if let Ok(scenario) = Scenario::from_file(path) {
-                    text.push_str(&scenario.workload.to_toml());
-                    text.push('\n');
-                    for b in &scenario.background {
-                        text.push_str(&b.to_toml());
-                        text.push('\n');
-                    }
-                    text.push_str(&scenario.latency.to_toml());
+            if let Some(tables) = &tables {
+                text.push_str(&tables.workload);
+                text.push('\n');
+                for b in &tables.background {
+                    text.push_str(&b.normalized);
                     text.push('\n');
                 }
+                text.push_str(&tables.latency);
+                text.push('\n');
             }
             for (i, (_, body, _)) in described.iter().enumerate() {
                 if i > 0 {
@@ -328,6 +381,7 @@ pub fn check(
                 warnings,
                 exit_code: code,
                 diagnostics: &items,
+                scenario: tables,
                 policies,
             };
             let json = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
@@ -348,15 +402,75 @@ fn offset_of(source: &str, line: usize, column: usize) -> usize {
     start + column.saturating_sub(1)
 }
 
+/// Lints the `[background.policy]` table of each `[[background]]` entry
+/// that has one: `(entry, report)`, with the diagnostics' paths and spans
+/// those of the whole file (`background[1].policy.strategy`).
+///
+/// The library's linter addresses a policy by a dotted path of tables,
+/// which cannot name an element of an array of tables: each policy is
+/// linted as a document of its own, and its findings are placed back.
+fn lint_background_policies(source: &str) -> Vec<(usize, lint::LintReport)> {
+    let Ok(table) = toml::from_str::<toml::Table>(source) else {
+        return Vec::new();
+    };
+    let Some(toml::Value::Array(entries)) = table.get("background") else {
+        return Vec::new();
+    };
+    let mut reports = Vec::new();
+    for (k, entry) in entries.iter().enumerate() {
+        let Some(policy @ toml::Value::Table(_)) = entry.get("policy") else {
+            continue;
+        };
+        let Ok(document) = toml::to_string(policy) else {
+            continue;
+        };
+        let mut report = lint::lint_toml(&document);
+        let table = format!("background.{k}.policy");
+        for d in &mut report.diagnostics {
+            let dotted = if d.path.is_empty() {
+                table.clone()
+            } else {
+                format!("{table}.{}", d.path)
+            };
+            d.span = locate(source, &dotted).or_else(|| locate(source, &table));
+            d.path = if d.path.is_empty() {
+                format!("background[{k}].policy")
+            } else {
+                format!("background[{k}].policy.{}", d.path)
+            };
+        }
+        reports.push((k, report));
+    }
+    reports
+}
+
+/// Whether `path`, as the scenario parser names fields, lies in the
+/// policy of background entry `k` (`background[k].policy...`).
+fn background_policy_of(path: &str) -> Option<usize> {
+    let rest = path.strip_prefix("background[")?;
+    let (k, rest) = rest.split_once(']')?;
+    (rest == ".policy" || rest.starts_with(".policy.")).then_some(k.parse().ok()?)
+}
+
 /// The scenario parser's first problem outside the policies (which are
 /// linted, every problem of each, on their own).
 ///
 /// The parser stops at the first problem; when that is in a policy, the
 /// rest is checked again with every policy emptied, unless a failure model
-/// reads a trace file (which needs the scenario's folder).
-fn scenario_error(path: &Path, source: &str, file: &str) -> Option<ScenarioError> {
+/// reads a trace file (which needs the scenario's folder). A problem in a
+/// background workload's policy counts as one in a policy only when the
+/// linter found errors there (`faulty_background`): the parser refuses
+/// some things there that the linter allows (a retry budget).
+fn scenario_error(
+    path: &Path,
+    source: &str,
+    file: &str,
+    faulty_background: &[usize],
+) -> Option<ScenarioError> {
     let e = Scenario::from_file(path).err()?;
-    if !e.path.starts_with("policies.") {
+    let in_policy = e.path.starts_with("policies.")
+        || background_policy_of(&e.path).is_some_and(|k| faulty_background.contains(&k));
+    if !in_policy {
         return Some(e);
     }
     let mut table: toml::Table = toml::from_str(source).ok()?;
@@ -372,6 +486,13 @@ fn scenario_error(path: &Path, source: &str, file: &str) -> Option<ScenarioError
     if let Some(toml::Value::Table(policies)) = table.get_mut("policies") {
         for (_, policy) in policies.iter_mut() {
             *policy = toml::Value::Table(toml::Table::new());
+        }
+    }
+    if let Some(toml::Value::Array(entries)) = table.get_mut("background") {
+        for k in faulty_background {
+            if let Some(toml::Value::Table(entry)) = entries.get_mut(*k) {
+                entry.insert("policy".to_owned(), toml::Value::Table(toml::Table::new()));
+            }
         }
     }
     let emptied = toml::to_string(&table).ok()?;

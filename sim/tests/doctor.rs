@@ -185,6 +185,156 @@ strategy = { kind = "constant" }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A scenario whose one background workload has `policy` as its
+/// `[background.policy]` table (line 12 on).
+fn with_background_policy(policy: &str) -> String {
+    format!(
+        r#"name = "background"
+[workload]
+calls = 10
+arrival = "all_at_once"
+[latency]
+distribution = "constant"
+value = "1ms"
+[[background]]
+name = "batch"
+calls = 5
+arrival = "all_at_once"
+[background.policy]
+{policy}
+[policies.p]
+max_attempts = 2
+"#
+    )
+}
+
+/// `(path, line, code)` of each diagnostic of a `check --format json`
+/// document.
+fn found(doc: &Value) -> Vec<(String, u64, String)> {
+    doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["path"].as_str().unwrap().to_owned(),
+                d["line"].as_u64().unwrap(),
+                d["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_background_workloads_policy_is_linted_where_it_stands() {
+    let dir = scratch("background-policy");
+    // Warnings: a lockstep constant backoff, a hint ceiling past the
+    // deadline; placed at the background's own table.
+    let file = write(
+        &dir,
+        "warned.toml",
+        &with_background_policy(
+            "max_attempts = 3\ndeadline = \"10s\"\nstrategy = { kind = \"constant\", base = \"10ms\" }",
+        ),
+    );
+    let (code, doc) = json(&["check", &file]);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(
+        found(&doc),
+        [
+            (
+                "background[0].policy.max_retry_after".to_owned(),
+                12,
+                "retry_after_beyond_deadline".to_owned()
+            ),
+            (
+                "background[0].policy.strategy".to_owned(),
+                15,
+                "lockstep".to_owned()
+            ),
+        ],
+        "{doc:#}"
+    );
+    let (code, _) = json(&["check", &file, "--deny-warnings"]);
+    assert_eq!(code, 1);
+    // The JSON has the scenario's tables as the text output prints them.
+    let (_, text, _) = run(&["check", &file]);
+    let tables = &doc["scenario"];
+    assert_eq!(tables["background"][0]["name"], "batch");
+    for part in [
+        tables["workload"].as_str().unwrap(),
+        tables["background"][0]["normalized"].as_str().unwrap(),
+        tables["latency"].as_str().unwrap(),
+    ] {
+        assert!(text.contains(part), "{part}\nnot in\n{text}");
+    }
+    assert!(tables["background"][0]["normalized"]
+        .as_str()
+        .unwrap()
+        .contains("[background.policy.strategy]\nkind = \"constant\""));
+    let (code, doc) = json(&[
+        "check",
+        &file,
+        "--allow",
+        "lockstep",
+        "--allow",
+        "retry_after_beyond_deadline",
+    ]);
+    assert_eq!((code, doc["warnings"].as_u64()), (0, Some(0)), "{doc:#}");
+
+    // Every error at once, each once, where it is (the scenario parser
+    // would stop at the first).
+    let file = write(
+        &dir,
+        "broken.toml",
+        &with_background_policy("max_attempts = 0\ndeadline = \"soon\""),
+    );
+    let (code, doc) = json(&["check", &file]);
+    assert_eq!(code, 2);
+    assert!(doc.get("scenario").is_none(), "{doc:#}");
+    assert_eq!(
+        found(&doc),
+        [
+            (
+                "background[0].policy.max_attempts".to_owned(),
+                13,
+                "refused".to_owned()
+            ),
+            (
+                "background[0].policy.deadline".to_owned(),
+                14,
+                "invalid".to_owned()
+            ),
+        ],
+        "{doc:#}"
+    );
+
+    // What the linter allows but a background policy may not have is
+    // still refused, by the scenario parser.
+    let file = write(
+        &dir,
+        "budget.toml",
+        &with_background_policy("budget = { kind = \"ratio\", percent = 10 }"),
+    );
+    let (code, doc) = json(&["check", &file]);
+    assert_eq!(code, 2);
+    // (Beside the default strategy's own warning.)
+    assert_eq!(doc["errors"], 1, "{doc:#}");
+    let budget = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["severity"] == "error")
+        .unwrap();
+    assert_eq!(budget["path"], "background[0].policy.budget");
+    assert_eq!(budget["line"], 13);
+    assert!(budget["message"]
+        .as_str()
+        .unwrap()
+        .contains("may not have a retry budget"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn the_normalised_scenario_parses_back_to_the_same_names() {
     // A combining accent, quotes and a backslash in the operation and the
