@@ -744,6 +744,17 @@ fn run_job(
         .background
         .iter()
         .fold(calls, |n, b| n.saturating_add(b.workload.calls));
+    // Call ids are u32 (a file is held to far fewer calls; a scenario
+    // built in code is not).
+    if all_calls > u64::from(u32::MAX) {
+        return Err(SimError::Refused {
+            field: "workload.calls".to_owned(),
+            message: format!(
+                "the workload and its background make {all_calls} calls; one run may make at most {} calls in all",
+                u32::MAX
+            ),
+        });
+    }
     let arrival = &scenario.workload.arrival;
     let phases = scenario.workload.phases.as_slice();
     let needs_row = scenario

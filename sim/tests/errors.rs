@@ -193,6 +193,22 @@ fn too_large_workloads_are_refused_with_a_clear_message() {
 }
 
 #[test]
+fn a_scenario_built_in_code_with_more_calls_than_call_ids_is_refused() {
+    // A file is held to 50 M calls; a `Scenario` built in code is not, and
+    // a run numbers its calls with 32 bits.
+    let mut scenario = Scenario::from_toml_str(
+        "[workload]\ncalls = 10\narrival = \"poisson\"\nrate = 10.0\n[policies.p]\n",
+        "ok.toml",
+    )
+    .unwrap();
+    scenario.workload.calls = u64::from(u32::MAX) + 1;
+    let policy = &scenario.policies[0];
+    let e = reflexio_sim::world::run_policy(&scenario, policy, 1, &mut |_| {}).unwrap_err();
+    assert_eq!(e.field(), Some("workload.calls"));
+    assert_has(&e.to_string(), &["4294967296 calls", "at most 4294967295"]);
+}
+
+#[test]
 fn bad_trace_rows_name_the_trace_line() {
     let e = error(&format!(
         "[workload]\ncalls = 1\n[[failures]]\nmodel = \"trace\"\ndata = \"\"\"\ntime,class\n0,transient\n1,explode\n\"\"\"\n{OK_TAIL}"
