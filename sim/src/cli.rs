@@ -387,20 +387,25 @@ fn sim_error(path: &Path, cli: &Cli, e: &crate::world::SimError) -> String {
     .to_string()
 }
 
-/// The report files: `(name, text)` for JSON, CSV and Markdown.
+/// The report files: `(name, text)` for JSON, CSV and Markdown, and the
+/// background traffic's CSV when the scenario has background workloads.
 pub fn render_all(
     report: &Report,
     scenario_path: Option<&str>,
     plots: &[String],
 ) -> Vec<(String, String)> {
-    vec![
+    let mut files = vec![
         ("report.json".to_owned(), json::render(report)),
         ("report.csv".to_owned(), csv::render(report)),
         (
             "report.md".to_owned(),
             markdown::render(report, scenario_path, plots),
         ),
-    ]
+    ];
+    if let Some(background) = csv::render_background(report) {
+        files.push(("background.csv".to_owned(), background));
+    }
+    files
 }
 
 /// A progress bar on standard error, only when `enabled` (standard error

@@ -624,10 +624,54 @@ fn reports_with_background_do_not_depend_on_the_threads() {
         .unwrap()
         .1;
     assert!(json.contains("\"background\": ["), "{json}");
+    // background.csv: a row per run, policy and background workload, as
+    // the JSON has them; no violations column for the one without policy.
+    let csv = &a
+        .iter()
+        .find(|(name, _)| name == "background.csv")
+        .unwrap()
+        .1;
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        rows[0],
+        "run,seed,policy,background,calls,succeeded,failed,attempts,latency_p50_ms,latency_p99_ms,violations"
+    );
+    let mut expected = Vec::new();
+    for run in &one.runs {
+        for m in &run.policies {
+            for b in &m.background {
+                expected.push(format!(
+                    "{},{},{},{},{},{},{},{},{},{},{}",
+                    run.run,
+                    run.seed,
+                    m.policy,
+                    b.name,
+                    b.calls,
+                    b.succeeded,
+                    b.failed,
+                    b.attempts,
+                    b.latency_p50_ms,
+                    b.latency_p99_ms,
+                    b.violations.map_or(String::new(), |v| v.to_string())
+                ));
+            }
+        }
+    }
+    assert_eq!(expected.len(), 3 * s.policies.len() * s.background.len());
+    assert_eq!(rows[1..], expected);
+    assert!(
+        rows[1].contains(",bulk,4000,") && rows[1].ends_with(','),
+        "{csv}"
+    );
+    assert!(
+        rows[3].contains(",retrying,800,") && rows[3].ends_with(",0"),
+        "{csv}"
+    );
     // Without background, none of it appears.
     let plain = Scenario::from_toml_str(&format!("{STATELESS}{POLICIES}"), "plain.toml").unwrap();
     let report = reflexio_sim::run(&plain, 5).unwrap();
-    for (_, text) in reflexio_sim::cli::render_all(&report, None, &[]) {
+    for (name, text) in reflexio_sim::cli::render_all(&report, None, &[]) {
+        assert_ne!(name, "background.csv");
         assert!(!text.to_lowercase().contains("background"), "{text}");
     }
 }
