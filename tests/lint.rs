@@ -158,6 +158,61 @@ fn a_policy_inside_a_larger_document_is_linted_in_place() {
     assert!(missing.has_errors() && missing.config.is_none());
 }
 
+#[test]
+fn a_policy_in_an_array_of_tables_is_linted_in_place() {
+    // A number in the path indexes the array: the second entry's policy,
+    // a header table, then the third's, an inline table.
+    let src = "[[background]]\nname = \"a\"\n[[background]]\nname = \"b\"\n[background.policy]\nmax_attempts = 0\nmax_attempt = 3\n[[background]]\npolicy = { deadline = \"1\" }\n";
+    let report = lint::lint_toml_table(src, "background.1.policy");
+    let got: Vec<(String, (usize, usize))> = report
+        .diagnostics
+        .iter()
+        .map(|d| (d.path.clone(), line_col(src, d.span.clone().unwrap().start)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("background.1.policy.max_attempts".to_owned(), (6, 16)),
+            ("background.1.policy.max_attempt".to_owned(), (7, 1)),
+        ]
+    );
+    let inline = lint::lint_toml_table(src, "background.2.policy");
+    let got: Vec<(String, (usize, usize))> = inline
+        .diagnostics
+        .iter()
+        .map(|d| (d.path.clone(), line_col(src, d.span.clone().unwrap().start)))
+        .collect();
+    assert_eq!(got, [("background.2.policy.deadline".to_owned(), (9, 23))]);
+    // The first entry has no policy; there is no fourth entry.
+    for absent in [
+        "background.0.policy",
+        "background.3.policy",
+        "background.x.policy",
+    ] {
+        let report = lint::lint_toml_table(src, absent);
+        assert!(report.has_errors() && report.config.is_none(), "{absent}");
+    }
+}
+
+#[test]
+fn a_cap_of_billions_of_attempts_is_linted_at_once() {
+    // The saturation warning's advice (base × 3^retries) saturates after a
+    // few dozen steps; it used to multiply once per allowed retry.
+    let src = "max_attempts = 4294967295\ndeadline = \"90s\"\nstrategy = { kind = \"decorrelated_jitter\", base = \"10ms\" }\n";
+    let report = lint_toml(src);
+    let saturation = report
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "decorrelated_saturation")
+        .unwrap();
+    assert!(
+        saturation
+            .message
+            .contains("within the 4294967294 retries allowed"),
+        "{saturation}"
+    );
+}
+
 /// Each warning rule on a minimal example: exactly that warning, at that
 /// field and line.
 #[test]

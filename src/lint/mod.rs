@@ -456,7 +456,15 @@ pub(crate) fn warnings(engine: &Engine, origins: &Origins) -> Vec<Diagnostic> {
                     reach > b.max()
                 });
                 if let Some(n) = saturates_at {
-                    let needed = (0..retries).fold(b.base(), |d, _| d.saturating_mul(3));
+                    // base × 3^retries; saturated within 64 steps, so a
+                    // cap of billions of attempts costs no more.
+                    let mut needed = b.base();
+                    for _ in 0..retries {
+                        if needed == Duration::MAX {
+                            break;
+                        }
+                        needed = needed.saturating_mul(3);
+                    }
                     out.push(Diagnostic::warning(
                         "decorrelated_saturation",
                         path,

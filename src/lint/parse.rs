@@ -43,8 +43,10 @@ pub fn lint_toml(source: &str) -> LintReport {
 
 /// Lints the policy in the table at dotted path `table` of a larger TOML
 /// document (`policies.tuned` of a scenario file, say; `""` for the whole
-/// document). Paths in the diagnostics are full paths in the document, and
-/// spans are byte ranges of `source`.
+/// document). A segment that is a number indexes an array:
+/// `background.0.policy` is the `policy` table of the first
+/// `[[background]]` table. Paths in the diagnostics are full paths in the
+/// document, and spans are byte ranges of `source`.
 pub fn lint_toml_table(source: &str, table: &str) -> LintReport {
     let mut diagnostics = Vec::new();
     let (root, syntax) = DeTable::parse_recoverable(source);
@@ -263,21 +265,28 @@ fn relative_to(path: &str, table: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The table at dotted `path` of `root`.
+/// The table at dotted `path` of `root`. A segment that is a number
+/// steps into an array (`background.0.policy`: the policy of the first
+/// `[[background]]` table).
 fn subtable<'i>(root: Spanned<DeTable<'i>>, path: &str) -> Option<Spanned<DeTable<'i>>> {
-    let mut current = root;
+    let mut current: Spanned<DeValue<'i>> =
+        Spanned::new(root.span(), DeValue::Table(root.into_inner()));
     for key in crate::config::split_path(path) {
-        let (_, value) = current
-            .get_ref()
-            .iter()
-            .find(|(k, _)| k.get_ref().as_ref() == key)?;
-        let span = value.span();
-        match value.get_ref() {
-            DeValue::Table(t) => current = Spanned::new(span, t.clone()),
+        let next = match current.get_ref() {
+            DeValue::Table(t) => t
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == key)
+                .map(|(_, v)| v.clone())?,
+            DeValue::Array(items) => items.get(key.parse::<usize>().ok()?)?.clone(),
             _ => return None,
-        }
+        };
+        current = next;
     }
-    Some(current)
+    let span = current.span();
+    match current.into_inner() {
+        DeValue::Table(t) => Some(Spanned::new(span, t)),
+        _ => None,
+    }
 }
 
 /// Takes the field at dotted `path` out of `tree`; false if it is not there.
@@ -342,23 +351,39 @@ fn pieces<'i>(tree: &DeTable<'i>) -> Vec<Spanned<DeTable<'i>>> {
 }
 
 /// The span of the value at dotted `path` (of its key when the value has
-/// none, as `[table]` headers may not), or of the deepest part found.
+/// none, as `[table]` headers may not), or of the deepest part found. A
+/// segment that is a number steps into an array.
 fn locate_in(root: &DeTable<'_>, path: &str) -> Option<std::ops::Range<usize>> {
-    let mut table = root;
+    let mut table = Some(root);
+    let mut items: Option<&toml::de::DeArray<'_>> = None;
     let mut found = None;
-    for key in path.split('.').filter(|k| !k.is_empty()) {
-        let Some((k, v)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == key) else {
+    for key in crate::config::split_path(path) {
+        let value = if let Some(t) = table {
+            let Some((k, v)) = t.iter().find(|(k, _)| k.get_ref().as_ref() == key) else {
+                break;
+            };
+            found = Some(if v.span().is_empty() {
+                k.span()
+            } else {
+                v.span()
+            });
+            v
+        } else if let Some(list) = items {
+            let Some(item) = key.parse::<usize>().ok().and_then(|i| list.get(i)) else {
+                break;
+            };
+            if !item.span().is_empty() {
+                found = Some(item.span());
+            }
+            item
+        } else {
             break;
         };
-        found = Some(if v.span().is_empty() {
-            k.span()
-        } else {
-            v.span()
-        });
-        match v.get_ref() {
-            DeValue::Table(t) => table = t,
-            _ => break,
-        }
+        (table, items) = match value.get_ref() {
+            DeValue::Table(t) => (Some(t), None),
+            DeValue::Array(list) => (None, Some(list)),
+            _ => (None, None),
+        };
     }
     found
 }
