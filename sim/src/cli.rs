@@ -31,7 +31,8 @@ pub const EXIT_BAD_INPUT: i32 = 2;
 /// Every policy in a scenario faces the same arrivals and the same random
 /// draws for each (call, attempt); every decision comes from the reflexio
 /// engine that production code runs. Reports go to reports/NAME/ (NAME the scenario's name):
-/// report.json, report.csv, report.md, report.html and plots. The same scenario and seed
+/// report.json, report.csv, report.md, report.html and plots (and background.csv for a
+/// scenario with background workloads). The same scenario and seed
 /// give byte-identical reports.
 #[derive(Debug, Parser)]
 #[command(

@@ -16,7 +16,7 @@ use serde::Serialize;
 use toml::de::{DeTable, DeValue};
 
 use crate::cli::describe_policy;
-use crate::scenario::{Scenario, ScenarioError};
+use crate::scenario::{Scenario, ScenarioError, BACKGROUND_BUDGET, MAX_BACKGROUND};
 use reflexio::config::{join_key, line_col, locate};
 
 /// Exit code: warnings found under `--deny-warnings`.
@@ -205,12 +205,27 @@ pub fn check(
         // already listed.
         let mut faulty_background = Vec::new();
         if !syntax {
-            for (k, report) in lint_background_policies(&source) {
-                if report.diagnostics.iter().any(lint::Diagnostic::is_error) {
-                    faulty_background.push(k);
+            for found in lint_background_policies(&source) {
+                let errors = found.report.diagnostics.iter().any(|d| d.is_error());
+                if errors || found.budget.is_some() {
+                    faulty_background.push(found.k);
                 }
-                for d in report.diagnostics {
+                for d in found.report.diagnostics {
                     push(d, &mut items);
+                }
+                if let Some((path, span)) = found.budget {
+                    let position = span.as_ref().map(|s| line_col(&source, s.start));
+                    items.push((
+                        span.map_or(usize::MAX, |s| s.start),
+                        Item {
+                            severity: Severity::Error.name(),
+                            code: lint::REFUSED,
+                            path,
+                            line: position.map(|p| p.0),
+                            column: position.map(|p| p.1),
+                            message: BACKGROUND_BUDGET.to_owned(),
+                        },
+                    ));
                 }
             }
         }
@@ -403,13 +418,12 @@ fn offset_of(source: &str, line: usize, column: usize) -> usize {
 }
 
 /// Lints the `[background.policy]` table of each `[[background]]` entry
-/// that has one: `(entry, report)`, with the diagnostics' paths and spans
-/// those of the whole file (`background[1].policy.strategy`).
-///
-/// The library's linter addresses a policy by a dotted path of tables,
-/// which cannot name an element of an array of tables: each policy is
-/// linted as a document of its own, and its findings are placed back.
-fn lint_background_policies(source: &str) -> Vec<(usize, lint::LintReport)> {
+/// that has one (of the first [`MAX_BACKGROUND`], the most a scenario may
+/// have), with the diagnostics' paths as the scenario parser names fields
+/// (`background[1].policy.strategy`), and where its retry budget is, if it
+/// has one: the linter allows one, a background workload's policy may not
+/// have one.
+fn lint_background_policies(source: &str) -> Vec<BackgroundLint> {
     let Ok(table) = toml::from_str::<toml::Table>(source) else {
         return Vec::new();
     };
@@ -417,31 +431,35 @@ fn lint_background_policies(source: &str) -> Vec<(usize, lint::LintReport)> {
         return Vec::new();
     };
     let mut reports = Vec::new();
-    for (k, entry) in entries.iter().enumerate() {
-        let Some(policy @ toml::Value::Table(_)) = entry.get("policy") else {
+    for (k, entry) in entries.iter().enumerate().take(MAX_BACKGROUND) {
+        let Some(toml::Value::Table(policy)) = entry.get("policy") else {
             continue;
         };
-        let Ok(document) = toml::to_string(policy) else {
-            continue;
-        };
-        let mut report = lint::lint_toml(&document);
         let table = format!("background.{k}.policy");
+        let mut report = lint::lint_toml_table(source, &table);
+        let named = format!("background[{k}].policy");
         for d in &mut report.diagnostics {
-            let dotted = if d.path.is_empty() {
-                table.clone()
-            } else {
-                format!("{table}.{}", d.path)
-            };
-            d.span = locate(source, &dotted).or_else(|| locate(source, &table));
-            d.path = if d.path.is_empty() {
-                format!("background[{k}].policy")
-            } else {
-                format!("background[{k}].policy.{}", d.path)
-            };
+            if let Some(rest) = d.path.strip_prefix(&table) {
+                d.path = format!("{named}{rest}");
+            }
         }
-        reports.push((k, report));
+        let budget = policy.contains_key("budget").then(|| {
+            let span = locate(source, &format!("{table}.budget"));
+            (format!("{named}.budget"), span)
+        });
+        reports.push(BackgroundLint { k, report, budget });
     }
     reports
+}
+
+/// What [`lint_background_policies`] found in one background workload's
+/// policy.
+struct BackgroundLint {
+    /// The entry's index in `[[background]]`.
+    k: usize,
+    report: lint::LintReport,
+    /// Where its retry budget is, if it has one: its path and span.
+    budget: Option<(String, Option<std::ops::Range<usize>>)>,
 }
 
 /// Whether `path`, as the scenario parser names fields, lies in the
@@ -458,9 +476,9 @@ fn background_policy_of(path: &str) -> Option<usize> {
 /// The parser stops at the first problem; when that is in a policy, the
 /// rest is checked again with every policy emptied, unless a failure model
 /// reads a trace file (which needs the scenario's folder). A problem in a
-/// background workload's policy counts as one in a policy only when the
-/// linter found errors there (`faulty_background`): the parser refuses
-/// some things there that the linter allows (a retry budget).
+/// background workload's policy counts as one in a policy only when
+/// errors were already found there (`faulty_background`: the linter's, or
+/// a retry budget, which the linter allows and the parser refuses).
 fn scenario_error(
     path: &Path,
     source: &str,

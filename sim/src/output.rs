@@ -104,14 +104,15 @@ pub fn interrupted() -> Option<i32> {
 }
 
 /// Whether a file named `name` may be part of a report set: the reports
-/// (`report.*`), the plots (`<plot>.svg` or `.png`) and the temporary
+/// (`report.*`, and `background.csv` for a scenario with background
+/// workloads), the plots (`<plot>.svg` or `.png`) and the temporary
 /// files of earlier versions. Only a folder holding nothing else is ever
 /// replaced, so that a mistaken `--out` cannot delete unrelated files.
 pub fn is_report_file(name: &str) -> bool {
     if name.starts_with('.') && name.ends_with(".tmp") {
         return true;
     }
-    if name.starts_with("report.") {
+    if name.starts_with("report.") || name == "background.csv" {
         return true;
     }
     crate::report::plots::PLOTS.iter().any(|(stem, _)| {

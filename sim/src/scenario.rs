@@ -152,6 +152,9 @@ pub(crate) fn toml_string(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()
 }
 
+/// Why a background workload's policy may not have a retry budget.
+pub(crate) const BACKGROUND_BUDGET: &str = "a background workload's policy may not have a retry budget: a budget belongs to the policy under test; drop the `budget` table";
+
 /// The most background workloads one scenario may have.
 pub const MAX_BACKGROUND: usize = 16;
 
@@ -994,10 +997,7 @@ fn build_background(
                 let at = format!("{prefix}.policy");
                 let policy = build_policy(&at, name.clone(), config, warnings)?;
                 if policy.budget.is_some() {
-                    return Err(err(
-                        format!("{at}.budget"),
-                        "a background workload's policy may not have a retry budget: a budget belongs to the policy under test; drop the `budget` table",
-                    ));
+                    return Err(err(format!("{at}.budget"), BACKGROUND_BUDGET));
                 }
                 Some(policy)
             }

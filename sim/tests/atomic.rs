@@ -209,6 +209,44 @@ fn a_set_in_png_replaces_a_set_in_svg_whole() {
     assert_eq!(names(&dir), ["atomic.toml", "out"]);
 }
 
+#[test]
+fn a_set_with_background_is_replaced_by_the_next_run_whole() {
+    let dir = temp_dir("atomic-background");
+    let plain = dir.join("plain.toml");
+    std::fs::write(&plain, SCENARIO.replace("calls = 300", "calls = 30")).unwrap();
+    let with_background = dir.join("background.toml");
+    std::fs::write(
+        &with_background,
+        SCENARIO.replace("calls = 300", "calls = 30").replace(
+            "[policies.quick]",
+            "[[background]]\nname = \"batch\"\ncalls = 20\narrival = \"poisson\"\nrate = 50.0\n[policies.quick]",
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let write = &mut reflexio_sim::output::write_file;
+    // Twice into the same folder: the second run replaces the first
+    // (background.csv belongs to a report set).
+    for seed in [1, 2] {
+        let (code, err) = simulate(&with_background, &out, seed, write);
+        assert_eq!(code, 0, "{err}");
+        assert!(names(&out).contains(&"background.csv".to_owned()));
+    }
+    let csv = std::fs::read_to_string(out.join("background.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("0,2,quick,batch,20,"),
+        "{csv}"
+    );
+    // A set without background leaves no background.csv behind.
+    let (code, err) = simulate(&plain, &out, 1, write);
+    assert_eq!(code, 0, "{err}");
+    assert!(!names(&out).contains(&"background.csv".to_owned()));
+    assert_eq!(names(&dir), ["background.toml", "out", "plain.toml"]);
+}
+
 /// Runs the binary; returns how long it took.
 fn run_binary(scenario: &Path, out: &Path, seed: u64) -> Duration {
     let start = Instant::now();

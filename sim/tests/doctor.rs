@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -332,6 +332,60 @@ fn a_background_workloads_policy_is_linted_where_it_stands() {
         .as_str()
         .unwrap()
         .contains("may not have a retry budget"));
+
+    // A budget beside another error, and a misspelt field (placed at its
+    // key, as in a compared policy): all at once.
+    let file = write(
+        &dir,
+        "all.toml",
+        &with_background_policy(
+            "max_attempts = 0\nbudget = { kind = \"ratio\", percent = 10 }\nmax_attempt = 3",
+        ),
+    );
+    let (code, doc) = json(&["check", &file]);
+    assert_eq!(code, 2);
+    let errors: Vec<(String, u64, u64)> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["severity"] == "error")
+        .map(|d| {
+            (
+                d["path"].as_str().unwrap().to_owned(),
+                d["line"].as_u64().unwrap(),
+                d["column"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            ("background[0].policy.max_attempts".to_owned(), 13, 16),
+            ("background[0].policy.budget".to_owned(), 14, 10),
+            ("background[0].policy.max_attempt".to_owned(), 15, 1),
+        ],
+        "{doc:#}"
+    );
+
+    // A second background workload, its policy an inline table.
+    let source = with_background_policy("max_attempts = 2").replace(
+        "[policies.p]",
+        "[[background]]\nname = \"sync\"\ncalls = 5\npolicy = { max_attempts = 3, strategy = { kind = \"constant\", base = \"10ms\" } }\n[policies.p]",
+    );
+    let file = write(&dir, "second.toml", &source);
+    let (code, doc) = json(&["check", &file]);
+    assert_eq!(code, 0, "{doc:#}");
+    let lockstep = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "lockstep")
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    assert_eq!(lockstep["path"], "background[1].policy.strategy");
+    assert_eq!(
+        (&lockstep["line"], &lockstep["column"]),
+        (&json!(17), &json!(41))
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

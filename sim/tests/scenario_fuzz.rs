@@ -2,9 +2,11 @@
 //! files (parsing and validation only, nothing is simulated): it never
 //! panics, and every rejection names the file, its line and column, and
 //! the field when there is one; a rejection of a field of a
-//! `[[background]]` table points inside that table. The cargo-fuzz target
-//! `scenario_parser` (see fuzz/README.md) runs the same checks for as long
-//! as one likes.
+//! `[[background]]` table points inside that table. `reflexio-sim check`
+//! agrees with the parser on a few hundred of the structured files, and
+//! places what it finds in a background workload's policy inside that
+//! workload's table. The cargo-fuzz target `scenario_parser` (see
+//! fuzz/README.md) runs the parser's checks for as long as one likes.
 
 use proptest::prelude::*;
 use reflexio_sim::{Scenario, ScenarioError};
@@ -420,6 +422,31 @@ fn check_structured(source: &str) -> Result<(), TestCaseError> {
     else {
         return Ok(());
     };
+    let Some(lines) = background_lines(source, index) else {
+        return Err(TestCaseError::fail(format!(
+            "{e} names background table {index}, which the file does not have: {source:?}"
+        )));
+    };
+    let Some((line, _)) = e.position else {
+        return Err(TestCaseError::fail(format!(
+            "{e}: no position for a field of a table the file has: {source:?}"
+        )));
+    };
+    prop_assert!(
+        lines.contains(&line),
+        "{} points at line {}, outside background table {} (lines {:?}): {:?}",
+        e,
+        line,
+        index,
+        lines,
+        source
+    );
+    Ok(())
+}
+
+/// The lines of the `[[background]]` table `index` of `source`: from its
+/// header to the next top-level table.
+fn background_lines(source: &str, index: usize) -> Option<std::ops::Range<usize>> {
     let headers: Vec<(usize, &str)> = source
         .lines()
         .enumerate()
@@ -428,37 +455,93 @@ fn check_structured(source: &str) -> Result<(), TestCaseError> {
         })
         .map(|(n, l)| (n + 1, l))
         .collect();
-    let Some(start) = headers
+    let start = headers
         .iter()
         .filter(|(_, l)| *l == "[[background]]")
         .nth(index)
-        .map(|(n, _)| *n)
-    else {
-        return Err(TestCaseError::fail(format!(
-            "{e} names background table {index}, which the file does not have: {source:?}"
-        )));
-    };
+        .map(|(n, _)| *n)?;
     let end = headers
         .iter()
         .map(|(n, _)| *n)
         .find(|n| *n > start)
         .unwrap_or(usize::MAX);
-    let Some((line, _)) = e.position else {
-        return Err(TestCaseError::fail(format!(
-            "{e}: no position for a field of a table the file has: {source:?}"
-        )));
-    };
-    prop_assert!(
-        (start..end).contains(&line),
-        "{} points at line {}, outside background table {} (lines {}..{}): {:?}",
-        e,
-        line,
-        index,
-        start,
-        end,
+    Some(start..end)
+}
+
+/// `reflexio-sim check --format json` on `source`, a scenario: it never
+/// panics; it finds errors exactly when the parser refuses the file; a finding in a
+/// background workload's policy has a position inside that workload's
+/// table.
+fn doctor_agrees(source: &str, file: &std::path::Path) -> Result<(), TestCaseError> {
+    // A file with neither `[workload]` nor `[policies...]` is a policy
+    // file to `check`.
+    let scenario = source
+        .lines()
+        .any(|l| l.starts_with("[workload]") || l.starts_with("[policies"));
+    if !scenario {
+        return Ok(());
+    }
+    std::fs::write(file, source).unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let args: Vec<std::ffi::OsString> = [
+        "reflexio-sim",
+        "check",
+        file.to_str().unwrap(),
+        "--format",
+        "json",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    let code = reflexio_sim::cli::main_with(args, &mut out, &mut err, false);
+    let doc: serde_json::Value = serde_json::from_slice(&out)
+        .map_err(|e| TestCaseError::fail(format!("{e}: {:?} for {source:?}", err)))?;
+    let parsed = Scenario::from_toml_str(source, "fuzz.toml");
+    let errors = doc["errors"].as_u64().unwrap();
+    prop_assert_eq!(
+        parsed.is_err(),
+        errors > 0,
+        "parser: {:?}; check: {}; for {:?}",
+        parsed.err().map(|e| e.to_string()),
+        doc,
         source
     );
+    prop_assert_eq!(code == 2, errors > 0);
+    for d in doc["diagnostics"].as_array().unwrap() {
+        let path = d["path"].as_str().unwrap();
+        let Some(index) = path
+            .strip_prefix("background[")
+            .and_then(|rest| rest.split_once("].policy"))
+            .and_then(|(i, _)| i.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let lines = background_lines(source, index);
+        let line = d["line"].as_u64().map(|l| l as usize);
+        prop_assert!(
+            matches!((&lines, line), (Some(r), Some(l)) if r.contains(&l)),
+            "{} at line {:?}, outside background table {} ({:?}): {:?}",
+            d,
+            line,
+            index,
+            lines,
+            source
+        );
+    }
     Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn check_agrees_with_the_parser_and_places_background_findings(source in structured()) {
+        let dir = std::env::temp_dir().join(format!("reflexio-sim-doctor-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let result = doctor_agrees(&source, &dir.join("fuzz.toml"));
+        let _ = std::fs::remove_dir_all(&dir);
+        result?;
+    }
 }
 
 proptest! {
