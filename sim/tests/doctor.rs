@@ -390,6 +390,40 @@ fn a_background_workloads_policy_is_linted_where_it_stands() {
 }
 
 #[test]
+fn too_many_policies_are_refused_and_only_as_many_as_allowed_are_linted() {
+    let dir = scratch("many");
+    let mut source = "[workload]\ncalls = 10\n".to_owned();
+    for i in 0..60 {
+        source.push_str(&format!(
+            "[policies.p{i}]\nmax_attempts = 3\nstrategy = {{ kind = \"constant\", base = \"10ms\" }}\n"
+        ));
+    }
+    let file = write(&dir, "many.toml", &source);
+    let (code, doc) = json(&["check", &file]);
+    assert_eq!(code, 2);
+    let diagnostics = doc["diagnostics"].as_array().unwrap();
+    let refused: Vec<&Value> = diagnostics
+        .iter()
+        .filter(|d| d["severity"] == "error")
+        .collect();
+    assert_eq!(refused.len(), 1, "{doc:#}");
+    assert_eq!(refused[0]["path"], "policies");
+    assert!(refused[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("60 policies; at most 50"));
+    // The first fifty, in file order, each with its lockstep warning.
+    let linted: Vec<&str> = diagnostics
+        .iter()
+        .filter(|d| d["code"] == "lockstep")
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..50).map(|i| format!("policies.p{i}.strategy")).collect();
+    assert_eq!(linted, expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn the_normalised_scenario_parses_back_to_the_same_names() {
     // A combining accent, quotes and a backslash in the operation and the
     // background's name, a dot and a space in a policy's: the tables
