@@ -449,6 +449,26 @@ pub struct BackgroundMetrics {
     /// The first of those violations, with their calls.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub violation_list: Vec<Violation>,
+    /// Attempts its calls started in each time bucket, as the policy's own
+    /// `load_per_bucket`.
+    pub load_per_bucket: Vec<u64>,
+}
+
+impl PolicyMetrics {
+    /// The attempts reaching the service in each time bucket: this
+    /// policy's calls' and every background workload's beside them.
+    pub fn service_load_per_bucket(&self) -> Vec<u64> {
+        let mut load = self.load_per_bucket.clone();
+        for b in &self.background {
+            if load.len() < b.load_per_bucket.len() {
+                load.resize(b.load_per_bucket.len(), 0);
+            }
+            for (total, n) in load.iter_mut().zip(&b.load_per_bucket) {
+                *total += n;
+            }
+        }
+        load
+    }
 }
 
 impl BackgroundMetrics {
@@ -465,6 +485,7 @@ impl BackgroundMetrics {
             latency_p99_ms: m.latency_p99_ms,
             violations: checked.then_some(m.violations),
             violation_list: m.violation_list,
+            load_per_bucket: m.load_per_bucket,
         }
     }
 }

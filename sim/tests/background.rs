@@ -119,6 +119,33 @@ fn background_summaries_add_up() {
             retrying.succeeded as f64 / 800.0 > batch.succeeded as f64 / 1500.0 + 0.1,
             "{retrying:?} {batch:?}"
         );
+        // Each load series counts its own attempts; the service's load
+        // (the load plot's line) is their sum, bucket by bucket.
+        for b in &m.background {
+            assert_eq!(
+                b.load_per_bucket.iter().sum::<u64>(),
+                b.attempts,
+                "{}",
+                b.name
+            );
+        }
+        let service = m.service_load_per_bucket();
+        assert_eq!(
+            service.iter().sum::<u64>(),
+            m.attempts_total + batch.attempts + retrying.attempts
+        );
+        for (k, total) in service.iter().enumerate() {
+            let at = |series: &[u64]| series.get(k).copied().unwrap_or(0);
+            assert_eq!(
+                *total,
+                at(&m.load_per_bucket) + at(&batch.load_per_bucket) + at(&retrying.load_per_bucket),
+                "bucket {k}"
+            );
+        }
+    }
+    // Without background, the service's load is the policy's own.
+    for m in all(&format!("{STATELESS}{POLICIES}"), Mode::Auto) {
+        assert_eq!(m.service_load_per_bucket(), m.load_per_bucket);
     }
 }
 

@@ -311,11 +311,18 @@ fn legend_entries(which: usize, policies: &[PolicyMetrics], marks: &Marks) -> Ve
             for limit in &marks.limits {
                 entries.push((limit.label.clone(), Key::Limit));
             }
+            // With background workloads, each line is the service's whole
+            // load beside the policy.
+            let with = if has_background(policies) {
+                " + background"
+            } else {
+                ""
+            };
             entries.extend(
                 policies
                     .iter()
                     .enumerate()
-                    .map(|(i, m)| (m.policy.clone(), Key::Series(i))),
+                    .map(|(i, m)| (format!("{}{with}", m.policy), Key::Series(i))),
             );
             entries
         }
@@ -482,6 +489,14 @@ const SHADES: [RGBAColor; 3] = [
     RGBAColor(86, 180, 233, 0.20),
 ];
 
+/// Whether the run had background workloads beside its policies.
+fn has_background(policies: &[PolicyMetrics]) -> bool {
+    policies.iter().any(|m| !m.background.is_empty())
+}
+
+/// The load plot: per policy, the attempts reaching the service per
+/// second: its calls' and, with background workloads, theirs beside it
+/// (the load the service's capacity and rate limits are drawn against).
 fn draw_load<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     policies: &[PolicyMetrics],
@@ -489,19 +504,13 @@ fn draw_load<DB: DrawingBackend>(
     marks: &Marks,
 ) -> Fallible {
     let bucket_s = bucket_ms / 1000.0;
-    let len = policies
+    let background = has_background(policies);
+    let loads: Vec<Vec<u64>> = policies
         .iter()
-        .map(|m| m.load_per_bucket.len())
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let top = policies
-        .iter()
-        .flat_map(|m| m.load_per_bucket.iter())
-        .copied()
-        .max()
-        .unwrap_or(0) as f64
-        / bucket_s;
+        .map(PolicyMetrics::service_load_per_bucket)
+        .collect();
+    let len = loads.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let top = loads.iter().flatten().copied().max().unwrap_or(0) as f64 / bucket_s;
     let end_s = len as f64 * bucket_s;
     let limit_top = marks.limits.iter().map(|l| l.per_s).fold(0.0, f64::max);
     let y_top = nice_max(top.max(limit_top));
@@ -513,7 +522,11 @@ fn draw_load<DB: DrawingBackend>(
         .label_style(TICKS)
         .axis_desc_style(AXIS)
         .x_desc("virtual time (s)")
-        .y_desc("attempts started per second")
+        .y_desc(if background {
+            "attempts started per second, background included"
+        } else {
+            "attempts started per second"
+        })
         .x_label_formatter(&|x| number::si(*x))
         .y_label_formatter(&|y| number::si(*y))
         .draw()
@@ -550,10 +563,10 @@ fn draw_load<DB: DrawingBackend>(
             ))
             .map_err(e)?;
     }
-    for (i, m) in policies.iter().enumerate() {
+    for (i, load) in loads.iter().enumerate() {
         // A step line: each bucket's rate holds over the bucket.
-        let mut points = Vec::with_capacity(m.load_per_bucket.len() * 2);
-        for (b, n) in m.load_per_bucket.iter().enumerate() {
+        let mut points = Vec::with_capacity(load.len() * 2);
+        for (b, n) in load.iter().enumerate() {
             let rate = *n as f64 / bucket_s;
             points.push((b as f64 * bucket_s, rate));
             points.push(((b + 1) as f64 * bucket_s, rate));
