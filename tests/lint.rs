@@ -138,17 +138,21 @@ fn a_bad_base_does_not_cascade_into_base_above_max() {
     assert_eq!(codes(src), [(lint::INVALID, "strategy.base".to_owned())]);
 }
 
-#[test]
-fn a_policy_inside_a_larger_document_is_linted_in_place() {
-    let src = "[workload]\ncalls = 1\n\n[policies.a]\nmax_attempts = 0\ndeadline = \"1\"\n";
-    let report = lint::lint_toml_table(src, "policies.a");
-    let got: Vec<(String, (usize, usize))> = report
+/// `(path, (line, column))` of each diagnostic of the policy at `table`
+/// of `src`.
+fn placed(src: &str, table: &str) -> Vec<(String, (usize, usize))> {
+    lint::lint_toml_table(src, table)
         .diagnostics
         .iter()
         .map(|d| (d.path.clone(), line_col(src, d.span.clone().unwrap().start)))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn a_policy_inside_a_larger_document_is_linted_in_place() {
+    let src = "[workload]\ncalls = 1\n\n[policies.a]\nmax_attempts = 0\ndeadline = \"1\"\n";
     assert_eq!(
-        got,
+        placed(src, "policies.a"),
         [
             ("policies.a.max_attempts".to_owned(), (5, 16)),
             ("policies.a.deadline".to_owned(), (6, 12)),
@@ -163,26 +167,17 @@ fn a_policy_in_an_array_of_tables_is_linted_in_place() {
     // A number in the path indexes the array: the second entry's policy,
     // a header table, then the third's, an inline table.
     let src = "[[background]]\nname = \"a\"\n[[background]]\nname = \"b\"\n[background.policy]\nmax_attempts = 0\nmax_attempt = 3\n[[background]]\npolicy = { deadline = \"1\" }\n";
-    let report = lint::lint_toml_table(src, "background.1.policy");
-    let got: Vec<(String, (usize, usize))> = report
-        .diagnostics
-        .iter()
-        .map(|d| (d.path.clone(), line_col(src, d.span.clone().unwrap().start)))
-        .collect();
     assert_eq!(
-        got,
+        placed(src, "background.1.policy"),
         [
             ("background.1.policy.max_attempts".to_owned(), (6, 16)),
             ("background.1.policy.max_attempt".to_owned(), (7, 1)),
         ]
     );
-    let inline = lint::lint_toml_table(src, "background.2.policy");
-    let got: Vec<(String, (usize, usize))> = inline
-        .diagnostics
-        .iter()
-        .map(|d| (d.path.clone(), line_col(src, d.span.clone().unwrap().start)))
-        .collect();
-    assert_eq!(got, [("background.2.policy.deadline".to_owned(), (9, 23))]);
+    assert_eq!(
+        placed(src, "background.2.policy"),
+        [("background.2.policy.deadline".to_owned(), (9, 23))]
+    );
     // The first entry has no policy; there is no fourth entry.
     for absent in [
         "background.0.policy",

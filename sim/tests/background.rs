@@ -663,29 +663,32 @@ fn reports_with_background_do_not_depend_on_the_threads() {
         rows[0],
         "run,seed,policy,background,calls,succeeded,failed,attempts,latency_p50_ms,latency_p99_ms,violations"
     );
-    let mut expected = Vec::new();
-    for run in &one.runs {
-        for m in &run.policies {
-            for b in &m.background {
-                expected.push(format!(
-                    "{},{},{},{},{},{},{},{},{},{},{}",
-                    run.run,
-                    run.seed,
-                    m.policy,
-                    b.name,
-                    b.calls,
-                    b.succeeded,
-                    b.failed,
-                    b.attempts,
-                    b.latency_p50_ms,
-                    b.latency_p99_ms,
-                    b.violations.map_or(String::new(), |v| v.to_string())
-                ));
-            }
-        }
+    // Each row says what the report's metrics say, in the same order.
+    let entries: Vec<_> = one
+        .runs
+        .iter()
+        .flat_map(|run| {
+            run.policies
+                .iter()
+                .flat_map(move |m| m.background.iter().map(move |b| (run, &m.policy, b)))
+        })
+        .collect();
+    assert_eq!(entries.len(), 3 * s.policies.len() * s.background.len());
+    assert_eq!(rows.len(), 1 + entries.len());
+    for (row, (run, policy, b)) in rows[1..].iter().zip(entries) {
+        let cell: Vec<&str> = row.split(',').collect();
+        let number = |k: usize| cell[k].parse::<f64>().unwrap();
+        assert_eq!(cell[0].parse::<u32>().unwrap(), run.run);
+        assert_eq!(cell[1].parse::<u64>().unwrap(), run.seed);
+        assert_eq!((cell[2], cell[3]), (policy.as_str(), b.name.as_str()));
+        let counts = [b.calls, b.succeeded, b.failed, b.attempts];
+        assert_eq!(
+            [number(4), number(5), number(6), number(7)],
+            counts.map(|n| n as f64)
+        );
+        assert_eq!((number(8), number(9)), (b.latency_p50_ms, b.latency_p99_ms));
+        assert_eq!(cell[10].parse::<u64>().ok(), b.violations, "{row}");
     }
-    assert_eq!(expected.len(), 3 * s.policies.len() * s.background.len());
-    assert_eq!(rows[1..], expected);
     assert!(
         rows[1].contains(",bulk,4000,") && rows[1].ends_with(','),
         "{csv}"

@@ -159,25 +159,15 @@ strategy = { kind = "constant" }
     );
     let (code, doc) = json(&["check", &file]);
     assert_eq!(code, 2);
-    let found: Vec<(String, u64)> = doc["diagnostics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["path"].as_str().unwrap().to_owned(),
-                d["line"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let at = |path: &str, line, code: &str| (path.to_owned(), line, code.to_owned());
     assert_eq!(
-        found,
+        found(&doc),
         [
-            ("workload.calls".to_owned(), 2),
-            ("policies.a.max_attempts".to_owned(), 5),
-            ("policies.b.deadline".to_owned(), 8),
+            at("workload.calls", 2, "invalid"),
+            at("policies.a.max_attempts", 5, "refused"),
+            at("policies.b.deadline", 8, "invalid"),
             // The default policy's own warning, at its table.
-            ("policies.c.strategy".to_owned(), 12),
+            at("policies.c.strategy", 12, "decorrelated_saturation"),
         ],
         "{doc:#}"
     );
