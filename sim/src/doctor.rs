@@ -3,7 +3,9 @@
 //! worst case.
 //!
 //! Policies are linted by the library ([`reflexio::lint`]), so the doctor
-//! and a service that lints its configuration at start-up agree. The rest
+//! and a service that lints its configuration at start-up agree: the
+//! compared `[policies.NAME]` tables and each `[[background]]` workload's
+//! `policy` alike. The rest
 //! of a scenario (workload, latency, failure models) is checked by the
 //! scenario parser, which reports its first problem.
 
@@ -201,10 +203,9 @@ pub fn check(
             }
         }
         let syntax = items.iter().any(|(_, i)| i.code == lint::SYNTAX);
-        // Each background workload's policy, linted on its own and its
-        // findings placed at its table in the file. Which of them have
-        // errors: the scenario parser's first problem there is then
-        // already listed.
+        // Each background workload's policy, linted in place; which of
+        // them have errors already listed, so that the scenario parser's
+        // first problem there is not listed twice.
         let mut faulty_background = Vec::new();
         if !syntax {
             for found in lint_background_policies(&source) {
@@ -230,8 +231,6 @@ pub fn check(
                     ));
                 }
             }
-        }
-        if !syntax {
             if let Some(e) = scenario_error(path, &source, &file, &faulty_background) {
                 let offset = e.position.map_or(usize::MAX, |(line, column)| {
                     offset_of(&source, line, column)
