@@ -183,6 +183,7 @@ fn a_policy_in_an_array_of_tables_is_linted_in_place() {
         "background.0.policy",
         "background.3.policy",
         "background.x.policy",
+        "background.+1.policy",
     ] {
         let report = lint::lint_toml_table(src, absent);
         assert!(report.has_errors() && report.config.is_none(), "{absent}");

@@ -277,7 +277,7 @@ fn subtable<'i>(root: Spanned<DeTable<'i>>, path: &str) -> Option<Spanned<DeTabl
                 .iter()
                 .find(|(k, _)| k.get_ref().as_ref() == key)
                 .map(|(_, v)| v.clone())?,
-            DeValue::Array(items) => items.get(key.parse::<usize>().ok()?)?.clone(),
+            DeValue::Array(items) => items.get(array_index(&key)?)?.clone(),
             _ => return None,
         };
         current = next;
@@ -350,6 +350,14 @@ fn pieces<'i>(tree: &DeTable<'i>) -> Vec<Spanned<DeTable<'i>>> {
     out
 }
 
+/// A path segment as an array index: digits only (`+1` is a key).
+fn array_index(segment: &str) -> Option<usize> {
+    if segment.is_empty() || !segment.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    segment.parse().ok()
+}
+
 /// The span of the value at dotted `path` (of its key when the value has
 /// none, as `[table]` headers may not), or of the deepest part found. A
 /// segment that is a number steps into an array.
@@ -369,7 +377,7 @@ fn locate_in(root: &DeTable<'_>, path: &str) -> Option<std::ops::Range<usize>> {
             });
             v
         } else if let Some(list) = items {
-            let Some(item) = key.parse::<usize>().ok().and_then(|i| list.get(i)) else {
+            let Some(item) = array_index(&key).and_then(|i| list.get(i)) else {
                 break;
             };
             if !item.span().is_empty() {
