@@ -19,7 +19,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::cli::describe_policy;
 use crate::scenario::{Scenario, ScenarioError, BACKGROUND_BUDGET, MAX_BACKGROUND};
-use reflexio::config::{join_key, line_col, locate};
+use reflexio::config::{join_key, line_col, locate, split_path};
 
 /// Exit code: warnings found under `--deny-warnings`.
 pub const EXIT_WARNINGS: i32 = 1;
@@ -177,6 +177,7 @@ pub fn check(
 
     // The policies to describe when all is well: (table name, config).
     let mut policies: Vec<(String, reflexio::RetryConfig)> = Vec::new();
+    let mut listed = Listed::default();
     if is_scenario {
         let mut names: Vec<(usize, String)> = match root
             .get_ref()
@@ -195,6 +196,9 @@ pub fn check(
         // rest): each lint reads the whole file again.
         for (_, name) in names.iter().take(crate::limits::MAX_POLICIES) {
             let report = lint::lint_toml_table(&source, &join_key("policies", name));
+            if report.has_errors() {
+                listed.policies.push(name.clone());
+            }
             for d in report.diagnostics {
                 push(d, &mut items);
             }
@@ -203,15 +207,16 @@ pub fn check(
             }
         }
         let syntax = items.iter().any(|(_, i)| i.code == lint::SYNTAX);
-        // Each background workload's policy, linted in place; which of
-        // them have errors already listed, so that the scenario parser's
-        // first problem there is not listed twice.
-        let mut faulty_background = Vec::new();
+        // Each background workload's policy, linted in place. What is
+        // listed is noted, so that the scenario parser's first problem
+        // there is not listed twice.
         if !syntax {
             for found in lint_background_policies(&source) {
-                let errors = found.report.diagnostics.iter().any(|d| d.is_error());
-                if errors || found.budget.is_some() {
-                    faulty_background.push(found.k);
+                if found.report.diagnostics.iter().any(|d| d.is_error()) {
+                    listed.background.push(found.k);
+                }
+                if found.budget.is_some() {
+                    listed.budgets.push(found.k);
                 }
                 for d in found.report.diagnostics {
                     push(d, &mut items);
@@ -231,7 +236,7 @@ pub fn check(
                     ));
                 }
             }
-            if let Some(e) = scenario_error(path, &source, &file, &faulty_background) {
+            if let Some(e) = scenario_error(path, &source, &file, &listed) {
                 let offset = e.position.map_or(usize::MAX, |(line, column)| {
                     offset_of(&source, line, column)
                 });
@@ -463,33 +468,65 @@ struct BackgroundLint {
     budget: Option<(String, Option<std::ops::Range<usize>>)>,
 }
 
-/// Whether `path`, as the scenario parser names fields, lies in the
-/// policy of background entry `k` (`background[k].policy...`).
-fn background_policy_of(path: &str) -> Option<usize> {
-    let rest = path.strip_prefix("background[")?;
-    let (k, rest) = rest.split_once(']')?;
-    (rest == ".policy" || rest.starts_with(".policy.")).then_some(k.parse().ok()?)
+/// The policies whose problems the linter already listed, which the
+/// scenario parser's first problem must not repeat.
+#[derive(Debug, Default)]
+struct Listed {
+    /// Compared policies (their `[policies]` keys) with lint errors.
+    policies: Vec<String>,
+    /// Background entries whose policy has lint errors.
+    background: Vec<usize>,
+    /// Background entries whose policy has a retry budget (listed here,
+    /// as the linter allows one).
+    budgets: Vec<usize>,
 }
 
-/// The scenario parser's first problem outside the policies (which are
-/// linted, every problem of each, on their own).
+/// The segments of a field path as the scenario parser writes it
+/// (`background[1].policy.max_attempts`, `policies."a.b".deadline`),
+/// quotes removed: the indices in brackets become segments of their own.
+fn segments(path: &str) -> Vec<String> {
+    let mut dotted = String::with_capacity(path.len() + 2);
+    let mut quoted = false;
+    for c in path.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                dotted.push(c);
+            }
+            '[' if !quoted => dotted.push('.'),
+            ']' if !quoted => {}
+            c => dotted.push(c),
+        }
+    }
+    split_path(&dotted)
+}
+
+/// The scenario parser's first problem that the linter has not already
+/// listed.
 ///
-/// The parser stops at the first problem; when that is in a policy, the
-/// rest is checked again with every policy emptied, unless a failure model
-/// reads a trace file (which needs the scenario's folder). A problem in a
-/// background workload's policy counts as one in a policy only when
-/// errors were already found there (`faulty_background`: the linter's, or
-/// a retry budget, which the linter allows and the parser refuses).
-fn scenario_error(
-    path: &Path,
-    source: &str,
-    file: &str,
-    faulty_background: &[usize],
-) -> Option<ScenarioError> {
+/// The parser stops at its first problem. When that lies in a policy the
+/// linter found errors in (or is a background policy's retry budget,
+/// listed by [`check`]), the file is parsed again with those policies
+/// emptied and those budgets removed, unless a failure model reads a
+/// trace file (which needs the scenario's folder). Any other problem of a
+/// policy is the simulator's own (a limit on attempts per call, a blank
+/// name) and is reported as it is.
+fn scenario_error(path: &Path, source: &str, file: &str, listed: &Listed) -> Option<ScenarioError> {
     let e = Scenario::from_file(path).err()?;
-    let in_policy = e.path.starts_with("policies.")
-        || background_policy_of(&e.path).is_some_and(|k| faulty_background.contains(&k));
-    if !in_policy {
+    let at = segments(&e.path);
+    let part = |k: usize| at.get(k).map(String::as_str);
+    let entry = || part(1).and_then(|k| k.parse::<usize>().ok());
+    let covered = match (part(0), part(2)) {
+        (Some("policies"), _) => {
+            part(1).is_some_and(|name| listed.policies.iter().any(|p| p == name))
+        }
+        (Some("background"), Some("policy")) => entry().is_some_and(|k| {
+            listed.background.contains(&k)
+                || (listed.budgets.contains(&k) && part(3) == Some("budget"))
+        }),
+        _ => false,
+    };
+    if !covered {
         return Some(e);
     }
     let mut table: toml::Table = toml::from_str(source).ok()?;
@@ -503,25 +540,33 @@ fn scenario_error(
         return None;
     }
     if let Some(toml::Value::Table(policies)) = table.get_mut("policies") {
-        for (_, policy) in policies.iter_mut() {
-            *policy = toml::Value::Table(toml::Table::new());
+        for name in &listed.policies {
+            if let Some(policy) = policies.get_mut(name) {
+                *policy = toml::Value::Table(toml::Table::new());
+            }
         }
     }
     if let Some(toml::Value::Array(entries)) = table.get_mut("background") {
-        for k in faulty_background {
-            if let Some(toml::Value::Table(entry)) = entries.get_mut(*k) {
+        for (k, entry) in entries.iter_mut().enumerate() {
+            let Some(entry) = entry.as_table_mut() else {
+                continue;
+            };
+            if listed.background.contains(&k) {
                 entry.insert("policy".to_owned(), toml::Value::Table(toml::Table::new()));
+            } else if listed.budgets.contains(&k) {
+                if let Some(toml::Value::Table(policy)) = entry.get_mut("policy") {
+                    policy.remove("budget");
+                }
             }
         }
     }
     let emptied = toml::to_string(&table).ok()?;
     let mut e = Scenario::from_toml_str(&emptied, file).err()?;
-    if e.path.starts_with("policies") {
-        return None;
-    }
     // Positions from the emptied copy mean nothing: find the field in the
     // original (`failures[1].rate` is `failures.1.rate` there).
-    let dotted = e.path.replace('[', ".").replace(']', "");
+    let dotted = segments(&e.path)
+        .iter()
+        .fold(String::new(), |path, k| join_key(&path, k));
     e.position = locate(source, &dotted).map(|s| line_col(source, s.start));
     Some(e)
 }

@@ -414,6 +414,63 @@ fn too_many_policies_are_refused_and_only_as_many_as_allowed_are_linted() {
 }
 
 #[test]
+fn what_only_the_simulator_refuses_in_a_policy_is_listed_once() {
+    let dir = scratch("simulator-only");
+    let run_of = |name: &str, text: &str| {
+        let file = write(&dir, name, text);
+        let (code, doc) = json(&["check", &file]);
+        assert_eq!(code, 2, "{doc:#}");
+        doc["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["severity"] == "error")
+            .map(|d| {
+                (
+                    d["path"].as_str().unwrap().to_owned(),
+                    d["line"].as_u64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let head = "[workload]\ncalls = 10\n";
+    // The linter passes these; the simulator does not: more attempts per
+    // call than it simulates, a blank name.
+    let many = "max_attempts = 100001\nstrategy = { kind = \"equal_jitter\", base = \"1ms\", max = \"1ms\" }";
+    assert_eq!(
+        run_of("many.toml", &format!("{head}[policies.p]\n{many}\n")),
+        [("policies.p.max_attempts".to_owned(), 4)]
+    );
+    assert_eq!(
+        run_of(
+            "blank.toml",
+            &format!("{head}[policies.\" \"]\nmax_attempts = 2\n")
+        ),
+        [("policies.\" \"".to_owned(), 3)]
+    );
+    // A numeric name: the linter's error, not the parser's again.
+    assert_eq!(
+        run_of(
+            "numeric.toml",
+            &format!("{head}[policies.0]\nmax_attempts = 0\n")
+        ),
+        [("policies.0.max_attempts".to_owned(), 4)]
+    );
+    // A background policy with a budget and too many attempts: both.
+    let file = with_background_policy(&format!(
+        "{many}\nbudget = {{ kind = \"ratio\", percent = 10 }}"
+    ));
+    assert_eq!(
+        run_of("both.toml", &file),
+        [
+            ("background[0].policy.max_attempts".to_owned(), 13),
+            ("background[0].policy.budget".to_owned(), 15),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn the_normalised_scenario_parses_back_to_the_same_names() {
     // A combining accent, quotes and a backslash in the operation and the
     // background's name, a dot and a space in a policy's: the tables

@@ -82,8 +82,20 @@ fn failure() -> impl Strategy<Value = String> {
 }
 
 fn policy() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => any_policy(),
+        // Policies the linter passes and the simulator refuses: more
+        // attempts per call than it simulates, a blank name.
+        1 => pick(&[
+            "[policies.many]\nmax_attempts = 100001\nstrategy = { kind = \"equal_jitter\", base = \"1ms\", max = \"1ms\" }\n",
+            "[policies.\" \"]\nmax_attempts = 2\n",
+        ]),
+    ]
+}
+
+fn any_policy() -> impl Strategy<Value = String> {
     (
-        pick(&["p", "a.b", "\"a.b\"", "fast", "x y", "\"\""]),
+        pick(&["p", "a.b", "\"a.b\"", "fast", "x y", "\"\"", "0"]),
         number(),
         duration(),
         pick(&["decorrelated_jitter", "constant", "equal_jitter", "nope"]),
@@ -342,6 +354,12 @@ fn structured() -> impl Strategy<Value = String> {
         prop::collection::vec(background(), 1..4).prop_map(|background| format!(
             "[workload]\ncalls = 20\narrival = \"poisson\"\nrate = 50.0\n{}[policies.p]\nmax_attempts = 2\n",
             background.concat()
+        )),
+        // Likewise the compared policies: beside an otherwise valid
+        // scenario, each of their problems is the first.
+        prop::collection::vec(policy(), 1..4).prop_map(|policies| format!(
+            "[workload]\ncalls = 20\narrival = \"poisson\"\nrate = 50.0\n{}",
+            policies.concat()
         )),
     ]
 }
