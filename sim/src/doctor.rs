@@ -130,6 +130,24 @@ struct ScenarioTables {
 struct BackgroundJson {
     name: String,
     normalized: String,
+    /// Its policy's worst case; absent without a policy (one attempt per
+    /// call).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worst_case: Option<WorstCaseJson>,
+}
+
+impl WorstCaseJson {
+    /// The worst case of `engine`'s policy.
+    fn of(engine: &reflexio::engine::Engine) -> WorstCaseJson {
+        let wc = engine.worst_case();
+        WorstCaseJson {
+            max_attempts: wc.max_attempts,
+            max_attempts_before_deadline: wc.max_attempts_before_deadline,
+            max_total_sleep_ms: ms(wc.max_total_sleep),
+            max_total_sleep_with_hints_ms: ms(wc.max_total_sleep_with_hints),
+            bounded: wc.bounded,
+        }
+    }
 }
 
 fn ms(d: Duration) -> Option<f64> {
@@ -305,6 +323,7 @@ pub fn check(
                 .map(|b| BackgroundJson {
                     name: b.name.clone(),
                     normalized: b.to_toml(),
+                    worst_case: b.policy.as_ref().map(|p| WorstCaseJson::of(&p.engine)),
                 })
                 .collect(),
             latency: scenario.latency.to_toml(),
@@ -365,7 +384,6 @@ pub fn check(
             let policies = described
                 .into_iter()
                 .map(|(name, body, engine)| {
-                    let wc = engine.worst_case();
                     let normalized: String = body
                         .lines()
                         .filter(|l| !l.starts_with("# "))
@@ -374,13 +392,7 @@ pub fn check(
                     PolicyJson {
                         name,
                         normalized,
-                        worst_case: WorstCaseJson {
-                            max_attempts: wc.max_attempts,
-                            max_attempts_before_deadline: wc.max_attempts_before_deadline,
-                            max_total_sleep_ms: ms(wc.max_total_sleep),
-                            max_total_sleep_with_hints_ms: ms(wc.max_total_sleep_with_hints),
-                            bounded: wc.bounded,
-                        },
+                        worst_case: WorstCaseJson::of(&engine),
                         budget: engine
                             .budget()
                             .and_then(|b| b.spec())

@@ -262,6 +262,12 @@ fn a_background_workloads_policy_is_linted_where_it_stands() {
         .as_str()
         .unwrap()
         .contains("[background.policy.strategy]\nkind = \"constant\""));
+    // Its worst case, as a compared policy's: three attempts, two 10 ms
+    // sleeps.
+    let worst = &tables["background"][0]["worst_case"];
+    assert_eq!(worst["max_attempts"], 3, "{doc:#}");
+    assert_eq!(worst["max_total_sleep_ms"], 20.0, "{doc:#}");
+    assert_eq!(worst["bounded"], true);
     let (code, doc) = json(&[
         "check",
         &file,
@@ -477,7 +483,7 @@ fn the_normalised_scenario_parses_back_to_the_same_names() {
     // `check` prints are TOML that says the same.
     let dir = scratch("names");
     let operation = "cafe\u{301} \"hot\" C:\\row";
-    let background = "nightly\u{301} batch";
+    let background_name = "nightly\u{301} batch";
     // The file spells the accent as TOML's escape, the quotes and the
     // backslash as theirs.
     let source = r#"name = "names"
@@ -508,7 +514,7 @@ max_attempts = 2
     assert_eq!(printed["workload"]["operation"].as_str(), Some(operation));
     assert_eq!(
         printed["background"][0]["name"].as_str(),
-        Some(background),
+        Some(background_name),
         "{out}"
     );
     assert_eq!(
@@ -516,6 +522,11 @@ max_attempts = 2
         Some(2),
         "{out}"
     );
+    // A background workload without a policy has no worst case to show.
+    let (_, doc) = json(&["check", &file]);
+    let background = &doc["scenario"]["background"][0];
+    assert_eq!(background["name"], background_name);
+    assert!(background.get("worst_case").is_none(), "{doc:#}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
