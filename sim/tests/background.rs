@@ -376,6 +376,28 @@ fn background_counts_toward_the_limits() {
     );
 }
 
+/// A service that fails every attempt, and one policy that never retries:
+/// the end of a scenario whose background does the retrying.
+const ALWAYS_FAILING: &str = r#"[[failures]]
+model = "random"
+probability = 1.0
+classes = { server_error = 1.0 }
+[policies.no-retry]
+max_attempts = 1
+"#;
+
+/// How the run of `source`'s first policy stops, in every mode.
+fn stopped_in_every_mode(source: &str) -> Vec<(Mode, reflexio_sim::world::SimError)> {
+    let s = scenario(source);
+    [Mode::Auto, Mode::Queued, Mode::Events]
+        .into_iter()
+        .map(|mode| {
+            let e = run_policy_with(&s, &s.policies[0], 7, mode, &mut |_| {}).unwrap_err();
+            (mode, e)
+        })
+        .collect()
+}
+
 /// Background attempts count toward `max_simulated_attempts` while the
 /// run goes, in every mode: 10 calls of the workload under test fit the
 /// budget, the 5000 attempts of its background's retrying calls do not.
@@ -395,16 +417,8 @@ rate = 500.0
 [background.policy]
 max_attempts = 5
 strategy = { kind = "constant", base = "1ms" }
-[[failures]]
-model = "random"
-probability = 1.0
-classes = { server_error = 1.0 }
-[policies.no-retry]
-max_attempts = 1
 "#;
-    let s = scenario(source);
-    for mode in [Mode::Auto, Mode::Queued, Mode::Events] {
-        let e = run_policy_with(&s, &s.policies[0], 7, mode, &mut |_| {}).unwrap_err();
+    for (mode, e) in stopped_in_every_mode(&format!("{source}{ALWAYS_FAILING}")) {
         assert_eq!(
             e,
             reflexio_sim::world::SimError::AttemptBudget { limit: 3000 },
@@ -412,7 +426,8 @@ max_attempts = 1
         );
     }
     // Without the budget, the same run makes those 5010 attempts.
-    let s = scenario(&source.replace("max_simulated_attempts = 3000", ""));
+    let s =
+        scenario(&format!("{source}{ALWAYS_FAILING}").replace("max_simulated_attempts = 3000", ""));
     let m = run_policy_with(&s, &s.policies[0], 7, Mode::Auto, &mut |_| {}).unwrap();
     assert_eq!(m.attempts_total, 10);
     assert_eq!(find(&m, "stubborn").attempts, 5000);
@@ -479,16 +494,8 @@ rate = 100.0
 max_attempts = 2
 deadline = "1h"
 strategy = { kind = "constant", base = "200s" }
-[[failures]]
-model = "random"
-probability = 1.0
-classes = { server_error = 1.0 }
-[policies.no-retry]
-max_attempts = 1
 "#;
-    let s = scenario(source);
-    for mode in [Mode::Auto, Mode::Queued, Mode::Events] {
-        let e = run_policy_with(&s, &s.policies[0], 7, mode, &mut |_| {}).unwrap_err();
+    for (mode, e) in stopped_in_every_mode(&format!("{source}{ALWAYS_FAILING}")) {
         assert!(
             matches!(e, reflexio_sim::world::SimError::Timeline { .. }),
             "{mode:?}: {e}"
@@ -534,14 +541,8 @@ strategy = { kind = "constant", base = "0s" }
 [latency]
 distribution = "constant"
 value = "1us"
-[[failures]]
-model = "random"
-probability = 1.0
-classes = { server_error = 1.0 }
-[policies.no-retry]
-max_attempts = 1
 "#;
-    let s = scenario(source);
+    let s = scenario(&format!("{source}{ALWAYS_FAILING}"));
     let e = run_policy_with(&s, &s.policies[0], 7, Mode::Auto, &mut |_| {}).unwrap_err();
     assert_eq!(
         e,
