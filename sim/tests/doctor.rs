@@ -215,6 +215,24 @@ fn found(doc: &Value) -> Vec<(String, u64, String)> {
         .collect()
 }
 
+/// `(path, line, column)` of each error of a `check --format json`
+/// document.
+fn errors(doc: &Value) -> Vec<(String, u64, u64)> {
+    doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["severity"] == "error")
+        .map(|d| {
+            (
+                d["path"].as_str().unwrap().to_owned(),
+                d["line"].as_u64().unwrap(),
+                d["column"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn a_background_workloads_policy_is_linted_where_it_stands() {
     let dir = scratch("background-policy");
@@ -340,21 +358,8 @@ fn a_background_workloads_policy_is_linted_where_it_stands() {
     );
     let (code, doc) = json(&["check", &file]);
     assert_eq!(code, 2);
-    let errors: Vec<(String, u64, u64)> = doc["diagnostics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["severity"] == "error")
-        .map(|d| {
-            (
-                d["path"].as_str().unwrap().to_owned(),
-                d["line"].as_u64().unwrap(),
-                d["column"].as_u64().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        errors,
+        errors(&doc),
         [
             ("background[0].policy.max_attempts".to_owned(), 13, 16),
             ("background[0].policy.budget".to_owned(), 14, 10),
@@ -426,17 +431,9 @@ fn what_only_the_simulator_refuses_in_a_policy_is_listed_once() {
         let file = write(&dir, name, text);
         let (code, doc) = json(&["check", &file]);
         assert_eq!(code, 2, "{doc:#}");
-        doc["diagnostics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|d| d["severity"] == "error")
-            .map(|d| {
-                (
-                    d["path"].as_str().unwrap().to_owned(),
-                    d["line"].as_u64().unwrap(),
-                )
-            })
+        errors(&doc)
+            .into_iter()
+            .map(|(path, line, _)| (path, line))
             .collect::<Vec<_>>()
     };
     let head = "[workload]\ncalls = 10\n";
