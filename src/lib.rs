@@ -74,7 +74,7 @@
 //! * `metrics`: [`metrics::MetricsHook`] records every call through the
 //!   `metrics` facade.
 //! * `reqwest`: [`reqwest`] classifies `reqwest::Error`s and turns
-//!   non-success responses into errors that keep their status and hint.
+//!   error responses (4xx, 5xx) into errors that keep their status and hint.
 //! * `reqwest-middleware`: [`reqwest_middleware::RetryMiddleware`].
 //! * `postgres`: `tokio_postgres::Error` classified by its SQLSTATE
 //!   ([`postgres`]).

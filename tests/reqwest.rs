@@ -69,6 +69,54 @@ async fn dropped_connections_are_transient() {
 }
 
 #[tokio::test]
+async fn a_body_cut_short_is_transient() {
+    // reqwest reports every failure to read a body as a decode error; one
+    // whose cause is the connection, not the bytes, is worth retrying.
+    let server = FlakyServer::start(vec![Step::CutShort("{\"id\": 7, \"na")])
+        .await
+        .unwrap();
+    let response = client().get(server.url("/")).send().await.unwrap();
+    let err = response.text().await.unwrap_err();
+    assert_eq!(classify(&err).class, ErrorClass::Transient, "{err:?}");
+    let wrapped = reflexio::reqwest::Error::from(err);
+    assert_eq!(default_classifier(&wrapped).class, ErrorClass::Transient);
+}
+
+#[tokio::test]
+async fn a_body_cut_short_is_read_again() {
+    let server = FlakyServer::start(vec![Step::CutShort("par"), Step::Ok("whole")])
+        .await
+        .unwrap();
+    let policy = RetryPolicy::builder()
+        .strategy(Backoff::constant(Duration::ZERO))
+        .sleeper(ManualClock::new())
+        .build()
+        .unwrap();
+    let client = client();
+    let body = policy
+        .call_async(|| async {
+            let response = check(client.get(server.url("/")).send().await?)?;
+            Ok::<_, reflexio::reqwest::Error>(response.text().await?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(body, "whole");
+    assert_eq!(server.seen(), 2);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_permanent() {
+    // A decode error of the bytes themselves: the same body fails again.
+    let server = FlakyServer::start(vec![Step::Ok("not json")])
+        .await
+        .unwrap();
+    let response = client().get(server.url("/")).send().await.unwrap();
+    let err = response.json::<Vec<u32>>().await.unwrap_err();
+    assert!(err.is_decode(), "{err:?}");
+    assert_eq!(classify(&err).class, ErrorClass::Permanent, "{err:?}");
+}
+
+#[tokio::test]
 async fn status_errors_go_through_the_http_table() {
     let server = FlakyServer::start(vec![
         Step::Status(503, Some("1")),
@@ -209,6 +257,49 @@ async fn the_middleware_returns_a_permanent_status_at_once_and_reports_it() {
     assert_eq!(server.seen(), 1);
     let kinds: Vec<_> = log.lock().unwrap().iter().map(|e| e.0).collect();
     assert_eq!(kinds, [EventKind::PermanentFail]);
+}
+
+#[tokio::test]
+async fn the_middleware_hands_back_a_304_at_once_as_a_success() {
+    // A conditional GET answered from the cache: nothing failed, and a
+    // retry would get the same answer.
+    let server = FlakyServer::start(vec![Step::Status(304, None)])
+        .await
+        .unwrap();
+    let (client, log) = middleware_client(6);
+    let response = client
+        .get(server.url("/"))
+        .header("if-none-match", "\"v1\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 304);
+    assert_eq!(server.seen(), 1);
+    let kinds: Vec<_> = log.lock().unwrap().iter().map(|e| e.0).collect();
+    assert_eq!(kinds, [EventKind::Success]);
+}
+
+#[tokio::test]
+async fn check_hands_back_redirects_and_not_modified() {
+    let server = FlakyServer::start(vec![
+        Step::Status(304, None),
+        Step::Status(302, None),
+        Step::Status(410, None),
+    ])
+    .await
+    .unwrap();
+    // Redirects not followed, so the 302 reaches `check`.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    for status in [304, 302] {
+        let response = check(client.get(server.url("/")).send().await.unwrap()).unwrap();
+        assert_eq!(response.status(), status);
+    }
+    let error = check(client.get(server.url("/")).send().await.unwrap()).unwrap_err();
+    assert_eq!(error.status(), 410);
 }
 
 #[tokio::test]

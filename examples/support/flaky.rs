@@ -32,6 +32,9 @@ pub enum Step {
     Ok(&'static str),
     /// Wait this long, then answer 200 (for client timeouts).
     Slow(Duration),
+    /// Answer 200, send this much of the body, then break the connection
+    /// (a body cut short).
+    CutShort(&'static str),
 }
 
 #[derive(Default)]
@@ -150,6 +153,15 @@ async fn answer(State(script): State<Arc<Script>>) -> Response {
             tokio::time::sleep(wait).await;
             (StatusCode::OK, "slow ok").into_response()
         }
+        Some(Step::CutShort(part)) => {
+            // A streamed body that fails a moment after its first part
+            // has gone out: the server abandons the response mid-body.
+            let body = axum::body::Body::from_stream(CutShortBody {
+                part: Some(part.as_bytes().to_vec()),
+                pause: Box::pin(tokio::time::sleep(Duration::from_millis(50))),
+            });
+            (StatusCode::OK, body).into_response()
+        }
         Some(Step::Status(code, retry_after)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             match retry_after {
@@ -204,5 +216,31 @@ impl axum::serve::Listener for DroppingListener {
 
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.inner.local_addr()
+    }
+}
+
+/// A body that sends `part`, waits for `pause`, then fails.
+struct CutShortBody {
+    part: Option<Vec<u8>>,
+    pause: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl futures_core::Stream for CutShortBody {
+    type Item = std::io::Result<Vec<u8>>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::future::Future;
+        if let Some(part) = self.part.take() {
+            return std::task::Poll::Ready(Some(Ok(part)));
+        }
+        match self.pause.as_mut().poll(cx) {
+            std::task::Poll::Ready(()) => {
+                std::task::Poll::Ready(Some(Err(std::io::Error::other("cut short"))))
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
     }
 }

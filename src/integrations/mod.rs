@@ -5,7 +5,7 @@
 //! | `macros` | [`macros`] | the `#[retry]` attribute |
 //! | `http` | [`http`] | `http::StatusCode` and response classification, `Retry-After` parsing, [`HttpError`](crate::http::HttpError) |
 //! | `metrics` | [`metrics`] | a hook recording through the `metrics` facade |
-//! | `reqwest` | [`reqwest`] | `reqwest::Error` classification, non-success responses as errors |
+//! | `reqwest` | [`reqwest`] | `reqwest::Error` classification, error responses (4xx, 5xx) as errors |
 //! | `reqwest-middleware` | [`reqwest_middleware`] | a retrying `reqwest_middleware::Middleware` |
 //! | `postgres` | [`postgres`] | `tokio_postgres::Error` classification by SQLSTATE |
 //! | `tonic` | [`tonic`] | gRPC classification of `tonic::Status`, retry pushback |

@@ -5,11 +5,14 @@
 //!   the response, a body cut short) are transient; errors that carry a
 //!   status go through the HTTP table ([`http_status_class`]); builder,
 //!   redirect-policy and decode errors are permanent (the same request
-//!   fails the same way again); anything else is unknown. The
+//!   fails the same way again), except a decode error caused by an I/O
+//!   error: reqwest reports a body that could not be read to its end
+//!   (`text`, `bytes`, `json` on a connection that broke) as a decode
+//!   error, and that one is transient; anything else is unknown. The
 //!   [`DefaultClassifier`](crate::DefaultClassifier) applies it to a
 //!   `reqwest::Error` anywhere in a source chain.
-//! * [`check`] (and [`check_blocking`]) turns a non-success response into
-//!   an [`HttpError`] that keeps the status, the `Retry-After` hint (read
+//! * [`check`] (and [`check_blocking`]) turns an error response (4xx or
+//!   5xx, as reqwest's `error_for_status` sees it) into an [`HttpError`] that keeps the status, the `Retry-After` hint (read
 //!   at [`SystemTime::now`]) and the URL, and drops the body.
 //! * [`Error`] is either of the two, so one `?` handles both in a retried
 //!   closure.
@@ -47,7 +50,12 @@ use crate::http::HttpError;
 pub fn classify(error: &::reqwest::Error) -> Classification {
     let class = if let Some(status) = error.status() {
         http_status_class(status.as_u16())
-    } else if error.is_timeout() || error.is_connect() || error.is_request() || error.is_body() {
+    } else if error.is_timeout()
+        || error.is_connect()
+        || error.is_request()
+        || error.is_body()
+        || (error.is_decode() && cut_short(error))
+    {
         ErrorClass::Transient
     } else if error.is_builder() || error.is_redirect() || error.is_decode() {
         ErrorClass::Permanent
@@ -57,16 +65,39 @@ pub fn classify(error: &::reqwest::Error) -> Classification {
     Classification::new(class)
 }
 
+/// Whether a decode error is a body that could not be read to its end
+/// (reqwest reports every failure to read a body as a decode error): its
+/// cause is an I/O error, the connection's, not the bytes'. A body that
+/// was read whole but does not decode (JSON that does not parse) has no
+/// I/O error among its causes.
+fn cut_short(error: &::reqwest::Error) -> bool {
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        if e.is::<std::io::Error>() {
+            return true;
+        }
+        if let Some(inner) = e.downcast_ref::<::reqwest::Error>() {
+            if inner.is_body() || inner.is_request() || inner.is_timeout() {
+                return true;
+            }
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// The default classifier's rule for `reqwest::Error`.
 pub(crate) fn probe(error: &(dyn StdError + 'static)) -> Option<Classification> {
     Some(classify(error.downcast_ref::<::reqwest::Error>()?))
 }
 
-/// The response if its status is a success (2xx), else an [`HttpError`]
-/// with its status, `Retry-After` hint (for a status that may be retried,
-/// read now) and URL; the body is dropped.
+/// An [`HttpError`] with its status, `Retry-After` hint (for a status that
+/// may be retried, read now) and URL if the response's status is an error
+/// (4xx or 5xx); the body is dropped. Any other response is handed back:
+/// a 2xx, and a 1xx or 3xx too (a `304 Not Modified`, a redirect the
+/// client did not follow), which no retry would change.
 pub fn check(response: ::reqwest::Response) -> Result<::reqwest::Response, HttpError> {
-    if response.status().is_success() {
+    if !is_error(response.status()) {
         return Ok(response);
     }
     Err(
@@ -79,7 +110,7 @@ pub fn check(response: ::reqwest::Response) -> Result<::reqwest::Response, HttpE
 pub fn check_blocking(
     response: ::reqwest::blocking::Response,
 ) -> Result<::reqwest::blocking::Response, HttpError> {
-    if response.status().is_success() {
+    if !is_error(response.status()) {
         return Ok(response);
     }
     Err(
@@ -88,14 +119,20 @@ pub fn check_blocking(
     )
 }
 
-/// A failed HTTP call: the request failed, or the response was not a
-/// success. The [`DefaultClassifier`](crate::DefaultClassifier) classifies
+/// Whether a response with `status` is a failure: a client or server
+/// error (4xx, 5xx).
+pub(crate) fn is_error(status: ::http::StatusCode) -> bool {
+    status.is_client_error() || status.is_server_error()
+}
+
+/// A failed HTTP call: the request failed, or the response was an error
+/// (4xx, 5xx). The [`DefaultClassifier`](crate::DefaultClassifier) classifies
 /// both (its source is the `reqwest::Error` or the [`HttpError`]).
 #[derive(Debug)]
 pub enum Error {
     /// The request failed: connect, timeout, body, decode, ...
     Request(::reqwest::Error),
-    /// The server answered with a status that is not a success.
+    /// The server answered with an error status (4xx, 5xx).
     Status(HttpError),
 }
 

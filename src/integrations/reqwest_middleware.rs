@@ -15,7 +15,11 @@
 //! * A response the table marks as never retried (400, 401, 403, 404,
 //!   422) is returned as is after one attempt; it ends the call with
 //!   `permanent_fail`, so hooks and metrics count it as the failure it is.
-//!   A 2xx is a success.
+//! * Any other status is a success, as for [`crate::tower::HttpResponses`]:
+//!   a 2xx, and a 1xx or 3xx (a `304 Not Modified`, a redirect the client
+//!   does not follow), which no retry would change. Another 4xx, one the
+//!   table does not list (405, 410, ...), is a failed attempt of class
+//!   `unknown`, retried under the policy's cap for unknown errors.
 //! * **Requests whose body cannot be cloned** (a streaming body:
 //!   `reqwest::Body::wrap_stream`) are sent **once, without retry**, and
 //!   without events: there is no second copy of the body to send.
@@ -172,10 +176,10 @@ where
                             .await
                             .map_err(AttemptError::Request)?;
                         let status = response.status();
-                        // Every failing status goes to the engine, which decides
+                        // Every error status goes to the engine, which decides
                         // (and reports `permanent_fail` for a 404); the caller
                         // gets the last response back either way.
-                        if status.is_success() {
+                        if !crate::reqwest::is_error(status) {
                             return Ok((response, own));
                         }
                         let error = HttpError::from_parts(
