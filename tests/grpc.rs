@@ -79,6 +79,48 @@ fn a_status_is_found_in_the_source_chain_and_others_fall_back() {
     assert_eq!(GrpcClassifier.classify(&io).class, ErrorClass::Transient);
 }
 
+#[test]
+fn the_default_classifier_knows_a_status_as_the_grpc_classifier_does() {
+    use reflexio::default_classifier;
+    for code in (0..17).map(Code::from) {
+        let status = Status::new(code, "test");
+        assert_eq!(
+            default_classifier(&status),
+            GrpcClassifier.classify(&status),
+            "{code:?}"
+        );
+        let wrapped = CallFailed(Status::new(code, "test"));
+        assert_eq!(
+            default_classifier(&wrapped),
+            GrpcClassifier.classify(&wrapped),
+            "{code:?}"
+        );
+    }
+    // So a policy that keeps the default classifier never retries a
+    // refusal: one attempt.
+    let policy = RetryPolicy::builder()
+        .sleeper(ManualClock::new())
+        .build()
+        .unwrap();
+    let err = policy
+        .call(|| Err::<(), _>(Status::permission_denied("no")))
+        .unwrap_err();
+    assert_eq!(err.attempts(), 1);
+}
+
+#[test]
+fn an_explicit_class_before_a_status_is_trusted() {
+    let explicit = reflexio::ClassifiedError::permanent(Status::unavailable("do not retry"));
+    assert_eq!(
+        GrpcClassifier.classify(&explicit).class,
+        ErrorClass::Permanent
+    );
+    assert_eq!(
+        reflexio::default_classifier(&explicit).class,
+        ErrorClass::Permanent
+    );
+}
+
 // ---------------------------------------------------------------------------
 // A gRPC service without code generation: UTF-8 text messages.
 

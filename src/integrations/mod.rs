@@ -46,4 +46,6 @@ pub(crate) const BUILTIN_PROBES: &[Probe] = &[
     reqwest::probe,
     #[cfg(feature = "postgres")]
     postgres::probe,
+    #[cfg(feature = "tonic")]
+    tonic::probe,
 ];

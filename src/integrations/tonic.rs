@@ -1,8 +1,12 @@
 //! gRPC classification of [`tonic::Status`] (feature `tonic`).
 //!
-//! [`GrpcClassifier`] finds a `tonic::Status` in an error (the error itself
-//! or anywhere in its [`source`](std::error::Error::source) chain) and
-//! classifies it by its code, with this table ([`grpc_code_class`]):
+//! With this feature on, the [`DefaultClassifier`] (and so every policy
+//! that keeps it) finds a `tonic::Status` in an error (the error itself or
+//! anywhere in its [`source`](std::error::Error::source) chain) and
+//! classifies it by its code, with this table ([`grpc_code_class`]); so
+//! does [`GrpcClassifier`], which names the rule. As everywhere, a
+//! [`ClassifiedError`](crate::ClassifiedError) before it in the chain
+//! comes first.
 //!
 //! | gRPC code | class |
 //! | --- | --- |
@@ -120,7 +124,9 @@ pub fn classify_status(status: &Status) -> Classification {
 
 /// A [`Classifier`] for gRPC calls: a [`tonic::Status`] in the error (the
 /// error itself or anywhere in its source chain) is classified with
-/// [`classify_status`]; any other error by the [`DefaultClassifier`]'s
+/// [`classify_status`], unless a [`ClassifiedError`](crate::ClassifiedError)
+/// comes before it in the chain (its class is trusted, as by the
+/// [`DefaultClassifier`]); any other error by the [`DefaultClassifier`]'s
 /// rules.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrpcClassifier;
@@ -130,12 +136,20 @@ impl<E: Error + 'static> Classifier<E> for GrpcClassifier {
         let first: &(dyn Error + 'static) = error;
         let chain = std::iter::successors(Some(first), |e: &&(dyn Error + 'static)| (*e).source());
         for cause in chain {
+            if let Some(explicit) = cause.downcast_ref::<crate::ClassifiedError>() {
+                return explicit.classification();
+            }
             if let Some(status) = cause.downcast_ref::<Status>() {
                 return classify_status(status);
             }
         }
         DefaultClassifier::new().classify_dyn(error, std::any::type_name::<E>())
     }
+}
+
+/// The default classifier's rule for `tonic::Status`.
+pub(crate) fn probe(error: &(dyn Error + 'static)) -> Option<Classification> {
+    Some(classify_status(error.downcast_ref::<Status>()?))
 }
 
 #[cfg(test)]
