@@ -448,6 +448,39 @@ impl Checker {
         }
     }
 
+    /// Attempt `attempt` of `call` starts `elapsed` after the call started,
+    /// its client having woken `late` after the end of the sleep the
+    /// engine asked for (`[client] oversleep`). The engine's plan is held
+    /// to the deadline as on an exact clock (the attempt was due at
+    /// `elapsed - late`); the late wake-up to the driver's last look
+    /// ([`reflexio::engine::Engine::before_retry`]), which lets an attempt
+    /// go ahead at most [`WAKE_TOLERANCE`](reflexio::engine::WAKE_TOLERANCE)
+    /// past the deadline.
+    #[cold]
+    #[inline(never)]
+    pub fn attempt_started_late(
+        &mut self,
+        call: u64,
+        attempt: u32,
+        elapsed: Duration,
+        late: Duration,
+    ) {
+        self.attempt_started(call, attempt, elapsed.saturating_sub(late));
+        if let Some(deadline) = self.envelope.deadline {
+            let latest = deadline.saturating_add(reflexio::engine::WAKE_TOLERANCE);
+            if elapsed > latest {
+                self.report(
+                    call,
+                    attempt,
+                    ViolationKind::AttemptAfterDeadline,
+                    format!(
+                        "started at {elapsed:?}, {late:?} after its sleep was due to end: past the deadline {deadline:?} and the wake-up tolerance"
+                    ),
+                );
+            }
+        }
+    }
+
     /// The full audit of an attempt's start.
     #[cold]
     #[inline(never)]

@@ -123,6 +123,9 @@ struct ScenarioTables {
     background: Vec<BackgroundJson>,
     /// `[latency]`, with the mean timeline of an attempt as comments.
     latency: String,
+    /// `[client]`, when the scenario sets it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<String>,
 }
 
 /// One background workload, normalised.
@@ -327,6 +330,7 @@ pub fn check(
                 })
                 .collect(),
             latency: scenario.latency.to_toml(),
+            client: Some(scenario.client.to_toml()).filter(|t| !t.is_empty()),
         });
 
     match options.format {
@@ -371,6 +375,10 @@ pub fn check(
                 }
                 text.push_str(&tables.latency);
                 text.push('\n');
+                if let Some(client) = &tables.client {
+                    text.push_str(client);
+                    text.push('\n');
+                }
             }
             for (i, (_, body, _)) in described.iter().enumerate() {
                 if i > 0 {

@@ -59,6 +59,11 @@ pub const MODEL: usize = 8;
 /// draws ([`Draws::leg`]); past `MODEL + 2 × 12`, the last model's.
 pub const LEG: usize = 64;
 
+/// The leg whose draws give a client's oversleep after the attempt fails
+/// (`[client] oversleep`): past every leg an attempt's latency reads
+/// (`3 × MAX_ROUND_TRIPS` of them).
+pub const OVERSLEEP_LEG: u32 = 1 << 16;
+
 /// Attempt numbers are folded into 24 bits of a ChaCha jitter key.
 const ATTEMPT_BITS: u32 = 24;
 

@@ -269,6 +269,10 @@ impl<'a> Service<'a> {
                         if *hint {
                             c = c.with_retry_after(std::time::Duration::from_nanos(wait));
                         }
+                        // Refused at the door: the service does no work,
+                        // and the refusal crosses the response leg alone.
+                        plan.service = 0;
+                        plan.client = timeline.request.saturating_add(timeline.response);
                         Some(c)
                     } else {
                         *tat = t.saturating_add(*interval);

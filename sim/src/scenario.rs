@@ -65,6 +65,8 @@ pub struct Scenario {
     pub background: Vec<Background>,
     /// The legs of one attempt, before any overload.
     pub latency: Anatomy,
+    /// How the clients' timers behave (`[client]`).
+    pub client: Client,
     /// The failure models, consulted in order.
     pub failures: Vec<Model>,
     /// The policies compared, in file order.
@@ -74,6 +76,31 @@ pub struct Scenario {
     /// The budget of simulated attempts over all runs and policies; a
     /// simulation that needs more stops with an error.
     pub max_simulated_attempts: u64,
+}
+
+/// How the clients' timers behave: every client of the scenario, the
+/// workload under test's and its background's (`[client]`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Client {
+    /// How much later than asked a client wakes from a retry's sleep:
+    /// drawn for every sleep of positive length (a zero delay sleeps not
+    /// at all), from the draws of the attempt that failed. `None`: sleeps
+    /// end exactly when asked.
+    pub oversleep: Option<Latency>,
+}
+
+impl Client {
+    /// The `[client]` table, normalised; empty when it sets nothing.
+    pub fn to_toml(&self) -> String {
+        match &self.oversleep {
+            None => String::new(),
+            Some(l) => format!(
+                "[client]\noversleep = {}\n# a retry's sleep ends on average {} ms after the delay asked for\n",
+                l.to_toml(),
+                (l.mean_ns()).round() / 1e6
+            ),
+        }
+    }
 }
 
 /// How many calls are made and when they arrive.
@@ -329,6 +356,7 @@ struct RawScenario {
     #[serde(default)]
     background: Vec<RawBackground>,
     latency: Option<RawLatency>,
+    client: Option<RawClient>,
     #[serde(default)]
     failures: Vec<RawFailure>,
     #[serde(default)]
@@ -369,6 +397,12 @@ struct RawBackground {
     rate: Option<f64>,
     phases: Option<Vec<RawPhase>>,
     policy: Option<RetryConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    oversleep: Option<RawLeg>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -732,6 +766,13 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
         Some(l) => build_anatomy(l)?,
         None => Anatomy::plain(Latency::Constant(Duration::from_millis(10))),
     };
+    let client = Client {
+        oversleep: raw
+            .client
+            .and_then(|c| c.oversleep)
+            .map(|l| build_dist("client.oversleep", l.into()))
+            .transpose()?,
+    };
     if raw.failures.len() > MAX_MODELS {
         return Err(err(
             format!("failures.{MAX_MODELS}"),
@@ -843,6 +884,7 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
         workload,
         background,
         latency,
+        client,
         failures,
         policies,
         warnings,

@@ -63,7 +63,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use reflexio::engine::{CallState, Decision, Engine, Failure, StopReason};
+use reflexio::engine::{CallState, Decision, Engine, Failure};
 use reflexio::Budget;
 
 use crate::budget::RunBudget;
@@ -215,6 +215,9 @@ struct Slot {
     /// When its request reached the service.
     reach: u64,
     sleep: u64,
+    /// How much later than asked the client woke from the sleep before
+    /// the current attempt (`[client] oversleep`; 0 for a first attempt).
+    late: u64,
     row_draw: u64,
     draws: Draws,
     timeline: Timeline,
@@ -232,6 +235,7 @@ impl Slot {
             send: now,
             reach: now,
             sleep: 0,
+            late: 0,
             row_draw,
             draws: Draws::default(),
             timeline: Timeline::default(),
@@ -250,6 +254,7 @@ impl Slot {
         self.send = now;
         self.reach = now;
         self.sleep = 0;
+        self.late = 0;
         self.row_draw = row_draw;
         self.audit = Audit::default();
         // `draws`, `timeline` and `plan` are the current attempt's: set
@@ -369,10 +374,13 @@ pub enum Mode {
 
 /// What follows an attempt's end.
 enum Next {
-    /// Sleep this many ns, then the next attempt.
+    /// Sleep this many ns (the delay and any oversleep), then the next
+    /// attempt.
     Wake(u64),
-    /// The call is over: `None` for success.
-    Done(Option<StopReason>),
+    /// The call ended at this virtual time: when the client learned the
+    /// outcome, or (a sleep that woke too far past the deadline) when it
+    /// woke.
+    Done(u64),
 }
 
 /// The state of one policy run.
@@ -390,6 +398,8 @@ struct Run<'a> {
     /// other policies.
     attempts: KeyMemo<(Draws, Timeline)>,
     jitter_rng: draws::Jitter,
+    /// The clients' oversleep (`[client]`), if any.
+    oversleep: Option<crate::latency::Latency>,
     results: CallResults,
     queue: Queue,
     bucket: u64,
@@ -513,8 +523,14 @@ impl Run<'_> {
         let attempt = s.state.attempt();
         let elapsed = Duration::from_nanos(s.send - s.start);
         if u64::from(s.call) < self.calls {
-            self.checker
-                .attempt_started(u64::from(s.call), attempt, elapsed);
+            if s.late == 0 {
+                self.checker
+                    .attempt_started(u64::from(s.call), attempt, elapsed);
+            } else {
+                let late = Duration::from_nanos(s.late);
+                self.checker
+                    .attempt_started_late(u64::from(s.call), attempt, elapsed, late);
+            }
             self.results.attempt_at(s.send / self.bucket);
         } else {
             self.side_reached(s, attempt, elapsed);
@@ -597,7 +613,7 @@ impl Run<'_> {
                         c.budget_call_succeeded(s.state.last_retry());
                     }
                 }
-                Next::Done(None)
+                Err((None, now))
             }
             Some(classification) => {
                 let mut rng = KeyedRng::new(&mut self.jitter_rng, call, attempt);
@@ -624,20 +640,49 @@ impl Run<'_> {
                 match decision {
                     Decision::Retry(retry) => {
                         let delay = ns(retry.delay);
-                        s.sleep = s.sleep.saturating_add(delay);
-                        Next::Wake(delay)
+                        // A sleep of positive length ends late by the
+                        // client's oversleep, if the scenario gives one.
+                        let late = match &self.oversleep {
+                            Some(l) if delay > 0 => l.sample(&s.draws.leg(draws::OVERSLEEP_LEG)),
+                            _ => 0,
+                        };
+                        let wake = delay.saturating_add(late);
+                        s.sleep = s.sleep.saturating_add(wake);
+                        s.late = late;
+                        // As a driver on a real clock does when its sleep
+                        // ends: a last look at the deadline.
+                        let stopped = if late > 0 {
+                            let woke = now.saturating_add(wake);
+                            engine.before_retry(
+                                &mut s.state,
+                                operation,
+                                classification.class.name(),
+                                None,
+                                Duration::from_nanos(woke - s.start),
+                                &mut |e| audit.event(e.kind.is_terminal()),
+                            )
+                        } else {
+                            None
+                        };
+                        match stopped {
+                            None => Ok(wake),
+                            Some(reason) => Err((Some(reason), now.saturating_add(wake))),
+                        }
                     }
-                    Decision::Stop(reason) => Next::Done(Some(reason)),
+                    Decision::Stop(reason) => Err((Some(reason), now)),
                 }
             }
         };
-        if let Next::Done(reason) = next {
-            if let Some(c) = checker {
-                c.finished(&s.audit, local, attempt);
+        match next {
+            Ok(wake) => Next::Wake(wake),
+            Err((reason, end)) => {
+                if let Some(c) = checker {
+                    c.finished(&s.audit, local, attempt);
+                }
+                results.record(local as usize, end, end - s.start, s.sleep, attempt, reason);
+                Next::Done(end)
             }
-            results.record(local as usize, now, now - s.start, s.sleep, attempt, reason);
         }
-        next
     }
 
     /// The current attempt of background call `s` starts: its own
@@ -649,7 +694,11 @@ impl Run<'_> {
         let side = side_of(&mut self.sides, s.call);
         let local = u64::from(s.call - side.first);
         if let Some(checker) = &mut side.checker {
-            checker.attempt_started(local, attempt, elapsed);
+            if s.late == 0 {
+                checker.attempt_started(local, attempt, elapsed);
+            } else {
+                checker.attempt_started_late(local, attempt, elapsed, Duration::from_nanos(s.late));
+            }
         }
         side.results.attempt_at(s.send / self.bucket);
         self.side_timeline_full |= side.results.timeline_full;
@@ -803,6 +852,7 @@ fn run_job(
         outcomes: Outcomes::new(seed),
         attempts: KeyMemo::new(&KEPT_ATTEMPTS, seed, all_calls),
         jitter_rng: draws::Jitter::new(seed, all_calls),
+        oversleep: scenario.client.oversleep,
         results: CallResults::new(calls as usize),
         queue: Queue::new(),
         bucket: ns(scenario.bucket).max(1),
@@ -927,7 +977,10 @@ fn run_job(
                         t = run.whole_attempt(s, t);
                         match run.learn(s, t) {
                             Next::Wake(delay) => t = t.saturating_add(delay),
-                            Next::Done(_) => break,
+                            Next::Done(end) => {
+                                t = end;
+                                break;
+                            }
                         }
                         run.attempted()?;
                     }
@@ -962,16 +1015,16 @@ fn run_job(
                 let learn = s.send.saturating_add(s.plan.client);
                 if every_step && learn > now {
                     run.queue.push(learn, LEARN, index);
-                } else if client_learns(&mut run, s, index, learn, &drive)? {
-                    ended = Some((index, learn));
+                } else if let Some(end) = client_learns(&mut run, s, index, learn, &drive)? {
+                    ended = Some((index, end));
                 }
             }
             SERVER_DONE => run.service.release(ev.target as u8),
             _ => {
                 let index = ev.target;
                 let s = &mut slots[index as usize];
-                if client_learns(&mut run, s, index, now, &drive)? {
-                    ended = Some((index, now));
+                if let Some(end) = client_learns(&mut run, s, index, now, &drive)? {
+                    ended = Some((index, end));
                 }
             }
         }
@@ -1031,14 +1084,15 @@ struct Drive {
 
 /// The client of the call in slot `index` learns its attempt's outcome at
 /// `at` and acts on the engine's decision: sends the next attempt (or
-/// queues its wake) or ends the call. Returns whether the call ended.
+/// queues its wake) or ends the call. Returns when the call ended, if it
+/// did.
 fn client_learns(
     run: &mut Run<'_>,
     s: &mut Slot,
     index: u32,
     at: u64,
     drive: &Drive,
-) -> Result<bool, SimError> {
+) -> Result<Option<u64>, SimError> {
     match run.learn(s, at) {
         Next::Wake(delay) => {
             let send = at.saturating_add(delay);
@@ -1056,9 +1110,9 @@ fn client_learns(
                     run.queue.push(reach, REACH, index);
                 }
             }
-            Ok(false)
+            Ok(None)
         }
-        Next::Done(_) => Ok(true),
+        Next::Done(end) => Ok(Some(end)),
     }
 }
 

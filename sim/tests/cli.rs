@@ -88,6 +88,8 @@ response = { distribution = "uniform", min = "5ms", max = "15ms" }
 [[failures]]
 model = "contention"
 rows = 1
+[client]
+oversleep = { distribution = "uniform", min = "0us", max = "2000us" }
 [policies.now]
 strategy = { kind = "constant", base = "0ns" }
 "#,
@@ -108,6 +110,8 @@ strategy = { kind = "constant", base = "0ns" }
         "until 30 ms",
         "learns the outcome 40 ms after the send",
         "kind = \"constant\"\nbase = \"0s\"",
+        "[client]\noversleep = { distribution = \"uniform\", min = \"0s\", max = \"2ms\" }",
+        "ends on average 1 ms after the delay asked for",
     ] {
         assert!(out.contains(want), "`{want}` missing:\n{out}");
     }

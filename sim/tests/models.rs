@@ -127,14 +127,15 @@ strategy = {{ kind = "constant", base = "1ms" }}
 "#
     ));
     // A token every 100 ms, two saved. At t=0 calls 0 and 1 take the two
-    // tokens; calls 2 and 3 are told to come back in 100 ms. At 101 ms
-    // call 2 gets the token that freed at 100 ms; call 3 is told 99 ms
-    // more, and gets the token of 200 ms at 201 ms.
+    // tokens; calls 2 and 3 are refused at once (a refusal does no work:
+    // with a plain latency it is instant) and told to come back in 100
+    // ms. At 100 ms call 2 gets the token that frees then; call 3 is told
+    // 100 ms more, and gets the token of 200 ms, done at 201 ms.
     assert_eq!(m.successes, 4);
     assert_eq!(m.attempts_total, 1 + 1 + 2 + 3);
     assert_eq!(m.attempts_histogram, vec![2, 1, 1]);
-    assert_eq!(m.latency_max_ms, 202.0);
-    assert_eq!(m.sleep_total_ms, 100.0 + 100.0 + 99.0);
+    assert_eq!(m.latency_max_ms, 201.0);
+    assert_eq!(m.sleep_total_ms, 100.0 + 100.0 + 100.0);
 }
 
 #[test]
