@@ -110,6 +110,10 @@ pub struct PolicyRun {
     pub measured: Measured,
     /// Every attempt.
     pub attempts: Vec<Attempt>,
+    /// How late the client woke from each of its retry sleeps (what the
+    /// simulator's `[client] oversleep` stands for); empty where the
+    /// driver does not measure it.
+    pub oversleeps: Vec<Duration>,
 }
 
 /// How one call ended, as the client saw it.
@@ -151,6 +155,33 @@ pub fn tally(name: &str, outcomes: &[CallOutcome], attempts: Vec<Attempt>) -> Po
         policy: name.to_owned(),
         measured: Measured::from(metrics),
         attempts,
+        oversleeps: Vec::new(),
+    }
+}
+
+/// tokio's sleeper, timing how late each sleep ends: the time from when
+/// it was due to when the task runs again.
+struct TimedSleeper {
+    inner: reflexio::TokioSleeper,
+    late: Arc<Mutex<Vec<Duration>>>,
+}
+
+impl reflexio::Sleeper for TimedSleeper {
+    fn now(&self) -> Duration {
+        reflexio::Sleeper::now(&self.inner)
+    }
+
+    fn sleep(&self, duration: Duration) -> reflexio::clock::SleepFuture {
+        let due = Instant::now() + duration;
+        let sleep = self.inner.sleep(duration);
+        let late = Arc::clone(&self.late);
+        Box::pin(async move {
+            sleep.await;
+            let woke = Instant::now().saturating_duration_since(due);
+            if let Ok(mut late) = late.lock() {
+                late.push(woke);
+            }
+        })
     }
 }
 
@@ -206,10 +237,14 @@ pub async fn drive(
     config: &RetryConfig,
     load: &Load,
 ) -> Result<PolicyRun, String> {
+    let late: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let policy = RetryPolicyBuilder::from_config(config)
         .map_err(|e| format!("policy {name}: {e}"))?
         .classifier(classify)
-        .sleeper(reflexio::TokioSleeper::new())
+        .sleeper(TimedSleeper {
+            inner: reflexio::TokioSleeper::new(),
+            late: Arc::clone(&late),
+        })
         .build()
         .map_err(|e| format!("policy {name}: {e}"))?;
     let client = reqwest::Client::builder()
@@ -300,7 +335,9 @@ pub async fn drive(
     }
 
     let attempts = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
-    Ok(tally(name, &outcomes, attempts))
+    let mut run = tally(name, &outcomes, attempts);
+    run.oversleeps = std::mem::take(&mut *late.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(run)
 }
 
 /// Runs `measure` for every policy of the bundled scenario `text` (the

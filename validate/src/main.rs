@@ -202,7 +202,8 @@ fn rate_limit_experiment(
          {} Poisson calls per policy at {}/s, through the production `RetryPolicy` built from \
          the policy tables of `sim/scenarios/rate-limit.toml`. The prediction is the mean of {} \
          simulator runs of [`scenario.toml`](scenario.toml): the same file with the latency \
-         fitted to the admitted attempts measured.",
+         fitted to the admitted attempts measured, and the clients' `oversleep` (`[client]`) \
+         to how late their retry sleeps ended.",
         setup.limit,
         setup.burst,
         setup.work_median.as_millis(),

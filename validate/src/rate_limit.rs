@@ -167,8 +167,8 @@ async fn measure_policy(
 }
 
 /// The scenario the simulator predicts from: the bundled one with the
-/// calls of this run and the latency fitted from the admitted attempts
-/// measured.
+/// calls of this run, the latency fitted from the admitted attempts
+/// measured, and the clients' oversleep fitted from their retry sleeps.
 pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> String {
     let all: Vec<Duration> = runs
         .iter()
@@ -177,13 +177,16 @@ pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> String {
         .map(|a| a.took)
         .collect();
     let (median, sigma) = fit_lognormal(&all);
+    let late: Vec<Duration> = runs.iter().flat_map(|r| &r.oversleeps).copied().collect();
     let mut text = String::new();
-    let mut in_latency = false;
+    // Inside a table the equivalent scenario writes anew.
+    let mut replaced = false;
     for line in SCENARIO.lines() {
         let trimmed = line.trim_start();
         if trimmed.starts_with('[') {
-            in_latency = trimmed.starts_with("[latency]");
-            if in_latency {
+            replaced = false;
+            if trimmed.starts_with("[latency]") {
+                replaced = true;
                 text.push_str("[latency]\n");
                 text.push_str("# fitted to the admitted attempts measured on loopback\n");
                 text.push_str("distribution = \"lognormal\"\n");
@@ -191,8 +194,24 @@ pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> String {
                 text.push_str(&format!("sigma = {sigma:.4}\n\n"));
                 continue;
             }
+            if trimmed.starts_with("[client]") {
+                replaced = true;
+                if !late.is_empty() {
+                    let (median, sigma) = fit_lognormal(&late);
+                    text.push_str("[client]\n");
+                    text.push_str(&format!(
+                        "# fitted to how late the clients woke from their {} retry sleeps\n",
+                        late.len()
+                    ));
+                    text.push_str(&format!(
+                        "oversleep = {{ distribution = \"lognormal\", median = \"{}us\", sigma = {sigma:.4} }}\n\n",
+                        median.as_micros().max(1)
+                    ));
+                }
+                continue;
+            }
         }
-        if in_latency {
+        if replaced {
             continue;
         }
         if trimmed.starts_with("calls =") {
