@@ -4,8 +4,10 @@
 //! the documentation is on the re-export there.
 
 use proc_macro::TokenStream;
+use proc_macro2::TokenTree;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -118,6 +120,15 @@ fn is_result(ty: &Type) -> bool {
     }
 }
 
+/// Whether `tokens` hold the identifier `word` anywhere, groups included.
+fn mentions(tokens: TokenStream2, word: &str) -> bool {
+    tokens.into_iter().any(|tree| match tree {
+        TokenTree::Ident(ident) => ident == word,
+        TokenTree::Group(group) => mentions(group.stream(), word),
+        _ => false,
+    })
+}
+
 fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let options: Options = syn::parse2(attr)?;
     let mut function: ItemFn = syn::parse2(item).map_err(|e| {
@@ -129,6 +140,12 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let is_async = function.sig.asyncness.is_some();
 
     let output = match &function.sig.output {
+        ReturnType::Type(_, ty) if mentions(ty.to_token_stream(), "impl") => {
+            return Err(syn::Error::new_spanned(
+                ty,
+                "#[retry] cannot return an `impl Trait`: the attempts' closure restates the return type, where `impl Trait` is not allowed; return a concrete type or a `Box<dyn Trait>`",
+            ))
+        }
         ReturnType::Type(_, ty) if is_result(ty) => (**ty).clone(),
         ReturnType::Type(_, ty) => {
             return Err(syn::Error::new_spanned(
@@ -150,6 +167,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     // Each attempt gets its own copy of every argument: a clone, or the
     // same reference (a `&mut` one reborrowed).
     let mut rebinds = Vec::new();
+    let mut mut_self = false;
     for (index, input) in function.sig.inputs.iter_mut().enumerate() {
         match input {
             FnArg::Receiver(receiver) => {
@@ -165,6 +183,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                         "an async #[retry] method cannot take `&mut self`: each attempt's future would need its own mutable borrow; take `&self` (with interior mutability) instead",
                     ));
                 }
+                mut_self = receiver.mutability.is_some();
             }
             FnArg::Typed(typed) => {
                 let ty = &*typed.ty;
@@ -209,12 +228,19 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     }
 
     let policy = match &options.policy {
+        // A policy read from `self` in a `&mut self` method would stay
+        // borrowed while each attempt borrows `self` mutably: the call
+        // holds a clone instead (a policy is a shared handle: its hooks,
+        // budget and seed are the same).
+        Some(expr) if mut_self && mentions(expr.to_token_stream(), "self") => {
+            quote! { &::reflexio::integrations::macros::held_policy(&(#expr)) }
+        }
         Some(expr) => quote! { &(#expr) },
         None => quote! { ::reflexio::integrations::macros::default_policy() },
     };
     let operation = match &options.operation {
         Some(name) => name.clone(),
-        None => LitStr::new(&function.sig.ident.to_string(), Span::call_site()),
+        None => LitStr::new(&function.sig.ident.unraw().to_string(), Span::call_site()),
     };
     let body = &function.block;
     let policy_var = Ident::new("__reflexio_policy", Span::mixed_site());

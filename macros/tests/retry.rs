@@ -209,3 +209,54 @@ fn the_default_policy_does_not_retry_what_it_cannot_classify_twice() {
     assert_eq!(*err.kind(), std::num::IntErrorKind::InvalidDigit);
     assert_eq!(PARSES.load(Ordering::SeqCst), max_unknown);
 }
+
+/// A counter whose policy is one of its own fields.
+struct Counter {
+    policy: RetryPolicy,
+    count: u32,
+}
+
+impl Counter {
+    fn bump(&mut self) -> u32 {
+        self.count += 1;
+        self.count
+    }
+
+    #[reflexio::retry(policy = self.policy, operation = "tick")]
+    fn tick(&mut self) -> Result<u32, ClassifiedError> {
+        // The whole of `self`, mutably, while the policy came from it.
+        if self.bump() < 3 {
+            return Err(ClassifiedError::transient("not yet"));
+        }
+        Ok(self.count)
+    }
+}
+
+#[test]
+fn a_mut_self_method_may_read_its_policy_from_self() {
+    let mut counter = Counter {
+        policy: POLICY.clone(),
+        count: 0,
+    };
+    assert_eq!(counter.tick().unwrap(), 3);
+    // The policy's hooks are the field's: the events were recorded.
+    assert_eq!(
+        events_of("tick"),
+        [
+            "tick retry #1 Some(Transient)",
+            "tick retry #2 Some(Transient)",
+            "tick success #3 None"
+        ]
+    );
+}
+
+#[reflexio::retry(policy = POLICY)]
+fn r#type(code: u32) -> Result<u32, ClassifiedError> {
+    Ok(code)
+}
+
+#[test]
+fn a_raw_identifier_names_its_operation_without_its_prefix() {
+    assert_eq!(r#type(4).unwrap(), 4);
+    assert_eq!(events_of("type"), ["type success #1 None"]);
+}

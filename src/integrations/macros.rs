@@ -26,7 +26,9 @@
 ///   one shared instance, as [`retry`](fn@crate::retry) uses).
 /// * `#[retry(policy = EXPR)]`: the policy `EXPR` names, evaluated on every
 ///   call and borrowed: typically a `static` (a `LazyLock<RetryPolicy>`),
-///   or a field, `policy = self.policy`.
+///   or a field, `policy = self.policy` (in a `&mut self` method, the call
+///   holds a clone of it, which shares its hooks, budget and seed, so that
+///   each attempt may borrow `self` mutably).
 /// * `#[retry(operation = "name")]`: the operation name on every event;
 ///   by default the function's own name.
 ///
@@ -44,11 +46,19 @@
 ///
 /// Each with an error that says what to do instead: a function that does
 /// not return a `Result` (the return type's last path segment must end in
-/// `Result`, so `io::Result<T>` and `anyhow::Result<T>` work); an
-/// `impl Trait` argument (use a generic parameter with a `Clone` bound);
-/// `self` by value; `&mut` arguments or `&mut self` on an `async fn` (each
-/// attempt's future would need its own mutable borrow); an unknown or
-/// repeated key.
+/// `Result`, so `io::Result<T>` works too); an `impl Trait` argument (use a
+/// generic parameter with a `Clone` bound) or an `impl Trait` in the
+/// return type (return a concrete type); `self` by value; `&mut`
+/// arguments or `&mut self` on an `async fn` (each attempt's future would
+/// need its own mutable borrow); an unknown or repeated key.
+///
+/// The error type must be one the policy's classifier takes. The default
+/// policy's classifier takes any `std::error::Error + 'static`; so
+/// `anyhow::Result<T>` and `Box<dyn Error + Send + Sync>` errors, which
+/// are not `std::error::Error` themselves, need a policy with a classifier
+/// for them (for `anyhow::Error`, a closure
+/// `|e: &anyhow::Error| DefaultClassifier::new().classify_dyn(e.as_ref(), "")`
+/// given to [`RetryPolicyBuilder::classifier`](crate::RetryPolicyBuilder::classifier)).
 ///
 /// ```
 /// use std::sync::LazyLock;
@@ -87,4 +97,13 @@ pub use reflexio_macros::retry;
 #[doc(hidden)]
 pub fn default_policy() -> &'static crate::RetryPolicy {
     crate::policy::shared_default()
+}
+
+/// A clone of `policy` (a shared handle: the same hooks, budget and seed)
+/// for a `&mut self` method whose policy is read from `self`: the call
+/// holds the clone, so `self` is free for each attempt. Not public API:
+/// the attribute's expansion calls it.
+#[doc(hidden)]
+pub fn held_policy<C>(policy: &crate::RetryPolicy<C>) -> crate::RetryPolicy<C> {
+    policy.clone()
 }
