@@ -166,6 +166,22 @@ fn far_future_hints_saturate_and_are_cut_by_max_retry_after() {
 }
 
 #[test]
+fn dates_are_formatted_within_the_years_a_fixdate_can_write() {
+    use reflexio::http::format_http_date;
+    // The last second a four-digit year can write round-trips.
+    let last = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+    assert_eq!(format_http_date(last), "Fri, 31 Dec 9999 23:59:59 GMT");
+    assert_eq!(parse_http_date(&format_http_date(last)), Some(last));
+    // Later times, however far, are written as that second, at once.
+    for secs in [253_402_300_800, u64::from(u32::MAX) << 16, i64::MAX as u64] {
+        let far = UNIX_EPOCH.checked_add(Duration::from_secs(secs));
+        if let Some(far) = far {
+            assert_eq!(format_http_date(far), "Fri, 31 Dec 9999 23:59:59 GMT");
+        }
+    }
+}
+
+#[test]
 fn header_map_lookup() {
     let now = at(DATE_SECS);
     assert_eq!(retry_after(&HeaderMap::new(), now), None);

@@ -176,7 +176,8 @@ pub fn parse_http_date(value: &str) -> Option<SystemTime> {
 
 /// Formats `at` as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the
 /// form a server sends in `Retry-After`; sub-second parts are dropped.
-/// Times before 1970 are formatted as the epoch.
+/// Times before 1970 are formatted as the epoch, and times after the last
+/// second an IMF-fixdate can write (9999-12-31 23:59:59) as that second.
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -187,7 +188,12 @@ pub fn parse_http_date(value: &str) -> Option<SystemTime> {
 /// assert_eq!(parse_http_date(&format_http_date(at)), Some(at));
 /// ```
 pub fn format_http_date(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    /// 9999-12-31 23:59:59 UTC, in seconds since the epoch.
+    const LAST: u64 = 253_402_300_799;
+    let secs = at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .min(LAST);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // 1970-01-01 was a Thursday (index 3 from Monday).
     let weekday = SHORT_DAYS[((days + 3) % 7) as usize];
