@@ -12,7 +12,12 @@
 //!
 //! `operation` is the call's operation name (empty for unnamed calls).
 //! Attempts per call are `reflexio_retries_total` summed over classes plus
-//! `reflexio_calls_total`, per operation. [`MetricsHook::describe`]
+//! `reflexio_calls_total`, per operation, with one exception: a retry is
+//! announced before its sleep, and a sleep that wakes more than
+//! [`WAKE_TOLERANCE`](crate::engine::WAKE_TOLERANCE) past the deadline
+//! (a suspended process, a starved thread) ends the call with
+//! `deadline_exceeded` instead of the attempt it announced, so that retry
+//! is counted but never made. [`MetricsHook::describe`]
 //! registers the descriptions and units with the recorder.
 //!
 //! ```
