@@ -25,6 +25,12 @@
 //!   without events: there is no second copy of the body to send.
 //! * Each attempt gets a copy of the request's extensions; the successful
 //!   attempt's copy replaces the caller's.
+//! * **Every method is retried**, `POST` and `PATCH` included: a request
+//!   that timed out or lost its connection may have reached the server
+//!   and taken effect, and its retry does it again. Give the middleware
+//!   only to a client whose requests are idempotent (or carry an
+//!   idempotency key the server honours), or build a second client
+//!   without it for the others.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

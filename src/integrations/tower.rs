@@ -46,6 +46,11 @@
 //! service [`poll_ready`](Service::poll_ready) prepared, each retry a
 //! clone made ready again.
 //!
+//! The layer retries every request it is given: one that failed in flight
+//! may have taken effect at the server, and its retry does it again. Put
+//! it in front of idempotent requests only (or ones with an idempotency
+//! key the server honours).
+//!
 //! # What counts as a failure
 //!
 //! The service's errors are classified by the policy's classifier. A
