@@ -178,6 +178,9 @@ const KEPT_ATTEMPTS: u32 = 64;
 pub struct Memo<T> {
     seed: u64,
     calls: u64,
+    /// What else the values depend on, as a fingerprint (for an
+    /// attempt's legs: the scenario's latency).
+    context: u64,
     /// Keys kept: `calls × 64` for runs of at most 512 calls, else none.
     keys: usize,
     /// An entry holds a value when its stamp is this generation, so a new
@@ -193,6 +196,7 @@ impl<T> Memo<T> {
         Memo {
             seed: 0,
             calls: 0,
+            context: 0,
             keys: 0,
             generation: 0,
             entries: Vec::new(),
@@ -203,7 +207,8 @@ impl<T> Memo<T> {
 /// Where a thread keeps a [`Memo`] between jobs.
 pub type MemoHome<T> = std::thread::LocalKey<std::cell::Cell<Option<Memo<T>>>>;
 
-/// Values that are pure functions of `(seed, call, attempt)`, kept for one
+/// Values that are pure functions of `(seed, call, attempt)` and a
+/// context (the scenario's latency, for an attempt's legs), kept for one
 /// (run, policy) job and then handed to the next job on the same thread:
 /// the other policies of the same run reach the same keys (common random
 /// numbers) and read them back instead of computing them again. What a
@@ -215,12 +220,18 @@ pub struct KeyMemo<T: 'static> {
 
 impl<T: Copy + Default + 'static> KeyMemo<T> {
     /// The memo the last job on this thread left in `home`, for a run of
-    /// `calls` calls with `seed` (emptied if it was for another run).
-    pub fn new(home: &'static MemoHome<T>, seed: u64, calls: u64) -> KeyMemo<T> {
+    /// `calls` calls with `seed` in `context` (emptied if it was for
+    /// another run, or another scenario's).
+    pub fn new(home: &'static MemoHome<T>, seed: u64, calls: u64, context: u64) -> KeyMemo<T> {
         let mut memo = home.take().unwrap_or_else(Memo::empty);
-        if memo.generation == 0 || memo.seed != seed || memo.calls != calls {
+        if memo.generation == 0
+            || memo.seed != seed
+            || memo.calls != calls
+            || memo.context != context
+        {
             memo.seed = seed;
             memo.calls = calls;
+            memo.context = context;
             memo.keys = if calls <= KEPT_CALLS {
                 (calls * u64::from(KEPT_ATTEMPTS)) as usize
             } else {
@@ -293,7 +304,8 @@ impl Jitter {
         Jitter {
             blocks: Blocks::of(&rng),
             rng,
-            kept: KeyMemo::new(&KEPT_JITTER, seed, calls),
+            // Jitter words depend on the seed and key alone.
+            kept: KeyMemo::new(&KEPT_JITTER, seed, calls, 0),
         }
     }
 
@@ -718,7 +730,7 @@ mod tests {
         thread_local! {
             static HOME: std::cell::Cell<Option<Memo<u64>>> = const { std::cell::Cell::new(None) };
         }
-        let mut memo = KeyMemo::new(&HOME, 5, 10);
+        let mut memo = KeyMemo::new(&HOME, 5, 10, 0);
         assert_eq!(memo.entry(9, 63), Some(9 * 64 + 63));
         assert_eq!(memo.entry(10, 0), None, "past the run's calls");
         assert_eq!(memo.entry(0, 64), None, "past the kept attempts");
@@ -731,16 +743,22 @@ mod tests {
         // The next job of the same run finds it; a job of another run (or
         // of as many calls under another seed) does not, nor does the
         // first run once it was replaced.
-        let memo = KeyMemo::new(&HOME, 5, 10);
+        let memo = KeyMemo::new(&HOME, 5, 10, 0);
         assert_eq!(memo.get(e), Some(&42));
         drop(memo);
-        let mut memo = KeyMemo::new(&HOME, 6, 10);
+        let mut memo = KeyMemo::new(&HOME, 6, 10, 0);
         assert_eq!(memo.get(e), None);
         memo.set(e, 7);
         drop(memo);
-        assert_eq!(KeyMemo::new(&HOME, 5, 10).get(e), None);
+        assert_eq!(KeyMemo::new(&HOME, 5, 10, 0).get(e), None);
+        // Nor does a job of the same seed and calls in another context
+        // (another scenario's latency).
+        let mut memo = KeyMemo::new(&HOME, 5, 10, 0);
+        memo.set(e, 9);
+        drop(memo);
+        assert_eq!(KeyMemo::new(&HOME, 5, 10, 1).get(e), None);
         // Too many calls: nothing kept.
-        let memo = KeyMemo::new(&HOME, 5, KEPT_CALLS + 1);
+        let memo = KeyMemo::new(&HOME, 5, KEPT_CALLS + 1, 0);
         assert_eq!(memo.entry(0, 1), None);
     }
 

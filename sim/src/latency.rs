@@ -354,6 +354,47 @@ impl Anatomy {
         text
     }
 
+    /// A fingerprint of every leg and parameter: two anatomies that sample
+    /// differently have different fingerprints (but for a 64-bit
+    /// collision), so values kept from one are not read for the other.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = 0x243F_6A88_85A3_08D3u64;
+        let mut add = |x: u64| {
+            h = (h ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+        };
+        add(u64::from(self.round_trips));
+        add(u64::from(self.plain));
+        for leg in [&self.request, &self.service, &self.response] {
+            let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            match *leg {
+                Latency::Constant(v) => {
+                    add(1);
+                    add(ns(v));
+                }
+                Latency::Uniform { min, max } => {
+                    add(2);
+                    add(ns(min));
+                    add(ns(max));
+                }
+                Latency::Normal { mean, std_dev } => {
+                    add(3);
+                    add(ns(mean));
+                    add(ns(std_dev));
+                }
+                Latency::Exponential { mean } => {
+                    add(4);
+                    add(ns(mean));
+                }
+                Latency::Lognormal { median, sigma } => {
+                    add(5);
+                    add(ns(median));
+                    add(sigma.to_bits());
+                }
+            }
+        }
+        h
+    }
+
     /// Whether the request leg is always zero (no draw needed to know).
     pub fn instant_request(&self) -> bool {
         self.request == ZERO

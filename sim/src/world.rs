@@ -850,7 +850,12 @@ fn run_job(
         },
         service: Service::new(&scenario.failures),
         outcomes: Outcomes::new(seed),
-        attempts: KeyMemo::new(&KEPT_ATTEMPTS, seed, all_calls),
+        attempts: KeyMemo::new(
+            &KEPT_ATTEMPTS,
+            seed,
+            all_calls,
+            scenario.latency.fingerprint(),
+        ),
         jitter_rng: draws::Jitter::new(seed, all_calls),
         oversleep: scenario.client.oversleep,
         results: CallResults::new(calls as usize),

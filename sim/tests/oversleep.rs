@@ -214,3 +214,34 @@ fn a_bad_oversleep_is_refused_with_its_position() {
         assert!(e.contains(want), "want `{want}`, got `{e}`");
     }
 }
+
+#[test]
+fn scenarios_run_one_after_another_on_a_thread_keep_their_own_latencies() {
+    // Same seed, same calls, another latency: nothing kept for the first
+    // may be read for the second (jobs run on the calling thread here).
+    let with = |median: &str| {
+        scenario(&format!(
+            "seed = 4\n[workload]\ncalls = 50\n[latency]\ndistribution = \"lognormal\"\nmedian = \"{median}\"\nsigma = 0.2\n[[failures]]\nmodel = \"random\"\nprobability = 0.5\nclasses = {{ transient = 1.0 }}\n[policies.p]\nstrategy = {{ kind = \"constant\", base = \"1ms\" }}\n[policies.q]\nstrategy = {{ kind = \"constant\", base = \"2ms\" }}\n"
+        ))
+    };
+    let run = |s: &Scenario| {
+        reflexio_sim::world::run_many_on(s, s.seed, 1, 1, &|_, _| {})
+            .unwrap()
+            .runs
+            .remove(0)
+            .policies
+    };
+    let (fast, slow) = (with("10ms"), with("50ms"));
+    let after_fast = {
+        run(&fast);
+        run(&slow)
+    };
+    // The same scenario on a fresh thread, where nothing was kept.
+    let alone = std::thread::spawn(move || run(&slow)).join().unwrap();
+    assert_eq!(after_fast, alone);
+    assert!(
+        alone[0].latency_p50_ms > 40.0,
+        "{}",
+        alone[0].latency_p50_ms
+    );
+}
