@@ -45,8 +45,8 @@
 //! [`StopReason::DeadlineExceeded`] for the last attempt made. A timer's
 //! ordinary lateness is tolerated: every delay cut to end at the deadline
 //! would otherwise wake a little late and be refused after sleeping for
-//! nothing. (The simulator does not call it: its virtual sleeps are
-//! exact.)
+//! nothing. (The simulator's sleeps are exact unless a scenario gives its
+//! clients an oversleep; then it calls it too, when a client wakes.)
 
 use std::fmt;
 use std::sync::Arc;

@@ -7,7 +7,11 @@
 //! * an attempt over the global cap, or a retry after a class's (or the
 //!   unknown) cap was reached ([`ViolationKind::AttemptOverCap`]);
 //! * an attempt starting after the deadline
-//!   ([`ViolationKind::AttemptAfterDeadline`]);
+//!   ([`ViolationKind::AttemptAfterDeadline`]); after a sleep that ended
+//!   late (`[client] oversleep`), an attempt planned for no later than the
+//!   deadline may start up to the engine's wake-up tolerance
+//!   ([`reflexio::engine::WAKE_TOLERANCE`]) past it, as it does in
+//!   production;
 //! * a sleep ending past the deadline ([`ViolationKind::SleepPastDeadline`]);
 //! * a strategy draw outside its documented bounds, or a delay outside the
 //!   range the draw, the hint and the deadline allow

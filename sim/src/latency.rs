@@ -212,6 +212,23 @@ impl Latency {
         }
     }
 
+    /// The mean of the samples in nanoseconds: [`Latency::mean_ns`],
+    /// except that a normal's negative draws are drawn again, so its
+    /// samples follow the normal truncated at 0 (the mass of eight
+    /// negative candidates in a row, sampled as 0, is left out).
+    pub fn mean_sampled_ns(&self) -> f64 {
+        match *self {
+            Latency::Normal { mean, std_dev } if !std_dev.is_zero() => {
+                let (m, s) = (ns(mean), ns(std_dev));
+                let a = -m / s;
+                let density = (-a * a / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                let above = libm::erfc(a / std::f64::consts::SQRT_2) / 2.0;
+                m + s * density / above
+            }
+            _ => self.mean_ns(),
+        }
+    }
+
     /// The mean latency in nanoseconds (of the untruncated distribution
     /// for the normal), for documentation and sanity checks.
     pub fn mean_ns(&self) -> f64 {
@@ -462,6 +479,20 @@ mod tests {
         ] {
             let m = mean_of(l);
             let want = l.mean_ns();
+            assert!((m - want).abs() / want < 0.03, "{l:?}: {m} vs {want}");
+        }
+    }
+
+    #[test]
+    fn a_truncated_normal_samples_its_truncated_mean() {
+        let ms = Duration::from_millis;
+        for (mean, std_dev) in [(1, 3), (0, 2), (20, 2), (5, 5)] {
+            let l = Latency::Normal {
+                mean: ms(mean),
+                std_dev: ms(std_dev),
+            };
+            let m = mean_of(l);
+            let want = l.mean_sampled_ns();
             assert!((m - want).abs() / want < 0.03, "{l:?}: {m} vs {want}");
         }
     }

@@ -97,7 +97,7 @@ impl Client {
             Some(l) => format!(
                 "[client]\noversleep = {}\n# a retry's sleep ends on average {} ms after the delay asked for\n",
                 l.to_toml(),
-                (l.mean_ns()).round() / 1e6
+                l.mean_sampled_ns().round() / 1e6
             ),
         }
     }

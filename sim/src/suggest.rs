@@ -156,13 +156,16 @@ pub fn improve(message: &str, path: &str, source: &str) -> String {
 
 /// What to say instead of the parser's words, where they describe the
 /// symptom rather than the mistake: a table written as an array of tables
-/// (`[[policies.p]]`), one written without the array it belongs to (a
+/// (`[[policies.p]]`, `[[workload]]`), one written without the array it belongs to (a
 /// `[background.policy]` before any `[[background]]`), or an `arrival`
 /// that is not a string.
 fn shape_error(message: &str, path: &str) -> Option<String> {
     let index = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let map = message.starts_with("invalid type: map");
     match path.split('.').collect::<Vec<_>>().as_slice() {
+        [table @ ("workload" | "latency" | "client"), i, ..] if index(i) => Some(format!(
+            "`{table}` is one table: write `[{table}]`, not `[[{table}]]`"
+        )),
         ["background", i, "policy", j] if map && index(i) && index(j) => Some(
             "a background workload's policy is one table: write `[background.policy]`, not `[[background.policy]]`"
                 .to_owned(),

@@ -206,6 +206,14 @@ fn a_bad_oversleep_is_refused_with_its_position() {
             "[workload]\ncalls = 1\n[client]\noversleep = { distribution = \"exponential\", mean = \"0s\" }\n[policies.p]\n",
             "`client.oversleep.mean`: must be greater than zero",
         ),
+        (
+            "[workload]\ncalls = 1\n[[client]]\noversleep = { distribution = \"constant\", value = \"1ms\" }\n[policies.p]\n",
+            "`client` is one table: write `[client]`, not `[[client]]`",
+        ),
+        (
+            "[[workload]]\ncalls = 1\n[policies.p]\n",
+            "`workload` is one table: write `[workload]`, not `[[workload]]`",
+        ),
     ];
     for (source, want) in cases {
         let e = Scenario::from_toml_str(source, "oversleep.toml")
