@@ -288,10 +288,11 @@ async fn measure_policy(
     name: &str,
     config: &RetryConfig,
 ) -> Result<(PolicyRun, Vec<RoundTrips>), String> {
+    let late: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let policy = RetryPolicyBuilder::from_config(config)
         .map_err(|e| format!("policy {name}: {e}"))?
         .classifier(classify)
-        .sleeper(reflexio::TokioSleeper::new())
+        .sleeper(load::TimedSleeper::new(&late))
         .build()
         .map_err(|e| format!("policy {name}: {e}"))?;
     let mut clients = Vec::new();
@@ -360,7 +361,9 @@ async fn measure_policy(
     }
     let log = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
     let (attempts, trips): (Vec<Attempt>, Vec<RoundTrips>) = log.into_iter().unzip();
-    Ok((load::tally(name, &outcomes, attempts), trips))
+    let mut run = load::tally(name, &outcomes, attempts);
+    run.oversleeps = std::mem::take(&mut *late.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok((run, trips))
 }
 
 /// One attempt: read the row's version, write if it has not changed; and
@@ -516,7 +519,7 @@ response = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4}
 model = "contention"
 rows = 1
 
-{policies}"#,
+{client}{policies}"#,
         clients = setup.clients,
         seed = setup.seed,
         calls = setup.clients * setup.calls_per_client,
@@ -524,6 +527,7 @@ rows = 1
         leg = legs.leg.as_micros(),
         service = legs.service.as_micros(),
         sigma = legs.sigma,
+        client = load::client_table(&measured.runs),
         policies = policies_toml(&policies()?),
     ))
 }

@@ -161,9 +161,37 @@ pub fn tally(name: &str, outcomes: &[CallOutcome], attempts: Vec<Attempt>) -> Po
 
 /// tokio's sleeper, timing how late each sleep ends: the time from when
 /// it was due to when the task runs again.
-struct TimedSleeper {
+pub struct TimedSleeper {
     inner: reflexio::TokioSleeper,
     late: Arc<Mutex<Vec<Duration>>>,
+}
+
+impl TimedSleeper {
+    /// A sleeper that adds how late each of its sleeps ended to `late`.
+    pub fn new(late: &Arc<Mutex<Vec<Duration>>>) -> TimedSleeper {
+        TimedSleeper {
+            inner: reflexio::TokioSleeper::new(),
+            late: Arc::clone(late),
+        }
+    }
+}
+
+/// `[client] oversleep` fitted (lognormal) to how late the sleeps of
+/// `runs` ended, as a scenario table. If none slept, tokio's timer as
+/// sim/README.md describes it (0 to 2 ms late): the prediction must not
+/// fall back to exact timers, whose lockstep with a server's own clock
+/// no real client shows.
+pub fn client_table(runs: &[PolicyRun]) -> String {
+    let late: Vec<Duration> = runs.iter().flat_map(|r| &r.oversleeps).copied().collect();
+    if late.is_empty() {
+        return "[client]\n# no retry sleep was measured: tokio's timer, 0 to 2 ms late\noversleep = { distribution = \"uniform\", min = \"0ms\", max = \"2ms\" }\n\n".to_owned();
+    }
+    let (median, sigma) = crate::measure::fit_lognormal(&late);
+    format!(
+        "[client]\n# fitted to how late the clients woke from their {} retry sleeps\noversleep = {{ distribution = \"lognormal\", median = \"{}us\", sigma = {sigma:.4} }}\n\n",
+        late.len(),
+        median.as_micros().max(1)
+    )
 }
 
 impl reflexio::Sleeper for TimedSleeper {
@@ -241,10 +269,7 @@ pub async fn drive(
     let policy = RetryPolicyBuilder::from_config(config)
         .map_err(|e| format!("policy {name}: {e}"))?
         .classifier(classify)
-        .sleeper(TimedSleeper {
-            inner: reflexio::TokioSleeper::new(),
-            late: Arc::clone(&late),
-        })
+        .sleeper(TimedSleeper::new(&late))
         .build()
         .map_err(|e| format!("policy {name}: {e}"))?;
     let client = reqwest::Client::builder()

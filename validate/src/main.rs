@@ -387,7 +387,8 @@ fn contention_experiment(
          the write's work ends). The legs' sum is fitted to the round trips of the calls' first \
          attempts below (every policy alike); the split into network legs and the service's \
          work is the idle server's: one client timed {} transactions and {} empty statements \
-         (medians: read {:.0} us, write {:.0} us, empty statement {:.0} us).\n\nThe round \
+         (medians: read {:.0} us, write {:.0} us, empty statement {:.0} us). The clients' \
+         `oversleep` (`[client]`) is fitted to how late their retry sleeps ended.\n\nThe round \
          trips under this experiment's load (medians of every attempt, us) were:\n\n| policy | read | write |\n| --- | ---: | ---: |{loaded}",
         setup.calls_per_client,
         setup.sim_runs,

@@ -177,7 +177,6 @@ pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> String {
         .map(|a| a.took)
         .collect();
     let (median, sigma) = fit_lognormal(&all);
-    let late: Vec<Duration> = runs.iter().flat_map(|r| &r.oversleeps).copied().collect();
     let mut text = String::new();
     // Inside a table the equivalent scenario writes anew.
     let mut replaced = false;
@@ -196,22 +195,13 @@ pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> String {
             }
             if trimmed.starts_with("[client]") {
                 replaced = true;
-                if !late.is_empty() {
-                    let (median, sigma) = fit_lognormal(&late);
-                    text.push_str("[client]\n");
-                    text.push_str(&format!(
-                        "# fitted to how late the clients woke from their {} retry sleeps\n",
-                        late.len()
-                    ));
-                    text.push_str(&format!(
-                        "oversleep = {{ distribution = \"lognormal\", median = \"{}us\", sigma = {sigma:.4} }}\n\n",
-                        median.as_micros().max(1)
-                    ));
-                }
+                text.push_str(&crate::load::client_table(runs));
                 continue;
             }
         }
-        if replaced {
+        // Comments and blank lines stay: those at the end of a replaced
+        // table introduce the next one.
+        if replaced && !(trimmed.is_empty() || trimmed.starts_with('#')) {
             continue;
         }
         if trimmed.starts_with("calls =") {
@@ -226,4 +216,72 @@ pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> String {
         text.push('\n');
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::{tally, Attempt};
+
+    fn run(oversleeps: Vec<Duration>) -> PolicyRun {
+        let attempts = (1..=50)
+            .map(|k| Attempt {
+                sent: Duration::from_millis(k),
+                took: Duration::from_millis(30 + k % 20),
+                status: Some(200),
+            })
+            .collect();
+        let mut run = tally("p", &[], attempts);
+        run.oversleeps = oversleeps;
+        run
+    }
+
+    fn client_of(text: &str) -> Option<reflexio_sim::latency::Latency> {
+        reflexio_sim::Scenario::from_toml_str(text, "equivalent.toml")
+            .unwrap_or_else(|e| panic!("{e}\n{text}"))
+            .client
+            .oversleep
+    }
+
+    #[test]
+    fn the_measured_oversleep_replaces_the_bundled_one() {
+        let late = (1..=200)
+            .map(|k| Duration::from_micros(500 + 5 * k))
+            .collect();
+        let text = equivalent_scenario(&Setup::smoke(), &[run(late)]);
+        assert!(text.contains("from their 200 retry sleeps"), "{text}");
+        assert!(matches!(
+            client_of(&text),
+            Some(reflexio_sim::latency::Latency::Lognormal { .. })
+        ));
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("[client]")).count(),
+            1,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn without_a_measured_sleep_the_clients_still_oversleep() {
+        let text = equivalent_scenario(&Setup::smoke(), &[run(Vec::new())]);
+        assert!(text.contains("no retry sleep was measured"), "{text}");
+        assert!(matches!(
+            client_of(&text),
+            Some(reflexio_sim::latency::Latency::Uniform { .. })
+        ));
+    }
+
+    #[test]
+    fn comments_that_introduce_a_table_are_kept() {
+        let text = equivalent_scenario(&Setup::smoke(), &[run(Vec::new())]);
+        // The bundled file explains the failure models above them.
+        let failures = SCENARIO.find("[[failures]]").unwrap();
+        let before = SCENARIO[..failures]
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('#'));
+        if let Some(comment) = before {
+            assert!(text.contains(comment), "`{comment}` lost:\n{text}");
+        }
+    }
 }
