@@ -312,10 +312,11 @@ pub const fn http_status_class(status: u16) -> ErrorClass {
 /// | SQLSTATE | meaning | class |
 /// |---|---|---|
 /// | 40001, 40P01 | serialization failure, deadlock | concurrency |
+/// | 55P03 | lock not available (`NOWAIT`, `lock_timeout`) | concurrency |
 /// | 08xxx | connection exceptions | transient |
 /// | HYT00, HYT01 | timeouts (ODBC) | transient |
 /// | 53300 | too many connections | rate_limit |
-/// | 57P01 | admin shutdown | server_error |
+/// | 57P01, 57P03 | admin shutdown, cannot connect now (starting up or shutting down) | server_error |
 /// | 28xxx | invalid authorization | auth |
 /// | 42501 | insufficient privilege | permission |
 /// | other 42xxx | syntax errors, undefined objects | permanent |
@@ -331,10 +332,10 @@ pub fn sqlstate_class(sqlstate: &str) -> ErrorClass {
         *u = c.to_ascii_uppercase();
     }
     match &upper {
-        b"40001" | b"40P01" => ErrorClass::Concurrency,
+        b"40001" | b"40P01" | b"55P03" => ErrorClass::Concurrency,
         b"HYT00" | b"HYT01" => ErrorClass::Transient,
         b"53300" => ErrorClass::RateLimit,
-        b"57P01" => ErrorClass::ServerError,
+        b"57P01" | b"57P03" => ErrorClass::ServerError,
         b"42501" => ErrorClass::Permission,
         [b'0', b'8', ..] => ErrorClass::Transient,
         [b'2', b'8', ..] => ErrorClass::Auth,

@@ -465,18 +465,20 @@ fn sqlstate_table() {
         ("53300", ErrorClass::RateLimit),   // too_many_connections
         ("57P01", ErrorClass::ServerError), // admin_shutdown
         ("57p01", ErrorClass::ServerError),
-        ("28000", ErrorClass::Auth), // invalid_authorization_specification
-        ("28P01", ErrorClass::Auth), // invalid_password
-        ("42501", ErrorClass::Permission), // insufficient_privilege
-        ("42000", ErrorClass::Permanent), // syntax_error_or_access_rule_violation
-        ("42601", ErrorClass::Permanent), // syntax_error
-        ("42P01", ErrorClass::Permanent), // undefined_table
-        ("42703", ErrorClass::Permanent), // undefined_column
-        ("23000", ErrorClass::Permanent), // integrity_constraint_violation
-        ("23502", ErrorClass::Permanent), // not_null_violation
-        ("23503", ErrorClass::Permanent), // foreign_key_violation
-        ("23505", ErrorClass::Permanent), // unique_violation
-        ("23514", ErrorClass::Permanent), // check_violation
+        ("57P03", ErrorClass::ServerError), // cannot_connect_now
+        ("55P03", ErrorClass::Concurrency), // lock_not_available
+        ("28000", ErrorClass::Auth),        // invalid_authorization_specification
+        ("28P01", ErrorClass::Auth),        // invalid_password
+        ("42501", ErrorClass::Permission),  // insufficient_privilege
+        ("42000", ErrorClass::Permanent),   // syntax_error_or_access_rule_violation
+        ("42601", ErrorClass::Permanent),   // syntax_error
+        ("42P01", ErrorClass::Permanent),   // undefined_table
+        ("42703", ErrorClass::Permanent),   // undefined_column
+        ("23000", ErrorClass::Permanent),   // integrity_constraint_violation
+        ("23502", ErrorClass::Permanent),   // not_null_violation
+        ("23503", ErrorClass::Permanent),   // foreign_key_violation
+        ("23505", ErrorClass::Permanent),   // unique_violation
+        ("23514", ErrorClass::Permanent),   // check_violation
         (" 40001 ", ErrorClass::Concurrency),
     ];
     for (code, class) in table {

@@ -122,6 +122,41 @@ async fn a_real_serialization_failure_is_concurrency() {
         .unwrap();
 }
 
+/// A row lock another transaction holds, asked for with `NOWAIT` (55P03,
+/// lock not available), is `concurrency`: worth retrying once the holder
+/// is done.
+#[tokio::test]
+#[ignore = "needs a PostgreSQL server: scripts/postgres.sh run cargo test --features postgres --test postgres -- --ignored"]
+async fn a_lock_not_available_is_concurrency() {
+    let holder = connect().await;
+    let waiter = connect().await;
+    let table = format!("reflexio_lock_{}", std::process::id());
+    holder
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int PRIMARY KEY); INSERT INTO {table} VALUES (1)"
+        ))
+        .await
+        .unwrap();
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT * FROM {table} WHERE id = 1 FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    let err = waiter
+        .batch_execute(&format!(
+            "SELECT * FROM {table} WHERE id = 1 FOR UPDATE NOWAIT"
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("55P03"), "{err}");
+    assert_eq!(default_classifier(&err).class, ErrorClass::Concurrency);
+    holder
+        .batch_execute(&format!("ROLLBACK; DROP TABLE {table}"))
+        .await
+        .unwrap();
+}
+
 /// Too many connections (53300) is `rate_limit`; an admin shutdown of a
 /// session (57P01) is `server_error`.
 #[tokio::test]

@@ -5,10 +5,11 @@
 //! source chain without registration:
 //!
 //! * an error from the server is classified by its SQLSTATE with
-//!   [`sqlstate_class`] (40001 serialization failure and 40P01 deadlock
-//!   concurrency; 08xxx transient; 53300 too many connections rate_limit;
-//!   57P01 admin shutdown server_error; 28xxx auth; 42501 permission; other
-//!   42xxx and 23xxx permanent);
+//!   [`sqlstate_class`] (40001 serialization failure, 40P01 deadlock and
+//!   55P03 lock not available concurrency; 08xxx transient; 53300 too many
+//!   connections rate_limit; 57P01 and 57P03 (shut down, starting up)
+//!   server_error; 28xxx auth; 42501 permission; other 42xxx and 23xxx
+//!   permanent);
 //! * an error without a SQLSTATE is transient when the connection is
 //!   closed, and is otherwise left to the later rules (an I/O error in its
 //!   chain is classified by its kind).
