@@ -105,6 +105,17 @@ async fn a_body_cut_short_is_read_again() {
 }
 
 #[tokio::test]
+async fn a_body_that_does_not_decompress_is_permanent() {
+    // The decoder's own I/O error, not the transport's: the same bytes
+    // come back on every retry.
+    let server = FlakyServer::start(vec![Step::CorruptGzip]).await.unwrap();
+    let response = client().get(server.url("/")).send().await.unwrap();
+    let err = response.text().await.unwrap_err();
+    assert!(err.is_decode(), "{err:?}");
+    assert_eq!(classify(&err).class, ErrorClass::Permanent, "{err:?}");
+}
+
+#[tokio::test]
 async fn a_body_that_is_not_json_is_permanent() {
     // A decode error of the bytes themselves: the same body fails again.
     let server = FlakyServer::start(vec![Step::Ok("not json")])

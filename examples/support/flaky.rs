@@ -35,6 +35,9 @@ pub enum Step {
     /// Answer 200, send this much of the body, then break the connection
     /// (a body cut short).
     CutShort(&'static str),
+    /// Answer 200 with a body marked `Content-Encoding: gzip` that is not
+    /// gzip (a body that arrives whole but cannot be decoded).
+    CorruptGzip,
 }
 
 #[derive(Default)]
@@ -153,6 +156,12 @@ async fn answer(State(script): State<Arc<Script>>) -> Response {
             tokio::time::sleep(wait).await;
             (StatusCode::OK, "slow ok").into_response()
         }
+        Some(Step::CorruptGzip) => (
+            StatusCode::OK,
+            [(header::CONTENT_ENCODING, "gzip")],
+            "this is not gzip",
+        )
+            .into_response(),
         Some(Step::CutShort(part)) => {
             // A streamed body that fails a moment after its first part
             // has gone out: the server abandons the response mid-body.

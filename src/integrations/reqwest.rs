@@ -5,10 +5,11 @@
 //!   the response, a body cut short) are transient; errors that carry a
 //!   status go through the HTTP table ([`http_status_class`]); builder,
 //!   redirect-policy and decode errors are permanent (the same request
-//!   fails the same way again), except a decode error caused by an I/O
-//!   error: reqwest reports a body that could not be read to its end
-//!   (`text`, `bytes`, `json` on a connection that broke) as a decode
-//!   error, and that one is transient; anything else is unknown. The
+//!   fails the same way again), except a decode error caused by the
+//!   transport (a `hyper::Error`): reqwest reports a body that could not be
+//!   read to its end (`text`, `bytes`, `json` on a connection that broke
+//!   or a stream that was reset) as a decode error, and that one is
+//!   transient; anything else is unknown. The
 //!   [`DefaultClassifier`](crate::DefaultClassifier) applies it to a
 //!   `reqwest::Error` anywhere in a source chain.
 //! * [`check`] (and [`check_blocking`]) turns an error response (4xx or
@@ -66,14 +67,15 @@ pub fn classify(error: &::reqwest::Error) -> Classification {
 }
 
 /// Whether a decode error is a body that could not be read to its end
-/// (reqwest reports every failure to read a body as a decode error): its
-/// cause is an I/O error, the connection's, not the bytes'. A body that
-/// was read whole but does not decode (JSON that does not parse) has no
-/// I/O error among its causes.
+/// (reqwest reports every failure to read a body as a decode error): the
+/// transport's error, a `hyper::Error`, is among its causes, whatever the
+/// protocol (a connection closed early in HTTP/1, a stream reset in
+/// HTTP/2). A body that was read but does not decode (JSON that does not
+/// parse, a corrupt gzip stream: the decoder's own I/O error) has none.
 fn cut_short(error: &::reqwest::Error) -> bool {
     let mut cause = error.source();
     while let Some(e) = cause {
-        if e.is::<std::io::Error>() {
+        if e.is::<::hyper::Error>() {
             return true;
         }
         if let Some(inner) = e.downcast_ref::<::reqwest::Error>() {
