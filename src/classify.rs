@@ -16,7 +16,8 @@
 //!    [`DefaultClassifier::with_sql_state`] (see [`SqlState`] and
 //!    [`sqlstate_class`]), the error types of the enabled integrations
 //!    (`http`: `HttpError`; `reqwest`: `reqwest::Error`; `postgres`:
-//!    `tokio_postgres::Error`), and [`std::io::Error`] kinds;
+//!    `tokio_postgres::Error`; `tonic`: `tonic::Status`, with its
+//!    pushback), and [`std::io::Error`] kinds;
 //! 3. heuristics on the outer error's type name: `auth`, `unauthoriz`,
 //!    `credential` give [`Auth`](ErrorClass::Auth); `forbid`, `permission`
 //!    give [`Permission`](ErrorClass::Permission); `timeout`, `connection`
@@ -278,13 +279,15 @@ pub fn default_classifier<E: Error + 'static>(error: &E) -> Classification {
 
 /// `error` as a `T`, or as a `Box<T>`: std's `Box<T>` forwards `source()`
 /// past `T`, so a boxed `T` is only seen here.
-fn as_a<'a, T: Error + 'static>(error: &'a (dyn Error + 'static)) -> Option<&'a T> {
+pub(crate) fn as_a<'a, T: Error + 'static>(error: &'a (dyn Error + 'static)) -> Option<&'a T> {
     error
         .downcast_ref::<T>()
         .or_else(|| error.downcast_ref::<Box<T>>().map(|b| &**b))
 }
 
-fn chain<'a>(error: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
+pub(crate) fn chain<'a>(
+    error: &'a (dyn Error + 'static),
+) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
     std::iter::successors(Some(error), |e: &&'a (dyn Error + 'static)| (*e).source())
 }
 

@@ -80,7 +80,8 @@
 //!   ([`postgres`]).
 //! * `tower`: [`tower::RetryLayer`] retries in a tower service stack
 //!   (axum, tonic, hyper).
-//! * `tonic`: [`tonic::GrpcClassifier`] classifies gRPC statuses.
+//! * `tonic`: gRPC statuses classified by their code and pushback, by the
+//!   default classifier and by [`tonic::GrpcClassifier`].
 //! * `macros`: the [`#[retry]`](macro@retry) attribute retries a
 //!   function's body (from the `reflexio-macros` crate).
 #![deny(missing_docs)]

@@ -119,6 +119,19 @@ fn an_explicit_class_before_a_status_is_trusted() {
         reflexio::default_classifier(&explicit).class,
         ErrorClass::Permanent
     );
+    // Behind a Status too: tonic keeps the error a status was made from
+    // as its source.
+    let behind = Status::from_error(Box::new(reflexio::ClassifiedError::permanent(
+        std::io::Error::other("do not retry"),
+    )));
+    assert_eq!(
+        GrpcClassifier.classify(&behind).class,
+        ErrorClass::Permanent
+    );
+    assert_eq!(
+        reflexio::default_classifier(&behind).class,
+        ErrorClass::Permanent
+    );
 }
 
 // ---------------------------------------------------------------------------

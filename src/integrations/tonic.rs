@@ -122,26 +122,23 @@ pub fn classify_status(status: &Status) -> Classification {
     }
 }
 
-/// A [`Classifier`] for gRPC calls: a [`tonic::Status`] in the error (the
-/// error itself or anywhere in its source chain) is classified with
-/// [`classify_status`], unless a [`ClassifiedError`](crate::ClassifiedError)
-/// comes before it in the chain (its class is trusted, as by the
-/// [`DefaultClassifier`]); any other error by the [`DefaultClassifier`]'s
-/// rules.
+/// A [`Classifier`] for gRPC calls: a [`ClassifiedError`](crate::ClassifiedError)
+/// anywhere in the error's source chain is trusted first, as by the
+/// [`DefaultClassifier`]; otherwise the first [`tonic::Status`] in the
+/// chain (boxed or not) is classified with [`classify_status`]; any other
+/// error by the [`DefaultClassifier`]'s rules.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrpcClassifier;
 
 impl<E: Error + 'static> Classifier<E> for GrpcClassifier {
     fn classify(&self, error: &E) -> Classification {
-        let first: &(dyn Error + 'static) = error;
-        let chain = std::iter::successors(Some(first), |e: &&(dyn Error + 'static)| (*e).source());
-        for cause in chain {
-            if let Some(explicit) = cause.downcast_ref::<crate::ClassifiedError>() {
-                return explicit.classification();
-            }
-            if let Some(status) = cause.downcast_ref::<Status>() {
-                return classify_status(status);
-            }
+        use crate::classify::{as_a, chain};
+        let error: &(dyn Error + 'static) = error;
+        if let Some(explicit) = chain(error).find_map(as_a::<crate::ClassifiedError>) {
+            return explicit.classification();
+        }
+        if let Some(status) = chain(error).find_map(as_a::<Status>) {
+            return classify_status(status);
         }
         DefaultClassifier::new().classify_dyn(error, std::any::type_name::<E>())
     }
