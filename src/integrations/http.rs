@@ -77,6 +77,24 @@ pub fn classify_status(status: StatusCode, headers: &HeaderMap, now: SystemTime)
     c
 }
 
+/// Whether a response with `status` failed: a client or server error
+/// (4xx, 5xx), as reqwest's `error_for_status` sees it. A 1xx, 2xx or 3xx
+/// (a `304 Not Modified`, a redirect not followed) is handed back: no
+/// retry would change it. The rule of every integration that turns
+/// responses into failed attempts (`check`, `RetryMiddleware`,
+/// `HttpResponses`).
+///
+/// ```
+/// use http::StatusCode;
+/// use reflexio::http::is_failure;
+///
+/// assert!(is_failure(StatusCode::SERVICE_UNAVAILABLE));
+/// assert!(!is_failure(StatusCode::NOT_MODIFIED));
+/// ```
+pub fn is_failure(status: StatusCode) -> bool {
+    status.is_client_error() || status.is_server_error()
+}
+
 /// [`classify_status`] on a response's status and headers.
 pub fn classify_response<B>(response: &Response<B>, now: SystemTime) -> Classification {
     classify_status(response.status(), response.headers(), now)

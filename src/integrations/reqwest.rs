@@ -13,8 +13,9 @@
 //!   [`DefaultClassifier`](crate::DefaultClassifier) applies it to a
 //!   `reqwest::Error` anywhere in a source chain.
 //! * [`check`] (and [`check_blocking`]) turns an error response (4xx or
-//!   5xx, as reqwest's `error_for_status` sees it) into an [`HttpError`] that keeps the status, the `Retry-After` hint (read
-//!   at [`SystemTime::now`]) and the URL, and drops the body.
+//!   5xx, as reqwest's `error_for_status` sees it) into an [`HttpError`]
+//!   that keeps the status, the `Retry-After` hint (read at
+//!   [`SystemTime::now`]) and the URL, and drops the body.
 //! * [`Error`] is either of the two, so one `?` handles both in a retried
 //!   closure.
 //!
@@ -99,7 +100,7 @@ pub(crate) fn probe(error: &(dyn StdError + 'static)) -> Option<Classification> 
 /// a 2xx, and a 1xx or 3xx too (a `304 Not Modified`, a redirect the
 /// client did not follow), which no retry would change.
 pub fn check(response: ::reqwest::Response) -> Result<::reqwest::Response, HttpError> {
-    if !is_error(response.status()) {
+    if !crate::http::is_failure(response.status()) {
         return Ok(response);
     }
     Err(
@@ -112,19 +113,13 @@ pub fn check(response: ::reqwest::Response) -> Result<::reqwest::Response, HttpE
 pub fn check_blocking(
     response: ::reqwest::blocking::Response,
 ) -> Result<::reqwest::blocking::Response, HttpError> {
-    if !is_error(response.status()) {
+    if !crate::http::is_failure(response.status()) {
         return Ok(response);
     }
     Err(
         HttpError::from_parts(response.status(), response.headers(), SystemTime::now())
             .with_url(response.url().as_str()),
     )
-}
-
-/// Whether a response with `status` is a failure: a client or server
-/// error (4xx, 5xx).
-pub(crate) fn is_error(status: ::http::StatusCode) -> bool {
-    status.is_client_error() || status.is_server_error()
 }
 
 /// A failed HTTP call: the request failed, or the response was an error

@@ -185,7 +185,7 @@ where
                         // Every error status goes to the engine, which decides
                         // (and reports `permanent_fail` for a 404); the caller
                         // gets the last response back either way.
-                        if !crate::reqwest::is_error(status) {
+                        if !crate::http::is_failure(status) {
                             return Ok((response, own));
                         }
                         let error = HttpError::from_parts(

@@ -135,8 +135,7 @@ pub struct HttpResponses;
 #[cfg(feature = "http")]
 impl<B> ResponseClassifier<http::Response<B>> for HttpResponses {
     fn classify_response(&self, response: &http::Response<B>) -> Option<Classification> {
-        let status = response.status();
-        (status.is_client_error() || status.is_server_error())
+        crate::http::is_failure(response.status())
             .then(|| crate::http::classify_response(response, std::time::SystemTime::now()))
     }
 }
