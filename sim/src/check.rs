@@ -453,22 +453,33 @@ impl Checker {
     }
 
     /// Attempt `attempt` of `call` starts `elapsed` after the call started,
-    /// its client having woken `late` after the end of the sleep the
-    /// engine asked for (`[client] oversleep`). The engine's plan is held
-    /// to the deadline as on an exact clock (the attempt was due at
+    /// its client having woken `late` ns after the end of the sleep the
+    /// engine asked for (`[client] oversleep`; 0 for an exact wake-up or a
+    /// first attempt): [`Checker::attempt_started`] when on time.
+    #[inline]
+    pub fn attempt_started_after_sleep(
+        &mut self,
+        call: u64,
+        attempt: u32,
+        elapsed: Duration,
+        late: u64,
+    ) {
+        if late == 0 {
+            self.attempt_started(call, attempt, elapsed);
+        } else {
+            self.started_late(call, attempt, elapsed, Duration::from_nanos(late));
+        }
+    }
+
+    /// A start after a late wake-up. The engine's plan is held to the
+    /// deadline as on an exact clock (the attempt was due at
     /// `elapsed - late`); the late wake-up to the driver's last look
     /// ([`reflexio::engine::Engine::before_retry`]), which lets an attempt
     /// go ahead at most [`WAKE_TOLERANCE`](reflexio::engine::WAKE_TOLERANCE)
     /// past the deadline.
     #[cold]
     #[inline(never)]
-    pub fn attempt_started_late(
-        &mut self,
-        call: u64,
-        attempt: u32,
-        elapsed: Duration,
-        late: Duration,
-    ) {
+    fn started_late(&mut self, call: u64, attempt: u32, elapsed: Duration, late: Duration) {
         self.attempt_started(call, attempt, elapsed.saturating_sub(late));
         if let Some(deadline) = self.envelope.deadline {
             let latest = deadline.saturating_add(reflexio::engine::WAKE_TOLERANCE);

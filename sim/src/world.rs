@@ -523,14 +523,8 @@ impl Run<'_> {
         let attempt = s.state.attempt();
         let elapsed = Duration::from_nanos(s.send - s.start);
         if u64::from(s.call) < self.calls {
-            if s.late == 0 {
-                self.checker
-                    .attempt_started(u64::from(s.call), attempt, elapsed);
-            } else {
-                let late = Duration::from_nanos(s.late);
-                self.checker
-                    .attempt_started_late(u64::from(s.call), attempt, elapsed, late);
-            }
+            self.checker
+                .attempt_started_after_sleep(u64::from(s.call), attempt, elapsed, s.late);
             self.results.attempt_at(s.send / self.bucket);
         } else {
             self.side_reached(s, attempt, elapsed);
@@ -649,9 +643,10 @@ impl Run<'_> {
                         let wake = delay.saturating_add(late);
                         s.sleep = s.sleep.saturating_add(wake);
                         s.late = late;
-                        // As a driver on a real clock does when its sleep
-                        // ends: a last look at the deadline.
-                        let stopped = if late > 0 {
+                        // As the library's drivers do when a sleep ends
+                        // (a zero delay sleeps not at all): the engine's
+                        // last look at the deadline.
+                        let stopped = if delay > 0 {
                             let woke = now.saturating_add(wake);
                             engine.before_retry(
                                 &mut s.state,
@@ -694,11 +689,7 @@ impl Run<'_> {
         let side = side_of(&mut self.sides, s.call);
         let local = u64::from(s.call - side.first);
         if let Some(checker) = &mut side.checker {
-            if s.late == 0 {
-                checker.attempt_started(local, attempt, elapsed);
-            } else {
-                checker.attempt_started_late(local, attempt, elapsed, Duration::from_nanos(s.late));
-            }
+            checker.attempt_started_after_sleep(local, attempt, elapsed, s.late);
         }
         side.results.attempt_at(s.send / self.bucket);
         self.side_timeline_full |= side.results.timeline_full;
