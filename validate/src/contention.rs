@@ -288,11 +288,11 @@ async fn measure_policy(
     name: &str,
     config: &RetryConfig,
 ) -> Result<(PolicyRun, Vec<RoundTrips>), String> {
-    let late: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let late = load::Oversleeps::default();
     let policy = RetryPolicyBuilder::from_config(config)
         .map_err(|e| format!("policy {name}: {e}"))?
         .classifier(classify)
-        .sleeper(load::TimedSleeper::new(&late))
+        .sleeper(late.sleeper())
         .build()
         .map_err(|e| format!("policy {name}: {e}"))?;
     let mut clients = Vec::new();
@@ -362,7 +362,7 @@ async fn measure_policy(
     let log = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
     let (attempts, trips): (Vec<Attempt>, Vec<RoundTrips>) = log.into_iter().unzip();
     let mut run = load::tally(name, &outcomes, attempts);
-    run.oversleeps = std::mem::take(&mut *late.lock().unwrap_or_else(|e| e.into_inner()));
+    run.oversleeps = late.take();
     Ok((run, trips))
 }
 

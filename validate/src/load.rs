@@ -159,21 +159,30 @@ pub fn tally(name: &str, outcomes: &[CallOutcome], attempts: Vec<Attempt>) -> Po
     }
 }
 
-/// tokio's sleeper, timing how late each sleep ends: the time from when
-/// it was due to when the task runs again.
-pub struct TimedSleeper {
-    inner: reflexio::TokioSleeper,
-    late: Arc<Mutex<Vec<Duration>>>,
-}
+/// How late a policy's sleeps ended: the time from when each was due to
+/// when its task ran again, recorded by the sleepers it hands out.
+#[derive(Clone, Default)]
+pub struct Oversleeps(Arc<Mutex<Vec<Duration>>>);
 
-impl TimedSleeper {
-    /// A sleeper that adds how late each of its sleeps ended to `late`.
-    pub fn new(late: &Arc<Mutex<Vec<Duration>>>) -> TimedSleeper {
+impl Oversleeps {
+    /// tokio's sleeper, recording here how late each of its sleeps ends.
+    pub fn sleeper(&self) -> TimedSleeper {
         TimedSleeper {
             inner: reflexio::TokioSleeper::new(),
-            late: Arc::clone(late),
+            late: self.clone(),
         }
     }
+
+    /// What was recorded so far, leaving none.
+    pub fn take(&self) -> Vec<Duration> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// tokio's sleeper, timing how late each sleep ends ([`Oversleeps`]).
+pub struct TimedSleeper {
+    inner: reflexio::TokioSleeper,
+    late: Oversleeps,
 }
 
 /// `[client] oversleep` fitted (lognormal) to how late the sleeps of
@@ -202,13 +211,11 @@ impl reflexio::Sleeper for TimedSleeper {
     fn sleep(&self, duration: Duration) -> reflexio::clock::SleepFuture {
         let due = Instant::now() + duration;
         let sleep = self.inner.sleep(duration);
-        let late = Arc::clone(&self.late);
+        let late = self.late.clone();
         Box::pin(async move {
             sleep.await;
             let woke = Instant::now().saturating_duration_since(due);
-            if let Ok(mut late) = late.lock() {
-                late.push(woke);
-            }
+            late.0.lock().unwrap_or_else(|e| e.into_inner()).push(woke);
         })
     }
 }
@@ -265,11 +272,11 @@ pub async fn drive(
     config: &RetryConfig,
     load: &Load,
 ) -> Result<PolicyRun, String> {
-    let late: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let late = Oversleeps::default();
     let policy = RetryPolicyBuilder::from_config(config)
         .map_err(|e| format!("policy {name}: {e}"))?
         .classifier(classify)
-        .sleeper(TimedSleeper::new(&late))
+        .sleeper(late.sleeper())
         .build()
         .map_err(|e| format!("policy {name}: {e}"))?;
     let client = reqwest::Client::builder()
@@ -361,7 +368,7 @@ pub async fn drive(
 
     let attempts = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
     let mut run = tally(name, &outcomes, attempts);
-    run.oversleeps = std::mem::take(&mut *late.lock().unwrap_or_else(|e| e.into_inner()));
+    run.oversleeps = late.take();
     Ok(run)
 }
 
