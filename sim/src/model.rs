@@ -11,7 +11,8 @@
 //! reads the row's version at the arrival and writes when the service's
 //! work ends (for a transaction of several round trips: at the first
 //! request's arrival and at the end of the last work), and overload's
-//! client timeout, which runs from the client's send.
+//! client timeout, which runs from the client's send. Overload counts an
+//! attempt in flight until its work ends (a transaction: its last work).
 //!
 //! Models that keep state (the rate limiter's bucket, the contended rows'
 //! versions, the overloaded service's load) keep it per policy run: each
@@ -95,7 +96,11 @@ pub enum ModelKind {
         rows: u32,
     },
     /// A service whose latency and error rate grow with the attempts in
-    /// flight beyond `capacity`.
+    /// flight beyond `capacity`. An attempt is in flight from its
+    /// request's arrival to the end of the service's work; a transaction
+    /// of several round trips, from its first request's arrival to the
+    /// end of its last work, and the whole span between (its work and the
+    /// legs in between) stretches.
     Overload {
         /// Attempts in flight served at nominal latency.
         capacity: u32,

@@ -784,18 +784,18 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
         failures.push(build_model(i, f, dir)?);
     }
     if latency.round_trips > 1 {
-        // A transaction sends one request per round trip; these models
-        // count requests, and would see only the first.
-        for (i, m) in failures.iter().enumerate() {
-            let name = match m.kind {
-                ModelKind::RateLimit { .. } => "rate_limit",
-                ModelKind::Overload { .. } => "overload",
-                _ => continue,
-            };
+        // A transaction sends one request per round trip; the rate limiter
+        // counts requests, and would see only the first. (Overload counts
+        // transactions in flight, from the first request's arrival to the
+        // end of the last work.)
+        if let Some(i) = failures
+            .iter()
+            .position(|m| matches!(m.kind, ModelKind::RateLimit { .. }))
+        {
             return Err(err(
                 format!("failures.{i}.model"),
                 format!(
-                    "the `{name}` model counts one request per attempt, but `latency.round_trips = {}` sends {} per attempt; a transaction of several round trips can meet only `contention`, `random`, `outage`, `scripted` and `trace`",
+                    "the `rate_limit` model counts one request per attempt, but `latency.round_trips = {}` sends {} per attempt; a transaction of several round trips can meet only `contention`, `overload`, `random`, `outage`, `scripted` and `trace`",
                     latency.round_trips, latency.round_trips
                 ),
             ));

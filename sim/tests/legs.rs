@@ -165,6 +165,42 @@ strategy = { kind = "constant", base = "0s" }
 }
 
 #[test]
+fn overload_counts_a_transaction_until_its_last_work() {
+    // Two round trips of 10 ms legs and 5 ms of work: the service span
+    // from the first request's arrival to the end of the last work is
+    // 5 + 10 + 10 + 5 = 30 ms, and an idle attempt takes 50 ms. With a
+    // capacity of 1, each transaction already in flight adds one span.
+    let source = |arrival: &str| {
+        format!(
+            r#"
+[workload]
+calls = 3
+{arrival}
+[latency]
+round_trips = 2
+request = {{ distribution = "constant", value = "10ms" }}
+service = {{ distribution = "constant", value = "5ms" }}
+response = {{ distribution = "constant", value = "10ms" }}
+[[failures]]
+model = "overload"
+capacity = 1
+[policies.p]
+"#
+        )
+    };
+    // Three at once: the reads arrive together at 10 ms, with 1, 2 and 3
+    // in flight: spans of 30, 60 and 90 ms.
+    let m = one(&source("arrival = \"all_at_once\""));
+    assert_eq!(m.successes, 3);
+    assert_eq!((m.latency_p50_ms, m.latency_max_ms), (80.0, 110.0));
+    // One every 20 ms: call 1's read arrives at 30 ms, between call 0's
+    // works (at 10 to 15 and 35 to 40 ms), and finds it in flight; call 2
+    // (read at 50 ms) finds call 1 (until 90 ms) but not call 0.
+    let m = one(&source("arrival = \"fixed_rate\"\nrate = 50.0"));
+    assert_eq!((m.latency_p50_ms, m.latency_max_ms), (80.0, 80.0));
+}
+
+#[test]
 fn a_plain_latency_is_the_service_leg_alone() {
     let plain = r#"
 [latency]
@@ -219,6 +255,10 @@ response = { distribution = "lognormal", median = "4ms", sigma = 0.4 }
         (
             "[[failures]]\nmodel = \"random\"\nprobability = 0.4\nclasses = { transient = 1.0 }\n",
             3,
+        ),
+        (
+            "[[failures]]\nmodel = \"overload\"\ncapacity = 2\ntimeout = \"40ms\"\n[[failures]]\nmodel = \"contention\"\nrows = 2\n",
+            2,
         ),
     ] {
         let source = format!(
@@ -329,8 +369,8 @@ fn nonsense_is_refused_with_its_position() {
             "legs.toml:6:15: `latency.round_trips`: round trips cross the network",
         ),
         (
-            "[workload]\ncalls = 1\n[latency]\nround_trips = 2\nrequest = { distribution = \"constant\", value = \"1ms\" }\n[[failures]]\nmodel = \"overload\"\ncapacity = 3\n[policies.p]\n",
-            "legs.toml:7:9: `failures[0].model`: the `overload` model counts one request per attempt",
+            "[workload]\ncalls = 1\n[latency]\nround_trips = 2\nrequest = { distribution = \"constant\", value = \"1ms\" }\n[[failures]]\nmodel = \"rate_limit\"\nrate = 3.0\n[policies.p]\n",
+            "legs.toml:7:9: `failures[0].model`: the `rate_limit` model counts one request per attempt",
         ),
         (
             "[workload]\ncalls = 1\n[latency]\nround_trips = 0\nservice = { distribution = \"constant\", value = \"1ms\" }\n[policies.p]\n",
