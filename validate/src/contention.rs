@@ -18,7 +18,10 @@
 //! ends. The legs are fitted to round trips measured at an idle server
 //! (one client) before the experiment: an empty statement's round trip
 //! gives the two network legs, and the read's and the write's round
-//! trips, less that, the service's work.
+//! trips, less that, the service's work. The server's processes and the
+//! clients share the machine's CPUs: the scenario's `overload` model, with
+//! the CPUs as its capacity and a latency growth of 1, stretches the
+//! transactions in flight past that many (processor sharing).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -192,6 +195,9 @@ pub struct Measurement {
     pub round_trips: Vec<Vec<RoundTrips>>,
     /// The idle server's round trips.
     pub idle: Calibration,
+    /// The CPUs of the machine the server and the clients share
+    /// (`std::thread::available_parallelism`).
+    pub cpus: usize,
 }
 
 /// Times `n` empty statements and `n` transactions at the idle server,
@@ -279,6 +285,7 @@ pub async fn measure(url: &str, setup: &Setup, idle: Calibration) -> Result<Meas
         runs: out,
         round_trips,
         idle,
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
     })
 }
 
@@ -515,11 +522,21 @@ request = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4} 
 service = {{ distribution = "lognormal", median = "{service}us", sigma = {sigma:.4} }}
 response = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4} }}
 
+# The server's processes and the clients share the machine's {cpus} CPUs:
+# past {cpus} transactions in flight, each one's span at the service (from
+# its read's arrival to the end of its write's work) stretches in
+# proportion, as under processor sharing.
+[[failures]]
+model = "overload"
+capacity = {cpus}
+latency_growth = 1.0
+
 [[failures]]
 model = "contention"
 rows = 1
 
 {client}{policies}"#,
+        cpus = measured.cpus,
         clients = setup.clients,
         seed = setup.seed,
         calls = setup.clients * setup.calls_per_client,
@@ -535,6 +552,46 @@ rows = 1
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scenario_shares_the_machines_cpus_among_transactions() {
+        use reflexio_sim::model::ModelKind;
+        let us = Duration::from_micros;
+        let trip = RoundTrips {
+            read: us(50),
+            write: Some(us(60)),
+            first: true,
+        };
+        let measured = Measurement {
+            runs: Vec::new(),
+            round_trips: vec![vec![trip; 4]],
+            idle: Calibration {
+                empty: vec![us(40); 3],
+                transactions: vec![trip; 3],
+            },
+            cpus: 3,
+        };
+        let text = equivalent_scenario(&Setup::smoke(10), &measured).unwrap();
+        let scenario = Scenario::from_toml_str(&text, "scenario.toml").unwrap();
+        assert_eq!(scenario.latency.round_trips, 2);
+        let kinds: Vec<&ModelKind> = scenario.failures.iter().map(|m| &m.kind).collect();
+        match kinds.as_slice() {
+            [ModelKind::Overload {
+                capacity: 3,
+                latency_growth,
+                error_rate,
+                error_growth,
+                timeout: None,
+                ..
+            }, ModelKind::Contention { rows: 1 }] => {
+                assert_eq!(
+                    (*latency_growth, *error_rate, *error_growth),
+                    (1.0, 0.0, 0.0)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn legs_split_a_round_trip_into_network_and_work() {
