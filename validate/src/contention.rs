@@ -295,6 +295,10 @@ pub async fn measure(url: &str, setup: &Setup, idle: Calibration) -> Result<Meas
     })
 }
 
+/// The longest [`measure_saturation`] may take (a second or less on an
+/// idle machine).
+const SATURATION_LIMIT: Duration = Duration::from_secs(60);
+
 /// The table of [`measure_saturation`]: a row per client.
 const CREATE_OWN_ROWS: &str = "DROP TABLE IF EXISTS reflexio_own_rows;
      CREATE TABLE reflexio_own_rows (id int PRIMARY KEY, value bigint NOT NULL, version bigint NOT NULL);";
@@ -354,13 +358,23 @@ pub async fn measure_saturation(url: &str, setup: &Setup) -> Result<Vec<RoundTri
         }));
     }
     let mut out = Vec::new();
-    for t in tasks {
-        let trips = t
-            .await
-            .map_err(|e| format!("a client task failed: {e}"))?
-            .map_err(|e| format!("a transaction on a client's own row failed: {e}"))?;
-        out.extend(trips);
-    }
+    let joined = async {
+        for t in tasks {
+            let trips = t
+                .await
+                .map_err(|e| format!("a client task failed: {e}"))?
+                .map_err(|e| format!("a transaction on a client's own row failed: {e}"))?;
+            out.extend(trips);
+        }
+        Ok::<_, String>(())
+    };
+    tokio::time::timeout(SATURATION_LIMIT, joined)
+        .await
+        .map_err(|_| {
+            format!(
+                "the clients' transactions on their own rows took more than {SATURATION_LIMIT:?}"
+            )
+        })??;
     admin
         .batch_execute("DROP TABLE IF EXISTS reflexio_own_rows")
         .await
