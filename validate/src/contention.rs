@@ -641,7 +641,8 @@ max_attempts = 1
 /// The latency growth of an overload model whose capacity is `cpus` at
 /// which the simulator's median transaction, under the load of
 /// [`measure_saturation`] (each client's next transaction at once), is the
-/// measured one: found by bisection in `[0, MAX_GROWTH]`, to 0.1 %.
+/// measured one: found by bisection in `[0, MAX_GROWTH]`, to 0.1 %, and
+/// rounded to four decimals.
 pub fn fit_growth(
     setup: &Setup,
     legs: &Legs,
@@ -690,11 +691,14 @@ pub fn fit_growth(
             (hi, at_hi) = (mid, at);
         }
     }
-    let (growth, predicted_ms) = if measured_ms - at_lo <= at_hi - measured_ms {
-        (lo, at_lo)
+    // The scenario gives the growth to four decimals: predict with that.
+    let growth = if measured_ms - at_lo <= at_hi - measured_ms {
+        lo
     } else {
-        (hi, at_hi)
+        hi
     };
+    let growth = (growth * 1e4).round() / 1e4;
+    let predicted_ms = median_at(growth)?;
     Ok(Growth {
         growth,
         measured_ms,
