@@ -349,10 +349,10 @@ pub fn sqlstate_class(sqlstate: &str) -> ErrorClass {
 
 /// Maps a [`std::io::ErrorKind`] to a class.
 ///
-/// Timeouts, reset, refused or aborted connections, broken pipes,
-/// interruptions and would-block are transient; permission denied is
-/// permission; not found, invalid input and invalid data are permanent;
-/// anything else unknown.
+/// Timeouts, reset, refused or aborted connections, a socket not
+/// connected, broken pipes, interruptions and would-block are transient;
+/// permission denied is permission; not found, invalid input and invalid
+/// data are permanent; anything else unknown.
 pub fn io_kind_class(kind: io::ErrorKind) -> ErrorClass {
     use io::ErrorKind as K;
     match kind {

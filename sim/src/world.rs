@@ -282,8 +282,8 @@ struct Arrivals {
 impl Arrivals {
     /// The time of the next arrival. Inlined into the event loop: the
     /// Poisson gap's chain (a ChaCha word, the logarithm, a division) then
-    /// overlaps with the loop's other work (3.7% of the queued workload's
-    /// CPU time, reports/BENCHMARKS.md).
+    /// overlaps with the loop's other work (about 5% off the queued
+    /// workload's CPU time, 19.42 → 18.40 ms: reports/BENCHMARKS.md).
     #[inline(always)]
     fn time_of_next(&mut self, arrival: &Arrival, phases: &[Phase]) -> u64 {
         use rand::RngCore;

@@ -74,6 +74,27 @@ fn control_characters_in_names_are_refused_with_a_position() {
 }
 
 #[test]
+fn a_scenario_name_says_why_it_cannot_name_a_folder() {
+    // Every character of `.hidden` is allowed; the leading dot is not (a
+    // hidden folder, and `.` or `..` would leave the reports folder).
+    for name in [".hidden", ".", ".."] {
+        let source = format!("name = \"{name}\"\n[workload]\ncalls = 1\n[policies.p]\n");
+        let e = Scenario::from_toml_str(&source, "dot.toml")
+            .expect_err("a name starting with a dot")
+            .to_string();
+        assert!(e.starts_with("dot.toml:1:8: `name`"), "{e}");
+        assert!(e.contains("not starting with `.`"), "{e}");
+    }
+    for name in ["rate-limit", "v1.2_b"] {
+        let source = format!("name = \"{name}\"\n[workload]\ncalls = 1\n[policies.p]\n");
+        assert_eq!(
+            Scenario::from_toml_str(&source, "ok.toml").unwrap().name,
+            name
+        );
+    }
+}
+
+#[test]
 fn blank_names_and_bidirectional_formatting_are_refused() {
     // An override reverses everything printed after it on its line; a
     // blank name leaves an empty cell.

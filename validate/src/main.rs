@@ -418,14 +418,23 @@ fn contention_experiment(
     })
 }
 
+/// The command that reproduces the report of the experiment `name`. Both
+/// contention reports (`contention-10`, `contention-50`) come from
+/// `--experiment contention`, which needs a PostgreSQL server.
+fn reproduce_command(smoke: bool, name: &str) -> String {
+    let (prefix, experiment) = if name.starts_with("contention-") {
+        ("scripts/postgres.sh run ", "contention")
+    } else {
+        ("", name)
+    };
+    let smoke = if smoke { " --smoke" } else { "" };
+    format!("{prefix}cargo run --release -p reflexio-validate --{smoke} --experiment {experiment}")
+}
+
 /// Prints the table, writes the report; returns whether every target was
 /// met.
 fn finish(cli: &Cli, outcome: &Outcome) -> Result<bool, String> {
-    let mut command = String::from("cargo run --release -p reflexio-validate --");
-    if cli.smoke {
-        command.push_str(" --smoke");
-    }
-    command.push_str(&format!(" --experiment {}", outcome.name));
+    let command = reproduce_command(cli.smoke, &outcome.name);
     let dir = cli.out.join(&outcome.name);
     write_report(&dir, &command, cli.smoke, outcome)?;
     println!("{}\n", compare::markdown(&outcome.rows));
@@ -474,4 +483,39 @@ fn write_report(dir: &Path, command: &str, smoke: bool, outcome: &Outcome) -> Re
         md.push_str(&format!("![{metric}]({file})\n"));
     }
     write("report.md", &md)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{reproduce_command, Cli};
+
+    #[test]
+    fn every_report_names_a_command_that_parses() {
+        for name in [
+            "rate-limit",
+            "overload",
+            "spike",
+            "contention-10",
+            "contention-50",
+        ] {
+            for smoke in [false, true] {
+                let command = reproduce_command(smoke, name);
+                let (_, args) = command.split_once(" -- ").expect("arguments after `--`");
+                let argv = std::iter::once("reflexio-validate").chain(args.split(' '));
+                let cli = Cli::try_parse_from(argv)
+                    .unwrap_or_else(|e| panic!("`{command}` does not parse: {e}"));
+                assert_eq!(cli.smoke, smoke);
+            }
+        }
+        assert_eq!(
+            reproduce_command(false, "contention-50"),
+            "scripts/postgres.sh run cargo run --release -p reflexio-validate -- --experiment contention"
+        );
+        assert_eq!(
+            reproduce_command(true, "spike"),
+            "cargo run --release -p reflexio-validate -- --smoke --experiment spike"
+        );
+    }
 }
