@@ -18,11 +18,7 @@
 //! ends. The legs are fitted to round trips measured at an idle server
 //! (one client) before the experiment: an empty statement's round trip
 //! gives the two network legs, and the read's and the write's round
-//! trips, less that, the service's work. The server's processes and the
-//! clients share the machine's CPUs: the scenario's `overload` model, with
-//! the CPUs as its capacity, stretches the transactions in flight past
-//! that many. Its latency growth is fitted apart from the retries, to the
-//! same clients each incrementing a row of its own (no conflict).
+//! trips, less that, the service's work.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -196,12 +192,6 @@ pub struct Measurement {
     pub round_trips: Vec<Vec<RoundTrips>>,
     /// The idle server's round trips.
     pub idle: Calibration,
-    /// The CPUs of the machine the server and the clients share
-    /// (`std::thread::available_parallelism`).
-    pub cpus: usize,
-    /// Transactions without conflicts at the experiment's concurrency
-    /// ([`measure_saturation`]): each one's read and write round trips.
-    pub saturated: Vec<RoundTrips>,
 }
 
 /// Times `n` empty statements and `n` transactions at the idle server,
@@ -255,7 +245,6 @@ pub async fn measure_idle(url: &str, n: u64) -> Result<Calibration, String> {
 /// idle server's round trips, which the scenario's legs are fitted to.
 pub async fn measure(url: &str, setup: &Setup, idle: Calibration) -> Result<Measurement, String> {
     let scenario = policies()?;
-    let saturated = measure_saturation(url, setup).await?;
     let admin = connect(url).await?;
     let mut out = Vec::new();
     let mut round_trips = Vec::new();
@@ -290,96 +279,7 @@ pub async fn measure(url: &str, setup: &Setup, idle: Calibration) -> Result<Meas
         runs: out,
         round_trips,
         idle,
-        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        saturated,
     })
-}
-
-/// The longest [`measure_saturation`] may take (a second or less on an
-/// idle machine).
-const SATURATION_LIMIT: Duration = Duration::from_secs(60);
-
-/// The table of [`measure_saturation`]: a row per client.
-const CREATE_OWN_ROWS: &str = "DROP TABLE IF EXISTS reflexio_own_rows;
-     CREATE TABLE reflexio_own_rows (id int PRIMARY KEY, value bigint NOT NULL, version bigint NOT NULL);";
-
-/// The server's capacity, measured apart from the retries: the
-/// experiment's clients, each incrementing a row of its own (the same
-/// two prepared round trips, which never conflict), as many times as a
-/// client makes calls in the experiment, back to back; after one untimed
-/// transaction per connection. Returns every timed transaction's round
-/// trips.
-pub async fn measure_saturation(url: &str, setup: &Setup) -> Result<Vec<RoundTrips>, String> {
-    let admin = connect(url).await?;
-    admin
-        .batch_execute(&format!(
-            "{CREATE_OWN_ROWS} INSERT INTO reflexio_own_rows SELECT g, 0, 0 FROM generate_series(1, {}) g;",
-            setup.clients
-        ))
-        .await
-        .map_err(|e| format!("cannot create the clients' own rows: {e}"))?;
-    let mut sessions = Vec::new();
-    for c in 0..setup.clients {
-        let db = connect(url).await?;
-        let prepare = async |sql: String| {
-            db.prepare(&sql)
-                .await
-                .map_err(|e| format!("cannot prepare `{sql}`: {e}"))
-        };
-        let id = c + 1;
-        let read = prepare(format!(
-            "SELECT value, version FROM reflexio_own_rows WHERE id = {id}"
-        ))
-        .await?;
-        let write = prepare(format!(
-            "UPDATE reflexio_own_rows SET value = $1, version = version + 1 WHERE id = {id} AND version = $2"
-        ))
-        .await?;
-        let empty = prepare("SELECT 1".to_owned()).await?;
-        sessions.push(Session {
-            db,
-            read,
-            write,
-            empty,
-        });
-    }
-    let mut tasks = Vec::new();
-    for session in sessions {
-        let calls = setup.calls_per_client;
-        tasks.push(tokio::spawn(async move {
-            let mut trips = Vec::new();
-            increment(&session).await.0?;
-            for _ in 0..calls {
-                let (result, t) = increment(&session).await;
-                result?;
-                trips.push(t);
-            }
-            Ok::<_, Failed>(trips)
-        }));
-    }
-    let mut out = Vec::new();
-    let joined = async {
-        for t in tasks {
-            let trips = t
-                .await
-                .map_err(|e| format!("a client task failed: {e}"))?
-                .map_err(|e| format!("a transaction on a client's own row failed: {e}"))?;
-            out.extend(trips);
-        }
-        Ok::<_, String>(())
-    };
-    tokio::time::timeout(SATURATION_LIMIT, joined)
-        .await
-        .map_err(|_| {
-            format!(
-                "the clients' transactions on their own rows took more than {SATURATION_LIMIT:?}"
-            )
-        })??;
-    admin
-        .batch_execute("DROP TABLE IF EXISTS reflexio_own_rows")
-        .await
-        .map_err(|e| format!("cannot drop the clients' own rows: {e}"))?;
-    Ok(out)
 }
 
 async fn measure_policy(
@@ -578,151 +478,18 @@ pub fn median_us(samples: impl Iterator<Item = Duration>) -> f64 {
     v.get(v.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1e6)
 }
 
-/// The scenario's `[latency]`: two round trips of [`Legs`].
-fn latency_table(legs: &Legs) -> String {
-    format!(
-        r#"[latency]
-round_trips = 2
-request = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4} }}
-service = {{ distribution = "lognormal", median = "{service}us", sigma = {sigma:.4} }}
-response = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4} }}
-"#,
-        leg = legs.leg.as_micros(),
-        service = legs.service.as_micros(),
-        sigma = legs.sigma,
-    )
-}
-
-/// The largest latency growth [`fit_growth`] tries.
-const MAX_GROWTH: f64 = 16.0;
-
-/// The overload model's latency growth fitted to [`measure_saturation`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Growth {
-    /// The growth: `capacity` is the machine's CPUs.
-    pub growth: f64,
-    /// The measured median transaction without conflicts (read and
-    /// write round trips), ms.
-    pub measured_ms: f64,
-    /// The simulator's median at that growth, ms.
-    pub predicted_ms: f64,
-}
-
-/// The scenario of [`measure_saturation`]: the experiment's closed loop,
-/// with no contended row and one attempt per call, behind an overload
-/// model of `cpus` and `growth`.
-fn saturation_scenario(setup: &Setup, legs: &Legs, cpus: usize, growth: f64) -> String {
-    format!(
-        r#"name = "saturation"
-seed = {seed}
-
-[workload]
-calls = {calls}
-arrival = "closed_loop"
-clients = {clients}
-think_time = "0s"
-
-{latency}
-[[failures]]
-model = "overload"
-capacity = {cpus}
-latency_growth = {growth}
-
-[policies.once]
-max_attempts = 1
-"#,
-        seed = setup.seed,
-        calls = setup.clients * setup.calls_per_client,
-        clients = setup.clients,
-        latency = latency_table(legs),
-    )
-}
-
-/// The latency growth of an overload model whose capacity is `cpus` at
-/// which the simulator's median transaction, under the load of
-/// [`measure_saturation`] (each client's next transaction at once), is the
-/// measured one: found by bisection in `[0, MAX_GROWTH]`, to 0.1 %, and
-/// rounded to four decimals.
-pub fn fit_growth(
-    setup: &Setup,
-    legs: &Legs,
-    cpus: usize,
-    saturated: &[RoundTrips],
-) -> Result<Growth, String> {
-    let mut totals: Vec<Duration> = saturated
-        .iter()
-        .map(|t| t.read + t.write.unwrap_or_default())
-        .collect();
-    totals.sort();
-    let measured_ms = quantile(&totals, 0.5).as_secs_f64() * 1e3;
-    let median_at = |growth: f64| -> Result<f64, String> {
-        let text = saturation_scenario(setup, legs, cpus, growth);
-        let report = crate::measure::predict(&text, "saturation.toml", setup.seed, 4)?;
-        let runs = &report.runs;
-        Ok(runs
-            .iter()
-            .map(|r| r.policies[0].latency_p50_ms)
-            .sum::<f64>()
-            / runs.len().max(1) as f64)
-    };
-    let (mut lo, mut hi) = (0.0, MAX_GROWTH);
-    let mut at_lo = median_at(lo)?;
-    if at_lo >= measured_ms {
-        return Ok(Growth {
-            growth: 0.0,
-            measured_ms,
-            predicted_ms: at_lo,
-        });
-    }
-    let mut at_hi = median_at(hi)?;
-    if at_hi <= measured_ms {
-        return Ok(Growth {
-            growth: hi,
-            measured_ms,
-            predicted_ms: at_hi,
-        });
-    }
-    while hi - lo > 1e-3 * hi {
-        let mid = (lo + hi) / 2.0;
-        let at = median_at(mid)?;
-        if at < measured_ms {
-            (lo, at_lo) = (mid, at);
-        } else {
-            (hi, at_hi) = (mid, at);
-        }
-    }
-    // The scenario gives the growth to four decimals: predict with that.
-    let growth = if measured_ms - at_lo <= at_hi - measured_ms {
-        lo
-    } else {
-        hi
-    };
-    let growth = (growth * 1e4).round() / 1e4;
-    let predicted_ms = median_at(growth)?;
-    Ok(Growth {
-        growth,
-        measured_ms,
-        predicted_ms,
-    })
-}
-
 /// The scenario the simulator predicts from: a closed loop of the same
 /// clients and calls, one contended row, each attempt two round trips
-/// whose legs are fitted as [`Legs`] says, behind the overload model of
-/// [`fit_growth`] (returned beside it), and the same policies.
-pub fn equivalent_scenario(
-    setup: &Setup,
-    measured: &Measurement,
-) -> Result<(String, Growth), String> {
+/// whose legs are fitted as [`Legs`] says, and the same policies.
+pub fn equivalent_scenario(setup: &Setup, measured: &Measurement) -> Result<String, String> {
     let legs = fit_legs(&measured.idle, &measured.round_trips);
-    let growth = fit_growth(setup, &legs, measured.cpus, &measured.saturated)?;
     let firsts = || measured.round_trips.iter().flatten().filter(|t| t.first);
     let loaded_reads = median_us(firsts().map(|t| t.read));
     let loaded_writes = median_us(firsts().filter_map(|t| t.write));
     let reads = median_us(measured.idle.transactions.iter().map(|t| t.read));
     let writes = median_us(measured.idle.transactions.iter().filter_map(|t| t.write));
     let empty = median_us(measured.idle.empty.iter().copied());
-    let text = format!(
+    Ok(format!(
         r#"name = "validation-contention-{clients}"
 description = "The contention validation experiment at {clients} clients, as a scenario."
 seed = {seed}
@@ -742,106 +509,32 @@ think_time = "0s"
 # for the read, {writes:.0} us for the write): each network leg takes the share
 # half an empty statement's round trip has there. Every leg has the spread
 # of a policy's first round trips (the median policy's).
-{latency}
-# The server's processes and the clients share the machine's {cpus} CPUs:
-# past {cpus} transactions in flight, each one's span at the service (from
-# its read's arrival to the end of its write's work) stretches. The growth
-# is fitted apart from the retries: {clients} clients, each incrementing a
-# row of its own ({saturated} transactions, no conflict), took {measured_ms:.3} ms
-# at the median; this model, with these legs, {predicted_ms:.3} ms.
-[[failures]]
-model = "overload"
-capacity = {cpus}
-latency_growth = {growth:.4}
+[latency]
+round_trips = 2
+request = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4} }}
+service = {{ distribution = "lognormal", median = "{service}us", sigma = {sigma:.4} }}
+response = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4} }}
 
 [[failures]]
 model = "contention"
 rows = 1
 
 {client}{policies}"#,
-        cpus = measured.cpus,
         clients = setup.clients,
         seed = setup.seed,
         calls = setup.clients * setup.calls_per_client,
         n = measured.idle.transactions.len(),
-        latency = latency_table(&legs),
-        saturated = measured.saturated.len(),
-        measured_ms = growth.measured_ms,
-        predicted_ms = growth.predicted_ms,
-        growth = growth.growth,
+        leg = legs.leg.as_micros(),
+        service = legs.service.as_micros(),
+        sigma = legs.sigma,
         client = load::client_table(&measured.runs),
         policies = policies_toml(&policies()?),
-    );
-    Ok((text, growth))
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_transactions_share_the_machines_cpus_as_measured_without_conflicts() {
-        use reflexio_sim::model::ModelKind;
-        let us = Duration::from_micros;
-        let trip = RoundTrips {
-            read: us(50),
-            write: Some(us(60)),
-            first: true,
-        };
-        let measured = Measurement {
-            runs: Vec::new(),
-            round_trips: vec![vec![trip; 4]],
-            idle: Calibration {
-                empty: vec![us(40); 3],
-                transactions: vec![trip; 3],
-            },
-            cpus: 3,
-            // Without conflicts, ten clients' transactions took 1.1 ms:
-            // ten times an idle one.
-            saturated: vec![
-                RoundTrips {
-                    read: us(500),
-                    write: Some(us(600)),
-                    first: true,
-                };
-                40
-            ],
-        };
-        let setup = Setup::smoke(10);
-        let legs = fit_legs(&measured.idle, &measured.round_trips);
-        let fit = fit_growth(&setup, &legs, 3, &measured.saturated).unwrap();
-        assert_eq!(fit.measured_ms, 1.1);
-        assert!(
-            (fit.predicted_ms - 1.1).abs() < 0.02 * 1.1,
-            "{fit:?}: the simulator reproduces the measured median"
-        );
-        assert!(fit.growth > 0.0 && fit.growth < MAX_GROWTH, "{fit:?}");
-        let (text, growth) = equivalent_scenario(&setup, &measured).unwrap();
-        assert_eq!(growth, fit);
-        let scenario = Scenario::from_toml_str(&text, "scenario.toml").unwrap();
-        assert_eq!(scenario.latency.round_trips, 2);
-        let kinds: Vec<&ModelKind> = scenario.failures.iter().map(|m| &m.kind).collect();
-        match kinds.as_slice() {
-            [ModelKind::Overload {
-                capacity: 3,
-                latency_growth,
-                error_rate,
-                error_growth,
-                timeout: None,
-                ..
-            }, ModelKind::Contention { rows: 1 }] => {
-                assert!(
-                    (latency_growth - fit.growth).abs() < 1e-4,
-                    "{latency_growth}"
-                );
-                assert_eq!((*error_rate, *error_growth), (0.0, 0.0));
-            }
-            other => panic!("{other:?}"),
-        }
-        // A service already as slow as measured needs no growth.
-        let fit = fit_growth(&setup, &legs, 3, &[trip; 40]).unwrap();
-        assert_eq!(fit.growth, 0.0, "{fit:?}");
-    }
 
     #[test]
     fn legs_split_a_round_trip_into_network_and_work() {

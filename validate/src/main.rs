@@ -358,7 +358,7 @@ fn contention_experiment(
         "{name}: measured in {:.1} s; simulating ...",
         started.elapsed().as_secs_f64()
     );
-    let (scenario, growth) = contention::equivalent_scenario(&setup, &measured)?;
+    let scenario = contention::equivalent_scenario(&setup, &measured)?;
     let report = measure::predict(
         &scenario,
         &format!("{name}/scenario.toml"),
@@ -384,24 +384,14 @@ fn contention_experiment(
          the successful calls (no lost update). The prediction is the mean of {} simulator runs \
          of [`scenario.toml`](scenario.toml): a closed loop on the `contention` model with \
          `round_trips = 2` (the version read when the read arrives at the service, written when \
-         the write's work ends), behind an `overload` model whose capacity is the machine's {} \
-         CPUs (which the server and the clients share): past that many transactions in flight, \
-         each one's span at the service stretches. Its latency growth ({:.4}) is fitted apart \
-         from the retries: the same clients, each incrementing a row of its own ({} transactions, \
-         no conflict), took {:.3} ms at the median, and the simulator {:.3} ms. The legs' sum is fitted to the \
-         round trips of the calls' first attempts below (every policy alike); the split into \
-         network legs and the service's work is the idle server's: one client timed {} \
-         transactions and {} empty statements (medians: read {:.0} us, write {:.0} us, empty \
-         statement {:.0} us). The clients' `oversleep` (`[client]`) is fitted to how late their \
-         retry sleeps ended.\n\nThe round \
+         the write's work ends). The legs' sum is fitted to the round trips of the calls' first \
+         attempts below (every policy alike); the split into network legs and the service's \
+         work is the idle server's: one client timed {} transactions and {} empty statements \
+         (medians: read {:.0} us, write {:.0} us, empty statement {:.0} us). The clients' \
+         `oversleep` (`[client]`) is fitted to how late their retry sleeps ended.\n\nThe round \
          trips under this experiment's load (medians of every attempt, us) were:\n\n| policy | read | write |\n| --- | ---: | ---: |{loaded}",
         setup.calls_per_client,
         setup.sim_runs,
-        measured.cpus,
-        growth.growth,
-        measured.saturated.len(),
-        growth.measured_ms,
-        growth.predicted_ms,
         idle.transactions.len(),
         idle.empty.len(),
         contention::median_us(idle.transactions.iter().map(|t| t.read)),
