@@ -1,6 +1,7 @@
 //! The policy doctor: every problem of a configuration at once, each with
 //! its position; each warning rule on a minimal example; allow-listing; and
 //! the lint of a built policy.
+#![cfg(feature = "config")]
 
 use std::time::Duration;
 
