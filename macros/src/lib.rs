@@ -171,19 +171,28 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     for (index, input) in function.sig.inputs.iter_mut().enumerate() {
         match input {
             FnArg::Receiver(receiver) => {
-                if receiver.reference.is_none() {
+                // `&self` and `&mut self`, or written out with their type:
+                // `self: &Self`, `self: &mut Self`.
+                let by_reference = match (&receiver.reference, &*receiver.ty) {
+                    (Some(_), _) => Some(receiver.mutability.is_some()),
+                    (None, Type::Reference(r)) if receiver.colon_token.is_some() => {
+                        Some(r.mutability.is_some())
+                    }
+                    _ => None,
+                };
+                let Some(mutable) = by_reference else {
                     return Err(syn::Error::new_spanned(
                         &*receiver,
                         "#[retry] cannot re-pass `self` by value to each attempt: take `&self` (or, on a function that is not async, `&mut self`)",
                     ));
-                }
-                if receiver.mutability.is_some() && is_async {
+                };
+                if mutable && is_async {
                     return Err(syn::Error::new_spanned(
                         &*receiver,
                         "an async #[retry] method cannot take `&mut self`: each attempt's future would need its own mutable borrow; take `&self` (with interior mutability) instead",
                     ));
                 }
-                mut_self = receiver.mutability.is_some();
+                mut_self = mutable;
             }
             FnArg::Typed(typed) => {
                 let ty = &*typed.ty;

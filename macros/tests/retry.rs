@@ -250,6 +250,40 @@ fn a_mut_self_method_may_read_its_policy_from_self() {
     );
 }
 
+// Receivers written out with their type, as some code bases do.
+#[allow(clippy::needless_arbitrary_self_type)]
+impl Counter {
+    #[reflexio::retry(policy = self.policy, operation = "tock")]
+    fn tock(self: &mut Self) -> Result<u32, ClassifiedError> {
+        if self.bump() < 2 {
+            return Err(ClassifiedError::transient("not yet"));
+        }
+        Ok(self.count)
+    }
+
+    #[reflexio::retry(policy = POLICY, operation = "peek")]
+    async fn peek(self: &Self) -> Result<u32, ClassifiedError> {
+        Ok(self.count)
+    }
+}
+
+#[test]
+fn a_receiver_may_be_written_with_its_type() {
+    let mut counter = Counter {
+        policy: POLICY.clone(),
+        count: 0,
+    };
+    assert_eq!(counter.tock().unwrap(), 2);
+    assert_eq!(
+        events_of("tock"),
+        ["tock retry #1 Some(Transient)", "tock success #2 None"]
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(counter.peek()).unwrap(), 2);
+}
+
 #[reflexio::retry(policy = POLICY)]
 fn r#type(code: u32) -> Result<u32, ClassifiedError> {
     Ok(code)
