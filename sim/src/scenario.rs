@@ -1733,8 +1733,10 @@ pub fn parse_outcome(text: &str) -> Result<Outcome, String> {
 
 /// Parses a trace: CSV rows `time,outcome`, time in seconds (`12.5`) or as a
 /// duration (`12.5s`), non-decreasing; an optional header row starting with
-/// `time`; `#` comments and blank lines skipped. Errors carry the line.
+/// `time`; `#` comments and blank lines skipped; a leading byte order
+/// mark (spreadsheets write one) ignored. Errors carry the line.
 pub fn parse_trace(text: &str) -> Result<Vec<(u64, Outcome)>, (usize, String)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut points: Vec<(u64, Outcome)> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line_no = n + 1;
