@@ -370,7 +370,8 @@ impl ConfigError {
     /// [`RetryConfig::from_toml_str`] reports its parse errors through it,
     /// and so does the simulator for its scenario files.
     pub fn from_parser(source: &str, message: &str, span: Option<Range<usize>>) -> ConfigError {
-        let message = message.trim();
+        let message = toml_words(message.trim());
+        let message = message.as_str();
         let span = span.map(|s| s.start.min(source.len())..s.end.min(source.len()));
         let (path, span, message) = match span {
             Some(span) if message == "duplicate key" => {
@@ -462,6 +463,49 @@ impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "`{}`: {}", self.path, self.message)
     }
+}
+
+/// A deserialiser's message in the words of a TOML document: the Rust
+/// type behind a field (`struct StrategyConfig`, `u32`) becomes what the
+/// document must hold there (a table, a whole number).
+pub(crate) fn toml_words(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("struct ") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + "struct ".len()..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if name_len == 0 {
+            out.push_str("struct ");
+            rest = after;
+            continue;
+        }
+        out.push_str("a table");
+        rest = &after[name_len..];
+        // `with 12 elements`: the fields a table of that type takes.
+        if let Some(tail) = rest.strip_prefix(" with ") {
+            let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+            let counted = &tail[digits..];
+            if digits > 0 {
+                if let Some(r) = counted
+                    .strip_prefix(" elements")
+                    .or_else(|| counted.strip_prefix(" element"))
+                {
+                    rest = r;
+                }
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace(" as i128", "")
+        .replace("expected u64", "expected a whole number (0 or more)")
+        .replace(
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        )
+        .replace("expected f64", "expected a number")
 }
 
 fn join(prefix: &str, path: &str) -> String {

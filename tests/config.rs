@@ -39,6 +39,41 @@ fn expect_error(source: &str, path: &str, line: usize, mentions: &[&str]) -> Con
     err
 }
 
+/// Inputs of the wrong type, and what the message must say instead of
+/// the Rust type behind the field (`struct StrategyConfig`, `u32`).
+const WRONG_TYPES: &[(&str, &str, &str)] = &[
+    ("strategy = 3\n", "strategy", "expected a table"),
+    ("budget = \"ratio\"\n", "budget", "expected a table"),
+    (
+        "classes = { rate_limit = 3 }\n",
+        "classes.rate_limit",
+        "expected a table",
+    ),
+    ("seed = -1\n", "seed", "expected a whole number"),
+    (
+        "max_attempts = -1\n",
+        "max_attempts",
+        "expected a whole number",
+    ),
+    (
+        "max_attempts = 18446744073709551616\n",
+        "max_attempts",
+        "expected a whole number",
+    ),
+    (
+        "budget = { kind = \"token_bucket\", capacity = 4294967296 }\n",
+        "budget.capacity",
+        "expected a whole number",
+    ),
+];
+
+/// Words of Rust's, not of a TOML document.
+fn rust_words(message: &str) -> Option<&'static str> {
+    ["struct ", "Config", "u32", "u64", "i128", "f64"]
+        .into_iter()
+        .find(|w| message.contains(w))
+}
+
 const UNITS_ALLOWED: &[&str] = &["ns", "us", "ms", "s", "m", "h", "\"250ms\""];
 
 // ---------------------------------------------------------------------------
@@ -97,7 +132,7 @@ fn wrong_types() {
         "seed = 3\nmax_attempts = \"six\"\n",
         "max_attempts",
         2,
-        &["string", "u32"],
+        &["string", "whole number"],
     );
     // A duration must be a string with a unit, not a bare number.
     expect_error(
@@ -118,7 +153,7 @@ fn wrong_types() {
         1,
         &["many", "whole number", "\"off\""],
     );
-    expect_error("seed = 1.5\n", "seed", 1, &["float", "u64"]);
+    expect_error("seed = 1.5\n", "seed", 1, &["float", "whole number"]);
 }
 
 #[test]
@@ -275,7 +310,12 @@ fn zero_max_unknown_attempts() {
 
 #[test]
 fn negative_counts() {
-    expect_error("max_attempts = -1\n", "max_attempts", 1, &["-1", "u32"]);
+    expect_error(
+        "max_attempts = -1\n",
+        "max_attempts",
+        1,
+        &["-1", "whole number"],
+    );
     expect_error(
         "max_unknown_attempts = -2\n",
         "max_unknown_attempts",
@@ -1017,4 +1057,12 @@ fn budget_errors_name_the_field_and_point_at_it() {
     expect_error(src, "budget.burst", 3, &["unknown field"]);
     let src = "[budget]\nwindow = \"10s\"\n";
     expect_error(src, "budget", 1, &["kind"]);
+}
+
+#[test]
+fn a_wrong_type_is_told_in_the_words_of_toml() {
+    for (source, path, expected) in WRONG_TYPES {
+        let err = expect_error(source, path, 1, &[expected]);
+        assert_eq!(rust_words(&err.message), None, "{err}");
+    }
 }

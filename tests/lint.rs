@@ -460,3 +460,28 @@ fn diagnostics_display_severity_code_path_and_advice() {
     );
     assert!(text.contains("Lower it below 3"), "{text}");
 }
+
+#[test]
+fn a_wrong_type_is_linted_in_the_words_of_toml() {
+    for source in [
+        "strategy = 3\n",
+        "classes = { rate_limit = 3 }\n",
+        "budget = 3\n",
+        "seed = -1\n",
+        "max_attempts = 18446744073709551616\n",
+    ] {
+        let report = lint_toml(source);
+        assert!(report.has_errors(), "{source}");
+        for d in &report.diagnostics {
+            for word in ["struct ", "Config", "u32", "u64", "i128"] {
+                assert!(!d.message.contains(word), "{source}: {}", d.message);
+            }
+            assert!(
+                d.message.contains("expected a table")
+                    || d.message.contains("expected a whole number"),
+                "{source}: {}",
+                d.message
+            );
+        }
+    }
+}

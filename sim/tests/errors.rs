@@ -272,3 +272,36 @@ fn usage_errors_exit_with_2() {
         &["/nonexistent/x.toml", "cannot read"],
     );
 }
+
+#[test]
+fn a_table_of_the_wrong_type_is_called_a_table() {
+    for (source, path) in [
+        (
+            "latency = 3\n[workload]\ncalls = 1\n[policies.p]\n",
+            "`latency`",
+        ),
+        (
+            "latency = []\n[workload]\ncalls = 1\n[policies.p]\n",
+            "`latency`",
+        ),
+        ("workload = 3\n[policies.p]\n", "`workload`"),
+        (
+            "client = \"x\"\n[workload]\ncalls = 1\n[policies.p]\n",
+            "`client`",
+        ),
+        (
+            "[workload]\ncalls = 1\n[client]\noversleep = \"1ms\"\n[policies.p]\n",
+            "`client.oversleep`",
+        ),
+        ("[workload]\ncalls = 1\n[policies]\np = 3\n", "`policies.p`"),
+        (
+            "[workload]\ncalls = 1\n[policies.p]\nstrategy = 3\n",
+            "`policies.p.strategy`",
+        ),
+    ] {
+        let e = error(source);
+        assert_has(&e, &[path, "expected a table"]);
+        assert!(!e.contains("struct"), "{e}");
+        assert!(!e.contains("Raw"), "{e}");
+    }
+}

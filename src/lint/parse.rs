@@ -126,7 +126,7 @@ pub fn lint_toml_table(source: &str, table: &str) -> LintReport {
                     } else {
                         table.to_owned()
                     },
-                    message: e.message().trim().to_owned(),
+                    message: crate::config::toml_words(e.message().trim()),
                     span,
                 });
                 match relative {
