@@ -103,22 +103,36 @@ pub fn interrupted() -> Option<i32> {
     }
 }
 
+/// The reports a set may hold besides its plots.
+const REPORTS: [&str; 5] = [
+    "report.json",
+    "report.csv",
+    "report.md",
+    "report.html",
+    "background.csv",
+];
+
 /// Whether a file named `name` may be part of a report set: the reports
-/// (`report.*`, and `background.csv` for a scenario with background
-/// workloads), the plots (`<plot>.svg` or `.png`) and the temporary
-/// files of earlier versions. Only a folder holding nothing else is ever
-/// replaced, so that a mistaken `--out` cannot delete unrelated files.
+/// (`report.json`, `.csv`, `.md`, `.html`, and `background.csv` for a
+/// scenario with background workloads), the plots (`<plot>.svg` or
+/// `.png`) and the temporary files of earlier versions
+/// (`.<report>.<pid>.tmp`). Only a folder holding nothing else is ever
+/// replaced, so that a mistaken `--out` cannot delete unrelated files,
+/// such as a `report.md.bak` beside an earlier report.
 pub fn is_report_file(name: &str) -> bool {
-    if name.starts_with('.') && name.ends_with(".tmp") {
-        return true;
+    let written = |name: &str| {
+        REPORTS.contains(&name)
+            || crate::report::plots::PLOTS.iter().any(|(stem, _)| {
+                name.strip_prefix(stem)
+                    .is_some_and(|ext| ext == ".svg" || ext == ".png")
+            })
+    };
+    if let Some(temp) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) {
+        return temp.rsplit_once('.').is_some_and(|(file, pid)| {
+            !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && written(file)
+        });
     }
-    if name.starts_with("report.") || name == "background.csv" {
-        return true;
-    }
-    crate::report::plots::PLOTS.iter().any(|(stem, _)| {
-        name.strip_prefix(stem)
-            .is_some_and(|ext| ext == ".svg" || ext == ".png")
-    })
+    written(name)
 }
 
 /// A report set being written: files go into a staging folder beside the

@@ -181,6 +181,28 @@ fn a_folder_holding_other_files_is_not_replaced() {
 }
 
 #[test]
+fn files_named_like_a_report_but_not_written_by_one_are_not_replaced() {
+    let dir = temp_dir("atomic-lookalike");
+    let scenario = dir.join("atomic.toml");
+    std::fs::write(&scenario, SCENARIO.replace("calls = 300", "calls = 30")).unwrap();
+    let out = dir.join("out");
+    let (code, err) = simulate(&scenario, &out, 1, &mut reflexio_sim::output::write_file);
+    assert_eq!(code, 0, "{err}");
+    // A backup, a printout, a hidden note: the user's files, which a run
+    // that replaces the folder would delete.
+    for name in ["report.md.bak", "report.pdf", ".notes.tmp"] {
+        std::fs::write(out.join(name), "mine").unwrap();
+        let before = files(&out);
+        let (code, err) = simulate(&scenario, &out, 2, &mut reflexio_sim::output::write_file);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(&format!("holds `{name}`")), "{err}");
+        assert!(files(&out) == before, "{name}: the folder changed");
+        assert_eq!(names(&dir), ["atomic.toml", "out"], "leftovers");
+        std::fs::remove_file(out.join(name)).unwrap();
+    }
+}
+
+#[test]
 fn a_set_in_png_replaces_a_set_in_svg_whole() {
     let dir = temp_dir("atomic-png");
     let scenario = dir.join("atomic.toml");
