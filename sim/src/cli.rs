@@ -245,6 +245,13 @@ fn simulate(
         }
         scenario.max_simulated_attempts = n;
     }
+    let dir = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("reports").join(&scenario.name));
+    // A folder the report cannot replace is known now: say so before the
+    // simulation, which may take minutes.
+    ReportSet::check(&dir)?;
     let bar = progress_bar(
         progress,
         scenario.workload.calls * u64::from(runs) * scenario.policies.len() as u64,
@@ -266,10 +273,6 @@ fn simulate(
     }
     let report = report?;
 
-    let dir = cli
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("reports").join(&scenario.name));
     // The whole set is written into a staging folder and swapped in; an
     // interrupt from here on is noted, and acted on between files.
     crate::output::catch_interrupts()?;

@@ -155,19 +155,16 @@ impl std::fmt::Debug for ReportSet<'_> {
 }
 
 impl<'w> ReportSet<'w> {
-    /// Starts a set that will replace the folder `dir`, writing each file
-    /// through `writer`. Refuses a `dir` that is not a folder, or that
-    /// holds anything but a report set's files.
-    pub fn begin(dir: &Path, writer: &'w mut FileWriter) -> Result<ReportSet<'w>, String> {
+    /// Whether a set may replace the folder `dir`, without touching it:
+    /// [`begin`](Self::begin) checks it again, and a run checks it before
+    /// it starts, so that a bad `--out` is told at once. Returns the
+    /// folder's name.
+    pub fn check(dir: &Path) -> Result<&std::ffi::OsStr, String> {
         let Some(name) = dir.file_name() else {
             return Err(format!(
                 "the output folder `{}` must end in a folder name (not `.`, `..` or `/`)",
                 dir.display()
             ));
-        };
-        let parent = match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
         };
         match fs::symlink_metadata(dir) {
             Ok(meta) if !meta.is_dir() => {
@@ -202,6 +199,18 @@ impl<'w> ReportSet<'w> {
                 ))
             }
         }
+        Ok(name)
+    }
+
+    /// Starts a set that will replace the folder `dir`, writing each file
+    /// through `writer`. Refuses a `dir` that is not a folder, or that
+    /// holds anything but a report set's files.
+    pub fn begin(dir: &Path, writer: &'w mut FileWriter) -> Result<ReportSet<'w>, String> {
+        let name = ReportSet::check(dir)?;
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
         fs::create_dir_all(&parent).map_err(|e| {
             format!(
                 "cannot create the output folder's parent {}: {e}",

@@ -203,6 +203,30 @@ fn files_named_like_a_report_but_not_written_by_one_are_not_replaced() {
 }
 
 #[test]
+fn the_output_folder_is_refused_before_the_simulation_runs() {
+    let dir = temp_dir("atomic-early");
+    let scenario = dir.join("atomic.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let out = dir.join("out");
+    std::fs::write(&out, "a file, not a folder").unwrap();
+    // This run would be stopped by its attempt budget; a bad `--out` is
+    // known before it starts, and must be said at once.
+    let mut args = args(&scenario, &out, 1);
+    args.extend(["--max-simulated-attempts".into(), "700".into()]);
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let code = reflexio_sim::cli::main_with(args, &mut stdout, &mut stderr, false);
+    let err = String::from_utf8(stderr).unwrap();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("exists and is not a folder"), "{err}");
+    assert!(!err.contains("attempts were simulated"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "a file, not a folder"
+    );
+    assert_eq!(names(&dir), ["atomic.toml", "out"]);
+}
+
+#[test]
 fn a_set_in_png_replaces_a_set_in_svg_whole() {
     let dir = temp_dir("atomic-png");
     let scenario = dir.join("atomic.toml");
