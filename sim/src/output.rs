@@ -160,6 +160,12 @@ impl<'w> ReportSet<'w> {
     /// it starts, so that a bad `--out` is told at once. Returns the
     /// folder's name.
     pub fn check(dir: &Path) -> Result<&std::ffi::OsStr, String> {
+        ReportSet::check_with(dir, is_report_file)
+    }
+
+    /// [`check`](Self::check) for a set of other files: `own` tells the
+    /// names of the files such a set writes.
+    pub fn check_with(dir: &Path, own: fn(&str) -> bool) -> Result<&std::ffi::OsStr, String> {
         let Some(name) = dir.file_name() else {
             return Err(format!(
                 "the output folder `{}` must end in a folder name (not `.`, `..` or `/`)",
@@ -182,7 +188,7 @@ impl<'w> ReportSet<'w> {
                     })?;
                     let file = entry.file_name().to_string_lossy().into_owned();
                     let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-                    if !is_file || !is_report_file(&file) {
+                    if !is_file || !own(&file) {
                         return Err(format!(
                             "the output folder {} holds `{}`, which is not part of a report; a run replaces the whole folder, so it must be new, empty, or hold only an earlier report. Choose another --out, or move that file away",
                             dir.display(),
@@ -206,7 +212,17 @@ impl<'w> ReportSet<'w> {
     /// through `writer`. Refuses a `dir` that is not a folder, or that
     /// holds anything but a report set's files.
     pub fn begin(dir: &Path, writer: &'w mut FileWriter) -> Result<ReportSet<'w>, String> {
-        let name = ReportSet::check(dir)?;
+        ReportSet::begin_with(dir, writer, is_report_file)
+    }
+
+    /// [`begin`](Self::begin) for a set of other files: `own` tells the
+    /// names of the files such a set writes.
+    pub fn begin_with(
+        dir: &Path,
+        writer: &'w mut FileWriter,
+        own: fn(&str) -> bool,
+    ) -> Result<ReportSet<'w>, String> {
+        let name = ReportSet::check_with(dir, own)?;
         let parent = match dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
