@@ -607,5 +607,12 @@ mod tests {
         };
         check_out(&cli).unwrap();
         let _ = std::fs::remove_dir_all(&root);
+        // The committed reports are what a run replaces.
+        let committed = Cli {
+            smoke: false,
+            experiment: Which::All,
+            out: Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/validation"),
+        };
+        check_out(&committed).unwrap();
     }
 }
