@@ -367,6 +367,23 @@ struct RawScenario {
 /// `ArrivalKind`, in its order).
 pub(crate) const ARRIVALS: [&str; 4] = ["all_at_once", "fixed_rate", "poisson", "closed_loop"];
 
+/// The values a failure model's `model` takes (the variants of
+/// `ModelName`, in its order).
+pub(crate) const MODELS: [&str; 7] = [
+    "random",
+    "outage",
+    "rate_limit",
+    "contention",
+    "overload",
+    "scripted",
+    "trace",
+];
+
+/// The values `distribution` takes (the variants of `DistKind`, in its
+/// order).
+pub(crate) const DISTRIBUTIONS: [&str; 5] =
+    ["constant", "uniform", "normal", "exponential", "lognormal"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum ArrivalKind {

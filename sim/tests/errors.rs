@@ -305,3 +305,29 @@ fn a_table_of_the_wrong_type_is_called_a_table() {
         assert!(!e.contains("Raw"), "{e}");
     }
 }
+
+#[test]
+fn a_model_or_distribution_that_is_not_a_string_gets_the_allowed_names() {
+    for (source, path, allowed) in [
+        (
+            "[workload]\ncalls = 1\n[[failures]]\nmodel = 3\n[policies.p]\n",
+            "`failures[0].model`",
+            &["\"random\"", "\"rate_limit\"", "\"trace\""][..],
+        ),
+        (
+            "[workload]\ncalls = 1\n[latency]\ndistribution = 3\n[policies.p]\n",
+            "`latency.distribution`",
+            &["\"constant\"", "\"lognormal\""][..],
+        ),
+        (
+            "[workload]\ncalls = 1\n[latency]\nrequest = { distribution = true }\n[policies.p]\n",
+            "`latency.request.distribution`",
+            &["\"uniform\"", "\"exponential\""][..],
+        ),
+    ] {
+        let e = error(source);
+        assert_has(&e, &[path]);
+        assert_has(&e, allowed);
+        assert!(!e.contains("wanted string or table"), "{e}");
+    }
+}
