@@ -1775,7 +1775,16 @@ pub fn parse_trace(text: &str) -> Result<Vec<(u64, Outcome)>, (usize, String)> {
             ));
         }
         let t = match time.parse::<f64>() {
-            Ok(secs) if secs.is_finite() && secs >= 0.0 => (secs * 1e9).round() as u64,
+            // Below 2^64 ns: `as` would clamp a larger time to the largest.
+            Ok(secs) if secs >= 0.0 && (secs * 1e9).round() < u64::MAX as f64 => {
+                (secs * 1e9).round() as u64
+            }
+            Ok(secs) if secs > 0.0 => {
+                return Err((
+                    line_no,
+                    format!("time `{time}` is too large; times go up to 18446744073.709551615 seconds (about 584 years)"),
+                ))
+            }
             Ok(_) => return Err((line_no, format!("time `{time}` must be 0 or more seconds"))),
             Err(_) => nanos(parse_time(time).map_err(|e| (line_no, format!("time: {e}")))?),
         };

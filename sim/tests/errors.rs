@@ -331,3 +331,22 @@ fn a_model_or_distribution_that_is_not_a_string_gets_the_allowed_names() {
         assert!(!e.contains("wanted string or table"), "{e}");
     }
 }
+
+#[test]
+fn a_trace_time_past_what_a_duration_holds_is_refused_as_too_large() {
+    for time in ["1e400", "1e300", "18446744074"] {
+        let e = error(&format!(
+            "[workload]\ncalls = 1\n[[failures]]\nmodel = \"trace\"\ndata = \"0,ok\\n{time},server_error\\n\"\n{OK_TAIL}"
+        ));
+        assert_has(
+            &e,
+            &["failures[0].data", "line 2", time, "too large", "584 years"],
+        );
+        assert!(!e.contains("0 or more"), "{e}");
+    }
+    // The largest time that fits is read.
+    let source = format!(
+        "[workload]\ncalls = 1\n[[failures]]\nmodel = \"trace\"\ndata = \"0,ok\\n18446744073,server_error\\n\"\n{OK_TAIL}"
+    );
+    Scenario::from_toml_str(&source, "ok.toml").unwrap_or_else(|e| panic!("{e}"));
+}
