@@ -173,6 +173,12 @@ impl<'w> ReportSet<'w> {
             ));
         };
         match fs::symlink_metadata(dir) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(format!(
+                    "the output folder {} is a symbolic link; a run replaces the folder itself, not what a link points to: give the folder's own path",
+                    dir.display()
+                ))
+            }
             Ok(meta) if !meta.is_dir() => {
                 return Err(format!(
                     "the output folder {} exists and is not a folder",

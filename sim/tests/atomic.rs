@@ -202,6 +202,26 @@ fn files_named_like_a_report_but_not_written_by_one_are_not_replaced() {
     }
 }
 
+#[cfg(unix)]
+#[test]
+fn a_link_to_a_folder_is_refused_as_a_link() {
+    let dir = temp_dir("atomic-link");
+    let scenario = dir.join("atomic.toml");
+    std::fs::write(&scenario, SCENARIO.replace("calls = 300", "calls = 30")).unwrap();
+    let real = dir.join("real");
+    let (code, err) = simulate(&scenario, &real, 1, &mut reflexio_sim::output::write_file);
+    assert_eq!(code, 0, "{err}");
+    let before = files(&real);
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let (code, err) = simulate(&scenario, &link, 2, &mut reflexio_sim::output::write_file);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is a symbolic link"), "{err}");
+    assert!(!err.contains("is not a folder"), "{err}");
+    assert!(files(&real) == before);
+    assert_eq!(names(&dir), ["atomic.toml", "link", "real"]);
+}
+
 #[test]
 fn the_output_folder_is_refused_before_the_simulation_runs() {
     let dir = temp_dir("atomic-early");
