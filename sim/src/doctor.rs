@@ -214,9 +214,18 @@ pub fn check(
         };
         names.sort();
         // No more than a scenario may compare (the parser refuses the
-        // rest): each lint reads the whole file again.
-        for (_, name) in names.iter().take(crate::limits::MAX_POLICIES) {
-            let report = lint::lint_toml_table(&source, &join_key("policies", name));
+        // rest), all from one parse of the file.
+        let names: Vec<&String> = names
+            .iter()
+            .take(crate::limits::MAX_POLICIES)
+            .map(|(_, name)| name)
+            .collect();
+        let tables: Vec<String> = names.iter().map(|n| join_key("policies", n)).collect();
+        let tables: Vec<&str> = tables.iter().map(String::as_str).collect();
+        for (name, report) in names
+            .into_iter()
+            .zip(lint::lint_toml_tables(&source, &tables))
+        {
             if report.has_errors() {
                 listed.policies.push(name.clone());
             }
