@@ -465,6 +465,22 @@ impl fmt::Display for ConfigWarning {
     }
 }
 
+/// Refuses a duration (of a configuration built in code) longer than the
+/// longest the schema reads, `u64::MAX` nanoseconds.
+fn too_long(path: &str, d: Duration) -> Result<(), ConfigError> {
+    if d.as_nanos() > u128::from(u64::MAX) {
+        return Err(ConfigError::at(
+            path,
+            format!(
+                "{} is too large; durations go up to {}ns (about 584 years)",
+                format_duration(d),
+                u64::MAX
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A deserialiser's message in the words of a TOML document: the Rust
 /// type behind a field (`struct StrategyConfig`, `u32`) becomes what the
 /// document must hold there (a table, a whole number).
@@ -557,6 +573,14 @@ impl RetryConfig {
                 "max_retry_after",
                 "must be greater than zero",
             ));
+        }
+        // Nor longer than the parser reads, so that what validates is
+        // written as TOML that reads back.
+        if let Some(Some(d)) = self.deadline {
+            too_long("deadline", d)?;
+        }
+        if let Some(d) = self.max_retry_after {
+            too_long("max_retry_after", d.0)?;
         }
         let max_attempts = self.max_attempts.unwrap_or(6);
         match self.max_unknown_attempts {
@@ -745,6 +769,11 @@ impl StrategyConfig {
         // so a zero there would make every delay zero under another name.
         if self.max.is_some_and(|d| d.0.is_zero()) {
             return Err(ConfigError::at("max", "must be greater than zero"));
+        }
+        for (field, d) in [("base", self.base), ("max", self.max)] {
+            if let Some(d) = d {
+                too_long(field, d.0)?;
+            }
         }
         if kind != BackoffKind::Constant && self.base.is_some_and(|d| d.0.is_zero()) {
             return Err(ConfigError::at(

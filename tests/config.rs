@@ -745,6 +745,75 @@ fn a_builder_from_config_decides_as_from_config_does() {
 }
 
 #[test]
+fn durations_past_the_schema_built_in_code_are_refused_like_parsed_ones() {
+    use reflexio::config::{ClassConfig, HumanDuration, StrategyConfig};
+
+    // One nanosecond past the longest duration the schema writes and reads.
+    let long = Duration::from_nanos(u64::MAX) + Duration::from_nanos(1);
+    let strategy = |base, max| StrategyConfig {
+        kind: "full_jitter".into(),
+        base,
+        max,
+    };
+    let mut classes = std::collections::BTreeMap::new();
+    classes.insert(
+        "rate_limit".to_owned(),
+        ClassConfig {
+            max_attempts: None,
+            strategy: Some(strategy(None, Some(HumanDuration(Duration::MAX)))),
+        },
+    );
+    let cases = [
+        (
+            RetryConfig {
+                deadline: Some(Some(long)),
+                ..RetryConfig::default()
+            },
+            "deadline",
+        ),
+        (
+            RetryConfig {
+                max_retry_after: Some(HumanDuration(Duration::MAX)),
+                ..RetryConfig::default()
+            },
+            "max_retry_after",
+        ),
+        (
+            RetryConfig {
+                strategy: Some(strategy(
+                    Some(HumanDuration(long)),
+                    Some(HumanDuration(long)),
+                )),
+                ..RetryConfig::default()
+            },
+            "strategy.base",
+        ),
+        (
+            RetryConfig {
+                classes,
+                ..RetryConfig::default()
+            },
+            "classes.rate_limit.strategy.max",
+        ),
+    ];
+    for (config, path) in cases {
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.path, path);
+        assert!(err.message.contains("584 years"), "{}", err.message);
+        assert_eq!(RetryPolicy::from_config(&config).unwrap_err().path, path);
+    }
+    // The longest that is allowed writes TOML that reads back.
+    let longest = RetryConfig {
+        deadline: Some(Some(Duration::from_nanos(u64::MAX))),
+        max_retry_after: Some(HumanDuration(Duration::from_nanos(u64::MAX))),
+        ..RetryConfig::default()
+    };
+    longest.validate().unwrap();
+    let text = longest.normalized().unwrap().to_toml_string();
+    RetryConfig::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+}
+
+#[test]
 fn zero_durations_built_in_code_are_refused_like_parsed_ones() {
     use reflexio::config::{HumanDuration, StrategyConfig};
 
