@@ -200,6 +200,14 @@ fn files_named_like_a_report_but_not_written_by_one_are_not_replaced() {
         assert_eq!(names(&dir), ["atomic.toml", "out"], "leftovers");
         std::fs::remove_file(out.join(name)).unwrap();
     }
+    // What an earlier version left behind, its temporary files, goes
+    // with the old set.
+    for name in [".report.json.4242.tmp", ".load.svg.7.tmp"] {
+        std::fs::write(out.join(name), "partial").unwrap();
+    }
+    let (code, err) = simulate(&scenario, &out, 3, &mut reflexio_sim::output::write_file);
+    assert_eq!(code, 0, "{err}");
+    assert!(names(&out).iter().all(|n| !n.ends_with(".tmp")));
 }
 
 #[cfg(unix)]
