@@ -395,7 +395,7 @@ pub fn check(
                 }
                 text.push_str(body);
             }
-            let _ = write!(out, "{text}");
+            crate::cli::print(out, &text)?;
         }
         CheckFormat::Json => {
             let policies = described
@@ -435,7 +435,7 @@ pub fn check(
                 policies,
             };
             let json = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-            let _ = writeln!(out, "{json}");
+            crate::cli::print(out, &format!("{json}\n"))?;
         }
     }
     Ok(code)
