@@ -452,7 +452,10 @@ fn finish(cli: &Cli, outcome: &Outcome) -> Result<bool, String> {
     command.push_str(&format!(" --experiment {}", outcome.name));
     let dir = cli.out.join(&outcome.name);
     write_report(&dir, &command, cli.smoke, outcome)?;
-    println!("{}\n", compare::markdown(&outcome.rows));
+    print(
+        &mut std::io::stdout(),
+        &format!("{}\n\n", compare::markdown(&outcome.rows)),
+    )?;
     let missed = outcome
         .rows
         .iter()
@@ -465,6 +468,18 @@ fn finish(cli: &Cli, outcome: &Outcome) -> Result<bool, String> {
         dir.display()
     );
     Ok(missed == 0)
+}
+
+/// Writes `text` to standard output: an error, not a panic as with
+/// `println!`, when it cannot be written, but for a reader that stopped
+/// reading (`| head`).
+fn print(out: &mut dyn std::io::Write, text: &str) -> Result<(), String> {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to standard output: {e}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn write_report(dir: &Path, command: &str, smoke: bool, outcome: &Outcome) -> Result<(), String> {
@@ -577,6 +592,28 @@ mod tests {
         );
         assert_eq!(names(&root), ["rate-limit"], "leftovers");
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// Standard output whose every write fails as `error` does.
+    struct Failing(std::io::ErrorKind);
+
+    impl std::io::Write for Failing {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from(self.0))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn standard_output_that_cannot_be_written_is_an_error_not_a_panic() {
+        let e = print(&mut Failing(std::io::ErrorKind::StorageFull), "table").unwrap_err();
+        assert!(e.contains("cannot write to standard output"), "{e}");
+        print(&mut Failing(std::io::ErrorKind::BrokenPipe), "table").unwrap();
+        let mut out = Vec::new();
+        print(&mut out, "table").unwrap();
+        assert_eq!(out, b"table");
     }
 
     #[test]
