@@ -350,3 +350,14 @@ fn a_trace_time_past_what_a_duration_holds_is_refused_as_too_large() {
     );
     Scenario::from_toml_str(&source, "ok.toml").unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn a_rate_too_low_to_count_the_arrivals_says_so() {
+    for arrival in ["poisson", "fixed_rate"] {
+        let e = error(&format!(
+            "[workload]\ncalls = 100\narrival = \"{arrival}\"\nrate = 5e-324\n{OK_TAIL}"
+        ));
+        assert_has(&e, &["bad.toml:4:8", "workload.rate", "raise the rate"]);
+        assert!(!e.contains("inf"), "{e}");
+    }
+}
