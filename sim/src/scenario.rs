@@ -750,7 +750,7 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
     {
         return Err(err(
             "name",
-            format!("`{name}` names the report folder: use letters, digits, `-`, `_` and `.` only"),
+            format!("`{name}` names the report folder: use letters, digits, `-`, `_` and `.` only, and do not begin with `.`"),
         ));
     }
     if let Some(d) = &raw.description {

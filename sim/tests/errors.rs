@@ -361,3 +361,13 @@ fn a_rate_too_low_to_count_the_arrivals_says_so() {
         assert!(!e.contains("inf"), "{e}");
     }
 }
+
+#[test]
+fn a_name_starting_with_a_dot_is_told_why_it_is_refused() {
+    for name in [".", "..", ".hidden"] {
+        let e = error(&format!(
+            "name = \"{name}\"\n[workload]\ncalls = 1\n{OK_TAIL}"
+        ));
+        assert_has(&e, &["bad.toml:1:8", "`name`", "not begin with `.`"]);
+    }
+}
