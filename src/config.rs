@@ -401,6 +401,7 @@ impl ConfigError {
                 None => (String::new(), Some(0..0), message.to_owned()),
             },
         };
+        let message = with_kinds(&path, message);
         ConfigError {
             path,
             position: span.as_ref().map(|s| line_col(source, s.start)),
@@ -463,6 +464,21 @@ impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "`{}`: {}", self.path, self.message)
     }
+}
+
+/// A strategy or budget table without its `kind`: the message lists the
+/// kinds there are.
+pub(crate) fn with_kinds(path: &str, message: String) -> String {
+    if message != "missing field `kind`" {
+        return message;
+    }
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let kinds: Vec<&str> = match last {
+        "strategy" => BackoffKind::ALL.iter().map(|k| k.name()).collect(),
+        "budget" => vec!["token_bucket", "ratio"],
+        _ => return message,
+    };
+    format!("{message}; allowed: {}", kinds.join(", "))
 }
 
 /// Refuses a duration (of a configuration built in code) longer than the

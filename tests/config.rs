@@ -1135,3 +1135,35 @@ fn a_wrong_type_is_told_in_the_words_of_toml() {
         assert_eq!(rust_words(&err.message), None, "{err}");
     }
 }
+
+#[test]
+fn a_missing_kind_lists_the_kinds() {
+    for (source, path, kinds) in [
+        (
+            "strategy = {}\n",
+            "strategy",
+            &["equal_jitter", "constant"][..],
+        ),
+        (
+            "[classes.rate_limit.strategy]\nbase = \"1s\"\n",
+            "classes.rate_limit.strategy",
+            &["token_backoff", "full_jitter"][..],
+        ),
+        ("budget = {}\n", "budget", &["token_bucket", "ratio"][..]),
+    ] {
+        let err = RetryConfig::from_toml_str(source).unwrap_err();
+        assert_eq!(err.path, path, "{err}");
+        assert!(err.message.contains("missing field `kind`"), "{err}");
+        for kind in kinds {
+            assert!(err.message.contains(kind), "{err}");
+        }
+        let lint = reflexio::lint::lint_toml(source);
+        assert!(
+            lint.diagnostics
+                .iter()
+                .any(|d| kinds.iter().all(|k| d.message.contains(k))),
+            "{:?}",
+            lint.diagnostics
+        );
+    }
+}

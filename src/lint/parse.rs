@@ -145,15 +145,17 @@ fn lint_parsed<'i>(
                     .and_then(|s| path_at(source, s.start))
                     .unwrap_or_default();
                 let relative = relative_to(&path, table);
+                let path_shown = if relative.is_some() {
+                    path.clone()
+                } else {
+                    table.to_owned()
+                };
+                let message = crate::config::toml_words(e.message().trim());
                 diagnostics.push(Diagnostic {
                     severity: Severity::Error,
                     code: INVALID,
-                    path: if relative.is_some() {
-                        path.clone()
-                    } else {
-                        table.to_owned()
-                    },
-                    message: crate::config::toml_words(e.message().trim()),
+                    message: crate::config::with_kinds(&path_shown, message),
+                    path: path_shown,
                     span,
                 });
                 match relative {
