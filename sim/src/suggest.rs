@@ -158,7 +158,7 @@ pub fn improve(message: &str, path: &str, source: &str) -> String {
 /// symptom rather than the mistake: a table written as an array of tables
 /// (`[[policies.p]]`, `[[workload]]`), one written without the array it belongs to (a
 /// `[background.policy]` before any `[[background]]`), or an `arrival`,
-/// a `model` or a `distribution` that is not a string.
+/// a `model` or a `distribution` that is not a string or is missing.
 fn shape_error(message: &str, path: &str) -> Option<String> {
     let index = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let map = message.starts_with("invalid type: map");
@@ -180,22 +180,32 @@ fn shape_error(message: &str, path: &str) -> Option<String> {
         [.., field @ ("arrival" | "model" | "distribution")]
             if message == "wanted string or table" =>
         {
-            let allowed: &[&str] = match *field {
-                "arrival" => &crate::scenario::ARRIVALS,
-                "model" => &crate::scenario::MODELS,
-                _ => &crate::scenario::DISTRIBUTIONS,
-            };
-            Some(format!(
-                "expected one of {} (a string)",
-                allowed
-                    .iter()
-                    .map(|a| format!("\"{a}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
+            Some(format!("expected one of {} (a string)", one_of(field)))
         }
+        _ if message == "missing field `model`" => Some(format!(
+            "{message}: the failure model, one of {}",
+            one_of("model")
+        )),
+        _ if message == "missing field `distribution`" => Some(format!(
+            "{message}: one of {}",
+            one_of("distribution")
+        )),
         _ => None,
     }
+}
+
+/// The values `field` (`arrival`, `model` or `distribution`) takes, quoted.
+fn one_of(field: &str) -> String {
+    let allowed: &[&str] = match field {
+        "arrival" => &crate::scenario::ARRIVALS,
+        "model" => &crate::scenario::MODELS,
+        _ => &crate::scenario::DISTRIBUTIONS,
+    };
+    allowed
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn unknown_field(message: &str, rest: &str, path: &str, source: &str) -> String {

@@ -371,3 +371,28 @@ fn a_name_starting_with_a_dot_is_told_why_it_is_refused() {
         assert_has(&e, &["bad.toml:1:8", "`name`", "not begin with `.`"]);
     }
 }
+
+#[test]
+fn a_missing_model_or_distribution_lists_the_names() {
+    for (source, path, names) in [
+        (
+            "[workload]\ncalls = 1\n[[failures]]\nprobability = 1.0\n[policies.p]\n",
+            "`failures[0]`",
+            &["\"random\"", "\"trace\""][..],
+        ),
+        (
+            "[workload]\ncalls = 1\n[client]\noversleep = {}\n[policies.p]\n",
+            "`client.oversleep`",
+            &["\"constant\"", "\"lognormal\""][..],
+        ),
+        (
+            "[workload]\ncalls = 1\n[latency]\nrequest = { value = \"1ms\" }\n[policies.p]\n",
+            "`latency.request`",
+            &["\"uniform\""][..],
+        ),
+    ] {
+        let e = error(source);
+        assert_has(&e, &[path]);
+        assert_has(&e, names);
+    }
+}
