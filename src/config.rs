@@ -501,20 +501,23 @@ fn too_long(path: &str, d: Duration) -> Result<(), ConfigError> {
 /// type behind a field (`struct StrategyConfig`, `u32`) becomes what the
 /// document must hold there (a table, a whole number).
 pub(crate) fn toml_words(message: &str) -> String {
+    // Only after "expected": the message may quote the document's own
+    // text, which is left as written.
+    const STRUCT: &str = "expected struct ";
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
-    while let Some(i) = rest.find("struct ") {
+    while let Some(i) = rest.find(STRUCT) {
         out.push_str(&rest[..i]);
-        let after = &rest[i + "struct ".len()..];
+        let after = &rest[i + STRUCT.len()..];
         let name_len = after
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(after.len());
         if name_len == 0 {
-            out.push_str("struct ");
+            out.push_str(STRUCT);
             rest = after;
             continue;
         }
-        out.push_str("a table");
+        out.push_str("expected a table");
         rest = &after[name_len..];
         // `with 12 elements`: the fields a table of that type takes.
         if let Some(tail) = rest.strip_prefix(" with ") {
@@ -531,7 +534,7 @@ pub(crate) fn toml_words(message: &str) -> String {
         }
     }
     out.push_str(rest);
-    out.replace(" as i128", "")
+    out.replace(" as i128, expected", ", expected")
         .replace("expected u64", "expected a whole number (0 or more)")
         .replace(
             "expected u32",

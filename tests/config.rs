@@ -1134,6 +1134,14 @@ fn a_wrong_type_is_told_in_the_words_of_toml() {
         let err = expect_error(source, path, 1, &[expected]);
         assert_eq!(rust_words(&err.message), None, "{err}");
     }
+    // The document's own words, quoted back, are left as written.
+    let err = expect_error(
+        "max_attempts = \"struct Foo as i128\"\n",
+        "max_attempts",
+        1,
+        &["\"struct Foo as i128\"", "expected a whole number"],
+    );
+    assert!(!err.message.contains("a table"), "{err}");
 }
 
 #[test]
