@@ -105,7 +105,8 @@ async fn run() -> Result<(), Box<dyn Error>> {
     })?;
     let admin = connect(&url)
         .await
-        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+        // Not the URL itself: it may hold a password.
+        .map_err(|e| format!("cannot connect to the server DATABASE_URL names: {e}"))?;
     let table = format!("reflexio_counter_{}", std::process::id());
     admin
         .batch_execute(&format!(

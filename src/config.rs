@@ -370,7 +370,8 @@ impl ConfigError {
     /// [`RetryConfig::from_toml_str`] reports its parse errors through it,
     /// and so does the simulator for its scenario files.
     pub fn from_parser(source: &str, message: &str, span: Option<Range<usize>>) -> ConfigError {
-        let message = message.trim();
+        let message = toml_words(message.trim());
+        let message = message.as_str();
         let span = span.map(|s| s.start.min(source.len())..s.end.min(source.len()));
         let (path, span, message) = match span {
             Some(span) if message == "duplicate key" => {
@@ -400,6 +401,7 @@ impl ConfigError {
                 None => (String::new(), Some(0..0), message.to_owned()),
             },
         };
+        let message = with_kinds(&path, message);
         ConfigError {
             path,
             position: span.as_ref().map(|s| line_col(source, s.start)),
@@ -464,6 +466,83 @@ impl fmt::Display for ConfigWarning {
     }
 }
 
+/// A strategy or budget table without its `kind`: the message lists the
+/// kinds there are.
+pub(crate) fn with_kinds(path: &str, message: String) -> String {
+    if message != "missing field `kind`" {
+        return message;
+    }
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let kinds: Vec<&str> = match last {
+        "strategy" => BackoffKind::ALL.iter().map(|k| k.name()).collect(),
+        "budget" => vec!["token_bucket", "ratio"],
+        _ => return message,
+    };
+    format!("{message}; allowed: {}", kinds.join(", "))
+}
+
+/// Refuses a duration (of a configuration built in code) longer than the
+/// longest the schema reads, `u64::MAX` nanoseconds.
+fn too_long(path: &str, d: Duration) -> Result<(), ConfigError> {
+    if d.as_nanos() > u128::from(u64::MAX) {
+        return Err(ConfigError::at(
+            path,
+            format!(
+                "{} is too large; durations go up to {}ns (about 584 years)",
+                format_duration(d),
+                u64::MAX
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A deserialiser's message in the words of a TOML document: the Rust
+/// type behind a field (`struct StrategyConfig`, `u32`) becomes what the
+/// document must hold there (a table, a whole number).
+pub(crate) fn toml_words(message: &str) -> String {
+    // Only after "expected": the message may quote the document's own
+    // text, which is left as written.
+    const STRUCT: &str = "expected struct ";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find(STRUCT) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + STRUCT.len()..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if name_len == 0 {
+            out.push_str(STRUCT);
+            rest = after;
+            continue;
+        }
+        out.push_str("expected a table");
+        rest = &after[name_len..];
+        // `with 12 elements`: the fields a table of that type takes.
+        if let Some(tail) = rest.strip_prefix(" with ") {
+            let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+            let counted = &tail[digits..];
+            if digits > 0 {
+                if let Some(r) = counted
+                    .strip_prefix(" elements")
+                    .or_else(|| counted.strip_prefix(" element"))
+                {
+                    rest = r;
+                }
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace(" as i128, expected", ", expected")
+        .replace("expected u64", "expected a whole number (0 or more)")
+        .replace(
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        )
+        .replace("expected f64", "expected a number")
+}
+
 fn join(prefix: &str, path: &str) -> String {
     match (prefix.is_empty(), path.is_empty()) {
         (true, _) => path.to_owned(),
@@ -513,6 +592,14 @@ impl RetryConfig {
                 "max_retry_after",
                 "must be greater than zero",
             ));
+        }
+        // Nor longer than the parser reads, so that what validates is
+        // written as TOML that reads back.
+        if let Some(Some(d)) = self.deadline {
+            too_long("deadline", d)?;
+        }
+        if let Some(d) = self.max_retry_after {
+            too_long("max_retry_after", d.0)?;
         }
         let max_attempts = self.max_attempts.unwrap_or(6);
         match self.max_unknown_attempts {
@@ -701,6 +788,11 @@ impl StrategyConfig {
         // so a zero there would make every delay zero under another name.
         if self.max.is_some_and(|d| d.0.is_zero()) {
             return Err(ConfigError::at("max", "must be greater than zero"));
+        }
+        for (field, d) in [("base", self.base), ("max", self.max)] {
+            if let Some(d) = d {
+                too_long(field, d.0)?;
+            }
         }
         if kind != BackoffKind::Constant && self.base.is_some_and(|d| d.0.is_zero()) {
             return Err(ConfigError::at(

@@ -39,6 +39,41 @@ fn expect_error(source: &str, path: &str, line: usize, mentions: &[&str]) -> Con
     err
 }
 
+/// Inputs of the wrong type, and what the message must say instead of
+/// the Rust type behind the field (`struct StrategyConfig`, `u32`).
+const WRONG_TYPES: &[(&str, &str, &str)] = &[
+    ("strategy = 3\n", "strategy", "expected a table"),
+    ("budget = \"ratio\"\n", "budget", "expected a table"),
+    (
+        "classes = { rate_limit = 3 }\n",
+        "classes.rate_limit",
+        "expected a table",
+    ),
+    ("seed = -1\n", "seed", "expected a whole number"),
+    (
+        "max_attempts = -1\n",
+        "max_attempts",
+        "expected a whole number",
+    ),
+    (
+        "max_attempts = 18446744073709551616\n",
+        "max_attempts",
+        "expected a whole number",
+    ),
+    (
+        "budget = { kind = \"token_bucket\", capacity = 4294967296 }\n",
+        "budget.capacity",
+        "expected a whole number",
+    ),
+];
+
+/// Words of Rust's, not of a TOML document.
+fn rust_words(message: &str) -> Option<&'static str> {
+    ["struct ", "Config", "u32", "u64", "i128", "f64"]
+        .into_iter()
+        .find(|w| message.contains(w))
+}
+
 const UNITS_ALLOWED: &[&str] = &["ns", "us", "ms", "s", "m", "h", "\"250ms\""];
 
 // ---------------------------------------------------------------------------
@@ -97,7 +132,7 @@ fn wrong_types() {
         "seed = 3\nmax_attempts = \"six\"\n",
         "max_attempts",
         2,
-        &["string", "u32"],
+        &["string", "whole number"],
     );
     // A duration must be a string with a unit, not a bare number.
     expect_error(
@@ -118,7 +153,7 @@ fn wrong_types() {
         1,
         &["many", "whole number", "\"off\""],
     );
-    expect_error("seed = 1.5\n", "seed", 1, &["float", "u64"]);
+    expect_error("seed = 1.5\n", "seed", 1, &["float", "whole number"]);
 }
 
 #[test]
@@ -275,7 +310,12 @@ fn zero_max_unknown_attempts() {
 
 #[test]
 fn negative_counts() {
-    expect_error("max_attempts = -1\n", "max_attempts", 1, &["-1", "u32"]);
+    expect_error(
+        "max_attempts = -1\n",
+        "max_attempts",
+        1,
+        &["-1", "whole number"],
+    );
     expect_error(
         "max_unknown_attempts = -2\n",
         "max_unknown_attempts",
@@ -705,6 +745,75 @@ fn a_builder_from_config_decides_as_from_config_does() {
 }
 
 #[test]
+fn durations_past_the_schema_built_in_code_are_refused_like_parsed_ones() {
+    use reflexio::config::{ClassConfig, HumanDuration, StrategyConfig};
+
+    // One nanosecond past the longest duration the schema writes and reads.
+    let long = Duration::from_nanos(u64::MAX) + Duration::from_nanos(1);
+    let strategy = |base, max| StrategyConfig {
+        kind: "full_jitter".into(),
+        base,
+        max,
+    };
+    let mut classes = std::collections::BTreeMap::new();
+    classes.insert(
+        "rate_limit".to_owned(),
+        ClassConfig {
+            max_attempts: None,
+            strategy: Some(strategy(None, Some(HumanDuration(Duration::MAX)))),
+        },
+    );
+    let cases = [
+        (
+            RetryConfig {
+                deadline: Some(Some(long)),
+                ..RetryConfig::default()
+            },
+            "deadline",
+        ),
+        (
+            RetryConfig {
+                max_retry_after: Some(HumanDuration(Duration::MAX)),
+                ..RetryConfig::default()
+            },
+            "max_retry_after",
+        ),
+        (
+            RetryConfig {
+                strategy: Some(strategy(
+                    Some(HumanDuration(long)),
+                    Some(HumanDuration(long)),
+                )),
+                ..RetryConfig::default()
+            },
+            "strategy.base",
+        ),
+        (
+            RetryConfig {
+                classes,
+                ..RetryConfig::default()
+            },
+            "classes.rate_limit.strategy.max",
+        ),
+    ];
+    for (config, path) in cases {
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.path, path);
+        assert!(err.message.contains("584 years"), "{}", err.message);
+        assert_eq!(RetryPolicy::from_config(&config).unwrap_err().path, path);
+    }
+    // The longest that is allowed writes TOML that reads back.
+    let longest = RetryConfig {
+        deadline: Some(Some(Duration::from_nanos(u64::MAX))),
+        max_retry_after: Some(HumanDuration(Duration::from_nanos(u64::MAX))),
+        ..RetryConfig::default()
+    };
+    longest.validate().unwrap();
+    let text = longest.normalized().unwrap().to_toml_string();
+    RetryConfig::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+}
+
+#[test]
 fn zero_durations_built_in_code_are_refused_like_parsed_ones() {
     use reflexio::config::{HumanDuration, StrategyConfig};
 
@@ -1017,4 +1126,52 @@ fn budget_errors_name_the_field_and_point_at_it() {
     expect_error(src, "budget.burst", 3, &["unknown field"]);
     let src = "[budget]\nwindow = \"10s\"\n";
     expect_error(src, "budget", 1, &["kind"]);
+}
+
+#[test]
+fn a_wrong_type_is_told_in_the_words_of_toml() {
+    for (source, path, expected) in WRONG_TYPES {
+        let err = expect_error(source, path, 1, &[expected]);
+        assert_eq!(rust_words(&err.message), None, "{err}");
+    }
+    // The document's own words, quoted back, are left as written.
+    let err = expect_error(
+        "max_attempts = \"struct Foo as i128\"\n",
+        "max_attempts",
+        1,
+        &["\"struct Foo as i128\"", "expected a whole number"],
+    );
+    assert!(!err.message.contains("a table"), "{err}");
+}
+
+#[test]
+fn a_missing_kind_lists_the_kinds() {
+    for (source, path, kinds) in [
+        (
+            "strategy = {}\n",
+            "strategy",
+            &["equal_jitter", "constant"][..],
+        ),
+        (
+            "[classes.rate_limit.strategy]\nbase = \"1s\"\n",
+            "classes.rate_limit.strategy",
+            &["token_backoff", "full_jitter"][..],
+        ),
+        ("budget = {}\n", "budget", &["token_bucket", "ratio"][..]),
+    ] {
+        let err = RetryConfig::from_toml_str(source).unwrap_err();
+        assert_eq!(err.path, path, "{err}");
+        assert!(err.message.contains("missing field `kind`"), "{err}");
+        for kind in kinds {
+            assert!(err.message.contains(kind), "{err}");
+        }
+        let lint = reflexio::lint::lint_toml(source);
+        assert!(
+            lint.diagnostics
+                .iter()
+                .any(|d| kinds.iter().all(|k| d.message.contains(k))),
+            "{:?}",
+            lint.diagnostics
+        );
+    }
 }

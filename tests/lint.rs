@@ -461,3 +461,58 @@ fn diagnostics_display_severity_code_path_and_advice() {
     );
     assert!(text.contains("Lower it below 3"), "{text}");
 }
+
+#[test]
+fn a_wrong_type_is_linted_in_the_words_of_toml() {
+    for source in [
+        "strategy = 3\n",
+        "classes = { rate_limit = 3 }\n",
+        "budget = 3\n",
+        "seed = -1\n",
+        "max_attempts = 18446744073709551616\n",
+    ] {
+        let report = lint_toml(source);
+        assert!(report.has_errors(), "{source}");
+        for d in &report.diagnostics {
+            for word in ["struct ", "Config", "u32", "u64", "i128"] {
+                assert!(!d.message.contains(word), "{source}: {}", d.message);
+            }
+            assert!(
+                d.message.contains("expected a table")
+                    || d.message.contains("expected a whole number"),
+                "{source}: {}",
+                d.message
+            );
+        }
+    }
+}
+
+#[test]
+fn tables_linted_from_one_parse_are_linted_as_one_by_one() {
+    let src = "max_attempts = 3\n[policies.a]\nmax_attempts = 0\ndeadline = \"0s\"\n\
+               [policies.b]\nstrategy = { kind = \"constant\", base = \"10ms\" }\n\
+               [[background]]\n[background.policy]\nmax_attempts = -1\n";
+    let tables = [
+        "policies.a",
+        "policies.b",
+        "background.0.policy",
+        "policies.none",
+        "",
+    ];
+    let together = lint::lint_toml_tables(src, &tables);
+    assert_eq!(together.len(), tables.len());
+    for (table, report) in tables.iter().zip(&together) {
+        let alone = lint::lint_toml_table(src, table);
+        assert_eq!(
+            format!("{:?}", report.diagnostics),
+            format!("{:?}", alone.diagnostics),
+            "{table}"
+        );
+        assert_eq!(
+            report.config.as_ref().map(RetryConfig::to_toml_string),
+            alone.config.as_ref().map(RetryConfig::to_toml_string),
+            "{table}"
+        );
+    }
+    assert!(together[0].has_errors() && together[2].has_errors());
+}

@@ -20,7 +20,7 @@ async fn connect() -> Client {
     );
     let (client, connection) = tokio_postgres::connect(&url, NoTls)
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot connect to the server DATABASE_URL names: {e}"));
     tokio::spawn(connection);
     client
 }

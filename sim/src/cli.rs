@@ -245,6 +245,13 @@ fn simulate(
         }
         scenario.max_simulated_attempts = n;
     }
+    let dir = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("reports").join(&scenario.name));
+    // A folder the report cannot replace is known now: say so before the
+    // simulation, which may take minutes.
+    ReportSet::check(&dir)?;
     let bar = progress_bar(
         progress,
         scenario.workload.calls * u64::from(runs) * scenario.policies.len() as u64,
@@ -266,10 +273,6 @@ fn simulate(
     }
     let report = report?;
 
-    let dir = cli
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("reports").join(&scenario.name));
     // The whole set is written into a staging folder and swapped in; an
     // interrupt from here on is noted, and acted on between files.
     crate::output::catch_interrupts()?;
@@ -338,13 +341,14 @@ fn simulate(
         Format::Csv => outputs[1].1.clone(),
         Format::Md => outputs[2].1.clone(),
     };
-    let _ = write!(out, "{shown}");
+    let printed = print(out, &shown);
     let mut written: Vec<&str> = outputs.iter().map(|(n, _)| n.as_str()).collect();
     written.extend(plot_files.iter().map(String::as_str));
     // One write: standard error is unbuffered, and each piece of a
     // formatted line would be a system call of its own.
     let line = format!("wrote {}/ ({})\n", dir.display(), written.join(", "));
     let _ = err.write_all(line.as_bytes());
+    printed?;
     if report.violations() > 0 {
         let _ = writeln!(
             err,
@@ -354,6 +358,18 @@ fn simulate(
         return Ok(EXIT_VIOLATIONS);
     }
     Ok(0)
+}
+
+/// Writes `text` to standard output. A write that fails (a full disk) is
+/// an error: what was asked for is lost. A reader that stopped reading
+/// (`| head`) is not one.
+pub(crate) fn print(out: &mut dyn Write, text: &str) -> Result<(), String> {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to standard output: {e}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A simulation error as a message that names the scenario file and, when

@@ -214,9 +214,18 @@ pub fn check(
         };
         names.sort();
         // No more than a scenario may compare (the parser refuses the
-        // rest): each lint reads the whole file again.
-        for (_, name) in names.iter().take(crate::limits::MAX_POLICIES) {
-            let report = lint::lint_toml_table(&source, &join_key("policies", name));
+        // rest), all from one parse of the file.
+        let names: Vec<&String> = names
+            .iter()
+            .take(crate::limits::MAX_POLICIES)
+            .map(|(_, name)| name)
+            .collect();
+        let tables: Vec<String> = names.iter().map(|n| join_key("policies", n)).collect();
+        let tables: Vec<&str> = tables.iter().map(String::as_str).collect();
+        for (name, report) in names
+            .into_iter()
+            .zip(lint::lint_toml_tables(&source, &tables))
+        {
             if report.has_errors() {
                 listed.policies.push(name.clone());
             }
@@ -386,7 +395,7 @@ pub fn check(
                 }
                 text.push_str(body);
             }
-            let _ = write!(out, "{text}");
+            crate::cli::print(out, &text)?;
         }
         CheckFormat::Json => {
             let policies = described
@@ -426,7 +435,7 @@ pub fn check(
                 policies,
             };
             let json = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-            let _ = writeln!(out, "{json}");
+            crate::cli::print(out, &format!("{json}\n"))?;
         }
     }
     Ok(code)

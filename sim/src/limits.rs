@@ -201,6 +201,16 @@ pub fn check_timeline(
     } else {
         phased_span(workload)
     };
+    if !span.is_finite() {
+        // No bucket is wide enough: the rate itself is the problem.
+        return Err((
+            field.to_owned(),
+            format!(
+                "{what} more time than can be counted ({} calls at this rate); raise the rate, or simulate fewer calls",
+                workload.calls
+            ),
+        ));
+    }
     let width = bucket.as_secs_f64();
     let buckets = span / width;
     if buckets < MAX_BUCKETS as f64 {

@@ -103,22 +103,36 @@ pub fn interrupted() -> Option<i32> {
     }
 }
 
+/// The reports a set may hold besides its plots.
+const REPORTS: [&str; 5] = [
+    "report.json",
+    "report.csv",
+    "report.md",
+    "report.html",
+    "background.csv",
+];
+
 /// Whether a file named `name` may be part of a report set: the reports
-/// (`report.*`, and `background.csv` for a scenario with background
-/// workloads), the plots (`<plot>.svg` or `.png`) and the temporary
-/// files of earlier versions. Only a folder holding nothing else is ever
-/// replaced, so that a mistaken `--out` cannot delete unrelated files.
+/// (`report.json`, `.csv`, `.md`, `.html`, and `background.csv` for a
+/// scenario with background workloads), the plots (`<plot>.svg` or
+/// `.png`) and the temporary files of earlier versions
+/// (`.<report>.<pid>.tmp`). Only a folder holding nothing else is ever
+/// replaced, so that a mistaken `--out` cannot delete unrelated files,
+/// such as a `report.md.bak` beside an earlier report.
 pub fn is_report_file(name: &str) -> bool {
-    if name.starts_with('.') && name.ends_with(".tmp") {
-        return true;
+    let written = |name: &str| {
+        REPORTS.contains(&name)
+            || crate::report::plots::PLOTS.iter().any(|(stem, _)| {
+                name.strip_prefix(stem)
+                    .is_some_and(|ext| ext == ".svg" || ext == ".png")
+            })
+    };
+    if let Some(temp) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) {
+        return temp.rsplit_once('.').is_some_and(|(file, pid)| {
+            !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && written(file)
+        });
     }
-    if name.starts_with("report.") || name == "background.csv" {
-        return true;
-    }
-    crate::report::plots::PLOTS.iter().any(|(stem, _)| {
-        name.strip_prefix(stem)
-            .is_some_and(|ext| ext == ".svg" || ext == ".png")
-    })
+    written(name)
 }
 
 /// A report set being written: files go into a staging folder beside the
@@ -141,21 +155,30 @@ impl std::fmt::Debug for ReportSet<'_> {
 }
 
 impl<'w> ReportSet<'w> {
-    /// Starts a set that will replace the folder `dir`, writing each file
-    /// through `writer`. Refuses a `dir` that is not a folder, or that
-    /// holds anything but a report set's files.
-    pub fn begin(dir: &Path, writer: &'w mut FileWriter) -> Result<ReportSet<'w>, String> {
+    /// Whether a set may replace the folder `dir`, without touching it:
+    /// [`begin`](Self::begin) checks it again, and a run checks it before
+    /// it starts, so that a bad `--out` is told at once. Returns the
+    /// folder's name.
+    pub fn check(dir: &Path) -> Result<&std::ffi::OsStr, String> {
+        ReportSet::check_with(dir, is_report_file)
+    }
+
+    /// [`check`](Self::check) for a set of other files: `own` tells the
+    /// names of the files such a set writes.
+    pub fn check_with(dir: &Path, own: fn(&str) -> bool) -> Result<&std::ffi::OsStr, String> {
         let Some(name) = dir.file_name() else {
             return Err(format!(
                 "the output folder `{}` must end in a folder name (not `.`, `..` or `/`)",
                 dir.display()
             ));
         };
-        let parent = match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
         match fs::symlink_metadata(dir) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(format!(
+                    "the output folder {} is a symbolic link; a run replaces the folder itself, not what a link points to: give the folder's own path",
+                    dir.display()
+                ))
+            }
             Ok(meta) if !meta.is_dir() => {
                 return Err(format!(
                     "the output folder {} exists and is not a folder",
@@ -171,7 +194,7 @@ impl<'w> ReportSet<'w> {
                     })?;
                     let file = entry.file_name().to_string_lossy().into_owned();
                     let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-                    if !is_file || !is_report_file(&file) {
+                    if !is_file || !own(&file) {
                         return Err(format!(
                             "the output folder {} holds `{}`, which is not part of a report; a run replaces the whole folder, so it must be new, empty, or hold only an earlier report. Choose another --out, or move that file away",
                             dir.display(),
@@ -188,6 +211,28 @@ impl<'w> ReportSet<'w> {
                 ))
             }
         }
+        Ok(name)
+    }
+
+    /// Starts a set that will replace the folder `dir`, writing each file
+    /// through `writer`. Refuses a `dir` that is not a folder, or that
+    /// holds anything but a report set's files.
+    pub fn begin(dir: &Path, writer: &'w mut FileWriter) -> Result<ReportSet<'w>, String> {
+        ReportSet::begin_with(dir, writer, is_report_file)
+    }
+
+    /// [`begin`](Self::begin) for a set of other files: `own` tells the
+    /// names of the files such a set writes.
+    pub fn begin_with(
+        dir: &Path,
+        writer: &'w mut FileWriter,
+        own: fn(&str) -> bool,
+    ) -> Result<ReportSet<'w>, String> {
+        let name = ReportSet::check_with(dir, own)?;
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
         fs::create_dir_all(&parent).map_err(|e| {
             format!(
                 "cannot create the output folder's parent {}: {e}",

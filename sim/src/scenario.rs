@@ -367,6 +367,23 @@ struct RawScenario {
 /// `ArrivalKind`, in its order).
 pub(crate) const ARRIVALS: [&str; 4] = ["all_at_once", "fixed_rate", "poisson", "closed_loop"];
 
+/// The values a failure model's `model` takes (the variants of
+/// `ModelName`, in its order).
+pub(crate) const MODELS: [&str; 7] = [
+    "random",
+    "outage",
+    "rate_limit",
+    "contention",
+    "overload",
+    "scripted",
+    "trace",
+];
+
+/// The values `distribution` takes (the variants of `DistKind`, in its
+/// order).
+pub(crate) const DISTRIBUTIONS: [&str; 5] =
+    ["constant", "uniform", "normal", "exponential", "lognormal"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum ArrivalKind {
@@ -1733,8 +1750,10 @@ pub fn parse_outcome(text: &str) -> Result<Outcome, String> {
 
 /// Parses a trace: CSV rows `time,outcome`, time in seconds (`12.5`) or as a
 /// duration (`12.5s`), non-decreasing; an optional header row starting with
-/// `time`; `#` comments and blank lines skipped. Errors carry the line.
+/// `time`; `#` comments and blank lines skipped; a leading byte order
+/// mark (spreadsheets write one) ignored. Errors carry the line.
 pub fn parse_trace(text: &str) -> Result<Vec<(u64, Outcome)>, (usize, String)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut points: Vec<(u64, Outcome)> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line_no = n + 1;
@@ -1756,7 +1775,16 @@ pub fn parse_trace(text: &str) -> Result<Vec<(u64, Outcome)>, (usize, String)> {
             ));
         }
         let t = match time.parse::<f64>() {
-            Ok(secs) if secs.is_finite() && secs >= 0.0 => (secs * 1e9).round() as u64,
+            // Below 2^64 ns: `as` would clamp a larger time to the largest.
+            Ok(secs) if secs >= 0.0 && (secs * 1e9).round() < u64::MAX as f64 => {
+                (secs * 1e9).round() as u64
+            }
+            Ok(secs) if secs > 0.0 => {
+                return Err((
+                    line_no,
+                    format!("time `{time}` is too large; times go up to 18446744073.709551615 seconds (about 584 years)"),
+                ))
+            }
             Ok(_) => return Err((line_no, format!("time `{time}` must be 0 or more seconds"))),
             Err(_) => nanos(parse_time(time).map_err(|e| (line_no, format!("time: {e}")))?),
         };

@@ -157,8 +157,8 @@ pub fn improve(message: &str, path: &str, source: &str) -> String {
 /// What to say instead of the parser's words, where they describe the
 /// symptom rather than the mistake: a table written as an array of tables
 /// (`[[policies.p]]`, `[[workload]]`), one written without the array it belongs to (a
-/// `[background.policy]` before any `[[background]]`), or an `arrival`
-/// that is not a string.
+/// `[background.policy]` before any `[[background]]`), or an `arrival`,
+/// a `model` or a `distribution` that is not a string or is missing.
 fn shape_error(message: &str, path: &str) -> Option<String> {
     let index = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let map = message.starts_with("invalid type: map");
@@ -177,16 +177,35 @@ fn shape_error(message: &str, path: &str) -> Option<String> {
             "`background` is an array of tables: each background workload begins with a `[[background]]` line (its name, calls and arrival), and its `[background.policy]` table follows it"
                 .to_owned(),
         ),
-        [.., "arrival"] if message == "wanted string or table" => Some(format!(
-            "expected one of {} (a string)",
-            crate::scenario::ARRIVALS
-                .iter()
-                .map(|a| format!("\"{a}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
+        [.., field @ ("arrival" | "model" | "distribution")]
+            if message == "wanted string or table" =>
+        {
+            Some(format!("expected one of {} (a string)", one_of(field)))
+        }
+        _ if message == "missing field `model`" => Some(format!(
+            "{message}: the failure model, one of {}",
+            one_of("model")
+        )),
+        _ if message == "missing field `distribution`" => Some(format!(
+            "{message}: one of {}",
+            one_of("distribution")
         )),
         _ => None,
     }
+}
+
+/// The values `field` (`arrival`, `model` or `distribution`) takes, quoted.
+fn one_of(field: &str) -> String {
+    let allowed: &[&str] = match field {
+        "arrival" => &crate::scenario::ARRIVALS,
+        "model" => &crate::scenario::MODELS,
+        _ => &crate::scenario::DISTRIBUTIONS,
+    };
+    allowed
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn unknown_field(message: &str, rest: &str, path: &str, source: &str) -> String {
@@ -288,6 +307,27 @@ mod tests {
         .unwrap_err();
         for arrival in crate::scenario::ARRIVALS {
             assert!(e.message.contains(arrival), "{arrival} missing from: {e}");
+        }
+    }
+
+    #[test]
+    fn the_models_and_distributions_listed_are_the_ones_it_reads() {
+        for (source, names) in [
+            (
+                "[workload]\ncalls = 1\n[[failures]]\nmodel = \"nope\"\n[policies.p]\n",
+                &crate::scenario::MODELS[..],
+            ),
+            (
+                "[workload]\ncalls = 1\n[latency]\ndistribution = \"nope\"\n[policies.p]\n",
+                &crate::scenario::DISTRIBUTIONS[..],
+            ),
+        ] {
+            let e = crate::Scenario::from_toml_str(source, "a.toml").unwrap_err();
+            let expected: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+            assert!(
+                e.message.ends_with(&expected.join(", ")),
+                "{names:?} do not end: {e}"
+            );
         }
     }
 

@@ -181,6 +181,80 @@ fn a_folder_holding_other_files_is_not_replaced() {
 }
 
 #[test]
+fn files_named_like_a_report_but_not_written_by_one_are_not_replaced() {
+    let dir = temp_dir("atomic-lookalike");
+    let scenario = dir.join("atomic.toml");
+    std::fs::write(&scenario, SCENARIO.replace("calls = 300", "calls = 30")).unwrap();
+    let out = dir.join("out");
+    let (code, err) = simulate(&scenario, &out, 1, &mut reflexio_sim::output::write_file);
+    assert_eq!(code, 0, "{err}");
+    // A backup, a printout, a hidden note: the user's files, which a run
+    // that replaces the folder would delete.
+    for name in ["report.md.bak", "report.pdf", ".notes.tmp"] {
+        std::fs::write(out.join(name), "mine").unwrap();
+        let before = files(&out);
+        let (code, err) = simulate(&scenario, &out, 2, &mut reflexio_sim::output::write_file);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(&format!("holds `{name}`")), "{err}");
+        assert!(files(&out) == before, "{name}: the folder changed");
+        assert_eq!(names(&dir), ["atomic.toml", "out"], "leftovers");
+        std::fs::remove_file(out.join(name)).unwrap();
+    }
+    // What an earlier version left behind, its temporary files, goes
+    // with the old set.
+    for name in [".report.json.4242.tmp", ".load.svg.7.tmp"] {
+        std::fs::write(out.join(name), "partial").unwrap();
+    }
+    let (code, err) = simulate(&scenario, &out, 3, &mut reflexio_sim::output::write_file);
+    assert_eq!(code, 0, "{err}");
+    assert!(names(&out).iter().all(|n| !n.ends_with(".tmp")));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_to_a_folder_is_refused_as_a_link() {
+    let dir = temp_dir("atomic-link");
+    let scenario = dir.join("atomic.toml");
+    std::fs::write(&scenario, SCENARIO.replace("calls = 300", "calls = 30")).unwrap();
+    let real = dir.join("real");
+    let (code, err) = simulate(&scenario, &real, 1, &mut reflexio_sim::output::write_file);
+    assert_eq!(code, 0, "{err}");
+    let before = files(&real);
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let (code, err) = simulate(&scenario, &link, 2, &mut reflexio_sim::output::write_file);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is a symbolic link"), "{err}");
+    assert!(!err.contains("is not a folder"), "{err}");
+    assert!(files(&real) == before);
+    assert_eq!(names(&dir), ["atomic.toml", "link", "real"]);
+}
+
+#[test]
+fn the_output_folder_is_refused_before_the_simulation_runs() {
+    let dir = temp_dir("atomic-early");
+    let scenario = dir.join("atomic.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let out = dir.join("out");
+    std::fs::write(&out, "a file, not a folder").unwrap();
+    // This run would be stopped by its attempt budget; a bad `--out` is
+    // known before it starts, and must be said at once.
+    let mut args = args(&scenario, &out, 1);
+    args.extend(["--max-simulated-attempts".into(), "700".into()]);
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let code = reflexio_sim::cli::main_with(args, &mut stdout, &mut stderr, false);
+    let err = String::from_utf8(stderr).unwrap();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("exists and is not a folder"), "{err}");
+    assert!(!err.contains("attempts were simulated"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "a file, not a folder"
+    );
+    assert_eq!(names(&dir), ["atomic.toml", "out"]);
+}
+
+#[test]
 fn a_set_in_png_replaces_a_set_in_svg_whole() {
     let dir = temp_dir("atomic-png");
     let scenario = dir.join("atomic.toml");

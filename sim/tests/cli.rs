@@ -207,3 +207,66 @@ fn check_prints_a_budget_and_the_load_it_guarantees() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Standard output that fails every write as `error` does.
+struct Failing(std::io::ErrorKind, Option<i32>);
+
+impl std::io::Write for Failing {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(match self.1 {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => std::io::Error::from(self.0),
+        })
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn standard_output_that_cannot_be_written_is_an_error() {
+    let dir = std::env::temp_dir().join(format!("reflexio-sim-stdout-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out_dir = dir.join("out");
+    let flaky = scenarios().join("flaky.toml");
+    let check = [
+        "reflexio-sim",
+        "check",
+        "--format",
+        "json",
+        flaky.to_str().unwrap(),
+    ];
+    let simulate = [
+        "reflexio-sim",
+        "--scenario",
+        flaky.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--no-plots",
+        "--format",
+        "json",
+    ];
+    let args = |a: &[&str]| {
+        a.iter()
+            .map(Into::into)
+            .collect::<Vec<std::ffi::OsString>>()
+    };
+    // A full disk (`> /dev/full`): the output asked for is lost, and the
+    // exit code says so.
+    for command in [&check[..], &simulate[..]] {
+        let mut err = Vec::new();
+        let mut full = Failing(std::io::ErrorKind::Other, Some(28));
+        let code = reflexio_sim::cli::main_with(args(command), &mut full, &mut err, false);
+        let err = String::from_utf8(err).unwrap();
+        assert_eq!(code, 2, "{command:?}: {err}");
+        assert!(err.contains("cannot write to standard output"), "{err}");
+    }
+    // The report on disk was written whole all the same.
+    assert!(out_dir.join("report.json").is_file());
+    // A reader that stopped reading (`| head`) is not an error.
+    let mut err = Vec::new();
+    let mut closed = Failing(std::io::ErrorKind::BrokenPipe, None);
+    let code = reflexio_sim::cli::main_with(args(&check), &mut closed, &mut err, false);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -272,3 +272,127 @@ fn usage_errors_exit_with_2() {
         &["/nonexistent/x.toml", "cannot read"],
     );
 }
+
+#[test]
+fn a_table_of_the_wrong_type_is_called_a_table() {
+    for (source, path) in [
+        (
+            "latency = 3\n[workload]\ncalls = 1\n[policies.p]\n",
+            "`latency`",
+        ),
+        (
+            "latency = []\n[workload]\ncalls = 1\n[policies.p]\n",
+            "`latency`",
+        ),
+        ("workload = 3\n[policies.p]\n", "`workload`"),
+        (
+            "client = \"x\"\n[workload]\ncalls = 1\n[policies.p]\n",
+            "`client`",
+        ),
+        (
+            "[workload]\ncalls = 1\n[client]\noversleep = \"1ms\"\n[policies.p]\n",
+            "`client.oversleep`",
+        ),
+        ("[workload]\ncalls = 1\n[policies]\np = 3\n", "`policies.p`"),
+        (
+            "[workload]\ncalls = 1\n[policies.p]\nstrategy = 3\n",
+            "`policies.p.strategy`",
+        ),
+    ] {
+        let e = error(source);
+        assert_has(&e, &[path, "expected a table"]);
+        assert!(!e.contains("struct"), "{e}");
+        assert!(!e.contains("Raw"), "{e}");
+    }
+}
+
+#[test]
+fn a_model_or_distribution_that_is_not_a_string_gets_the_allowed_names() {
+    for (source, path, allowed) in [
+        (
+            "[workload]\ncalls = 1\n[[failures]]\nmodel = 3\n[policies.p]\n",
+            "`failures[0].model`",
+            &["\"random\"", "\"rate_limit\"", "\"trace\""][..],
+        ),
+        (
+            "[workload]\ncalls = 1\n[latency]\ndistribution = 3\n[policies.p]\n",
+            "`latency.distribution`",
+            &["\"constant\"", "\"lognormal\""][..],
+        ),
+        (
+            "[workload]\ncalls = 1\n[latency]\nrequest = { distribution = true }\n[policies.p]\n",
+            "`latency.request.distribution`",
+            &["\"uniform\"", "\"exponential\""][..],
+        ),
+    ] {
+        let e = error(source);
+        assert_has(&e, &[path]);
+        assert_has(&e, allowed);
+        assert!(!e.contains("wanted string or table"), "{e}");
+    }
+}
+
+#[test]
+fn a_trace_time_past_what_a_duration_holds_is_refused_as_too_large() {
+    for time in ["1e400", "1e300", "18446744074"] {
+        let e = error(&format!(
+            "[workload]\ncalls = 1\n[[failures]]\nmodel = \"trace\"\ndata = \"0,ok\\n{time},server_error\\n\"\n{OK_TAIL}"
+        ));
+        assert_has(
+            &e,
+            &["failures[0].data", "line 2", time, "too large", "584 years"],
+        );
+        assert!(!e.contains("0 or more"), "{e}");
+    }
+    // The largest time that fits is read.
+    let source = format!(
+        "[workload]\ncalls = 1\n[[failures]]\nmodel = \"trace\"\ndata = \"0,ok\\n18446744073,server_error\\n\"\n{OK_TAIL}"
+    );
+    Scenario::from_toml_str(&source, "ok.toml").unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_rate_too_low_to_count_the_arrivals_says_so() {
+    for arrival in ["poisson", "fixed_rate"] {
+        let e = error(&format!(
+            "[workload]\ncalls = 100\narrival = \"{arrival}\"\nrate = 5e-324\n{OK_TAIL}"
+        ));
+        assert_has(&e, &["bad.toml:4:8", "workload.rate", "raise the rate"]);
+        assert!(!e.contains("inf"), "{e}");
+    }
+}
+
+#[test]
+fn a_name_starting_with_a_dot_is_told_why_it_is_refused() {
+    for name in [".", "..", ".hidden"] {
+        let e = error(&format!(
+            "name = \"{name}\"\n[workload]\ncalls = 1\n{OK_TAIL}"
+        ));
+        assert_has(&e, &["bad.toml:1:8", "`name`", "not starting with `.`"]);
+    }
+}
+
+#[test]
+fn a_missing_model_or_distribution_lists_the_names() {
+    for (source, path, names) in [
+        (
+            "[workload]\ncalls = 1\n[[failures]]\nprobability = 1.0\n[policies.p]\n",
+            "`failures[0]`",
+            &["\"random\"", "\"trace\""][..],
+        ),
+        (
+            "[workload]\ncalls = 1\n[client]\noversleep = {}\n[policies.p]\n",
+            "`client.oversleep`",
+            &["\"constant\"", "\"lognormal\""][..],
+        ),
+        (
+            "[workload]\ncalls = 1\n[latency]\nrequest = { value = \"1ms\" }\n[policies.p]\n",
+            "`latency.request`",
+            &["\"uniform\""][..],
+        ),
+    ] {
+        let e = error(source);
+        assert_has(&e, &[path]);
+        assert_has(&e, names);
+    }
+}

@@ -308,6 +308,28 @@ time,class
 }
 
 #[test]
+fn a_trace_saved_with_a_byte_order_mark_reads_as_without() {
+    // Spreadsheet programs save "CSV UTF-8" with a byte order mark.
+    let with = |bom: &str| {
+        one(&format!(
+            r#"
+[workload]
+calls = 1
+[latency]
+distribution = "constant"
+value = "10ms"
+[[failures]]
+model = "trace"
+data = "{bom}time,class\n0,server_error\n0.2,ok\n"
+{CONSTANT_100MS}"#
+        ))
+    };
+    let m = with("\\uFEFF");
+    assert_eq!(m.attempts_total, 3);
+    assert_eq!(m, with(""));
+}
+
+#[test]
 fn models_apply_only_inside_their_window() {
     let m = one(&format!(
         r#"

@@ -56,7 +56,7 @@ use crate::strategy::{BackoffKind, Strategy};
 #[cfg(feature = "config")]
 mod parse;
 #[cfg(feature = "config")]
-pub use parse::{lint_toml, lint_toml_table, LintReport};
+pub use parse::{lint_toml, lint_toml_table, lint_toml_tables, LintReport};
 
 /// How serious a [`Diagnostic`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -48,10 +48,37 @@ pub fn lint_toml(source: &str) -> LintReport {
 /// `[[background]]` table. Paths in the diagnostics are full paths in the
 /// document, and spans are byte ranges of `source`.
 pub fn lint_toml_table(source: &str, table: &str) -> LintReport {
-    let mut diagnostics = Vec::new();
     let (root, syntax) = DeTable::parse_recoverable(source);
-    let whole = root.clone();
-    let locate = |path: &str| locate_in(whole.get_ref(), path);
+    lint_parsed(source, &root, &syntax, table)
+}
+
+/// [`lint_toml_table`] for several tables of one document, parsed once
+/// for all of them (a document is not parsed again for each table, as
+/// calling [`lint_toml_table`] for each would): one report per table, in
+/// the order of `tables`.
+///
+/// ```
+/// let source = "[policies.a]\nmax_attempts = 0\n[policies.b]\nmax_attempts = 3\n";
+/// let reports = reflexio::lint::lint_toml_tables(source, &["policies.a", "policies.b"]);
+/// assert!(reports[0].has_errors());
+/// assert!(!reports[1].has_errors());
+/// ```
+pub fn lint_toml_tables(source: &str, tables: &[&str]) -> Vec<LintReport> {
+    let (root, syntax) = DeTable::parse_recoverable(source);
+    tables
+        .iter()
+        .map(|table| lint_parsed(source, &root, &syntax, table))
+        .collect()
+}
+
+fn lint_parsed<'i>(
+    source: &'i str,
+    root: &Spanned<DeTable<'i>>,
+    syntax: &[toml::de::Error],
+    table: &str,
+) -> LintReport {
+    let mut diagnostics = Vec::new();
+    let locate = |path: &str| locate_in(root.get_ref(), path);
     // The field on a line that does not parse is not trusted.
     let mut broken: Vec<String> = Vec::new();
     for e in syntax {
@@ -118,15 +145,17 @@ pub fn lint_toml_table(source: &str, table: &str) -> LintReport {
                     .and_then(|s| path_at(source, s.start))
                     .unwrap_or_default();
                 let relative = relative_to(&path, table);
+                let path_shown = if relative.is_some() {
+                    path.clone()
+                } else {
+                    table.to_owned()
+                };
+                let message = crate::config::toml_words(e.message().trim());
                 diagnostics.push(Diagnostic {
                     severity: Severity::Error,
                     code: INVALID,
-                    path: if relative.is_some() {
-                        path.clone()
-                    } else {
-                        table.to_owned()
-                    },
-                    message: e.message().trim().to_owned(),
+                    message: crate::config::with_kinds(&path_shown, message),
+                    path: path_shown,
                     span,
                 });
                 match relative {
@@ -268,23 +297,27 @@ fn relative_to(path: &str, table: &str) -> Option<String> {
 /// The table at dotted `path` of `root`. A segment that is a number
 /// steps into an array (`background.0.policy`: the policy of the first
 /// `[[background]]` table).
-fn subtable<'i>(root: Spanned<DeTable<'i>>, path: &str) -> Option<Spanned<DeTable<'i>>> {
-    let mut current: Spanned<DeValue<'i>> =
-        Spanned::new(root.span(), DeValue::Table(root.into_inner()));
-    for key in crate::config::split_path(path) {
-        let next = match current.get_ref() {
+fn subtable<'i>(root: &Spanned<DeTable<'i>>, path: &str) -> Option<Spanned<DeTable<'i>>> {
+    let keys = crate::config::split_path(path);
+    let Some((first, rest)) = keys.split_first() else {
+        return Some(root.clone());
+    };
+    let (_, mut current) = root
+        .get_ref()
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == first)?;
+    for key in rest {
+        current = match current.get_ref() {
             DeValue::Table(t) => t
                 .iter()
                 .find(|(k, _)| k.get_ref().as_ref() == key)
-                .map(|(_, v)| v.clone())?,
-            DeValue::Array(items) => items.get(array_index(&key)?)?.clone(),
+                .map(|(_, v)| v)?,
+            DeValue::Array(items) => items.get(array_index(key)?)?,
             _ => return None,
         };
-        current = next;
     }
-    let span = current.span();
-    match current.into_inner() {
-        DeValue::Table(t) => Some(Spanned::new(span, t)),
+    match current.get_ref() {
+        DeValue::Table(t) => Some(Spanned::new(current.span(), t.clone())),
         _ => None,
     }
 }

@@ -121,10 +121,12 @@ fn classify(e: &Failed) -> ErrorClass {
     }
 }
 
+/// Connects to `url` (`DATABASE_URL`). An error does not quote the URL:
+/// it may hold a password, and the message goes to logs.
 async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
-        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+        .map_err(|e| format!("cannot connect to the server DATABASE_URL names: {e}"))?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -535,6 +537,26 @@ rows = 1
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_connection_does_not_print_the_password() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Port 1 on loopback: refused at once, no server needed.
+        for url in [
+            "postgres://user:s3cret@127.0.0.1:1/db",
+            "host=127.0.0.1 port=1 user=user password=s3cret dbname=db",
+            "postgres://user:s3cret@[::1",
+        ] {
+            let Err(e) = runtime.block_on(connect(url)) else {
+                panic!("connected to {url}");
+            };
+            assert!(!e.contains("s3cret"), "{e}");
+            assert!(e.contains("DATABASE_URL"), "{e}");
+        }
+    }
 
     #[test]
     fn legs_split_a_round_trip_into_network_and_work() {

@@ -31,6 +31,7 @@ use serde::Serialize;
 use compare::Row;
 use load::PolicyRun;
 use measure::METRICS;
+use reflexio_sim::output::{write_file, FileWriter, ReportSet};
 
 /// Holds reflexio-sim's predictions against measurements of real services
 /// on loopback.
@@ -100,7 +101,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// The folders, under `--out`, of the experiments `which` runs.
+fn folders(which: Which) -> &'static [&'static str] {
+    match which {
+        Which::All => &[
+            "rate-limit",
+            "overload",
+            "spike",
+            "contention-10",
+            "contention-50",
+        ],
+        Which::RateLimit => &["rate-limit"],
+        Which::Overload => &["overload"],
+        Which::Spike => &["spike"],
+        Which::Contention => &["contention-10", "contention-50"],
+    }
+}
+
+/// Whether a file named `name` is one an experiment's report writes.
+fn is_report_file(name: &str) -> bool {
+    matches!(name, "report.json" | "report.md" | "scenario.toml")
+        || METRICS.iter().any(|m| name.strip_prefix(m) == Some(".svg"))
+}
+
+/// Whether every experiment's report folder can be written, before the
+/// experiments load the machine for minutes.
+fn check_out(cli: &Cli) -> Result<(), String> {
+    for folder in folders(cli.experiment) {
+        ReportSet::check_with(&cli.out.join(folder), is_report_file)?;
+    }
+    Ok(())
+}
+
 fn run(cli: &Cli) -> Result<bool, String> {
+    check_out(cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -427,7 +461,10 @@ fn finish(cli: &Cli, outcome: &Outcome) -> Result<bool, String> {
     let command = reproduce_command(cli.smoke, &outcome.name);
     let dir = cli.out.join(&outcome.name);
     write_report(&dir, &command, cli.smoke, outcome)?;
-    println!("{}\n", compare::markdown(&outcome.rows));
+    print(
+        &mut std::io::stdout(),
+        &format!("{}\n\n", compare::markdown(&outcome.rows)),
+    )?;
     let missed = outcome
         .rows
         .iter()
@@ -442,12 +479,34 @@ fn finish(cli: &Cli, outcome: &Outcome) -> Result<bool, String> {
     Ok(missed == 0)
 }
 
+/// Writes `text` to standard output: an error, not a panic as with
+/// `println!`, when it cannot be written, but for a reader that stopped
+/// reading (`| head`).
+fn print(out: &mut dyn std::io::Write, text: &str) -> Result<(), String> {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to standard output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn write_report(dir: &Path, command: &str, smoke: bool, outcome: &Outcome) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let write = |name: &str, text: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-    };
+    write_report_with(dir, command, smoke, outcome, &mut write_file)
+}
+
+/// Writes the report into a staging folder that then takes `dir`'s place
+/// whole (see `reflexio_sim::output`): a failure leaves the previous
+/// report as it was, and a folder holding other files is refused.
+fn write_report_with(
+    dir: &Path,
+    command: &str,
+    smoke: bool,
+    outcome: &Outcome,
+    writer: &mut FileWriter,
+) -> Result<(), String> {
+    let mut set = ReportSet::begin_with(dir, writer, is_report_file)?;
+    let mut write = |name: &str, text: &str| set.write(name, text.as_bytes());
     let doc = Document {
         experiment: &outcome.name,
         command: command.to_owned(),
@@ -469,10 +528,139 @@ fn write_report(dir: &Path, command: &str, smoke: bool, outcome: &Outcome) -> Re
     md.push('\n');
     for metric in METRICS {
         let file = format!("{metric}.svg");
-        compare::plot(&outcome.rows, metric, &dir.join(&file))?;
+        compare::plot(&outcome.rows, metric, &set.staging().join(&file))?;
         md.push_str(&format!("![{metric}]({file})\n"));
     }
-    write("report.md", &md)
+    set.write("report.md", md.as_bytes())?;
+    set.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(scenario: &str) -> Outcome {
+        Outcome {
+            name: "rate-limit".to_owned(),
+            story: "A story.".to_owned(),
+            calls: 1,
+            sim_runs: 1,
+            scenario: scenario.to_owned(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut all: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn a_report_is_written_whole_or_not_at_all() {
+        let root = std::env::temp_dir().join(format!("reflexio-validate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("rate-limit");
+        let written = |dir: &Path, scenario: &str, writer: &mut FileWriter| {
+            write_report_with(dir, "cmd", true, &outcome(scenario), writer)
+        };
+        written(&dir, "old", &mut write_file).unwrap();
+        let old = std::fs::read_to_string(dir.join("scenario.toml")).unwrap();
+        assert_eq!(old, "old");
+        // A full disk at the second file: the old report stays whole.
+        let mut calls = 0;
+        let mut full_disk = move |path: &Path, bytes: &[u8]| {
+            calls += 1;
+            if calls > 1 {
+                return Err(std::io::Error::from_raw_os_error(28));
+            }
+            write_file(path, bytes)
+        };
+        assert!(written(&dir, "new", &mut full_disk).is_err());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("scenario.toml")).unwrap(),
+            "old"
+        );
+        assert_eq!(names(&root), ["rate-limit"], "leftovers");
+        // A folder holding a file of the user's is not replaced.
+        std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+        let e = written(&dir, "new", &mut write_file).unwrap_err();
+        assert!(e.contains("notes.txt"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("notes.txt")).unwrap(),
+            "mine"
+        );
+        std::fs::remove_file(dir.join("notes.txt")).unwrap();
+        written(&dir, "new", &mut write_file).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("scenario.toml")).unwrap(),
+            "new"
+        );
+        assert_eq!(names(&root), ["rate-limit"], "leftovers");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// Standard output whose every write fails as `error` does.
+    struct Failing(std::io::ErrorKind);
+
+    impl std::io::Write for Failing {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from(self.0))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn standard_output_that_cannot_be_written_is_an_error_not_a_panic() {
+        let e = print(&mut Failing(std::io::ErrorKind::StorageFull), "table").unwrap_err();
+        assert!(e.contains("cannot write to standard output"), "{e}");
+        print(&mut Failing(std::io::ErrorKind::BrokenPipe), "table").unwrap();
+        let mut out = Vec::new();
+        print(&mut out, "table").unwrap();
+        assert_eq!(out, b"table");
+    }
+
+    #[test]
+    fn a_bad_out_is_refused_before_any_experiment() {
+        let root =
+            std::env::temp_dir().join(format!("reflexio-validate-out-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let file = root.join("a-file");
+        std::fs::write(&file, "").unwrap();
+        for (out, which) in [(file.clone(), Which::All), (root.clone(), Which::Spike)] {
+            if out == root {
+                std::fs::create_dir_all(root.join("spike")).unwrap();
+                std::fs::write(root.join("spike/notes.txt"), "mine").unwrap();
+            }
+            let cli = Cli {
+                smoke: true,
+                experiment: which,
+                out,
+            };
+            let e = check_out(&cli).unwrap_err();
+            assert!(e.contains("a-file") || e.contains("notes.txt"), "{e}");
+        }
+        let cli = Cli {
+            smoke: true,
+            experiment: Which::Overload,
+            out: root.clone(),
+        };
+        check_out(&cli).unwrap();
+        let _ = std::fs::remove_dir_all(&root);
+        // The committed reports are what a run replaces.
+        let committed = Cli {
+            smoke: false,
+            experiment: Which::All,
+            out: Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/validation"),
+        };
+        check_out(&committed).unwrap();
+    }
 }
 
 #[cfg(test)]
