@@ -661,16 +661,11 @@ mod tests {
         };
         check_out(&committed).unwrap();
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use super::{reproduce_command, Cli};
 
     #[test]
     fn every_report_names_a_command_that_parses() {
+        use clap::Parser;
+
         for name in [
             "rate-limit",
             "overload",
