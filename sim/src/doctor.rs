@@ -166,9 +166,38 @@ pub fn check(
 ) -> Result<i32, String> {
     let path = options.file;
     lint::check_allow(options.allow).map_err(|m| format!("--allow: {m}"))?;
-    let source = crate::limits::read_text(path, crate::limits::MAX_SCENARIO_BYTES)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let file = path.display().to_string();
+    let source = match crate::limits::read_text(path, crate::limits::MAX_SCENARIO_BYTES) {
+        Ok(source) => source,
+        Err(e) => {
+            let message = format!("cannot read: {e}");
+            if let CheckFormat::Json = options.format {
+                // A reader of the JSON gets its document all the same.
+                let item = Item {
+                    severity: "error",
+                    code: "unreadable",
+                    path: String::new(),
+                    line: None,
+                    column: None,
+                    message: message.clone(),
+                };
+                let doc = CheckJson {
+                    format: "reflexio-sim-check/1",
+                    file: file.clone(),
+                    kind: "unreadable",
+                    errors: 1,
+                    warnings: 0,
+                    exit_code: EXIT_ERRORS,
+                    diagnostics: std::slice::from_ref(&item),
+                    scenario: None,
+                    policies: Vec::new(),
+                };
+                let json = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+                crate::cli::print(out, &format!("{json}\n"))?;
+            }
+            return Err(format!("{file}: {message}"));
+        }
+    };
     let (root, _) = DeTable::parse_recoverable(&source);
     let is_scenario = ["policies", "workload"].iter().any(|k| {
         root.get_ref()

@@ -596,3 +596,44 @@ fn the_bundled_recommended_policies_are_clean() {
         "{doc:#}"
     );
 }
+
+#[test]
+fn a_file_that_cannot_be_read_still_gets_its_json_document() {
+    let dir = scratch("unreadable");
+    let missing = dir.join("missing.toml").to_string_lossy().into_owned();
+    let folder = dir.to_string_lossy().into_owned();
+    for file in [&missing, &folder] {
+        let (code, doc) = json(&["check", file]);
+        assert_eq!(code, 2);
+        assert_eq!(doc["format"], "reflexio-sim-check/1");
+        assert_eq!(doc["file"], file.as_str());
+        assert_eq!(doc["kind"], "unreadable");
+        assert_eq!(
+            (doc["errors"].clone(), doc["warnings"].clone()),
+            (json!(1), json!(0))
+        );
+        let diagnostics = doc["diagnostics"].as_array().unwrap();
+        assert_eq!(diagnostics.len(), 1);
+        let d = &diagnostics[0];
+        assert_eq!(
+            (&d["severity"], &d["code"], &d["path"]),
+            (&json!("error"), &json!("unreadable"), &json!(""))
+        );
+        assert!(d["line"].is_null() && d["column"].is_null());
+        assert!(
+            d["message"].as_str().unwrap().starts_with("cannot read: "),
+            "{d}"
+        );
+        assert_eq!(doc["policies"], json!([]));
+        assert!(doc.get("scenario").is_none());
+        // The text format says the same on standard error, and nothing on
+        // standard output.
+        let (code, out, err) = run(&["check", file]);
+        assert_eq!((code, out.as_str()), (2, ""));
+        assert!(
+            err.starts_with(&format!("error: {file}: cannot read: ")),
+            "{err}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
