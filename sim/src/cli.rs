@@ -346,7 +346,13 @@ fn simulate(
     written.extend(plot_files.iter().map(String::as_str));
     // One write: standard error is unbuffered, and each piece of a
     // formatted line would be a system call of its own.
-    let line = format!("wrote {}/ ({})\n", dir.display(), written.join(", "));
+    // The folder as given, one slash after it (`--out out/` too).
+    let folder = dir.display().to_string();
+    let line = format!(
+        "wrote {}/ ({})\n",
+        folder.trim_end_matches('/'),
+        written.join(", ")
+    );
     let _ = err.write_all(line.as_bytes());
     printed?;
     if report.violations() > 0 {

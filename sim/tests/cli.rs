@@ -270,3 +270,28 @@ fn standard_output_that_cannot_be_written_is_an_error() {
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_folder_written_is_named_with_one_slash() {
+    let dir = std::env::temp_dir().join(format!("reflexio-sim-slash-{}", std::process::id()));
+    let scenario = dir.join("one.toml");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&scenario, "[workload]\ncalls = 3\n[policies.p]\n").unwrap();
+    let out = dir.join("out");
+    let plain = out.to_str().unwrap().to_owned();
+    for given in [plain.clone(), format!("{plain}/")] {
+        let (code, _, err) = run(&[
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--out",
+            &given,
+            "--no-plots",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            err.contains(&format!("wrote {plain}/ (report.json")),
+            "{err}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
