@@ -926,8 +926,12 @@ pub fn parse_time(text: &str) -> Result<Duration, String> {
             .find(|(name, _)| *name == unit.trim())
             .map(|(_, scale)| *scale)
             .ok_or_else(|| {
+                let exponent = matches!(unit, "e" | "E" | "e+" | "E+" | "e-" | "E-")
+                    && next.starts_with(|c: char| c.is_ascii_digit());
                 if unit.is_empty() {
                     format!("`{text}` has no unit; {allowed}")
+                } else if exponent {
+                    format!("`{text}` has an exponent, which durations do not take; write the digits out: {allowed}")
                 } else {
                     format!("`{text}` has an unknown unit `{unit}`; {allowed}")
                 }

@@ -233,6 +233,24 @@ fn durations_with_an_unknown_unit() {
 }
 
 #[test]
+fn durations_in_scientific_notation_are_told_to_write_the_digits_out() {
+    for text in ["1e400s", "1.5e3ms", "2E-3s", "1e+2ms"] {
+        let mut mentions = vec!["has an exponent", "write the digits out"];
+        mentions.extend_from_slice(UNITS_ALLOWED);
+        expect_error(
+            &format!("deadline = \"{text}\"\n"),
+            "deadline",
+            1,
+            &mentions,
+        );
+    }
+    // A unit that merely starts with an `e` is still an unknown unit.
+    let mut mentions = vec!["unknown unit `eon`"];
+    mentions.extend_from_slice(UNITS_ALLOWED);
+    expect_error("deadline = \"1eon\"\n", "deadline", 1, &mentions);
+}
+
+#[test]
 fn base_above_max() {
     let src = "[strategy]\nkind = \"equal_jitter\"\nbase = \"10s\"\nmax = \"1s\"\n";
     let err = expect_error(src, "strategy.base", 3, &["10s", "1s", "max"]);
