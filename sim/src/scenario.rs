@@ -762,6 +762,21 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
                 "holds a control character other than a line break or a tab",
             ));
         }
+        // Embeddings, overrides and isolates reorder whatever is printed
+        // after them in every report; the implicit marks (U+200E, U+200F,
+        // U+061C) that prose in several scripts needs do not.
+        if let Some(c) = d
+            .chars()
+            .find(|c| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+        {
+            return Err(err(
+                "description",
+                format!(
+                    "holds the bidirectional formatting character U+{:04X}, which reorders the text after it in every report; the marks U+200E, U+200F and U+061C are allowed",
+                    c as u32
+                ),
+            ));
+        }
     }
     let runs = raw.runs.unwrap_or(1);
     if runs == 0 || runs > MAX_RUNS {

@@ -71,6 +71,23 @@ fn control_characters_in_names_are_refused_with_a_position() {
         "desc.toml",
     )
     .is_ok());
+    // An override would reorder the report's text after it; a mark is
+    // prose.
+    for c in ["202E", "2066", "202A"] {
+        let e = Scenario::from_toml_str(
+            &format!("description = \"abc\\u{c}def\"\n[workload]\ncalls = 1\n[policies.p]\n"),
+            "desc.toml",
+        )
+        .expect_err("a bidirectional override in the description")
+        .to_string();
+        assert!(e.starts_with("desc.toml:1:15: `description`"), "{e}");
+        assert!(e.contains(&format!("U+{c}")), "{e}");
+    }
+    assert!(Scenario::from_toml_str(
+        "description = \"abc\\u200Fdef\"\n[workload]\ncalls = 1\n[policies.p]\n",
+        "desc.toml",
+    )
+    .is_ok());
 }
 
 #[test]
