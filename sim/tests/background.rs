@@ -10,7 +10,7 @@ use reflexio_sim::world::{run_policy_with, Mode};
 use reflexio_sim::Scenario;
 
 fn scenario(source: &str) -> Scenario {
-    Scenario::from_toml_str(source, "background.toml").unwrap()
+    common::scenario(source, "background.toml")
 }
 
 /// Every policy of `source` under `mode`, with seed 7.
@@ -274,12 +274,8 @@ fn a_client_that_retries_hard_hurts_the_background_on_a_shared_service() {
 fn modes_agree(source: &str) {
     let s = scenario(source);
     for policy in &s.policies {
-        let auto = run_policy_with(&s, policy, 3, Mode::Auto, &mut |_| {}).unwrap();
-        let queued = run_policy_with(&s, policy, 3, Mode::Queued, &mut |_| {}).unwrap();
-        let events = run_policy_with(&s, policy, 3, Mode::Events, &mut |_| {}).unwrap();
-        assert!(!events.background.is_empty());
-        assert_eq!(auto, events, "policy {}", policy.name);
-        assert_eq!(queued, events, "policy {}", policy.name);
+        let metrics = common::in_every_mode(&s, policy, 3, "background");
+        assert!(!metrics.background.is_empty());
     }
 }
 

@@ -2,18 +2,16 @@
 //! trips), workload phases and zero delays, against cases worked out by
 //! hand, and the two ways of driving a run against each other.
 
-use reflexio_sim::world::{run_policy_with, Mode};
+mod common;
+
 use reflexio_sim::{PolicyMetrics, Scenario};
 
 fn scenario(source: &str) -> Scenario {
-    Scenario::from_toml_str(source, "legs.toml").unwrap_or_else(|e| panic!("{e}"))
+    common::scenario(source, "legs.toml")
 }
 
 fn one(source: &str) -> PolicyMetrics {
-    let s = scenario(source);
-    let report = reflexio_sim::run(&s, s.seed).unwrap();
-    assert_eq!(report.violations(), 0);
-    report.runs.into_iter().next().unwrap().policies.remove(0)
+    common::run_first(source, "legs.toml").remove(0)
 }
 
 fn error(source: &str) -> String {
@@ -266,11 +264,7 @@ response = { distribution = "lognormal", median = "4ms", sigma = 0.4 }
         );
         let s = scenario(&source);
         for policy in &s.policies {
-            let auto = run_policy_with(&s, policy, 5, Mode::Auto, &mut |_| {}).unwrap();
-            let queued = run_policy_with(&s, policy, 5, Mode::Queued, &mut |_| {}).unwrap();
-            let events = run_policy_with(&s, policy, 5, Mode::Events, &mut |_| {}).unwrap();
-            assert_eq!(auto, events, "{failures} {}", policy.name);
-            assert_eq!(queued, events, "{failures} {}", policy.name);
+            let auto = common::in_every_mode(&s, policy, 5, failures);
             assert!(auto.attempts_total > auto.calls, "{failures}: some retries");
         }
     }

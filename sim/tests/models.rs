@@ -3,13 +3,12 @@
 //! Latencies are constant and backoffs constant, so every time below can be
 //! followed on paper; the comments do so.
 
+mod common;
+
 use reflexio_sim::{PolicyMetrics, Scenario};
 
 fn run(source: &str) -> Vec<PolicyMetrics> {
-    let scenario = Scenario::from_toml_str(source, "case.toml").unwrap_or_else(|e| panic!("{e}"));
-    let report = reflexio_sim::run(&scenario, scenario.seed).unwrap();
-    assert_eq!(report.violations(), 0);
-    report.runs.into_iter().next().unwrap().policies
+    common::run_first(source, "case.toml")
 }
 
 fn one(source: &str) -> PolicyMetrics {

@@ -2,18 +2,16 @@
 //! refusals, against cases worked out by hand, and the modes of driving a
 //! run against each other with them.
 
-use reflexio_sim::world::{run_policy_with, Mode};
+mod common;
+
 use reflexio_sim::{PolicyMetrics, Scenario};
 
 fn scenario(source: &str) -> Scenario {
-    Scenario::from_toml_str(source, "oversleep.toml").unwrap_or_else(|e| panic!("{e}"))
+    common::scenario(source, "oversleep.toml")
 }
 
 fn one(source: &str) -> PolicyMetrics {
-    let s = scenario(source);
-    let report = reflexio_sim::run(&s, s.seed).unwrap();
-    assert_eq!(report.violations(), 0);
-    report.runs.into_iter().next().unwrap().policies.remove(0)
+    common::run_first(source, "oversleep.toml").remove(0)
 }
 
 /// One call whose every attempt fails (10 ms each), and a client that
@@ -180,12 +178,7 @@ oversleep = { distribution = "exponential", mean = "2ms" }
             "[workload]\ncalls = 300\narrival = \"poisson\"\nrate = 200.0\n{legs}{failures}\n[policies.p]\ndeadline = \"40ms\"\nmax_attempts = 8\nstrategy = {{ kind = \"decorrelated_jitter\", base = \"2ms\", max = \"100ms\" }}\n"
         );
         let s = scenario(&source);
-        let policy = &s.policies[0];
-        let auto = run_policy_with(&s, policy, 5, Mode::Auto, &mut |_| {}).unwrap();
-        let queued = run_policy_with(&s, policy, 5, Mode::Queued, &mut |_| {}).unwrap();
-        let events = run_policy_with(&s, policy, 5, Mode::Events, &mut |_| {}).unwrap();
-        assert_eq!(auto, events, "{failures}");
-        assert_eq!(queued, events, "{failures}");
+        let auto = common::in_every_mode(&s, &s.policies[0], 5, failures);
         assert_eq!(auto.violations, 0, "{failures}");
         assert!(auto.attempts_total > auto.calls, "{failures}: some retries");
     }
