@@ -369,7 +369,7 @@ fn simulate(
 /// Writes `text` to standard output. A write that fails (a full disk) is
 /// an error: what was asked for is lost. A reader that stopped reading
 /// (`| head`) is not one.
-pub(crate) fn print(out: &mut dyn Write, text: &str) -> Result<(), String> {
+pub fn print(out: &mut dyn Write, text: &str) -> Result<(), String> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(format!("cannot write to standard output: {e}"))

@@ -31,6 +31,7 @@ use serde::Serialize;
 use compare::Row;
 use load::PolicyRun;
 use measure::METRICS;
+use reflexio_sim::cli::print;
 use reflexio_sim::output::{write_file, FileWriter, ReportSet};
 
 /// Holds reflexio-sim's predictions against measurements of real services
@@ -477,18 +478,6 @@ fn finish(cli: &Cli, outcome: &Outcome) -> Result<bool, String> {
         dir.display()
     );
     Ok(missed == 0)
-}
-
-/// Writes `text` to standard output: an error, not a panic as with
-/// `println!`, when it cannot be written, but for a reader that stopped
-/// reading (`| head`).
-fn print(out: &mut dyn std::io::Write, text: &str) -> Result<(), String> {
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(format!("cannot write to standard output: {e}"))
-        }
-        _ => Ok(()),
-    }
 }
 
 fn write_report(dir: &Path, command: &str, smoke: bool, outcome: &Outcome) -> Result<(), String> {
