@@ -127,6 +127,9 @@ pub struct RetryConfig {
     pub budget: Option<BudgetConfig>,
 }
 
+/// The values a `[budget]` table's `kind` takes.
+const BUDGET_KINDS: [&str; 2] = ["token_bucket", "ratio"];
+
 /// A `[budget]` table: `kind` and the settings of that kind (see
 /// [`crate::budget`]); unset settings take the kind's defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -255,7 +258,10 @@ impl BudgetConfig {
             other => {
                 return Err(ConfigError::at(
                     "kind",
-                    format!("unknown budget kind `{other}`; allowed: token_bucket, ratio"),
+                    format!(
+                        "unknown budget kind `{other}`; allowed: {}",
+                        BUDGET_KINDS.join(", ")
+                    ),
                 ))
             }
         };
@@ -475,7 +481,7 @@ pub(crate) fn with_kinds(path: &str, message: String) -> String {
     let last = path.rsplit('.').next().unwrap_or(path);
     let kinds: Vec<&str> = match last {
         "strategy" => BackoffKind::ALL.iter().map(|k| k.name()).collect(),
-        "budget" => vec!["token_bucket", "ratio"],
+        "budget" => BUDGET_KINDS.to_vec(),
         _ => return message,
     };
     format!("{message}; allowed: {}", kinds.join(", "))
