@@ -63,8 +63,8 @@ enum Which {
     /// The same service under a traffic spike, policies with and without
     /// a retry budget.
     Spike,
-    /// One hot row in a real PostgreSQL (`DATABASE_URL`), 10 and 50
-    /// clients.
+    /// One hot row in a real PostgreSQL on this machine (`DATABASE_URL`),
+    /// 10 and 50 clients.
     Contention,
 }
 
