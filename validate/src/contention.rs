@@ -590,6 +590,22 @@ pub fn median_us(samples: impl Iterator<Item = Duration>) -> f64 {
 /// clients and calls, one contended row, each attempt two round trips
 /// whose legs are fitted as [`Legs`] says, and the same policies.
 pub fn equivalent_scenario(setup: &Setup, measured: &Measurement) -> Result<String, String> {
+    // Legs fitted to nothing would be 1 us each: a prediction nobody
+    // measured.
+    if !measured.round_trips.iter().flatten().any(|t| t.first) {
+        return Err(
+            "contention: no first attempt was timed, so there are no round trips to fit the \
+             simulator's legs to"
+                .to_owned(),
+        );
+    }
+    if measured.idle.empty.is_empty() || measured.idle.transactions.is_empty() {
+        return Err(
+            "contention: the idle server was not timed, so the round trips cannot be split into \
+             network legs and the service's work"
+                .to_owned(),
+        );
+    }
     let legs = fit_legs(&measured.idle, &measured.round_trips);
     let firsts = || measured.round_trips.iter().flatten().filter(|t| t.first);
     let loaded_reads = median_us(firsts().map(|t| t.read));
@@ -723,6 +739,40 @@ mod tests {
             assert!(started.elapsed() < Duration::from_secs(30));
             silent.abort();
         });
+    }
+
+    #[test]
+    fn no_legs_are_made_up_when_nothing_was_timed() {
+        let us = Duration::from_micros;
+        let trip = RoundTrips {
+            read: us(100),
+            write: Some(us(120)),
+            first: true,
+        };
+        let idle = Calibration {
+            empty: vec![us(50)],
+            transactions: vec![trip],
+        };
+        let nothing = Measurement {
+            runs: Vec::new(),
+            round_trips: Vec::new(),
+            idle: idle.clone(),
+        };
+        let e = equivalent_scenario(&Setup::smoke(10), &nothing).unwrap_err();
+        assert!(e.contains("no first attempt"), "{e}");
+        let no_idle = Measurement {
+            runs: Vec::new(),
+            round_trips: vec![vec![trip]],
+            idle: Calibration::default(),
+        };
+        let e = equivalent_scenario(&Setup::smoke(10), &no_idle).unwrap_err();
+        assert!(e.contains("idle server"), "{e}");
+        let timed = Measurement {
+            runs: Vec::new(),
+            round_trips: vec![vec![trip]],
+            idle,
+        };
+        equivalent_scenario(&Setup::smoke(10), &timed).unwrap();
     }
 
     #[test]

@@ -223,7 +223,7 @@ fn rate_limit_experiment(
         "rate-limit: measured in {:.1} s; simulating ...",
         started.elapsed().as_secs_f64()
     );
-    let scenario = rate_limit::equivalent_scenario(&setup, &runs);
+    let scenario = rate_limit::equivalent_scenario(&setup, &runs)?;
     let report = measure::predict(
         &scenario,
         "rate-limit/scenario.toml",
