@@ -181,6 +181,20 @@ fn show(metric: &str, v: f64) -> String {
     }
 }
 
+/// `r.off_by` with one decimal, or as many more (up to six) as it takes
+/// for a miss not to read as within its tolerance (15.04 % off a 15 %
+/// tolerance is `+15.04`, not `+15.0`).
+fn off_by_text(r: &Row) -> String {
+    let limit = match r.tolerance {
+        Tolerance::Points(t) | Tolerance::Percent(t) if r.pass == Some(false) && !r.unstable => t,
+        _ => return format!("{:+.1}", r.off_by),
+    };
+    (1..=6)
+        .map(|digits| format!("{:+.*}", digits, r.off_by))
+        .find(|text| text.parse::<f64>().map_or(true, |v| v.abs() > limit))
+        .unwrap_or_else(|| format!("{:+}", r.off_by))
+}
+
 /// The Markdown table of `rows`.
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::from(
@@ -206,13 +220,13 @@ pub fn markdown(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} ± {} | {} | {:+.1}{} | {} | {} |",
+            "| {} | {} | {} ± {} | {} | {}{} | {} | {} |",
             r.policy,
             r.metric,
             show(r.metric, r.predicted),
             show(r.metric, r.predicted_stderr),
             show(r.metric, r.measured),
-            r.off_by,
+            off_by_text(r),
             unit,
             r.tolerance.describe(),
             verdict
@@ -485,6 +499,31 @@ mod tests {
         // Zero predicted and zero measured agree.
         m.latency_p50_ms = 0.0;
         assert_eq!(rows_for(&predicted, &m)[2].pass, Some(true));
+    }
+
+    #[test]
+    fn a_miss_never_prints_as_within_its_tolerance() {
+        // 15.04 % off a 15 % tolerance: a miss, which "+15.0%" would hide.
+        let predicted = |m: &str| match m {
+            "success_rate" => (0.9, 0.0),
+            "attempts_mean" => (2.0, 0.0),
+            "latency_p50_ms" => (100.0, 0.0),
+            "finished_at_ms" => (20_000.0, 0.0),
+            _ => (1.0, 0.0),
+        };
+        let mut m = measured(0.9, 2.0);
+        m.finished_at_ms = 23_008.0;
+        let r = rows_for(&predicted, &m);
+        assert_eq!(r[5].pass, Some(false));
+        let table = markdown(&r);
+        let line = table
+            .lines()
+            .find(|l| l.contains("finished_at_ms"))
+            .unwrap();
+        assert!(line.contains("| +15.04% |"), "{line}");
+        // One decimal where it tells the verdict.
+        let line = table.lines().find(|l| l.contains("attempts_mean")).unwrap();
+        assert!(line.contains("| +0.0% |"), "{line}");
     }
 
     fn rows_for(predicted: &dyn Fn(&str) -> (f64, f64), m: &Measured) -> Vec<Row> {
