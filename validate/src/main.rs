@@ -188,9 +188,14 @@ fn compare_all(
                 run.policy
             ));
         };
+        // `PolicySummary::get` answers 0 for a metric it does not have,
+        // which a measurement of 0 would then meet: every metric compared
+        // must be one the simulator reported.
+        for metric in METRICS {
+            predicted_stat(predicted, metric)?;
+        }
         let lookup = |metric: &str| {
-            let s = predicted.get(metric);
-            (s.mean, s.stderr)
+            predicted_stat(predicted, metric).map_or((f64::NAN, f64::NAN), |s| (s.mean, s.stderr))
         };
         rows.extend(compare::rows(
             &run.policy,
@@ -201,6 +206,25 @@ fn compare_all(
         ));
     }
     Ok(rows)
+}
+
+/// The simulator's figure for `metric` in `summary`, or an error if it
+/// reported none.
+fn predicted_stat(
+    summary: &reflexio_sim::report::PolicySummary,
+    metric: &str,
+) -> Result<reflexio_sim::report::Stat, String> {
+    summary
+        .metrics
+        .iter()
+        .find(|s| s.metric == metric)
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "the simulator reported no {metric} for policy {}",
+                summary.policy
+            )
+        })
 }
 
 fn rate_limit_experiment(
@@ -656,6 +680,27 @@ mod tests {
             out: Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/validation"),
         };
         check_out(&committed).unwrap();
+    }
+
+    #[test]
+    fn a_metric_the_simulator_did_not_report_is_an_error_not_a_zero() {
+        use reflexio_sim::report::{PolicySummary, Stat};
+
+        let summary = PolicySummary {
+            policy: "p".to_owned(),
+            metrics: vec![Stat {
+                metric: "success_rate",
+                mean: 0.5,
+                std_dev: 0.1,
+                stderr: 0.05,
+            }],
+        };
+        assert_eq!(predicted_stat(&summary, "success_rate").unwrap().mean, 0.5);
+        let e = predicted_stat(&summary, "finished_at_ms").unwrap_err();
+        assert!(
+            e.contains("finished_at_ms") && e.contains("policy p"),
+            "{e}"
+        );
     }
 
     #[test]
