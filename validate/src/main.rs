@@ -129,7 +129,12 @@ fn is_report_file(name: &str) -> bool {
 /// experiments load the machine for minutes.
 fn check_out(cli: &Cli) -> Result<(), String> {
     for folder in folders(cli.experiment) {
-        ReportSet::check_with(&cli.out.join(folder), is_report_file)?;
+        // Stage a report and drop it, uncommitted: a folder that cannot
+        // be created or written (a read-only file system, no permission)
+        // fails here rather than after the measurements. Dropped, the
+        // staging folder goes, and any existing report stays as it was.
+        let mut write = |_: &Path, _: &[u8]| Ok(());
+        ReportSet::begin_with(&cli.out.join(folder), &mut write, is_report_file)?;
     }
     Ok(())
 }
@@ -701,6 +706,31 @@ mod tests {
             e.contains("finished_at_ms") && e.contains("policy p"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_out_that_cannot_be_written_is_refused_before_any_experiment() {
+        // /proc takes no new folder, not even from root.
+        let cli = Cli {
+            smoke: true,
+            experiment: Which::Spike,
+            out: PathBuf::from("/proc/reflexio-validate-out"),
+        };
+        let e = check_out(&cli).unwrap_err();
+        assert!(e.contains("/proc/reflexio-validate-out"), "{e}");
+        // A writable one is left as it was: nothing staged stays behind.
+        let root =
+            std::env::temp_dir().join(format!("reflexio-validate-probe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let cli = Cli {
+            smoke: true,
+            experiment: Which::All,
+            out: root.clone(),
+        };
+        check_out(&cli).unwrap();
+        assert!(names(&root).is_empty(), "{:?}", names(&root));
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
