@@ -277,6 +277,38 @@ mod tests {
     }
 
     #[test]
+    fn the_scenario_describes_the_service_and_load_that_were_measured() {
+        use reflexio_sim::model::ModelKind;
+
+        // The equivalent scenario keeps the bundled scenario's load and
+        // limiter; the real service and load are built from `Setup`. If
+        // the two drift apart, the prediction is of another system.
+        for setup in [Setup::full(), Setup::smoke()] {
+            let text = equivalent_scenario(&setup, &[run(Vec::new())]).unwrap();
+            let scenario = reflexio_sim::Scenario::from_toml_str(&text, "equivalent.toml").unwrap();
+            assert_eq!(scenario.workload.calls, setup.calls);
+            assert!(scenario.workload.phases.is_empty());
+            assert_eq!(
+                scenario.workload.arrival,
+                reflexio_sim::scenario::Arrival::Poisson { rate: setup.rate }
+            );
+            let kinds: Vec<&ModelKind> = scenario.failures.iter().map(|m| &m.kind).collect();
+            assert!(
+                matches!(
+                    kinds[..],
+                    [
+                        ModelKind::RateLimit { interval, burst, hint: true },
+                        ModelKind::Random { probability, .. },
+                    ] if *interval == 1_000_000_000 / u64::from(setup.limit)
+                        && *burst == setup.burst
+                        && *probability == setup.failure_probability
+                ),
+                "{kinds:?}"
+            );
+        }
+    }
+
+    #[test]
     fn sleeps_that_all_ended_on_time_mean_exact_timers() {
         let text = equivalent_scenario(&Setup::smoke(), &[run(vec![Duration::ZERO; 3])]).unwrap();
         assert!(
