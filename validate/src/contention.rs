@@ -180,17 +180,33 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
     connect_within(url, PATIENCE).await
 }
 
-/// [`connect`], waiting at most `limit` for the server.
-async fn connect_within(url: &str, limit: Duration) -> Result<tokio_postgres::Client, String> {
-    let what = "cannot connect to the server DATABASE_URL names";
-    let config: tokio_postgres::Config = url.parse().map_err(|e| format!("{what}: {e}"))?;
+const CANNOT_CONNECT: &str = "cannot connect to the server DATABASE_URL names";
+
+/// `url` (`DATABASE_URL`) read, and refused unless it names a server on
+/// this machine. An error does not quote the URL.
+fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
+    let config: tokio_postgres::Config =
+        url.parse().map_err(|e| format!("{CANNOT_CONNECT}: {e}"))?;
     if !on_loopback(&config) {
         return Err(format!(
-            "{what}: it is not on this machine; the contention experiment loads its server \
-             and fits the simulator to loopback round trips, so DATABASE_URL must name \
+            "{CANNOT_CONNECT}: it is not on this machine; the contention experiment loads its \
+             server and fits the simulator to loopback round trips, so DATABASE_URL must name \
              127.0.0.1, ::1, localhost or a Unix socket"
         ));
     }
+    Ok(config)
+}
+
+/// Whether `url` (`DATABASE_URL`) is one the experiment may use: it
+/// parses and names a server on this machine.
+pub fn check_url(url: &str) -> Result<(), String> {
+    parse_url(url).map(|_| ())
+}
+
+/// [`connect`], waiting at most `limit` for the server.
+async fn connect_within(url: &str, limit: Duration) -> Result<tokio_postgres::Client, String> {
+    let config = parse_url(url)?;
+    let what = CANNOT_CONNECT;
     let (client, connection) = within(limit, what, config.connect(tokio_postgres::NoTls)).await?;
     tokio::spawn(async move {
         let _ = connection.await;

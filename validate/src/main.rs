@@ -139,7 +139,25 @@ fn check_out(cli: &Cli) -> Result<(), String> {
     Ok(())
 }
 
+/// The database the contention experiment uses, if `which` runs it:
+/// `url` (`DATABASE_URL`), checked before any experiment loads the
+/// machine, so that `--experiment all` does not fail at its last
+/// experiment, minutes in, for want of a setting.
+fn database_url(which: Which, url: Option<String>) -> Result<Option<String>, String> {
+    if !matches!(which, Which::All | Which::Contention) {
+        return Ok(None);
+    }
+    let url = url.ok_or(
+        "the contention experiment needs a PostgreSQL server: set DATABASE_URL, or run it \
+         through `scripts/postgres.sh run cargo run --release -p reflexio-validate`, which \
+         starts a throwaway one (or choose another --experiment)",
+    )?;
+    contention::check_url(&url)?;
+    Ok(Some(url))
+}
+
 fn run(cli: &Cli) -> Result<bool, String> {
+    let database = database_url(cli.experiment, std::env::var("DATABASE_URL").ok())?;
     check_out(cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -159,13 +177,7 @@ fn run(cli: &Cli) -> Result<bool, String> {
         let outcome = spike_experiment(&runtime, cli.smoke, loosen)?;
         all_met &= finish(cli, &outcome)?;
     }
-    if matches!(cli.experiment, Which::All | Which::Contention) {
-        let url = std::env::var("DATABASE_URL").map_err(|_| {
-            "the contention experiment needs a PostgreSQL server: set DATABASE_URL, or run it \
-             through `scripts/postgres.sh run cargo run --release -p reflexio-validate`, which \
-             starts a throwaway one"
-                .to_owned()
-        })?;
+    if let Some(url) = database {
         // One look at the idle server (one client) for both experiments:
         // the scenarios' legs are fitted to it.
         let calibration = if cli.smoke { 200 } else { 1000 };
@@ -731,6 +743,28 @@ mod tests {
         check_out(&cli).unwrap();
         assert!(names(&root).is_empty(), "{:?}", names(&root));
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_database_is_checked_before_any_experiment() {
+        let local = Some("postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        for which in [Which::RateLimit, Which::Overload, Which::Spike] {
+            assert_eq!(database_url(which, None), Ok(None));
+        }
+        for which in [Which::All, Which::Contention] {
+            let e = database_url(which, None).unwrap_err();
+            assert!(e.contains("DATABASE_URL"), "{e}");
+            let e = database_url(
+                which,
+                Some("postgres://u:s3cret@db.example.com/x".to_owned()),
+            )
+            .unwrap_err();
+            assert!(
+                e.contains("not on this machine") && !e.contains("s3cret"),
+                "{e}"
+            );
+            assert_eq!(database_url(which, local.clone()), Ok(local.clone()));
+        }
     }
 
     #[test]
