@@ -130,15 +130,27 @@ fn classify(e: &Failed) -> ErrorClass {
 /// than wait for ever.
 const PATIENCE: Duration = Duration::from_secs(10);
 
+/// `error` and the errors under it, outermost first: tokio-postgres says
+/// only "db error" and keeps the server's own message in its source.
+fn explain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut under = error.source();
+    while let Some(e) = under {
+        text.push_str(&format!(": {e}"));
+        under = e.source();
+    }
+    text
+}
+
 /// `work`, or an error saying that the server did not answer `what`
 /// within `limit`.
-async fn within<T, E: std::fmt::Display>(
+async fn within<T, E: std::error::Error>(
     limit: Duration,
     what: &str,
     work: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, String> {
     match tokio::time::timeout(limit, work).await {
-        Ok(done) => done.map_err(|e| format!("{what}: {e}")),
+        Ok(done) => done.map_err(|e| format!("{what}: {}", explain(&e))),
         Err(_) => Err(format!(
             "{what}: the server did not answer within {limit:?}"
         )),
@@ -185,8 +197,9 @@ const CANNOT_CONNECT: &str = "cannot connect to the server DATABASE_URL names";
 /// `url` (`DATABASE_URL`) read, and refused unless it names a server on
 /// this machine. An error does not quote the URL.
 fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
-    let config: tokio_postgres::Config =
-        url.parse().map_err(|e| format!("{CANNOT_CONNECT}: {e}"))?;
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("{CANNOT_CONNECT}: {}", explain(&e)))?;
     if !on_loopback(&config) {
         return Err(format!(
             "{CANNOT_CONNECT}: it is not on this machine; the contention experiment loads its \
@@ -755,6 +768,126 @@ mod tests {
             assert!(started.elapsed() < Duration::from_secs(30));
             silent.abort();
         });
+    }
+
+    /// A stand-in for PostgreSQL on 127.0.0.1 that speaks just enough of
+    /// the wire protocol for a `Session` to connect and prepare its
+    /// statements, and then answers every statement with an error (the
+    /// server shutting down). Returns its URL.
+    fn failing_server() -> String {
+        use std::io::{Read, Write};
+
+        fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+            let mut out = vec![kind];
+            out.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+            out.extend_from_slice(body);
+            out
+        }
+        fn column(name: &str, oid: i32) -> Vec<u8> {
+            let mut out = name.as_bytes().to_vec();
+            out.push(0);
+            out.extend_from_slice(&0i32.to_be_bytes()); // table
+            out.extend_from_slice(&0i16.to_be_bytes()); // attribute
+            out.extend_from_slice(&oid.to_be_bytes());
+            out.extend_from_slice(&8i16.to_be_bytes()); // length
+            out.extend_from_slice(&(-1i32).to_be_bytes()); // modifier
+            out.extend_from_slice(&0i16.to_be_bytes()); // text format
+            out
+        }
+        const SHUTTING_DOWN: &[u8] = b"SFATAL\0VFATAL\0C57P01\0\
+            Mterminating connection due to administrator command\0\0";
+        fn serve(mut socket: std::net::TcpStream) -> std::io::Result<()> {
+            let mut len = [0u8; 4];
+            socket.read_exact(&mut len)?;
+            let mut startup = vec![0u8; i32::from_be_bytes(len) as usize - 4];
+            socket.read_exact(&mut startup)?;
+            socket.write_all(&message(b'R', &0i32.to_be_bytes()))?;
+            socket.write_all(&message(b'Z', b"I"))?;
+            let mut last_query = String::new();
+            loop {
+                let mut head = [0u8; 5];
+                socket.read_exact(&mut head)?;
+                let mut body =
+                    vec![
+                        0u8;
+                        i32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize - 4
+                    ];
+                socket.read_exact(&mut body)?;
+                let reply = match head[0] {
+                    b'P' => {
+                        let fields: Vec<&[u8]> = body.splitn(3, |b| *b == 0).collect();
+                        last_query = String::from_utf8_lossy(fields[1]).into_owned();
+                        message(b'1', &[])
+                    }
+                    b'D' => {
+                        let (params, columns): (&[i32], Vec<Vec<u8>>) =
+                            if last_query.starts_with("UPDATE") {
+                                (&[20, 20], Vec::new())
+                            } else if last_query.contains("value, version") {
+                                (&[], vec![column("value", 20), column("version", 20)])
+                            } else {
+                                (&[], vec![column("?column?", 23)])
+                            };
+                        let mut t = (params.len() as i16).to_be_bytes().to_vec();
+                        for oid in params {
+                            t.extend_from_slice(&oid.to_be_bytes());
+                        }
+                        let mut out = message(b't', &t);
+                        if columns.is_empty() {
+                            out.extend(message(b'n', &[]));
+                        } else {
+                            let mut r = (columns.len() as i16).to_be_bytes().to_vec();
+                            r.extend(columns.concat());
+                            out.extend(message(b'T', &r));
+                        }
+                        out
+                    }
+                    // Every statement fails; what follows up to the Sync
+                    // is ignored, as a server does after an error.
+                    b'B' => message(b'E', SHUTTING_DOWN),
+                    b'S' => message(b'Z', b"I"),
+                    b'X' => return Ok(()),
+                    _ => Vec::new(),
+                };
+                socket.write_all(&reply)?;
+            }
+        }
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for socket in listener.incoming().flatten() {
+                std::thread::spawn(move || serve(socket));
+            }
+        });
+        format!("postgres://user@127.0.0.1:{port}/db?sslmode=disable")
+    }
+
+    #[test]
+    fn an_error_of_the_database_fails_the_experiment_not_the_calls() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let url = failing_server();
+        let scenario = policies().unwrap();
+        let policy = &scenario.policies[1];
+        let setup = Setup::smoke(2);
+        let result = runtime.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                measure_policy(&url, &setup, &policy.name, &policy.config),
+            )
+            .await
+        });
+        let Ok(result) = result else {
+            panic!("still running after 30 s");
+        };
+        let Err(e) = result else {
+            panic!("the failed statements were counted as failed calls");
+        };
+        assert!(e.contains("terminating connection"), "{e}");
+        assert!(e.contains(&policy.name), "{e}");
     }
 
     #[test]
