@@ -98,7 +98,7 @@ pub struct Row {
 /// itself estimated from the simulator's runs, which widens the odds of
 /// a false miss for normal runs (Student's t with runs − 1 degrees of
 /// freedom) to about 2 in 100 at 10 runs, 1 in 100 at 20 and 7 in 100 at
-/// the smoke runs' 4.
+/// 4 (the overload and spike smoke runs).
 pub const UNSTABLE_REACH: f64 = 3.0;
 
 /// Compares `measured` with `predicted` (mean, stderr) for one policy,
