@@ -94,11 +94,12 @@ fn policies() -> Result<Scenario, String> {
     Scenario::from_toml_str(&text, "validate/src/contention.rs").map_err(|e| e.to_string())
 }
 
-/// A failed attempt: a write conflict, or the database refused.
+/// A failed attempt: a write conflict, or the database refused or did
+/// not answer in time.
 #[derive(Debug)]
 enum Failed {
     Conflict,
-    Database(tokio_postgres::Error),
+    Database(String),
 }
 
 impl std::fmt::Display for Failed {
@@ -116,17 +117,110 @@ fn classify(e: &Failed) -> ErrorClass {
     match e {
         Failed::Conflict => ErrorClass::Concurrency,
         // An error of the database itself (it is on loopback and idle but
-        // for this experiment): not something to retry blindly.
+        // for this experiment): not something to retry blindly, and not
+        // a measurement either: the experiment stops with it.
         Failed::Database(_) => ErrorClass::Permanent,
     }
+}
+
+/// The longest the experiment waits for the server to accept a
+/// connection, prepare a statement or answer one: an idle server on
+/// loopback does each in about a millisecond, so a server that takes
+/// this long has stopped answering, and the experiment stops rather
+/// than wait for ever.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// `error` and the errors under it, outermost first: tokio-postgres says
+/// only "db error" and keeps the server's own message in its source.
+fn explain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut under = error.source();
+    while let Some(e) = under {
+        text.push_str(&format!(": {e}"));
+        under = e.source();
+    }
+    text
+}
+
+/// `work`, or an error saying that the server did not answer `what`
+/// within `limit`.
+async fn within<T, E: std::error::Error>(
+    limit: Duration,
+    what: &str,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(done) => done.map_err(|e| format!("{what}: {}", explain(&e))),
+        Err(_) => Err(format!(
+            "{what}: the server did not answer within {limit:?}"
+        )),
+    }
+}
+
+/// Whether every address `config` connects to is on this machine: a
+/// loopback address, `localhost`, or a Unix socket. The experiment loads
+/// the server for minutes, and the simulator's legs are fitted to
+/// loopback round trips.
+fn on_loopback(config: &tokio_postgres::Config) -> bool {
+    use tokio_postgres::config::Host;
+
+    // `hostaddr`, where given, is what the connection uses; `host` then
+    // only names the server.
+    let addrs = config.get_hostaddrs();
+    if !addrs.is_empty() {
+        return addrs.iter().all(|a| a.is_loopback());
+    }
+    let hosts = config.get_hosts();
+    !hosts.is_empty()
+        && hosts.iter().all(|h| match h {
+            Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|a| a.is_loopback())
+            }
+            #[cfg(unix)]
+            Host::Unix(_) => true,
+        })
 }
 
 /// Connects to `url` (`DATABASE_URL`). An error does not quote the URL:
 /// it may hold a password, and the message goes to logs.
 async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| format!("cannot connect to the server DATABASE_URL names: {e}"))?;
+    connect_within(url, PATIENCE).await
+}
+
+const CANNOT_CONNECT: &str = "cannot connect to the server DATABASE_URL names";
+
+/// `url` (`DATABASE_URL`) read, and refused unless it names a server on
+/// this machine. An error does not quote the URL.
+fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("{CANNOT_CONNECT}: {}", explain(&e)))?;
+    if !on_loopback(&config) {
+        return Err(format!(
+            "{CANNOT_CONNECT}: it is not on this machine; the contention experiment loads its \
+             server and fits the simulator to loopback round trips, so DATABASE_URL must name \
+             127.0.0.1, ::1, localhost or a Unix socket"
+        ));
+    }
+    Ok(config)
+}
+
+/// Whether `url` (`DATABASE_URL`) is one the experiment may use: it
+/// parses and names a server on this machine.
+pub fn check_url(url: &str) -> Result<(), String> {
+    parse_url(url).map(|_| ())
+}
+
+/// [`connect`], waiting at most `limit` for the server.
+async fn connect_within(url: &str, limit: Duration) -> Result<tokio_postgres::Client, String> {
+    let config = parse_url(url)?;
+    let what = CANNOT_CONNECT;
+    let (client, connection) = within(limit, what, config.connect(tokio_postgres::NoTls)).await?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -146,9 +240,12 @@ impl Session {
     async fn open(url: &str) -> Result<Session, String> {
         let db = connect(url).await?;
         let prepare = async |sql: &str| {
-            db.prepare(sql)
-                .await
-                .map_err(|e| format!("cannot prepare `{sql}`: {e}"))
+            within(
+                PATIENCE,
+                &format!("cannot prepare `{sql}`"),
+                db.prepare(sql),
+            )
+            .await
         };
         let read = prepare("SELECT value, version FROM reflexio_hot_row WHERE id = 1").await?;
         let write = prepare(
@@ -202,11 +299,12 @@ pub struct Measurement {
 async fn calibrate(url: &str, n: u64) -> Result<Calibration, String> {
     let session = Session::open(url).await?;
     for _ in 0..n {
-        session
-            .db
-            .query_one(&session.empty, &[])
-            .await
-            .map_err(|e| format!("cannot run an empty statement: {e}"))?;
+        within(
+            PATIENCE,
+            "cannot run an empty statement",
+            session.db.query_one(&session.empty, &[]),
+        )
+        .await?;
         increment(&session)
             .await
             .0
@@ -215,11 +313,12 @@ async fn calibrate(url: &str, n: u64) -> Result<Calibration, String> {
     let mut out = Calibration::default();
     for _ in 0..n {
         let sent = Instant::now();
-        session
-            .db
-            .query_one(&session.empty, &[])
-            .await
-            .map_err(|e| format!("cannot time an empty statement: {e}"))?;
+        within(
+            PATIENCE,
+            "cannot time an empty statement",
+            session.db.query_one(&session.empty, &[]),
+        )
+        .await?;
         out.empty.push(sent.elapsed());
         let (result, trips) = increment(&session).await;
         result.map_err(|e| format!("an idle transaction failed: {e}"))?;
@@ -236,10 +335,12 @@ const CREATE: &str = "DROP TABLE IF EXISTS reflexio_hot_row;
 /// client, on a fresh table.
 pub async fn measure_idle(url: &str, n: u64) -> Result<Calibration, String> {
     let admin = connect(url).await?;
-    admin
-        .batch_execute(CREATE)
-        .await
-        .map_err(|e| format!("cannot create the hot row: {e}"))?;
+    within(
+        PATIENCE,
+        "cannot create the hot row",
+        admin.batch_execute(CREATE),
+    )
+    .await?;
     calibrate(url, n).await
 }
 
@@ -251,15 +352,19 @@ pub async fn measure(url: &str, setup: &Setup, idle: Calibration) -> Result<Meas
     let mut out = Vec::new();
     let mut round_trips = Vec::new();
     for policy in &scenario.policies {
-        admin
-            .batch_execute(CREATE)
-            .await
-            .map_err(|e| format!("cannot create the hot row: {e}"))?;
+        within(
+            PATIENCE,
+            "cannot create the hot row",
+            admin.batch_execute(CREATE),
+        )
+        .await?;
         let (run, trips) = measure_policy(url, setup, &policy.name, &policy.config).await?;
-        let row = admin
-            .query_one("SELECT value FROM reflexio_hot_row WHERE id = 1", &[])
-            .await
-            .map_err(|e| format!("cannot read the hot row: {e}"))?;
+        let row = within(
+            PATIENCE,
+            "cannot read the hot row",
+            admin.query_one("SELECT value FROM reflexio_hot_row WHERE id = 1", &[]),
+        )
+        .await?;
         let value: i64 = row.get(0);
         let successes = (run.measured.success_rate
             * (setup.clients * setup.calls_per_client) as f64)
@@ -273,10 +378,12 @@ pub async fn measure(url: &str, setup: &Setup, idle: Calibration) -> Result<Meas
         out.push(run);
         round_trips.push(trips);
     }
-    admin
-        .batch_execute("DROP TABLE IF EXISTS reflexio_hot_row")
-        .await
-        .map_err(|e| format!("cannot drop the hot row: {e}"))?;
+    within(
+        PATIENCE,
+        "cannot drop the hot row",
+        admin.batch_execute("DROP TABLE IF EXISTS reflexio_hot_row"),
+    )
+    .await?;
     Ok(Measurement {
         runs: out,
         round_trips,
@@ -303,15 +410,22 @@ async fn measure_policy(
     }
     let origin = Instant::now();
     let log: Arc<Mutex<Vec<(Attempt, RoundTrips)>>> = Arc::default();
+    // The first error of the database itself: the experiment's failure,
+    // not a call's, so every client stops and no metric is reported.
+    let broken: Arc<Mutex<Option<String>>> = Arc::default();
     let mut tasks = Vec::new();
     for (c, db) in clients.into_iter().enumerate() {
         let policy = policy.clone();
         let log = Arc::clone(&log);
+        let broken = Arc::clone(&broken);
         let calls = setup.calls_per_client;
         let clients = setup.clients;
         tasks.push(tokio::spawn(async move {
             let mut outcomes = Vec::new();
             for k in 0..calls {
+                if lock(&broken).is_some() {
+                    break;
+                }
                 // Client c makes calls c, c + clients, ... as the
                 // simulator's closed loop numbers them.
                 let call = (c as u64 + k * clients) as usize;
@@ -325,6 +439,7 @@ async fn measure_policy(
                         let db = Arc::clone(&db);
                         let log = Arc::clone(&log);
                         let busy = Arc::clone(&busy);
+                        let broken = Arc::clone(&broken);
                         async move {
                             let sent = Instant::now();
                             let (result, mut trips) = increment(&db).await;
@@ -338,6 +453,9 @@ async fn measure_policy(
                                     status: Some(if result.is_ok() { 200 } else { 409 }),
                                 };
                                 log.push((attempt, trips));
+                            }
+                            if let Err(Failed::Database(e)) = &result {
+                                lock(&broken).get_or_insert_with(|| e.clone());
                             }
                             result
                         }
@@ -361,18 +479,31 @@ async fn measure_policy(
     for t in tasks {
         outcomes.extend(t.await.map_err(|e| format!("a client task failed: {e}"))?);
     }
-    let log = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
+    if let Some(e) = lock(&broken).take() {
+        return Err(format!("policy {name}: {e}"));
+    }
+    let log = std::mem::take(&mut *lock(&log));
     let (attempts, trips): (Vec<Attempt>, Vec<RoundTrips>) = log.into_iter().unzip();
     let mut run = load::tally(name, &outcomes, attempts);
     run.oversleeps = late.take();
     Ok((run, trips))
 }
 
+/// `mutex`'s value, even if a thread panicked holding it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// One attempt: read the row's version, write if it has not changed; and
 /// the two round trips it took.
 async fn increment(session: &Session) -> (Result<(), Failed>, RoundTrips) {
     let sent = Instant::now();
-    let read = session.db.query_one(&session.read, &[]).await;
+    let read = within(
+        PATIENCE,
+        "cannot read the hot row",
+        session.db.query_one(&session.read, &[]),
+    )
+    .await;
     let mut trips = RoundTrips {
         read: sent.elapsed(),
         write: None,
@@ -385,10 +516,14 @@ async fn increment(session: &Session) -> (Result<(), Failed>, RoundTrips) {
     let value: i64 = row.get(0);
     let version: i64 = row.get(1);
     let sent = Instant::now();
-    let written = session
-        .db
-        .execute(&session.write, &[&(value + 1), &version])
-        .await;
+    let written = within(
+        PATIENCE,
+        "cannot write the hot row",
+        session
+            .db
+            .execute(&session.write, &[&(value + 1), &version]),
+    )
+    .await;
     trips.write = Some(sent.elapsed());
     let result = match written {
         Ok(1) => Ok(()),
@@ -484,6 +619,22 @@ pub fn median_us(samples: impl Iterator<Item = Duration>) -> f64 {
 /// clients and calls, one contended row, each attempt two round trips
 /// whose legs are fitted as [`Legs`] says, and the same policies.
 pub fn equivalent_scenario(setup: &Setup, measured: &Measurement) -> Result<String, String> {
+    // Legs fitted to nothing would be 1 us each: a prediction nobody
+    // measured.
+    if !measured.round_trips.iter().flatten().any(|t| t.first) {
+        return Err(
+            "contention: no first attempt was timed, so there are no round trips to fit the \
+             simulator's legs to"
+                .to_owned(),
+        );
+    }
+    if measured.idle.empty.is_empty() || measured.idle.transactions.is_empty() {
+        return Err(
+            "contention: the idle server was not timed, so the round trips cannot be split into \
+             network legs and the service's work"
+                .to_owned(),
+        );
+    }
     let legs = fit_legs(&measured.idle, &measured.round_trips);
     let firsts = || measured.round_trips.iter().flatten().filter(|t| t.first);
     let loaded_reads = median_us(firsts().map(|t| t.read));
@@ -556,6 +707,221 @@ mod tests {
             assert!(!e.contains("s3cret"), "{e}");
             assert!(e.contains("DATABASE_URL"), "{e}");
         }
+    }
+
+    #[test]
+    fn only_a_server_on_this_machine_is_loaded() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for url in [
+            "postgres://user:s3cret@db.example.com:5432/db",
+            "postgres://user@10.1.2.3/db",
+            "host=127.0.0.1,db.example.com user=user",
+            "host=localhost hostaddr=192.0.2.7 user=user",
+        ] {
+            let Err(e) = runtime.block_on(connect(url)) else {
+                panic!("connected to {url}");
+            };
+            assert!(e.contains("127.0.0.1"), "{url}: {e}");
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+        for url in [
+            "postgres://user@127.0.0.1:5432/db",
+            "postgres://user@localhost/db",
+            "postgres://user@[::1]:5432/db",
+            "host=/tmp user=user",
+        ] {
+            let config: tokio_postgres::Config = url.parse().unwrap();
+            assert!(on_loopback(&config), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_server_that_never_answers_does_not_hang_the_experiment() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // Accepts connections and never says a word.
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let silent = tokio::spawn(async move {
+                let mut held = Vec::new();
+                while let Ok((socket, _)) = listener.accept().await {
+                    held.push(socket);
+                }
+            });
+            let url = format!("postgres://user@127.0.0.1:{port}/db");
+            let started = std::time::Instant::now();
+            let waited = tokio::time::timeout(
+                Duration::from_secs(30),
+                connect_within(&url, Duration::from_millis(300)),
+            )
+            .await;
+            let Ok(Err(e)) = waited else {
+                panic!("still waiting for a silent server after 30 s");
+            };
+            assert!(e.contains("did not answer"), "{e}");
+            assert!(started.elapsed() < Duration::from_secs(30));
+            silent.abort();
+        });
+    }
+
+    /// A stand-in for PostgreSQL on 127.0.0.1 that speaks just enough of
+    /// the wire protocol for a `Session` to connect and prepare its
+    /// statements, and then answers every statement with an error (the
+    /// server shutting down). Returns its URL.
+    fn failing_server() -> String {
+        use std::io::{Read, Write};
+
+        fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+            let mut out = vec![kind];
+            out.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+            out.extend_from_slice(body);
+            out
+        }
+        fn column(name: &str, oid: i32) -> Vec<u8> {
+            let mut out = name.as_bytes().to_vec();
+            out.push(0);
+            out.extend_from_slice(&0i32.to_be_bytes()); // table
+            out.extend_from_slice(&0i16.to_be_bytes()); // attribute
+            out.extend_from_slice(&oid.to_be_bytes());
+            out.extend_from_slice(&8i16.to_be_bytes()); // length
+            out.extend_from_slice(&(-1i32).to_be_bytes()); // modifier
+            out.extend_from_slice(&0i16.to_be_bytes()); // text format
+            out
+        }
+        const SHUTTING_DOWN: &[u8] = b"SFATAL\0VFATAL\0C57P01\0\
+            Mterminating connection due to administrator command\0\0";
+        fn serve(mut socket: std::net::TcpStream) -> std::io::Result<()> {
+            let mut len = [0u8; 4];
+            socket.read_exact(&mut len)?;
+            let mut startup = vec![0u8; i32::from_be_bytes(len) as usize - 4];
+            socket.read_exact(&mut startup)?;
+            socket.write_all(&message(b'R', &0i32.to_be_bytes()))?;
+            socket.write_all(&message(b'Z', b"I"))?;
+            let mut last_query = String::new();
+            loop {
+                let mut head = [0u8; 5];
+                socket.read_exact(&mut head)?;
+                let mut body =
+                    vec![
+                        0u8;
+                        i32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize - 4
+                    ];
+                socket.read_exact(&mut body)?;
+                let reply = match head[0] {
+                    b'P' => {
+                        let fields: Vec<&[u8]> = body.splitn(3, |b| *b == 0).collect();
+                        last_query = String::from_utf8_lossy(fields[1]).into_owned();
+                        message(b'1', &[])
+                    }
+                    b'D' => {
+                        let (params, columns): (&[i32], Vec<Vec<u8>>) =
+                            if last_query.starts_with("UPDATE") {
+                                (&[20, 20], Vec::new())
+                            } else if last_query.contains("value, version") {
+                                (&[], vec![column("value", 20), column("version", 20)])
+                            } else {
+                                (&[], vec![column("?column?", 23)])
+                            };
+                        let mut t = (params.len() as i16).to_be_bytes().to_vec();
+                        for oid in params {
+                            t.extend_from_slice(&oid.to_be_bytes());
+                        }
+                        let mut out = message(b't', &t);
+                        if columns.is_empty() {
+                            out.extend(message(b'n', &[]));
+                        } else {
+                            let mut r = (columns.len() as i16).to_be_bytes().to_vec();
+                            r.extend(columns.concat());
+                            out.extend(message(b'T', &r));
+                        }
+                        out
+                    }
+                    // Every statement fails; what follows up to the Sync
+                    // is ignored, as a server does after an error.
+                    b'B' => message(b'E', SHUTTING_DOWN),
+                    b'S' => message(b'Z', b"I"),
+                    b'X' => return Ok(()),
+                    _ => Vec::new(),
+                };
+                socket.write_all(&reply)?;
+            }
+        }
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for socket in listener.incoming().flatten() {
+                std::thread::spawn(move || serve(socket));
+            }
+        });
+        format!("postgres://user@127.0.0.1:{port}/db?sslmode=disable")
+    }
+
+    #[test]
+    fn an_error_of_the_database_fails_the_experiment_not_the_calls() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let url = failing_server();
+        let scenario = policies().unwrap();
+        let policy = &scenario.policies[1];
+        let setup = Setup::smoke(2);
+        let result = runtime.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                measure_policy(&url, &setup, &policy.name, &policy.config),
+            )
+            .await
+        });
+        let Ok(result) = result else {
+            panic!("still running after 30 s");
+        };
+        let Err(e) = result else {
+            panic!("the failed statements were counted as failed calls");
+        };
+        assert!(e.contains("terminating connection"), "{e}");
+        assert!(e.contains(&policy.name), "{e}");
+    }
+
+    #[test]
+    fn no_legs_are_made_up_when_nothing_was_timed() {
+        let us = Duration::from_micros;
+        let trip = RoundTrips {
+            read: us(100),
+            write: Some(us(120)),
+            first: true,
+        };
+        let idle = Calibration {
+            empty: vec![us(50)],
+            transactions: vec![trip],
+        };
+        let nothing = Measurement {
+            runs: Vec::new(),
+            round_trips: Vec::new(),
+            idle: idle.clone(),
+        };
+        let e = equivalent_scenario(&Setup::smoke(10), &nothing).unwrap_err();
+        assert!(e.contains("no first attempt"), "{e}");
+        let no_idle = Measurement {
+            runs: Vec::new(),
+            round_trips: vec![vec![trip]],
+            idle: Calibration::default(),
+        };
+        let e = equivalent_scenario(&Setup::smoke(10), &no_idle).unwrap_err();
+        assert!(e.contains("idle server"), "{e}");
+        let timed = Measurement {
+            runs: Vec::new(),
+            round_trips: vec![vec![trip]],
+            idle,
+        };
+        equivalent_scenario(&Setup::smoke(10), &timed).unwrap();
     }
 
     #[test]

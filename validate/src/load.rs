@@ -195,7 +195,13 @@ pub fn client_table(runs: &[PolicyRun]) -> String {
     if late.is_empty() {
         return "[client]\n# no retry sleep was measured: tokio's timer, 0 to 2 ms late\noversleep = { distribution = \"uniform\", min = \"0ms\", max = \"2ms\" }\n\n".to_owned();
     }
-    let (median, sigma) = crate::measure::fit_lognormal(&late);
+    let Some((median, sigma)) = crate::measure::fit_lognormal(&late) else {
+        // Every sleep ended when it was due: exact timers, the default.
+        return format!(
+            "[client]\n# none of the clients' {} retry sleeps ended late: exact timers\n\n",
+            late.len()
+        );
+    };
     format!(
         "[client]\n# fitted to how late the clients woke from their {} retry sleeps\noversleep = {{ distribution = \"lognormal\", median = \"{}us\", sigma = {sigma:.4} }}\n\n",
         late.len(),

@@ -63,8 +63,8 @@ enum Which {
     /// The same service under a traffic spike, policies with and without
     /// a retry budget.
     Spike,
-    /// One hot row in a real PostgreSQL (`DATABASE_URL`), 10 and 50
-    /// clients.
+    /// One hot row in a real PostgreSQL on this machine (`DATABASE_URL`),
+    /// 10 and 50 clients.
     Contention,
 }
 
@@ -129,12 +129,35 @@ fn is_report_file(name: &str) -> bool {
 /// experiments load the machine for minutes.
 fn check_out(cli: &Cli) -> Result<(), String> {
     for folder in folders(cli.experiment) {
-        ReportSet::check_with(&cli.out.join(folder), is_report_file)?;
+        // Stage a report and drop it, uncommitted: a folder that cannot
+        // be created or written (a read-only file system, no permission)
+        // fails here rather than after the measurements. Dropped, the
+        // staging folder goes, and any existing report stays as it was.
+        let mut write = |_: &Path, _: &[u8]| Ok(());
+        ReportSet::begin_with(&cli.out.join(folder), &mut write, is_report_file)?;
     }
     Ok(())
 }
 
+/// The database the contention experiment uses, if `which` runs it:
+/// `url` (`DATABASE_URL`), checked before any experiment loads the
+/// machine, so that `--experiment all` does not fail at its last
+/// experiment, minutes in, for want of a setting.
+fn database_url(which: Which, url: Option<String>) -> Result<Option<String>, String> {
+    if !matches!(which, Which::All | Which::Contention) {
+        return Ok(None);
+    }
+    let url = url.ok_or(
+        "the contention experiment needs a PostgreSQL server: set DATABASE_URL, or run it \
+         through `scripts/postgres.sh run cargo run --release -p reflexio-validate`, which \
+         starts a throwaway one (or choose another --experiment)",
+    )?;
+    contention::check_url(&url)?;
+    Ok(Some(url))
+}
+
 fn run(cli: &Cli) -> Result<bool, String> {
+    let database = database_url(cli.experiment, std::env::var("DATABASE_URL").ok())?;
     check_out(cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -154,13 +177,7 @@ fn run(cli: &Cli) -> Result<bool, String> {
         let outcome = spike_experiment(&runtime, cli.smoke, loosen)?;
         all_met &= finish(cli, &outcome)?;
     }
-    if matches!(cli.experiment, Which::All | Which::Contention) {
-        let url = std::env::var("DATABASE_URL").map_err(|_| {
-            "the contention experiment needs a PostgreSQL server: set DATABASE_URL, or run it \
-             through `scripts/postgres.sh run cargo run --release -p reflexio-validate`, which \
-             starts a throwaway one"
-                .to_owned()
-        })?;
+    if let Some(url) = database {
         // One look at the idle server (one client) for both experiments:
         // the scenarios' legs are fitted to it.
         let calibration = if cli.smoke { 200 } else { 1000 };
@@ -188,9 +205,14 @@ fn compare_all(
                 run.policy
             ));
         };
+        // `PolicySummary::get` answers 0 for a metric it does not have,
+        // which a measurement of 0 would then meet: every metric compared
+        // must be one the simulator reported.
+        for metric in METRICS {
+            predicted_stat(predicted, metric)?;
+        }
         let lookup = |metric: &str| {
-            let s = predicted.get(metric);
-            (s.mean, s.stderr)
+            predicted_stat(predicted, metric).map_or((f64::NAN, f64::NAN), |s| (s.mean, s.stderr))
         };
         rows.extend(compare::rows(
             &run.policy,
@@ -201,6 +223,25 @@ fn compare_all(
         ));
     }
     Ok(rows)
+}
+
+/// The simulator's figure for `metric` in `summary`, or an error if it
+/// reported none.
+fn predicted_stat(
+    summary: &reflexio_sim::report::PolicySummary,
+    metric: &str,
+) -> Result<reflexio_sim::report::Stat, String> {
+    summary
+        .metrics
+        .iter()
+        .find(|s| s.metric == metric)
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "the simulator reported no {metric} for policy {}",
+                summary.policy
+            )
+        })
 }
 
 fn rate_limit_experiment(
@@ -223,7 +264,7 @@ fn rate_limit_experiment(
         "rate-limit: measured in {:.1} s; simulating ...",
         started.elapsed().as_secs_f64()
     );
-    let scenario = rate_limit::equivalent_scenario(&setup, &runs);
+    let scenario = rate_limit::equivalent_scenario(&setup, &runs)?;
     let report = measure::predict(
         &scenario,
         "rate-limit/scenario.toml",
@@ -512,7 +553,14 @@ fn write_report_with(
     md.push_str(&format!("Produced by `{command}`.\n\n"));
     md.push_str("Measured (predicted):\n\n");
     md.push_str(&compare::headline(&outcome.rows));
-    md.push_str("\nEvery metric, with the simulator's standard error and the tolerance:\n\n");
+    md.push_str(&format!(
+        "\nEvery metric, with the simulator's standard error and the tolerance. A metric is \
+         `unstable` where the simulator's own runs spread wider than its tolerance (their \
+         standard deviation, shown, exceeds it): one measurement cannot confirm the prediction \
+         to within the tolerance, so it is judged against that spread instead, a miss only \
+         beyond {} standard deviations of the prediction.\n\n",
+        compare::UNSTABLE_REACH
+    ));
     md.push_str(&compare::markdown(&outcome.rows));
     md.push('\n');
     for metric in METRICS {
@@ -649,6 +697,74 @@ mod tests {
             out: Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/validation"),
         };
         check_out(&committed).unwrap();
+    }
+
+    #[test]
+    fn a_metric_the_simulator_did_not_report_is_an_error_not_a_zero() {
+        use reflexio_sim::report::{PolicySummary, Stat};
+
+        let summary = PolicySummary {
+            policy: "p".to_owned(),
+            metrics: vec![Stat {
+                metric: "success_rate",
+                mean: 0.5,
+                std_dev: 0.1,
+                stderr: 0.05,
+            }],
+        };
+        assert_eq!(predicted_stat(&summary, "success_rate").unwrap().mean, 0.5);
+        let e = predicted_stat(&summary, "finished_at_ms").unwrap_err();
+        assert!(
+            e.contains("finished_at_ms") && e.contains("policy p"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_out_that_cannot_be_written_is_refused_before_any_experiment() {
+        // /proc takes no new folder, not even from root.
+        let cli = Cli {
+            smoke: true,
+            experiment: Which::Spike,
+            out: PathBuf::from("/proc/reflexio-validate-out"),
+        };
+        let e = check_out(&cli).unwrap_err();
+        assert!(e.contains("/proc/reflexio-validate-out"), "{e}");
+        // A writable one is left as it was: nothing staged stays behind.
+        let root =
+            std::env::temp_dir().join(format!("reflexio-validate-probe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let cli = Cli {
+            smoke: true,
+            experiment: Which::All,
+            out: root.clone(),
+        };
+        check_out(&cli).unwrap();
+        assert!(names(&root).is_empty(), "{:?}", names(&root));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_database_is_checked_before_any_experiment() {
+        let local = Some("postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        for which in [Which::RateLimit, Which::Overload, Which::Spike] {
+            assert_eq!(database_url(which, None), Ok(None));
+        }
+        for which in [Which::All, Which::Contention] {
+            let e = database_url(which, None).unwrap_err();
+            assert!(e.contains("DATABASE_URL"), "{e}");
+            let e = database_url(
+                which,
+                Some("postgres://u:s3cret@db.example.com/x".to_owned()),
+            )
+            .unwrap_err();
+            assert!(
+                e.contains("not on this machine") && !e.contains("s3cret"),
+                "{e}"
+            );
+            assert_eq!(database_url(which, local.clone()), Ok(local.clone()));
+        }
     }
 
     #[test]

@@ -68,9 +68,10 @@ impl Measured {
 }
 
 /// Median and sigma of the lognormal that fits `samples` (maximum
-/// likelihood: the mean and standard deviation of their logarithms).
-/// Empty input gives 1 ms and 0.
-pub fn fit_lognormal(samples: &[Duration]) -> (Duration, f64) {
+/// likelihood: the mean and standard deviation of their logarithms);
+/// `None` when no sample is above zero, rather than a latency nobody
+/// measured.
+pub fn fit_lognormal(samples: &[Duration]) -> Option<(Duration, f64)> {
     let logs: Vec<f64> = samples
         .iter()
         .map(|d| d.as_secs_f64())
@@ -78,12 +79,12 @@ pub fn fit_lognormal(samples: &[Duration]) -> (Duration, f64) {
         .map(f64::ln)
         .collect();
     if logs.is_empty() {
-        return (Duration::from_millis(1), 0.0);
+        return None;
     }
     let n = logs.len() as f64;
     let mean = logs.iter().sum::<f64>() / n;
     let var = logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / n;
-    (Duration::from_secs_f64(mean.exp()), var.sqrt())
+    Some((Duration::from_secs_f64(mean.exp()), var.sqrt()))
 }
 
 /// The `[policies.*]` tables of `scenario`, written out in the scenario
@@ -149,10 +150,11 @@ mod tests {
             .iter()
             .map(|z| Duration::from_secs_f64((m + z).exp()))
             .collect();
-        let (median, sigma) = fit_lognormal(&samples);
+        let (median, sigma) = fit_lognormal(&samples).unwrap();
         assert!((median.as_secs_f64() - 0.040).abs() < 1e-9);
         // Durations hold whole nanoseconds: equal to within that rounding.
         assert!((sigma - 0.5).abs() < 1e-6, "{sigma}");
-        assert_eq!(fit_lognormal(&[]), (Duration::from_millis(1), 0.0));
+        assert_eq!(fit_lognormal(&[]), None);
+        assert_eq!(fit_lognormal(&[Duration::ZERO]), None);
     }
 }

@@ -272,7 +272,10 @@ pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> Result<String, 
         .filter(|a| a.status == Some(200) && a.sent < setup.outage().0)
         .map(|a| a.took)
         .collect();
-    let (median, sigma) = fit_lognormal(&quiet);
+    let (median, sigma) = fit_lognormal(&quiet).ok_or(
+        "overload: no attempt succeeded before the outage, so there is no latency to fit the \
+         simulator's service to (is the service answering?)",
+    )?;
     let scenario = Scenario::from_toml_str(SCENARIO, "sim/scenarios/overload.toml")
         .map_err(|e| e.to_string())?;
     Ok(format!(
@@ -295,4 +298,26 @@ rate = {rate:?}
         service = setup.model.service_toml(median, sigma, setup.timeout),
         policies = policies_toml(&scenario),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_latency_is_made_up_when_nothing_succeeded_before_the_outage() {
+        let failed = crate::load::tally(
+            "p",
+            &[],
+            vec![load::Attempt {
+                sent: Duration::from_millis(5),
+                took: Duration::from_millis(500),
+                status: None,
+            }],
+        );
+        for runs in [vec![], vec![failed]] {
+            let e = equivalent_scenario(&Setup::smoke(), &runs).unwrap_err();
+            assert!(e.contains("no attempt succeeded before the outage"), "{e}");
+        }
+    }
 }

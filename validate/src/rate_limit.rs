@@ -169,14 +169,17 @@ async fn measure_policy(
 /// The scenario the simulator predicts from: the bundled one with the
 /// calls of this run, the latency fitted from the admitted attempts
 /// measured, and the clients' oversleep fitted from their retry sleeps.
-pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> String {
+pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> Result<String, String> {
     let all: Vec<Duration> = runs
         .iter()
         .flat_map(|r| &r.attempts)
         .filter(|a| a.status.is_some_and(|s| s != 429))
         .map(|a| a.took)
         .collect();
-    let (median, sigma) = fit_lognormal(&all);
+    let (median, sigma) = fit_lognormal(&all).ok_or(
+        "rate-limit: the limiter admitted no attempt, so there is no latency to fit the \
+         simulator's service to (is the service answering?)",
+    )?;
     let mut text = String::new();
     // Inside a table the equivalent scenario writes anew.
     let mut replaced = false;
@@ -215,7 +218,7 @@ pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> String {
         text.push_str(line);
         text.push('\n');
     }
-    text
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -248,7 +251,7 @@ mod tests {
         let late = (1..=200)
             .map(|k| Duration::from_micros(500 + 5 * k))
             .collect();
-        let text = equivalent_scenario(&Setup::smoke(), &[run(late)]);
+        let text = equivalent_scenario(&Setup::smoke(), &[run(late)]).unwrap();
         assert!(text.contains("from their 200 retry sleeps"), "{text}");
         assert!(matches!(
             client_of(&text),
@@ -262,8 +265,62 @@ mod tests {
     }
 
     #[test]
+    fn no_latency_is_made_up_when_every_attempt_was_refused() {
+        let mut refused = run(Vec::new());
+        for a in &mut refused.attempts {
+            a.status = Some(429);
+        }
+        for runs in [vec![], vec![refused]] {
+            let e = equivalent_scenario(&Setup::smoke(), &runs).unwrap_err();
+            assert!(e.contains("admitted no attempt"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_scenario_describes_the_service_and_load_that_were_measured() {
+        use reflexio_sim::model::ModelKind;
+
+        // The equivalent scenario keeps the bundled scenario's load and
+        // limiter; the real service and load are built from `Setup`. If
+        // the two drift apart, the prediction is of another system.
+        for setup in [Setup::full(), Setup::smoke()] {
+            let text = equivalent_scenario(&setup, &[run(Vec::new())]).unwrap();
+            let scenario = reflexio_sim::Scenario::from_toml_str(&text, "equivalent.toml").unwrap();
+            assert_eq!(scenario.workload.calls, setup.calls);
+            assert!(scenario.workload.phases.is_empty());
+            assert_eq!(
+                scenario.workload.arrival,
+                reflexio_sim::scenario::Arrival::Poisson { rate: setup.rate }
+            );
+            let kinds: Vec<&ModelKind> = scenario.failures.iter().map(|m| &m.kind).collect();
+            assert!(
+                matches!(
+                    kinds[..],
+                    [
+                        ModelKind::RateLimit { interval, burst, hint: true },
+                        ModelKind::Random { probability, .. },
+                    ] if *interval == 1_000_000_000 / u64::from(setup.limit)
+                        && *burst == setup.burst
+                        && *probability == setup.failure_probability
+                ),
+                "{kinds:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sleeps_that_all_ended_on_time_mean_exact_timers() {
+        let text = equivalent_scenario(&Setup::smoke(), &[run(vec![Duration::ZERO; 3])]).unwrap();
+        assert!(
+            text.contains("none of the clients' 3 retry sleeps ended late"),
+            "{text}"
+        );
+        assert_eq!(client_of(&text), None);
+    }
+
+    #[test]
     fn without_a_measured_sleep_the_clients_still_oversleep() {
-        let text = equivalent_scenario(&Setup::smoke(), &[run(Vec::new())]);
+        let text = equivalent_scenario(&Setup::smoke(), &[run(Vec::new())]).unwrap();
         assert!(text.contains("no retry sleep was measured"), "{text}");
         assert!(matches!(
             client_of(&text),
@@ -273,7 +330,7 @@ mod tests {
 
     #[test]
     fn comments_that_introduce_a_table_are_kept() {
-        let text = equivalent_scenario(&Setup::smoke(), &[run(Vec::new())]);
+        let text = equivalent_scenario(&Setup::smoke(), &[run(Vec::new())]).unwrap();
         // The bundled file explains the failure models above them.
         let failures = SCENARIO.find("[[failures]]").unwrap();
         let before = SCENARIO[..failures]

@@ -183,7 +183,10 @@ pub fn equivalent_scenario(setup: &Setup, runs: &[PolicyRun]) -> Result<String, 
         .filter(|a| a.status == Some(200) && a.sent < spike_start)
         .map(|a| a.took)
         .collect();
-    let (median, sigma) = fit_lognormal(&quiet);
+    let (median, sigma) = fit_lognormal(&quiet).ok_or(
+        "spike: no attempt succeeded before the spike, so there is no latency to fit the \
+         simulator's service to (is the service answering?)",
+    )?;
     Ok(format!(
         r#"name = "validation-spike"
 description = "The spike validation experiment's service and load, as a scenario."
@@ -258,9 +261,36 @@ mod tests {
         );
     }
 
+    /// One run whose every attempt succeeded in 90 to 110 ms, one every
+    /// 10 ms from the start.
+    fn quiet_run() -> PolicyRun {
+        let attempts = (0..100)
+            .map(|k| crate::load::Attempt {
+                sent: Duration::from_millis(10 * k),
+                took: Duration::from_millis(90 + k % 21),
+                status: Some(200),
+            })
+            .collect();
+        crate::load::tally("p", &[], attempts)
+    }
+
+    #[test]
+    fn no_latency_is_made_up_when_nothing_succeeded_before_the_spike() {
+        // Every attempt before the spike failed (or none was made): there
+        // is nothing to fit the service's latency to.
+        let mut failed = quiet_run();
+        for a in &mut failed.attempts {
+            a.status = Some(503);
+        }
+        for runs in [vec![], vec![failed]] {
+            let e = equivalent_scenario(&Setup::smoke(), &runs).unwrap_err();
+            assert!(e.contains("no attempt succeeded before the spike"), "{e}");
+        }
+    }
+
     #[test]
     fn the_equivalent_scenario_writes_the_phases() {
-        let text = equivalent_scenario(&Setup::smoke(), &[]).unwrap();
+        let text = equivalent_scenario(&Setup::smoke(), &[quiet_run()]).unwrap();
         assert!(text.contains("{ rate = 240.0, for = \"2s\" }"), "{text}");
         assert!(text.contains("{ rate = 120.0 },"), "{text}");
         assert!(
