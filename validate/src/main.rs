@@ -553,13 +553,17 @@ fn write_report_with(
     md.push_str(&format!("Produced by `{command}`.\n\n"));
     md.push_str("Measured (predicted):\n\n");
     md.push_str(&compare::headline(&outcome.rows));
+    // A smoke run loosens the reach as it loosens the tolerances.
+    let reach = outcome
+        .rows
+        .first()
+        .map_or(compare::UNSTABLE_REACH, |r| r.unstable_reach);
     md.push_str(&format!(
         "\nEvery metric, with the simulator's standard error and the tolerance. A metric is \
          `unstable` where the simulator's own runs spread wider than its tolerance (their \
          standard deviation, shown, exceeds it): one measurement cannot confirm the prediction \
          to within the tolerance, so it is judged against that spread instead, a miss only \
-         beyond {} standard deviations of the prediction.\n\n",
-        compare::UNSTABLE_REACH
+         beyond {reach} standard deviations of the prediction.\n\n"
     ));
     md.push_str(&compare::markdown(&outcome.rows));
     md.push('\n');
