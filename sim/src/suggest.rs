@@ -424,7 +424,7 @@ mod tests {
             "{m}"
         );
         let m = improve(
-            "invalid value: string \"none\", expected a whole number of attempts or \"off\"",
+            "invalid value: string \"none\", expected a whole number from 1 to 4294967295, or \"off\"",
             "policies.a.max_unknown_attempts",
             "",
         );

@@ -295,3 +295,14 @@ fn the_folder_written_is_named_with_one_slash() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn runs_out_of_range_is_told_the_range_runs_take() {
+    let flaky = scenarios().join("flaky.toml");
+    for runs in ["4294967296", "0", "10001", "-1"] {
+        let flag = format!("--runs={runs}");
+        let (code, _, err) = run(&["--scenario", flaky.to_str().unwrap(), &flag]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("1..=10000"), "--runs {runs}: {err}");
+    }
+}
