@@ -540,6 +540,26 @@ enum DistKind {
     Lognormal,
 }
 
+impl DistKind {
+    /// The parameters this distribution reads (besides `distribution`).
+    fn params(self) -> &'static [&'static str] {
+        match self {
+            DistKind::Constant => &["value"],
+            DistKind::Uniform => &["min", "max"],
+            DistKind::Normal => &["mean", "std_dev"],
+            DistKind::Exponential => &["mean"],
+            DistKind::Lognormal => &["median", "sigma"],
+        }
+    }
+}
+
+/// The parameters of the distribution called `name`, if there is one.
+pub(crate) fn distribution_fields(name: &str) -> Option<&'static [&'static str]> {
+    DistKind::deserialize(de::value::StrDeserializer::<de::value::Error>::new(name))
+        .ok()
+        .map(DistKind::params)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLatency {
@@ -1538,13 +1558,8 @@ fn build_dist(at: &str, raw: RawDist) -> Result<Latency, Err0> {
         ("median", raw.median.is_some()),
         ("sigma", raw.sigma.is_some()),
     ];
-    let (dist, allowed): (&str, &[&str]) = match raw.distribution {
-        DistKind::Constant => ("constant", &["value"]),
-        DistKind::Uniform => ("uniform", &["min", "max"]),
-        DistKind::Normal => ("normal", &["mean", "std_dev"]),
-        DistKind::Exponential => ("exponential", &["mean"]),
-        DistKind::Lognormal => ("lognormal", &["median", "sigma"]),
-    };
+    let dist = DISTRIBUTIONS[raw.distribution as usize];
+    let allowed = raw.distribution.params();
     for (field, set) in fields {
         if set && !allowed.contains(&field) {
             return Err(err(
