@@ -230,7 +230,12 @@ fn simulate(
                 .to_owned(),
         );
     };
-    let mut scenario = Scenario::from_file(path).map_err(|e| e.to_string())?;
+    let (mut scenario, source) =
+        Scenario::from_file_with_source(path).map_err(|e| e.to_string())?;
+    // The report's notes come from the text read here: the file is not
+    // read again after the run.
+    let notes = html::leading_comments(&source);
+    drop(source);
     for w in &scenario.warnings {
         let _ = writeln!(
             err,
@@ -319,9 +324,6 @@ fn simulate(
     }
     let scenario_path = path.to_string_lossy().replace('\\', "/");
     let mut outputs = render_all(&report, Some(&scenario_path), &plot_files);
-    let notes = std::fs::read_to_string(path)
-        .map(|source| html::leading_comments(&source))
-        .unwrap_or_default();
     outputs.push((
         "report.html".to_owned(),
         html::render_with_plots(&report, Some(&scenario_path), &notes, &svgs),

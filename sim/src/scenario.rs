@@ -744,6 +744,14 @@ impl Scenario {
     /// Reads and validates the scenario file at `path`. Trace files named
     /// in it are read relative to its folder.
     pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
+        Scenario::from_file_with_source(path).map(|(scenario, _)| scenario)
+    }
+
+    /// [`from_file`](Self::from_file), also handing back the text it read,
+    /// for a caller that needs the text too: the file is read once, with
+    /// the checks of [`from_file`](Self::from_file) (a regular file, not
+    /// too large), and not again later, when it may have changed.
+    pub fn from_file_with_source(path: &Path) -> Result<(Scenario, String), ScenarioError> {
         let file = path.display().to_string();
         let bytes =
             limits::read_bytes(path, limits::MAX_SCENARIO_BYTES).map_err(|e| ScenarioError {
@@ -752,18 +760,29 @@ impl Scenario {
                 path: String::new(),
                 message: format!("cannot read the scenario: {e}"),
             })?;
-        let source = reflexio::config::decode_utf8(&bytes).map_err(|e| ScenarioError {
+        reflexio::config::decode_utf8(&bytes).map_err(|e| ScenarioError {
             file: file.clone(),
             position: e.position,
             path: display_path(&e.path),
             message: e.message,
+        })?;
+        // UTF-8, as just checked: kept without a copy.
+        let source = String::from_utf8(bytes).map_err(|e| ScenarioError {
+            file: file.clone(),
+            position: None,
+            path: String::new(),
+            message: format!(
+                "not valid UTF-8 at byte {}: TOML documents are UTF-8 text",
+                e.utf8_error().valid_up_to()
+            ),
         })?;
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "scenario".to_owned());
         let dir = path.parent().unwrap_or(Path::new("."));
-        Scenario::parse(source, &file, &stem, Some(dir))
+        let scenario = Scenario::parse(&source, &file, &stem, Some(dir))?;
+        Ok((scenario, source))
     }
 
     /// Parses and validates a scenario from TOML text; `file` names it in
