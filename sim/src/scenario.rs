@@ -729,6 +729,15 @@ impl RawFailure {
     }
 }
 
+/// Why a scenario comparing `count` policies, more than
+/// [`limits::MAX_POLICIES`], is refused (at the `policies` table).
+pub(crate) fn too_many_policies(count: usize) -> String {
+    format!(
+        "{count} policies; at most {} may be compared in one scenario",
+        limits::MAX_POLICIES
+    )
+}
+
 /// The fields the failure model named `name` takes besides `model`, or
 /// `None` for an unknown model.
 pub(crate) fn model_fields(name: &str) -> Option<&'static [&'static str]> {
@@ -776,13 +785,21 @@ impl Scenario {
                 e.utf8_error().valid_up_to()
             ),
         })?;
+        let scenario = Scenario::from_source(path, &source)?;
+        Ok((scenario, source))
+    }
+
+    /// Parses and validates `source`, the text of the scenario file at
+    /// `path` (as read by the caller): `path` names it in messages, its
+    /// stem is the default scenario name, and trace files named in it are
+    /// read relative to its folder.
+    pub fn from_source(path: &Path, source: &str) -> Result<Scenario, ScenarioError> {
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "scenario".to_owned());
         let dir = path.parent().unwrap_or(Path::new("."));
-        let scenario = Scenario::parse(&source, &file, &stem, Some(dir))?;
-        Ok((scenario, source))
+        Scenario::parse(source, &path.display().to_string(), &stem, Some(dir))
     }
 
     /// Parses and validates a scenario from TOML text; `file` names it in
@@ -989,14 +1006,7 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
         ));
     }
     if raw.policies.len() > limits::MAX_POLICIES {
-        return Err(err(
-            "policies",
-            format!(
-                "{} policies; at most {} may be compared in one scenario",
-                raw.policies.len(),
-                limits::MAX_POLICIES
-            ),
-        ));
+        return Err(err("policies", too_many_policies(raw.policies.len())));
     }
     limits::check_work(
         workload.calls,
