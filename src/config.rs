@@ -1165,18 +1165,18 @@ impl<'de> Visitor<'de> for CountVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        if self.off && v == "off" {
-            Ok(None)
-        } else {
-            Err(E::invalid_value(de::Unexpected::Str(v), &self))
+        match (self.off, v) {
+            (true, "off") => Ok(None),
+            (true, _) => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+            (false, _) => Err(E::invalid_type(de::Unexpected::Str(v), &self)),
         }
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        if self.off && !v {
-            Ok(None)
-        } else {
-            Err(E::invalid_value(de::Unexpected::Bool(v), &self))
+        match (self.off, v) {
+            (true, false) => Ok(None),
+            (true, true) => Err(E::invalid_value(de::Unexpected::Bool(v), &self)),
+            (false, _) => Err(E::invalid_type(de::Unexpected::Bool(v), &self)),
         }
     }
 }

@@ -1204,6 +1204,8 @@ fn a_count_that_does_not_parse_is_told_the_fields_own_range() {
         ("max_attempts = 4294967296\n", "max_attempts", 1),
         ("max_attempts = 18446744073709551616\n", "max_attempts", 1),
         ("max_attempts = 2.0\n", "max_attempts", 1),
+        ("max_attempts = \"3\"\n", "max_attempts", 1),
+        ("max_attempts = true\n", "max_attempts", 1),
         (
             "[classes.transient]\nmax_attempts = -1\n",
             "classes.transient.max_attempts",
@@ -1227,6 +1229,11 @@ fn a_count_that_does_not_parse_is_told_the_fields_own_range() {
     ] {
         let e = expect_error(source, path, line, &[from_one]);
         assert!(!e.message.contains("from 0"), "{e}");
+    }
+    // A string or a boolean is the wrong type there, not a wrong value.
+    for source in ["max_attempts = \"3\"\n", "max_attempts = true\n"] {
+        let e = RetryConfig::from_toml_str(source).unwrap_err();
+        assert!(e.message.starts_with("invalid type"), "{e}");
     }
     let e = expect_error(
         "max_unknown_attempts = -1\n",
