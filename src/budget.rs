@@ -154,6 +154,10 @@ impl fmt::Display for BudgetError {
 
 impl std::error::Error for BudgetError {}
 
+/// The whole numbers a token bucket's `capacity`, `retry_cost` and
+/// `timeout_cost` take (a cost is also at most the capacity).
+pub(crate) const TOKEN_COUNTS: std::ops::RangeInclusive<u32> = 1..=u32::MAX;
+
 fn refuse(field: &'static str, message: impl Into<String>) -> BudgetError {
     BudgetError {
         field,
@@ -739,12 +743,13 @@ impl BudgetSpec {
                 timeout_cost,
                 ..
             } => {
-                if capacity == 0 {
-                    return Err(refuse("capacity", "must be at least 1"));
+                let at_least = || format!("must be at least {}", TOKEN_COUNTS.start());
+                if !TOKEN_COUNTS.contains(&capacity) {
+                    return Err(refuse("capacity", at_least()));
                 }
                 for (field, cost) in [("retry_cost", retry_cost), ("timeout_cost", timeout_cost)] {
-                    if cost == 0 {
-                        return Err(refuse(field, "must be at least 1"));
+                    if !TOKEN_COUNTS.contains(&cost) {
+                        return Err(refuse(field, at_least()));
                     }
                     if cost > capacity {
                         return Err(refuse(

@@ -69,7 +69,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
@@ -77,7 +77,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use crate::budget::{format_ppm_percent, percent_ppm, BudgetSpec};
+use crate::budget::{format_ppm_percent, percent_ppm, BudgetSpec, TOKEN_COUNTS};
 use crate::class::ErrorClass;
 use crate::engine::{Engine, Envelope};
 use crate::strategy::{default_backoff, Backoff, BackoffKind, ClassStrategy};
@@ -96,7 +96,11 @@ pub struct RetryConfig {
     )]
     pub deadline: Option<Option<Duration>>,
     /// Attempts per call, counting the first. Default 6.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_attempts"
+    )]
     pub max_attempts: Option<u32>,
     /// Cap on attempts ending with an unknown error; `Some(None)` is
     /// `"off"`. Default 2.
@@ -138,14 +142,26 @@ pub struct BudgetConfig {
     /// `"token_bucket"` or `"ratio"`.
     pub kind: String,
     /// token_bucket: tokens in a full bucket. Default 500.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_tokens"
+    )]
     pub capacity: Option<u32>,
     /// token_bucket: tokens a retry costs. Default 5.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_tokens"
+    )]
     pub retry_cost: Option<u32>,
     /// token_bucket: tokens a retry after a transient failure costs.
     /// Default 10.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_tokens"
+    )]
     pub timeout_cost: Option<u32>,
     /// token_bucket: tokens given back per call that succeeds at its first
     /// attempt. Default 1.
@@ -334,7 +350,11 @@ pub struct StrategyConfig {
 #[serde(deny_unknown_fields)]
 pub struct ClassConfig {
     /// Cap on attempts ending with this class.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_attempts"
+    )]
     pub max_attempts: Option<u32>,
     /// This class's strategy instead of the default one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -579,10 +599,13 @@ impl RetryConfig {
     pub fn validate(&self) -> Result<Vec<ConfigWarning>, ConfigError> {
         let mut warnings = Vec::new();
         crate::lint::check_allow(&self.allow).map_err(|m| ConfigError::at("allow", m))?;
-        if self.max_attempts == Some(0) {
+        if self.max_attempts.is_some_and(|n| !ATTEMPTS.contains(&n)) {
             return Err(ConfigError::at(
                 "max_attempts",
-                "must be at least 1 (it counts the first attempt)",
+                format!(
+                    "must be at least {} (it counts the first attempt)",
+                    ATTEMPTS.start()
+                ),
             ));
         }
         // The TOML parser refuses zero durations; a configuration built in
@@ -609,10 +632,10 @@ impl RetryConfig {
         }
         let max_attempts = self.max_attempts.unwrap_or(6);
         match self.max_unknown_attempts {
-            Some(Some(0)) => {
+            Some(Some(n)) if !ATTEMPTS.contains(&n) => {
                 return Err(ConfigError::at(
                     "max_unknown_attempts",
-                    "must be at least 1, or \"off\"",
+                    format!("must be at least {}, or \"off\"", ATTEMPTS.start()),
                 ))
             }
             Some(Some(n)) if n > max_attempts => warnings.push(ConfigWarning {
@@ -645,10 +668,10 @@ impl RetryConfig {
                         "the unknown class's cap is set with the top-level `max_unknown_attempts`",
                     ));
                 }
-                if cap == 0 {
+                if !ATTEMPTS.contains(&cap) {
                     return Err(ConfigError::at(
                         format!("{path}.max_attempts"),
-                        "must be at least 1",
+                        format!("must be at least {}", ATTEMPTS.start()),
                     ));
                 }
             }
@@ -1081,46 +1104,105 @@ fn ser_limit_duration<S: Serializer>(
     }
 }
 
-struct CountVisitor;
+/// The attempts a cap allows (`max_attempts`, a class's cap,
+/// `max_unknown_attempts`): its parse error says this range, and
+/// [`RetryConfig::validate`] refuses the values of the field's type
+/// outside it.
+const ATTEMPTS: RangeInclusive<u32> = 1..=u32::MAX;
+
+/// Reads a whole number of `range` (or `"off"` where `off` allows it).
+/// A value of the wrong type, or one past `u32`, is told the range; one
+/// inside `u32` but outside the range is read, for the field's own check
+/// to refuse with its reason.
+struct CountVisitor {
+    range: RangeInclusive<u32>,
+    off: bool,
+}
+
+impl CountVisitor {
+    fn whole<E: de::Error>(
+        &self,
+        v: Option<u32>,
+        unexpected: de::Unexpected<'_>,
+    ) -> Result<Option<u32>, E> {
+        v.map(Some)
+            .ok_or_else(|| E::invalid_value(unexpected, self))
+    }
+}
 
 impl<'de> Visitor<'de> for CountVisitor {
     type Value = Option<u32>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a whole number of attempts or \"off\"")
+        write!(
+            f,
+            "a whole number from {} to {}",
+            self.range.start(),
+            self.range.end()
+        )?;
+        if self.off {
+            f.write_str(", or \"off\"")?;
+        }
+        Ok(())
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        u32::try_from(v)
-            .map(Some)
-            .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        self.whole(u32::try_from(v).ok(), de::Unexpected::Signed(v))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        u32::try_from(v)
-            .map(Some)
-            .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+        self.whole(u32::try_from(v).ok(), de::Unexpected::Unsigned(v))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
+        let shown = format!("integer `{v}`");
+        self.whole(u32::try_from(v).ok(), de::Unexpected::Other(&shown))
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Self::Value, E> {
+        let shown = format!("integer `{v}`");
+        self.whole(u32::try_from(v).ok(), de::Unexpected::Other(&shown))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        if v == "off" {
-            Ok(None)
-        } else {
-            Err(E::invalid_value(de::Unexpected::Str(v), &self))
+        match (self.off, v) {
+            (true, "off") => Ok(None),
+            (true, _) => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+            (false, _) => Err(E::invalid_type(de::Unexpected::Str(v), &self)),
         }
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        if v {
-            Err(E::invalid_value(de::Unexpected::Bool(v), &self))
-        } else {
-            Ok(None)
+        match (self.off, v) {
+            (true, false) => Ok(None),
+            (true, true) => Err(E::invalid_value(de::Unexpected::Bool(v), &self)),
+            (false, _) => Err(E::invalid_type(de::Unexpected::Bool(v), &self)),
         }
     }
 }
 
 fn some_limit_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
-    d.deserialize_any(CountVisitor).map(Some)
+    d.deserialize_any(CountVisitor {
+        range: ATTEMPTS,
+        off: true,
+    })
+    .map(Some)
+}
+
+/// An attempt cap that has no `"off"`: `max_attempts`, a class's cap.
+fn some_attempts<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    d.deserialize_any(CountVisitor {
+        range: ATTEMPTS,
+        off: false,
+    })
+}
+
+/// A token bucket's capacity or cost.
+fn some_tokens<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    d.deserialize_any(CountVisitor {
+        range: TOKEN_COUNTS,
+        off: false,
+    })
 }
 
 fn ser_limit_count<S: Serializer>(v: &Option<Option<u32>>, s: S) -> Result<S::Ok, S::Error> {

@@ -1193,3 +1193,74 @@ fn a_missing_kind_lists_the_kinds() {
         );
     }
 }
+
+/// A count of the wrong type, or past what its type holds, is told the
+/// field's own range, not the type's: attempts and token costs start at 1.
+#[test]
+fn a_count_that_does_not_parse_is_told_the_fields_own_range() {
+    let from_one = "a whole number from 1 to 4294967295";
+    for (source, path, line) in [
+        ("max_attempts = -1\n", "max_attempts", 1),
+        ("max_attempts = 4294967296\n", "max_attempts", 1),
+        ("max_attempts = 18446744073709551616\n", "max_attempts", 1),
+        ("max_attempts = 2.0\n", "max_attempts", 1),
+        ("max_attempts = \"3\"\n", "max_attempts", 1),
+        ("max_attempts = true\n", "max_attempts", 1),
+        (
+            "[classes.transient]\nmax_attempts = -1\n",
+            "classes.transient.max_attempts",
+            2,
+        ),
+        (
+            "[budget]\nkind = \"token_bucket\"\ncapacity = -1\n",
+            "budget.capacity",
+            3,
+        ),
+        (
+            "[budget]\nkind = \"token_bucket\"\nretry_cost = 1.5\n",
+            "budget.retry_cost",
+            3,
+        ),
+        (
+            "[budget]\nkind = \"token_bucket\"\ntimeout_cost = \"2\"\n",
+            "budget.timeout_cost",
+            3,
+        ),
+    ] {
+        let e = expect_error(source, path, line, &[from_one]);
+        assert!(!e.message.contains("from 0"), "{e}");
+    }
+    // A string or a boolean is the wrong type there, not a wrong value.
+    for source in ["max_attempts = \"3\"\n", "max_attempts = true\n"] {
+        let e = RetryConfig::from_toml_str(source).unwrap_err();
+        assert!(e.message.starts_with("invalid type"), "{e}");
+    }
+    let e = expect_error(
+        "max_unknown_attempts = -1\n",
+        "max_unknown_attempts",
+        1,
+        &[from_one, "\"off\""],
+    );
+    assert!(!e.message.contains("from 0"), "{e}");
+    // Fields that take 0 keep saying so.
+    expect_error(
+        "[budget]\nkind = \"token_bucket\"\nsuccess_refund = -1\n",
+        "budget.success_refund",
+        3,
+        &["from 0 to 4294967295"],
+    );
+    // Inside the type but outside the range: the field's own check, with
+    // its reason, and the same bound.
+    expect_error(
+        "max_attempts = 0\n",
+        "max_attempts",
+        1,
+        &["at least 1", "first attempt"],
+    );
+    expect_error(
+        "[budget]\nkind = \"token_bucket\"\ncapacity = 0\n",
+        "budget.capacity",
+        3,
+        &["at least 1"],
+    );
+}

@@ -18,7 +18,7 @@ use reflexio::Engine;
 use crate::output::{FileWriter, ReportSet};
 use crate::report::plots::{self, PlotFormat};
 use crate::report::{csv, html, json, markdown, table, Report};
-use crate::scenario::{Scenario, ScenarioError, MAX_RUNS};
+use crate::scenario::{Scenario, ScenarioError, RUNS};
 
 /// Exit code: envelope violations found.
 pub const EXIT_VIOLATIONS: i32 = 1;
@@ -55,7 +55,12 @@ pub struct Cli {
 
     /// Repeat the scenario over N derived seeds and report the mean and
     /// standard error of every metric; overrides the scenario's `runs`.
-    #[arg(long, value_name = "N")]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32)
+            .range(i64::from(*RUNS.start())..=i64::from(*RUNS.end()))
+    )]
     runs: Option<u32>,
 
     /// Stop with an error once more than N attempts have been simulated
@@ -225,7 +230,12 @@ fn simulate(
                 .to_owned(),
         );
     };
-    let mut scenario = Scenario::from_file(path).map_err(|e| e.to_string())?;
+    let (mut scenario, source) =
+        Scenario::from_file_with_source(path).map_err(|e| e.to_string())?;
+    // The report's notes come from the text read here: the file is not
+    // read again after the run.
+    let notes = html::leading_comments(&source);
+    drop(source);
     for w in &scenario.warnings {
         let _ = writeln!(
             err,
@@ -236,8 +246,12 @@ fn simulate(
     }
     let seed = cli.seed.unwrap_or(scenario.seed);
     let runs = cli.runs.unwrap_or(scenario.runs);
-    if runs == 0 || runs > MAX_RUNS {
-        return Err(format!("--runs must be between 1 and {MAX_RUNS}"));
+    if !RUNS.contains(&runs) {
+        return Err(format!(
+            "--runs must be between {} and {}",
+            RUNS.start(),
+            RUNS.end()
+        ));
     }
     if let Some(n) = cli.max_simulated_attempts {
         if n == 0 {
@@ -310,9 +324,6 @@ fn simulate(
     }
     let scenario_path = path.to_string_lossy().replace('\\', "/");
     let mut outputs = render_all(&report, Some(&scenario_path), &plot_files);
-    let notes = std::fs::read_to_string(path)
-        .map(|source| html::leading_comments(&source))
-        .unwrap_or_default();
     outputs.push((
         "report.html".to_owned(),
         html::render_with_plots(&report, Some(&scenario_path), &notes, &svgs),

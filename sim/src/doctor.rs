@@ -18,7 +18,9 @@ use serde::Serialize;
 use toml::de::{DeTable, DeValue};
 
 use crate::cli::describe_policy;
-use crate::scenario::{Scenario, ScenarioError, BACKGROUND_BUDGET, MAX_BACKGROUND};
+use crate::scenario::{
+    too_many_policies, Scenario, ScenarioError, BACKGROUND_BUDGET, MAX_BACKGROUND,
+};
 use reflexio::config::{join_key, line_col, locate, split_path};
 
 /// Exit code: warnings found under `--deny-warnings`.
@@ -198,12 +200,8 @@ pub fn check(
             return Err(format!("{file}: {message}"));
         }
     };
-    let (root, _) = DeTable::parse_recoverable(&source);
-    let is_scenario = ["policies", "workload"].iter().any(|k| {
-        root.get_ref()
-            .iter()
-            .any(|(key, _)| key.get_ref().as_ref() == *k)
-    });
+    let outline = Outline::of(&source);
+    let is_scenario = outline.is_scenario;
 
     let mut items: Vec<(usize, Item)> = Vec::new();
     let push = |d: lint::Diagnostic, items: &mut Vec<(usize, Item)>| {
@@ -228,33 +226,30 @@ pub fn check(
     // The policies to describe when all is well: (table name, config).
     let mut policies: Vec<(String, reflexio::RetryConfig)> = Vec::new();
     let mut listed = Listed::default();
+    // The scenario as the simulator reads it, when nothing is wrong with
+    // its syntax.
+    let mut scenario = None;
     if is_scenario {
-        let mut names: Vec<(usize, String)> = match root
-            .get_ref()
+        // The compared policies and each background workload's policy,
+        // all linted from one parse of the file.
+        let mut tables: Vec<String> = outline
+            .policies
             .iter()
-            .find(|(k, _)| k.get_ref().as_ref() == "policies")
-            .map(|(_, v)| v.get_ref())
-        {
-            Some(DeValue::Table(t)) => t
-                .iter()
-                .map(|(k, v)| (v.span().start.max(k.span().start), k.get_ref().to_string()))
-                .collect(),
-            _ => Vec::new(),
-        };
-        names.sort();
-        // No more than a scenario may compare (the parser refuses the
-        // rest), all from one parse of the file.
-        let names: Vec<&String> = names
-            .iter()
-            .take(crate::limits::MAX_POLICIES)
-            .map(|(_, name)| name)
+            .map(|n| join_key("policies", n))
             .collect();
-        let tables: Vec<String> = names.iter().map(|n| join_key("policies", n)).collect();
+        // Background policies only in a file that parses (the scenario
+        // parser reports a syntax error first).
+        if outline.parses {
+            tables.extend(
+                outline
+                    .background
+                    .iter()
+                    .map(|b| format!("background.{}.policy", b.k)),
+            );
+        }
         let tables: Vec<&str> = tables.iter().map(String::as_str).collect();
-        for (name, report) in names
-            .into_iter()
-            .zip(lint::lint_toml_tables(&source, &tables))
-        {
+        let mut reports = lint::lint_toml_tables(&source, &tables).into_iter();
+        for (name, report) in outline.policies.iter().zip(reports.by_ref()) {
             if report.has_errors() {
                 listed.policies.push(name.clone());
             }
@@ -270,7 +265,7 @@ pub fn check(
         // listed is noted, so that the scenario parser's first problem
         // there is not listed twice.
         if !syntax {
-            for found in lint_background_policies(&source) {
+            for found in background_lints(&outline.background, reports) {
                 if found.report.diagnostics.iter().any(|d| d.is_error()) {
                     listed.background.push(found.k);
                 }
@@ -295,21 +290,37 @@ pub fn check(
                     ));
                 }
             }
-            if let Some(e) = scenario_error(path, &source, &file, &listed) {
-                let offset = e.position.map_or(usize::MAX, |(line, column)| {
-                    offset_of(&source, line, column)
-                });
-                items.push((
-                    offset,
-                    Item {
-                        severity: Severity::Error.name(),
-                        code: lint::INVALID,
-                        path: e.path,
-                        line: e.position.map(|p| p.0),
-                        column: e.position.map(|p| p.1),
-                        message: e.message,
-                    },
-                ));
+            // Too many policies: refused as the scenario parser refuses
+            // them, without building the scenario's every policy first.
+            let parsed = match outline.too_many_policies {
+                Some(span) => Err(ScenarioError {
+                    file: file.clone(),
+                    position: span.map(|s| line_col(&source, s.start)),
+                    path: "policies".to_owned(),
+                    message: too_many_policies(outline.policy_count),
+                }),
+                None => Scenario::from_source(path, &source),
+            };
+            match parsed {
+                Ok(parsed) => scenario = Some(parsed),
+                Err(first) => {
+                    if let Some(e) = scenario_error(first, &source, &file, &listed) {
+                        let offset = e.position.map_or(usize::MAX, |(line, column)| {
+                            offset_of(&source, line, column)
+                        });
+                        items.push((
+                            offset,
+                            Item {
+                                severity: Severity::Error.name(),
+                                code: lint::INVALID,
+                                path: e.path,
+                                line: e.position.map(|p| p.0),
+                                column: e.position.map(|p| p.1),
+                                message: e.message,
+                            },
+                        ));
+                    }
+                }
             }
         }
     } else {
@@ -353,9 +364,8 @@ pub fn check(
 
     // A valid scenario's workload, background and attempt anatomy,
     // normalised.
-    let tables = (is_scenario && errors == 0)
-        .then(|| Scenario::from_file(path).ok())
-        .flatten()
+    let tables = scenario
+        .filter(|_| errors == 0)
         .map(|scenario| ScenarioTables {
             workload: scenario.workload.to_toml(),
             background: scenario
@@ -481,42 +491,146 @@ fn offset_of(source: &str, line: usize, column: usize) -> usize {
     start + column.saturating_sub(1)
 }
 
-/// Lints the `[background.policy]` table of each `[[background]]` entry
-/// that has one (of the first [`MAX_BACKGROUND`], the most a scenario may
-/// have), with the diagnostics' paths as the scenario parser names fields
-/// (`background[1].policy.strategy`), and where its retry budget is, if it
-/// has one: the linter allows one, a background workload's policy may not
-/// have one.
-fn lint_background_policies(source: &str) -> Vec<BackgroundLint> {
-    let Ok(table) = toml::from_str::<toml::Table>(source) else {
-        return Vec::new();
-    };
-    let Some(toml::Value::Array(entries)) = table.get("background") else {
-        return Vec::new();
-    };
-    let mut reports = Vec::new();
-    for (k, entry) in entries.iter().enumerate().take(MAX_BACKGROUND) {
-        let Some(toml::Value::Table(policy)) = entry.get("policy") else {
-            continue;
-        };
-        let table = format!("background.{k}.policy");
-        let mut report = lint::lint_toml_table(source, &table);
-        let named = format!("background[{k}].policy");
-        for d in &mut report.diagnostics {
-            if let Some(rest) = d.path.strip_prefix(&table) {
-                d.path = format!("{named}{rest}");
-            }
-        }
-        let budget = policy.contains_key("budget").then(|| {
-            let span = locate(source, &format!("{table}.budget"));
-            (format!("{named}.budget"), span)
-        });
-        reports.push(BackgroundLint { k, report, budget });
-    }
-    reports
+/// What `check` needs of a document's parse tree, taken in one pass so
+/// that the tree (the size of the whole document, many times the file's
+/// size) is dropped before the linter and the scenario parser build
+/// theirs: two whole trees are never alive at once.
+struct Outline {
+    /// Whether the document has a `policies` or `workload` table.
+    is_scenario: bool,
+    /// Whether it parsed without a syntax error.
+    parses: bool,
+    /// The compared policies' names in file order: no more than a
+    /// scenario may compare (the parser refuses the rest).
+    policies: Vec<String>,
+    /// How many `[policies]` tables there are.
+    policy_count: usize,
+    /// With more than [`crate::limits::MAX_POLICIES`] policies, where
+    /// the scenario parser points its refusal (the `policies` key).
+    too_many_policies: Option<Option<std::ops::Range<usize>>>,
+    /// The `[[background]]` entries with a `policy` table, of the first
+    /// [`MAX_BACKGROUND`] (the most a scenario may have).
+    background: Vec<BackgroundPolicy>,
 }
 
-/// What [`lint_background_policies`] found in one background workload's
+/// A `[[background]]` entry's `policy` table.
+struct BackgroundPolicy {
+    /// The entry's index in `[[background]]`.
+    k: usize,
+    /// Where the policy's retry budget is, if it has one.
+    budget: Option<Option<std::ops::Range<usize>>>,
+}
+
+impl Outline {
+    fn of(source: &str) -> Outline {
+        let (root, syntax) = DeTable::parse_recoverable(source);
+        let root = root.get_ref();
+        let top = |name: &str| {
+            root.iter()
+                .find(|(k, _)| k.get_ref().as_ref() == name)
+                .map(|(_, v)| v.get_ref())
+        };
+        let is_scenario = top("policies").is_some() || top("workload").is_some();
+        // Borrowed names (a copy of each of thousands of names would
+        // add to the tree's memory), of which the first are kept.
+        let mut policies: Vec<(usize, &str)> = match top("policies") {
+            Some(DeValue::Table(t)) => t
+                .iter()
+                .map(|(k, v)| (v.span().start.max(k.span().start), k.get_ref().as_ref()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let policy_count = policies.len();
+        let too_many_policies = (policy_count > crate::limits::MAX_POLICIES).then(|| {
+            root.iter()
+                .find(|(k, _)| k.get_ref().as_ref() == "policies")
+                .map(|(k, v)| {
+                    if v.span().is_empty() {
+                        k.span()
+                    } else {
+                        v.span()
+                    }
+                })
+        });
+        if policies.len() > crate::limits::MAX_POLICIES {
+            policies.select_nth_unstable(crate::limits::MAX_POLICIES);
+            policies.truncate(crate::limits::MAX_POLICIES);
+        }
+        policies.sort_unstable();
+        let policies = policies
+            .into_iter()
+            .map(|(_, name)| name.to_owned())
+            .collect();
+        let mut background = Vec::new();
+        if let Some(DeValue::Array(entries)) = top("background") {
+            for (k, entry) in entries.iter().enumerate().take(MAX_BACKGROUND) {
+                let DeValue::Table(entry) = entry.get_ref() else {
+                    continue;
+                };
+                let Some(DeValue::Table(policy)) = entry
+                    .iter()
+                    .find(|(key, _)| key.get_ref().as_ref() == "policy")
+                    .map(|(_, v)| v.get_ref())
+                else {
+                    continue;
+                };
+                // Where `locate` would point: the value, or its key when
+                // the value has no span of its own.
+                let budget = policy
+                    .iter()
+                    .find(|(key, _)| key.get_ref().as_ref() == "budget")
+                    .map(|(key, v)| {
+                        Some(if v.span().is_empty() {
+                            key.span()
+                        } else {
+                            v.span()
+                        })
+                    });
+                background.push(BackgroundPolicy { k, budget });
+            }
+        }
+        Outline {
+            is_scenario,
+            parses: syntax.is_empty(),
+            policies,
+            policy_count,
+            too_many_policies,
+            background,
+        }
+    }
+}
+
+/// The lint reports of the background workloads' policies (in the order
+/// of `background`), with the diagnostics' paths as the scenario parser
+/// names fields (`background[1].policy.strategy`), and where each retry
+/// budget is: the linter allows one, a background workload's policy may
+/// not have one.
+fn background_lints(
+    background: &[BackgroundPolicy],
+    reports: impl Iterator<Item = lint::LintReport>,
+) -> Vec<BackgroundLint> {
+    background
+        .iter()
+        .zip(reports)
+        .map(|(b, mut report)| {
+            let k = b.k;
+            let table = format!("background.{k}.policy");
+            let named = format!("background[{k}].policy");
+            for d in &mut report.diagnostics {
+                if let Some(rest) = d.path.strip_prefix(&table) {
+                    d.path = format!("{named}{rest}");
+                }
+            }
+            let budget = b
+                .budget
+                .clone()
+                .map(|span| (format!("{named}.budget"), span));
+            BackgroundLint { k, report, budget }
+        })
+        .collect()
+}
+
+/// What [`background_lints`] found in one background workload's
 /// policy.
 struct BackgroundLint {
     /// The entry's index in `[[background]]`.
@@ -569,8 +683,12 @@ fn segments(path: &str) -> Vec<String> {
 /// trace file (which needs the scenario's folder). Any other problem of a
 /// policy is the simulator's own (a limit on attempts per call, a blank
 /// name) and is reported as it is.
-fn scenario_error(path: &Path, source: &str, file: &str, listed: &Listed) -> Option<ScenarioError> {
-    let e = Scenario::from_file(path).err()?;
+fn scenario_error(
+    e: ScenarioError,
+    source: &str,
+    file: &str,
+    listed: &Listed,
+) -> Option<ScenarioError> {
     let at = segments(&e.path);
     let part = |k: usize| at.get(k).map(String::as_str);
     let entry = || part(1).and_then(|k| k.parse::<usize>().ok());

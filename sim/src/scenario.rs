@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
@@ -43,6 +44,100 @@ pub const MAX_IN_FLIGHT: u64 = MAX_MEMORY / BYTES_IN_FLIGHT;
 pub const MAX_MODELS: usize = 12;
 /// The most runs `--runs` accepts.
 pub const MAX_RUNS: u32 = 10_000;
+
+// The whole numbers each count field takes. A value of the wrong type, or
+// one its field's type cannot hold, is told its field's range when parsed
+// ([`whole`]); the checks after parsing refuse the rest of what lies
+// outside, with the same bounds.
+
+/// The runs a scenario's `runs` and `--runs` take.
+pub const RUNS: RangeInclusive<u32> = 1..=MAX_RUNS;
+/// A workload's `calls`.
+const CALLS: RangeInclusive<u64> = 1..=MAX_CALLS;
+/// `max_simulated_attempts`.
+const SIMULATED_ATTEMPTS: RangeInclusive<u64> = 1..=u64::MAX;
+/// `latency.round_trips`.
+const ROUND_TRIPS: RangeInclusive<u32> = 1..=MAX_ROUND_TRIPS;
+/// A contention model's `rows`.
+const ROWS: RangeInclusive<u32> = 1..=limits::MAX_ROWS;
+/// A closed loop's `clients`, a rate limiter's `burst`, an overload
+/// model's `capacity`.
+const AT_LEAST_ONE: RangeInclusive<u32> = 1..=u32::MAX;
+
+/// Reads a whole number into `T`; the wrong type, or a number `T` cannot
+/// hold, is an error saying `range`.
+struct WholeVisitor<T>(RangeInclusive<T>);
+
+impl<T: TryFrom<i128> + fmt::Display> WholeVisitor<T> {
+    fn refuse<E: de::Error>(&self, unexpected: de::Unexpected<'_>) -> E {
+        E::invalid_value(unexpected, self)
+    }
+}
+
+impl<T: TryFrom<i128> + fmt::Display> de::Visitor<'_> for WholeVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a whole number from {} to {}",
+            self.0.start(),
+            self.0.end()
+        )
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        T::try_from(i128::from(v)).map_err(|_| self.refuse(de::Unexpected::Signed(v)))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        T::try_from(i128::from(v)).map_err(|_| self.refuse(de::Unexpected::Unsigned(v)))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<T, E> {
+        T::try_from(v).map_err(|_| self.refuse(de::Unexpected::Other(&format!("integer `{v}`"))))
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<T, E> {
+        i128::try_from(v)
+            .ok()
+            .and_then(|v| T::try_from(v).ok())
+            .ok_or_else(|| self.refuse(de::Unexpected::Other(&format!("integer `{v}`"))))
+    }
+}
+
+/// A whole-number field whose parse errors say `range`.
+fn whole<'de, D, T>(d: D, range: RangeInclusive<T>) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i128> + fmt::Display,
+{
+    d.deserialize_any(WholeVisitor(range)).map(Some)
+}
+
+fn de_runs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    whole(d, RUNS)
+}
+
+fn de_calls<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    whole(d, CALLS)
+}
+
+fn de_simulated_attempts<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    whole(d, SIMULATED_ATTEMPTS)
+}
+
+fn de_round_trips<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    whole(d, ROUND_TRIPS)
+}
+
+fn de_rows<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    whole(d, ROWS)
+}
+
+fn de_at_least_one<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    whole(d, AT_LEAST_ONE)
+}
 
 /// A validated scenario, ready to [`run`](crate::run).
 #[derive(Debug, Clone)]
@@ -349,8 +444,10 @@ struct RawScenario {
     name: Option<String>,
     description: Option<String>,
     seed: Option<u64>,
+    #[serde(default, deserialize_with = "de_runs")]
     runs: Option<u32>,
     bucket: Option<Time>,
+    #[serde(default, deserialize_with = "de_simulated_attempts")]
     max_simulated_attempts: Option<u64>,
     workload: Option<RawWorkload>,
     #[serde(default)]
@@ -396,9 +493,11 @@ enum ArrivalKind {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWorkload {
+    #[serde(default, deserialize_with = "de_calls")]
     calls: Option<u64>,
     arrival: Option<ArrivalKind>,
     rate: Option<f64>,
+    #[serde(default, deserialize_with = "de_at_least_one")]
     clients: Option<u32>,
     think_time: Option<Time>,
     phases: Option<Vec<RawPhase>>,
@@ -409,6 +508,7 @@ struct RawWorkload {
 #[serde(deny_unknown_fields)]
 struct RawBackground {
     name: Option<String>,
+    #[serde(default, deserialize_with = "de_calls")]
     calls: Option<u64>,
     arrival: Option<ArrivalKind>,
     rate: Option<f64>,
@@ -440,6 +540,26 @@ enum DistKind {
     Lognormal,
 }
 
+impl DistKind {
+    /// The parameters this distribution reads (besides `distribution`).
+    fn params(self) -> &'static [&'static str] {
+        match self {
+            DistKind::Constant => &["value"],
+            DistKind::Uniform => &["min", "max"],
+            DistKind::Normal => &["mean", "std_dev"],
+            DistKind::Exponential => &["mean"],
+            DistKind::Lognormal => &["median", "sigma"],
+        }
+    }
+}
+
+/// The parameters of the distribution called `name`, if there is one.
+pub(crate) fn distribution_fields(name: &str) -> Option<&'static [&'static str]> {
+    DistKind::deserialize(de::value::StrDeserializer::<de::value::Error>::new(name))
+        .ok()
+        .map(DistKind::params)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLatency {
@@ -454,6 +574,7 @@ struct RawLatency {
     request: Option<RawLeg>,
     service: Option<RawLeg>,
     response: Option<RawLeg>,
+    #[serde(default, deserialize_with = "de_round_trips")]
     round_trips: Option<u32>,
 }
 
@@ -559,9 +680,12 @@ struct RawFailure {
     end: Option<Time>,
     class: Option<String>,
     rate: Option<f64>,
+    #[serde(default, deserialize_with = "de_at_least_one")]
     burst: Option<u32>,
     hint: Option<bool>,
+    #[serde(default, deserialize_with = "de_rows")]
     rows: Option<u32>,
+    #[serde(default, deserialize_with = "de_at_least_one")]
     capacity: Option<u32>,
     latency_growth: Option<f64>,
     error_rate: Option<f64>,
@@ -605,6 +729,15 @@ impl RawFailure {
     }
 }
 
+/// Why a scenario comparing `count` policies, more than
+/// [`limits::MAX_POLICIES`], is refused (at the `policies` table).
+pub(crate) fn too_many_policies(count: usize) -> String {
+    format!(
+        "{count} policies; at most {} may be compared in one scenario",
+        limits::MAX_POLICIES
+    )
+}
+
 /// The fields the failure model named `name` takes besides `model`, or
 /// `None` for an unknown model.
 pub(crate) fn model_fields(name: &str) -> Option<&'static [&'static str]> {
@@ -620,6 +753,14 @@ impl Scenario {
     /// Reads and validates the scenario file at `path`. Trace files named
     /// in it are read relative to its folder.
     pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
+        Scenario::from_file_with_source(path).map(|(scenario, _)| scenario)
+    }
+
+    /// [`from_file`](Self::from_file), also handing back the text it read,
+    /// for a caller that needs the text too: the file is read once, with
+    /// the checks of [`from_file`](Self::from_file) (a regular file, not
+    /// too large), and not again later, when it may have changed.
+    pub fn from_file_with_source(path: &Path) -> Result<(Scenario, String), ScenarioError> {
         let file = path.display().to_string();
         let bytes =
             limits::read_bytes(path, limits::MAX_SCENARIO_BYTES).map_err(|e| ScenarioError {
@@ -628,18 +769,37 @@ impl Scenario {
                 path: String::new(),
                 message: format!("cannot read the scenario: {e}"),
             })?;
-        let source = reflexio::config::decode_utf8(&bytes).map_err(|e| ScenarioError {
+        reflexio::config::decode_utf8(&bytes).map_err(|e| ScenarioError {
             file: file.clone(),
             position: e.position,
             path: display_path(&e.path),
             message: e.message,
         })?;
+        // UTF-8, as just checked: kept without a copy.
+        let source = String::from_utf8(bytes).map_err(|e| ScenarioError {
+            file: file.clone(),
+            position: None,
+            path: String::new(),
+            message: format!(
+                "not valid UTF-8 at byte {}: TOML documents are UTF-8 text",
+                e.utf8_error().valid_up_to()
+            ),
+        })?;
+        let scenario = Scenario::from_source(path, &source)?;
+        Ok((scenario, source))
+    }
+
+    /// Parses and validates `source`, the text of the scenario file at
+    /// `path` (as read by the caller): `path` names it in messages, its
+    /// stem is the default scenario name, and trace files named in it are
+    /// read relative to its folder.
+    pub fn from_source(path: &Path, source: &str) -> Result<Scenario, ScenarioError> {
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "scenario".to_owned());
         let dir = path.parent().unwrap_or(Path::new("."));
-        Scenario::parse(source, &file, &stem, Some(dir))
+        Scenario::parse(source, &path.display().to_string(), &stem, Some(dir))
     }
 
     /// Parses and validates a scenario from TOML text; `file` names it in
@@ -779,8 +939,11 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
         }
     }
     let runs = raw.runs.unwrap_or(1);
-    if runs == 0 || runs > MAX_RUNS {
-        return Err(err("runs", format!("must be between 1 and {MAX_RUNS}")));
+    if !RUNS.contains(&runs) {
+        return Err(err(
+            "runs",
+            format!("must be between {} and {}", RUNS.start(), RUNS.end()),
+        ));
     }
     let bucket = raw.bucket.map_or(Duration::from_secs(1), |t| t.0);
     if bucket.is_zero() {
@@ -791,8 +954,11 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
     let max_simulated_attempts = raw
         .max_simulated_attempts
         .unwrap_or(limits::DEFAULT_MAX_SIMULATED_ATTEMPTS);
-    if max_simulated_attempts == 0 {
-        return Err(err("max_simulated_attempts", "must be at least 1"));
+    if !SIMULATED_ATTEMPTS.contains(&max_simulated_attempts) {
+        return Err(err(
+            "max_simulated_attempts",
+            format!("must be at least {}", SIMULATED_ATTEMPTS.start()),
+        ));
     }
     let latency = match raw.latency {
         Some(l) => build_anatomy(l)?,
@@ -840,14 +1006,7 @@ fn build(raw: RawScenario, source: &str, stem: &str, dir: Option<&Path>) -> Resu
         ));
     }
     if raw.policies.len() > limits::MAX_POLICIES {
-        return Err(err(
-            "policies",
-            format!(
-                "{} policies; at most {} may be compared in one scenario",
-                raw.policies.len(),
-                limits::MAX_POLICIES
-            ),
-        ));
+        return Err(err("policies", too_many_policies(raw.policies.len())));
     }
     limits::check_work(
         workload.calls,
@@ -1114,10 +1273,13 @@ fn build_workload_at(prefix: &str, raw: Option<RawWorkload>) -> Result<Workload,
             "missing `calls`, the number of calls to simulate",
         )
     })?;
-    if calls == 0 {
-        return Err(err(format!("{prefix}.calls"), "must be at least 1"));
+    if calls < *CALLS.start() {
+        return Err(err(
+            format!("{prefix}.calls"),
+            format!("must be at least {}", CALLS.start()),
+        ));
     }
-    if calls > MAX_CALLS {
+    if calls > *CALLS.end() {
         return Err(err(
             format!("{prefix}.calls"),
             format!(
@@ -1189,8 +1351,11 @@ fn build_workload_at(prefix: &str, raw: Option<RawWorkload>) -> Result<Workload,
                     "`closed_loop` needs `clients`, the number of concurrent clients",
                 )
             })?;
-            if clients == 0 {
-                return Err(err(format!("{prefix}.clients"), "must be at least 1"));
+            if !AT_LEAST_ONE.contains(&clients) {
+                return Err(err(
+                    format!("{prefix}.clients"),
+                    format!("must be at least {}", AT_LEAST_ONE.start()),
+                ));
             }
             if u64::from(clients) > calls {
                 return Err(err(
@@ -1362,11 +1527,13 @@ fn build_anatomy(raw: RawLatency) -> Result<Anatomy, Err0> {
             }
         }
         let round_trips = raw.round_trips.unwrap_or(1);
-        if round_trips == 0 || round_trips > MAX_ROUND_TRIPS {
+        if !ROUND_TRIPS.contains(&round_trips) {
             return Err(err(
                 "latency.round_trips",
                 format!(
-                    "must be from 1 to {MAX_ROUND_TRIPS} (2 for a read-then-write transaction)"
+                    "must be from {} to {} (2 for a read-then-write transaction)",
+                    ROUND_TRIPS.start(),
+                    ROUND_TRIPS.end()
                 ),
             ));
         }
@@ -1420,13 +1587,8 @@ fn build_dist(at: &str, raw: RawDist) -> Result<Latency, Err0> {
         ("median", raw.median.is_some()),
         ("sigma", raw.sigma.is_some()),
     ];
-    let (dist, allowed): (&str, &[&str]) = match raw.distribution {
-        DistKind::Constant => ("constant", &["value"]),
-        DistKind::Uniform => ("uniform", &["min", "max"]),
-        DistKind::Normal => ("normal", &["mean", "std_dev"]),
-        DistKind::Exponential => ("exponential", &["mean"]),
-        DistKind::Lognormal => ("lognormal", &["median", "sigma"]),
-    };
+    let dist = DISTRIBUTIONS[raw.distribution as usize];
+    let allowed = raw.distribution.params();
     for (field, set) in fields {
         if set && !allowed.contains(&field) {
             return Err(err(
@@ -1613,8 +1775,11 @@ fn build_model(i: usize, raw: RawFailure, dir: Option<&Path>) -> Result<Model, E
                 ));
             }
             let burst = raw.burst.unwrap_or(1);
-            if burst == 0 {
-                return Err(err(at("burst"), "must be at least 1"));
+            if !AT_LEAST_ONE.contains(&burst) {
+                return Err(err(
+                    at("burst"),
+                    format!("must be at least {}", AT_LEAST_ONE.start()),
+                ));
             }
             ModelKind::RateLimit {
                 interval: interval as u64,
@@ -1626,10 +1791,10 @@ fn build_model(i: usize, raw: RawFailure, dir: Option<&Path>) -> Result<Model, E
             let rows = raw
                 .rows
                 .ok_or_else(|| missing("rows", "how many shared rows calls write to"))?;
-            if rows == 0 || rows > limits::MAX_ROWS {
+            if !ROWS.contains(&rows) {
                 return Err(err(
                     at("rows"),
-                    format!("{rows} rows; allowed: 1 to {}", limits::MAX_ROWS),
+                    format!("{rows} rows; allowed: {} to {}", ROWS.start(), ROWS.end()),
                 ));
             }
             ModelKind::Contention { rows }
@@ -1638,8 +1803,11 @@ fn build_model(i: usize, raw: RawFailure, dir: Option<&Path>) -> Result<Model, E
             let capacity = raw.capacity.ok_or_else(|| {
                 missing("capacity", "attempts in flight served at nominal latency")
             })?;
-            if capacity == 0 {
-                return Err(err(at("capacity"), "must be at least 1"));
+            if !AT_LEAST_ONE.contains(&capacity) {
+                return Err(err(
+                    at("capacity"),
+                    format!("must be at least {}", AT_LEAST_ONE.start()),
+                ));
             }
             let latency_growth = non_negative(
                 &at("latency_growth"),

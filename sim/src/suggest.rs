@@ -116,6 +116,25 @@ fn model_at(path: &str, source: &str) -> Option<String> {
     model.as_str().map(str::to_owned)
 }
 
+/// The distribution named in the table holding the field at `path`
+/// (`latency.bogus`, `latency.request.bogus`, `client.oversleep.bogus`),
+/// when that table is one of the scenario's distribution tables.
+fn distribution_at(path: &str, source: &str) -> Option<String> {
+    let (table, _) = path.rsplit_once('.')?;
+    if !matches!(
+        table,
+        "latency" | "latency.request" | "latency.service" | "latency.response" | "client.oversleep"
+    ) {
+        return None;
+    }
+    let doc: toml::Table = toml::from_str(source).ok()?;
+    let mut value = doc.get(table.split('.').next()?)?;
+    for key in table.split('.').skip(1) {
+        value = value.get(key)?;
+    }
+    value.get("distribution")?.as_str().map(str::to_owned)
+}
+
 fn last_segment(path: &str) -> &str {
     path.rsplit('.').next().unwrap_or(path)
 }
@@ -220,6 +239,17 @@ fn unknown_field(message: &str, rest: &str, path: &str, source: &str) -> String 
                 .collect();
             allowed_text = Some(format!(
                 "the `{model}` model takes: {}",
+                candidates.join(", ")
+            ));
+        }
+    }
+    if let Some(dist) = distribution_at(path, source) {
+        if let Some(params) = crate::scenario::distribution_fields(&dist) {
+            candidates = std::iter::once("distribution")
+                .chain(params.iter().copied())
+                .collect();
+            allowed_text = Some(format!(
+                "the `{dist}` distribution takes: {}",
                 candidates.join(", ")
             ));
         }
@@ -424,7 +454,7 @@ mod tests {
             "{m}"
         );
         let m = improve(
-            "invalid value: string \"none\", expected a whole number of attempts or \"off\"",
+            "invalid value: string \"none\", expected a whole number from 1 to 4294967295, or \"off\"",
             "policies.a.max_unknown_attempts",
             "",
         );

@@ -295,3 +295,92 @@ fn the_folder_written_is_named_with_one_slash() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn runs_out_of_range_is_told_the_range_runs_take() {
+    let flaky = scenarios().join("flaky.toml");
+    for runs in ["4294967296", "0", "10001", "-1"] {
+        let flag = format!("--runs={runs}");
+        let (code, _, err) = run(&["--scenario", flaky.to_str().unwrap(), &flag]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("1..=10000"), "--runs {runs}: {err}");
+    }
+}
+
+/// Writes what it is given, and at its first write (the scenario's
+/// warning, printed after the scenario was read and before the run) puts
+/// a FIFO in place of the scenario file.
+#[cfg(unix)]
+struct SwapOnFirstWrite {
+    scenario: PathBuf,
+    swapped: bool,
+    text: Vec<u8>,
+}
+
+#[cfg(unix)]
+impl std::io::Write for SwapOnFirstWrite {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.swapped {
+            self.swapped = true;
+            std::fs::remove_file(&self.scenario)?;
+            let made = std::process::Command::new("mkfifo")
+                .arg(&self.scenario)
+                .status()?;
+            assert!(made.success(), "mkfifo failed");
+        }
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The run reads its scenario once: a file swapped for a FIFO after it was
+/// read (a reader of the FIFO would wait for a writer for ever) changes
+/// nothing, and the report's notes are the text that was read.
+#[cfg(unix)]
+#[test]
+fn the_scenario_is_read_once_and_its_notes_come_from_that_reading() {
+    let dir = std::env::temp_dir().join(format!("reflexio-sim-read-once-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("once.toml");
+    // `max_unknown_attempts` above `max_attempts` is a warning.
+    std::fs::write(
+        &file,
+        "# Read once\n#\n# The notes of the first reading.\n[workload]\ncalls = 5\n[policies.p]\nmax_attempts = 2\nmax_unknown_attempts = 3\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let args: Vec<std::ffi::OsString> = [
+        "reflexio-sim",
+        "--scenario",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-plots",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    let (done, finished) = std::sync::mpsc::channel();
+    let scenario = file.clone();
+    std::thread::spawn(move || {
+        let mut err = SwapOnFirstWrite {
+            scenario,
+            swapped: false,
+            text: Vec::new(),
+        };
+        let code = reflexio_sim::cli::main_with(args, &mut Vec::new(), &mut err, false);
+        let _ = done.send((code, String::from_utf8_lossy(&err.text).into_owned()));
+    });
+    let (code, err) = finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the run blocked after its scenario became a FIFO");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("above max_attempts"), "{err}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("The notes of the first reading."), "{html}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

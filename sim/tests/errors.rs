@@ -396,3 +396,73 @@ fn a_missing_model_or_distribution_lists_the_names() {
         assert_has(&e, names);
     }
 }
+
+/// A count of the wrong type, or past what its field's type holds, is told
+/// the field's own range (the one the check after parsing enforces), not
+/// the range of the Rust type behind it.
+#[test]
+fn a_count_that_does_not_parse_is_told_the_fields_own_range() {
+    let legs = "request = { distribution = \"constant\", value = \"1ms\" }\n";
+    for (source, at, range) in [
+        (
+            format!("[workload]\ncalls = 1\n{OK_TAIL}max_attempts = -1\n"),
+            "policies.p.max_attempts",
+            "a whole number from 1 to 4294967295",
+        ),
+        (
+            format!("[workload]\ncalls = 1\n[latency]\n{legs}round_trips = -1\n{OK_TAIL}"),
+            "latency.round_trips",
+            "a whole number from 1 to 16",
+        ),
+        (
+            format!("[workload]\ncalls = 1\n[latency]\n{legs}round_trips = 1.0\n{OK_TAIL}"),
+            "latency.round_trips",
+            "a whole number from 1 to 16",
+        ),
+        (
+            format!("[workload]\ncalls = 1\n[[failures]]\nmodel = \"rate_limit\"\nrate = 1.0\nburst = -1\n{OK_TAIL}"),
+            "failures[0].burst",
+            "a whole number from 1 to 4294967295",
+        ),
+        (
+            format!("[workload]\ncalls = 1\n[[failures]]\nmodel = \"overload\"\ncapacity = 1.5\n{OK_TAIL}"),
+            "failures[0].capacity",
+            "a whole number from 1 to 4294967295",
+        ),
+        (
+            format!("[workload]\ncalls = 1\n[[failures]]\nmodel = \"contention\"\nrows = 4294967296\n{OK_TAIL}"),
+            "failures[0].rows",
+            "a whole number from 1 to 1000000",
+        ),
+        (
+            format!("runs = 4294967296\n[workload]\ncalls = 1\n{OK_TAIL}"),
+            "runs",
+            "a whole number from 1 to 10000",
+        ),
+        (
+            format!("[workload]\ncalls = -1\n{OK_TAIL}"),
+            "workload.calls",
+            "a whole number from 1 to 50000000",
+        ),
+        (
+            format!("[workload]\ncalls = 2\narrival = \"closed_loop\"\nclients = -1\n{OK_TAIL}"),
+            "workload.clients",
+            "a whole number from 1 to 4294967295",
+        ),
+        (
+            format!("max_simulated_attempts = -1\n[workload]\ncalls = 1\n{OK_TAIL}"),
+            "max_simulated_attempts",
+            "a whole number from 1 to 18446744073709551615",
+        ),
+    ] {
+        let e = error(&source);
+        assert_has(&e, &[&format!("`{at}`"), range]);
+        assert!(!e.contains("from 0"), "{e}");
+    }
+    // Inside the type, outside the range: the check after parsing says
+    // the same bounds.
+    let e = error(&format!(
+        "[workload]\ncalls = 1\n[latency]\n{legs}round_trips = 17\n{OK_TAIL}"
+    ));
+    assert_has(&e, &["`latency.round_trips`", "from 1 to 16"]);
+}

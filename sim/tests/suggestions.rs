@@ -76,3 +76,44 @@ fn a_scenario_that_reads_as_a_policy_file_is_refused_with_a_position() {
         err.message
     );
 }
+
+#[test]
+fn an_unknown_field_of_a_distribution_lists_only_that_distributions_fields() {
+    for (table, at, takes, not) in [
+        (
+            "[latency]\nrequest = { distribution = \"constant\", value = \"1ms\", bogus = \"1ms\" }\n",
+            "latency.request.bogus",
+            "the `constant` distribution takes: distribution, value",
+            "median",
+        ),
+        (
+            "[latency]\nrequest = { distribution = \"constant\", value = \"1ms\" }\nservice = { distribution = \"lognormal\", median = \"1ms\", sigam = 0.5 }\n",
+            "latency.service.sigam",
+            "did you mean `sigma`? (the `lognormal` distribution takes: distribution, median, sigma)",
+            "value",
+        ),
+        (
+            "[latency]\ndistribution = \"uniform\"\nmin = \"1ms\"\nmax = \"2ms\"\nbogus = 1\n",
+            "latency.bogus",
+            "the `uniform` distribution takes: distribution, min, max",
+            "median",
+        ),
+        (
+            "[client]\noversleep = { distribution = \"exponential\", mean = \"1ms\", bogus = 1 }\n",
+            "client.oversleep.bogus",
+            "the `exponential` distribution takes: distribution, mean",
+            "median",
+        ),
+    ] {
+        let e = error(&format!("[workload]\ncalls = 1\n{table}[policies.p]\n"));
+        assert!(e.contains(&format!("`{at}`")), "{e}");
+        assert!(e.contains(takes), "{e}");
+        assert!(!e.contains(not), "{e}");
+    }
+    // A field of another distribution keeps its own message.
+    let e = error("[workload]\ncalls = 1\n[latency]\nrequest = { distribution = \"constant\", value = \"1ms\", mean = \"1ms\" }\n[policies.p]\n");
+    assert!(
+        e.contains("`mean` is not a parameter of the `constant` distribution; it takes: value"),
+        "{e}"
+    );
+}
