@@ -608,6 +608,53 @@ pub fn fit_legs(idle: &Calibration, loaded: &[Vec<RoundTrips>]) -> Legs {
     }
 }
 
+/// One kind of attempt (a call's first, or a retry) of one policy's run:
+/// how many there were, how many met a write conflict, and the medians of
+/// their round trips.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttemptKind {
+    /// Attempts of this kind.
+    pub count: usize,
+    /// Those that met a write conflict.
+    pub conflicts: usize,
+    /// Median round trip of their reads, us.
+    pub read_us: f64,
+    /// Median round trip of their writes, us.
+    pub write_us: f64,
+}
+
+impl AttemptKind {
+    /// The share of these attempts that met a write conflict (0 when
+    /// there were none).
+    pub fn conflict_share(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.conflicts as f64 / self.count as f64
+        }
+    }
+}
+
+/// The calls' first attempts and their retries, told apart: `attempts`
+/// and `trips` are one policy's run, attempt for attempt (a status of 409
+/// is a write conflict).
+pub fn first_and_retries(attempts: &[Attempt], trips: &[RoundTrips]) -> [AttemptKind; 2] {
+    [true, false].map(|first| {
+        let of_kind = || {
+            attempts
+                .iter()
+                .zip(trips)
+                .filter(move |(_, t)| t.first == first)
+        };
+        AttemptKind {
+            count: of_kind().count(),
+            conflicts: of_kind().filter(|(a, _)| a.status == Some(409)).count(),
+            read_us: median_us(of_kind().map(|(_, t)| t.read)),
+            write_us: median_us(of_kind().filter_map(|(_, t)| t.write)),
+        }
+    })
+}
+
 /// Median of `samples`, in microseconds (0 when empty).
 pub fn median_us(samples: impl Iterator<Item = Duration>) -> f64 {
     let mut v: Vec<Duration> = samples.collect();
@@ -955,5 +1002,60 @@ mod tests {
         // Nothing measured: legs of 1 us, no spread.
         let none = fit_legs(&Calibration::default(), &[]);
         assert_eq!((none.leg, none.service, none.sigma), (us(1), us(1), 0.0));
+    }
+
+    #[test]
+    fn first_attempts_and_retries_are_told_apart() {
+        let us = Duration::from_micros;
+        let attempt = |status: u16| Attempt {
+            sent: Duration::ZERO,
+            took: Duration::ZERO,
+            status: Some(status),
+        };
+        let trip = |read: u64, write: Option<u64>, first: bool| RoundTrips {
+            read: us(read),
+            write: write.map(us),
+            first,
+        };
+        // Three first attempts (one conflict) and two retries (both
+        // conflicts); the second retry's read alone was timed.
+        let attempts = [
+            attempt(200),
+            attempt(409),
+            attempt(409),
+            attempt(200),
+            attempt(409),
+        ];
+        let trips = [
+            trip(50, Some(60), true),
+            trip(400, Some(500), false),
+            trip(70, Some(80), true),
+            trip(40, Some(70), true),
+            trip(900, None, false),
+        ];
+        let [first, retry] = first_and_retries(&attempts, &trips);
+        assert_eq!(
+            first,
+            AttemptKind {
+                count: 3,
+                conflicts: 1,
+                read_us: 50.0,
+                write_us: 70.0,
+            }
+        );
+        assert_eq!(
+            retry,
+            AttemptKind {
+                count: 2,
+                conflicts: 2,
+                read_us: 900.0,
+                write_us: 500.0,
+            }
+        );
+        assert!((first.conflict_share() - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(retry.conflict_share(), 1.0);
+        // No retries at all: nothing divided by zero.
+        let [_, none] = first_and_retries(&attempts[..1], &trips[..1]);
+        assert_eq!((none.count, none.conflict_share()), (0, 0.0));
     }
 }

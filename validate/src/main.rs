@@ -444,11 +444,17 @@ fn contention_experiment(
     let idle = &measured.idle;
     let mut loaded = String::new();
     for (run, trips) in measured.runs.iter().zip(&measured.round_trips) {
+        let [first, retry] = contention::first_and_retries(&run.attempts, trips);
         loaded.push_str(&format!(
-            "\n| {} | {:.0} | {:.0} |",
+            "\n| {} | {:.0} | {:.0} | {:.1}% | {} | {:.0} | {:.0} | {:.1}% |",
             run.policy,
-            contention::median_us(trips.iter().map(|t| t.read)),
-            contention::median_us(trips.iter().filter_map(|t| t.write)),
+            first.read_us,
+            first.write_us,
+            first.conflict_share() * 100.0,
+            retry.count,
+            retry.read_us,
+            retry.write_us,
+            retry.conflict_share() * 100.0,
         ));
     }
     let story = format!(
@@ -465,7 +471,11 @@ fn contention_experiment(
          work is the idle server's: one client timed {} transactions and {} empty statements \
          (medians: read {:.0} us, write {:.0} us, empty statement {:.0} us). The clients' \
          `oversleep` (`[client]`) is fitted to how late their retry sleeps ended.\n\nThe round \
-         trips under this experiment's load (medians of every attempt, us) were:\n\n| policy | read | write |\n| --- | ---: | ---: |{loaded}",
+         trips under this experiment's load (medians, us), of the calls' first attempts and of \
+         their retries apart, with the share of each that met a write conflict:\n\n\
+         | policy | first: read | first: write | first: conflicts | retries | retry: read | \
+         retry: write | retry: conflicts |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |{loaded}",
         setup.calls_per_client,
         setup.sim_runs,
         idle.transactions.len(),
