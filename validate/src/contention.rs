@@ -569,43 +569,91 @@ fn pooled<'a>(trips: impl Iterator<Item = &'a RoundTrips>) -> Vec<Duration> {
     v
 }
 
-/// Fits [`Legs`] to the first attempts of `loaded` (every policy's round
-/// trips), split as at `idle`.
-pub fn fit_legs(idle: &Calibration, loaded: &[Vec<RoundTrips>]) -> Legs {
+/// The share of a read's or write's round trip that each network leg
+/// takes at `idle`: half an empty statement's round trip over the
+/// median of the reads and writes (a half when nothing was timed).
+fn network_share(idle: &Calibration) -> f64 {
     let mut empty = idle.empty.clone();
     empty.sort();
     let at_idle = pooled(idle.transactions.iter());
     let floor = quantile(&empty, 0.5).as_secs_f64();
     let idle_median = quantile(&at_idle, 0.5).as_secs_f64();
-    let share = if idle_median > 0.0 {
+    if idle_median > 0.0 {
         (floor / 2.0 / idle_median).clamp(0.0, 0.5)
     } else {
         0.5
-    };
-    let trips = pooled(loaded.iter().flatten().filter(|t| t.first));
-    let median = quantile(&trips, 0.5);
-    let spread = |trips: &[Duration]| {
-        let (lo, hi) = (quantile(trips, 0.1587), quantile(trips, 0.8413));
-        if lo.is_zero() {
-            0.0
-        } else {
-            ((hi.as_secs_f64() / lo.as_secs_f64()).ln() / 2.0).max(0.0)
-        }
-    };
-    // The spread within a policy (the median policy's): pooled, the
-    // policies' different loads would read as spread.
-    let mut spreads: Vec<f64> = loaded
-        .iter()
-        .map(|p| spread(&pooled(p.iter().filter(|t| t.first))))
-        .collect();
-    spreads.sort_by(f64::total_cmp);
-    let sigma = spreads.get(spreads.len() / 2).copied().unwrap_or(0.0);
+    }
+}
+
+/// The lognormal sigma of sorted round trips: half the log distance
+/// between their 16th and 84th percentiles.
+fn spread(trips: &[Duration]) -> f64 {
+    let (lo, hi) = (quantile(trips, 0.1587), quantile(trips, 0.8413));
+    if lo.is_zero() {
+        0.0
+    } else {
+        ((hi.as_secs_f64() / lo.as_secs_f64()).ln() / 2.0).max(0.0)
+    }
+}
+
+/// The middle of `values` (0 when empty), sorted in place.
+fn middle(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Legs whose round trip has `median`, split by `share`, each with `sigma`.
+fn split(median: Duration, share: f64, sigma: f64) -> Legs {
     let micro = Duration::from_micros(1);
     Legs {
         leg: median.mul_f64(share).max(micro),
         service: median.mul_f64(1.0 - 2.0 * share).max(micro),
         sigma,
     }
+}
+
+/// Fits [`Legs`] to the first attempts of `loaded` (every policy's round
+/// trips), split as at `idle`.
+pub fn fit_legs(idle: &Calibration, loaded: &[Vec<RoundTrips>]) -> Legs {
+    let trips = pooled(loaded.iter().flatten().filter(|t| t.first));
+    // The spread within a policy (the median policy's): pooled, the
+    // policies' different loads would read as spread.
+    let mut spreads: Vec<f64> = loaded
+        .iter()
+        .map(|p| spread(&pooled(p.iter().filter(|t| t.first))))
+        .collect();
+    split(
+        quantile(&trips, 0.5),
+        network_share(idle),
+        middle(&mut spreads),
+    )
+}
+
+/// Fits the legs of a retry (an attempt after a call's first) to the
+/// retries of `loaded`, split as at `idle`; `None` if no policy retried.
+/// The policies make very different numbers of retries (no backoff tens
+/// of thousands, a backing-off policy a few hundred), so each policy
+/// weighs the same: the median round trip is the median of the
+/// policies' own medians, and the spread the median policy's.
+pub fn fit_retry_legs(idle: &Calibration, loaded: &[Vec<RoundTrips>]) -> Option<Legs> {
+    let retried: Vec<Vec<Duration>> = loaded
+        .iter()
+        .map(|p| pooled(p.iter().filter(|t| !t.first)))
+        .filter(|trips| !trips.is_empty())
+        .collect();
+    if retried.is_empty() {
+        return None;
+    }
+    let mut medians: Vec<f64> = retried
+        .iter()
+        .map(|t| quantile(t, 0.5).as_secs_f64())
+        .collect();
+    let mut spreads: Vec<f64> = retried.iter().map(|t| spread(t)).collect();
+    Some(split(
+        Duration::from_secs_f64(middle(&mut medians)),
+        network_share(idle),
+        middle(&mut spreads),
+    ))
 }
 
 /// One kind of attempt (a call's first, or a retry) of one policy's run:
@@ -683,6 +731,30 @@ pub fn equivalent_scenario(setup: &Setup, measured: &Measurement) -> Result<Stri
         );
     }
     let legs = fit_legs(&measured.idle, &measured.round_trips);
+    let retry = match fit_retry_legs(&measured.idle, &measured.round_trips) {
+        Some(r) => {
+            let retries = measured.round_trips.iter().flatten().filter(|t| !t.first);
+            format!(
+                r#"
+# A retry, after its sleep, takes longer than a first attempt: its legs
+# are fitted the same way to the {n} retries of this experiment, each
+# policy alike (the median of the policies' own median round trips), and
+# split as the first attempt's.
+[latency.retry]
+request = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4} }}
+service = {{ distribution = "lognormal", median = "{service}us", sigma = {sigma:.4} }}
+response = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4} }}
+"#,
+                n = retries.count(),
+                leg = r.leg.as_micros(),
+                service = r.service.as_micros(),
+                sigma = r.sigma,
+            )
+        }
+        None => {
+            "\n# No call was retried: a retry would draw the first attempt's legs.\n".to_owned()
+        }
+    };
     let firsts = || measured.round_trips.iter().flatten().filter(|t| t.first);
     let loaded_reads = median_us(firsts().map(|t| t.read));
     let loaded_writes = median_us(firsts().filter_map(|t| t.write));
@@ -714,7 +786,7 @@ round_trips = 2
 request = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4} }}
 service = {{ distribution = "lognormal", median = "{service}us", sigma = {sigma:.4} }}
 response = {{ distribution = "lognormal", median = "{leg}us", sigma = {sigma:.4} }}
-
+{retry}
 [[failures]]
 model = "contention"
 rows = 1
@@ -1057,5 +1129,44 @@ mod tests {
         // No retries at all: nothing divided by zero.
         let [_, none] = first_and_retries(&attempts[..1], &trips[..1]);
         assert_eq!((none.count, none.conflict_share()), (0, 0.0));
+    }
+
+    #[test]
+    fn retry_legs_weigh_each_policy_alike() {
+        let us = Duration::from_micros;
+        let trip = |both: u64, first: bool| RoundTrips {
+            read: us(both),
+            write: Some(us(both)),
+            first,
+        };
+        // Idle: each network leg a quarter of a round trip.
+        let idle = Calibration {
+            empty: vec![us(100); 5],
+            transactions: vec![trip(200, true); 3],
+        };
+        // One policy retried once (1000 us), one a hundred times (200
+        // us), one three times (300 us), one never: the median policy's
+        // median is 300 us, however many retries the second made.
+        let mut many = vec![trip(50, true)];
+        many.extend(std::iter::repeat_n(trip(200, false), 100));
+        let loaded = vec![
+            vec![trip(50, true), trip(1000, false)],
+            many,
+            vec![
+                trip(50, true),
+                trip(300, false),
+                trip(300, false),
+                trip(300, false),
+            ],
+            vec![trip(50, true)],
+        ];
+        let legs = fit_retry_legs(&idle, &loaded).unwrap();
+        assert_eq!((legs.leg, legs.service), (us(75), us(150)));
+        // Every policy's retries alike: no spread.
+        assert_eq!(legs.sigma, 0.0);
+        // The first attempts' legs are fitted to first attempts alone.
+        assert_eq!(fit_legs(&idle, &loaded).leg, Duration::from_nanos(12_500));
+        // No retry at all: no retry legs.
+        assert_eq!(fit_retry_legs(&idle, &[vec![trip(50, true)]]), None);
     }
 }

@@ -467,8 +467,9 @@ fn contention_experiment(
          of [`scenario.toml`](scenario.toml): a closed loop on the `contention` model with \
          `round_trips = 2` (the version read when the read arrives at the service, written when \
          the write's work ends). The legs' sum is fitted to the round trips of the calls' first \
-         attempts below (every policy alike); the split into network legs and the service's \
-         work is the idle server's: one client timed {} transactions and {} empty statements \
+         attempts below (every policy alike), and a retry's legs (`[latency.retry]`) to the \
+         retries' (the median of each policy's median); the split into network legs and the \
+         service's work is the idle server's: one client timed {} transactions and {} empty statements \
          (medians: read {:.0} us, write {:.0} us, empty statement {:.0} us). The clients' \
          `oversleep` (`[client]`) is fitted to how late their retry sleeps ended.\n\nThe round \
          trips under this experiment's load (medians, us), of the calls' first attempts and of \
