@@ -259,3 +259,65 @@ response = { distribution = \"uniform\", min = \"10ms\", max = \"30ms\" }
         .contains("\n# mean timeline: the request arrives 10 ms"));
     assert!(!s.latency.to_toml().contains("retry"));
 }
+
+/// `reflexio-sim ARGS`: its exit code, standard output and error.
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let args: Vec<std::ffi::OsString> = std::iter::once("reflexio-sim")
+        .chain(args.iter().copied())
+        .map(Into::into)
+        .collect();
+    let code = reflexio_sim::cli::main_with(args, &mut out, &mut err, false);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn check_prints_the_retry_table_in_text_and_json() {
+    let dir = std::env::temp_dir().join(format!("reflexio-sim-retry-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("hot-row.toml");
+    std::fs::write(
+        &file,
+        r#"
+[workload]
+calls = 10
+[latency]
+round_trips = 2
+request = { distribution = "constant", value = "20us" }
+service = { distribution = "constant", value = "10us" }
+response = { distribution = "constant", value = "20us" }
+[latency.retry]
+request = { distribution = "constant", value = "60us" }
+service = { distribution = "constant", value = "30us" }
+response = { distribution = "constant", value = "60us" }
+[[failures]]
+model = "contention"
+rows = 1
+[policies.p]
+strategy = { kind = "equal_jitter", base = "1ms", max = "100ms" }
+"#,
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (code, text, err) = cli(&["check", path]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "[latency]\nround_trips = 2\n",
+        "# a call's first attempt: mean timeline: the request arrives 0.02 ms after the send; the service works from then until 0.08 ms",
+        "the client learns the outcome 0.1 ms after the send\n\n[latency.retry]\nrequest = { distribution = \"constant\", value = \"60us\" }\n",
+        "# every attempt after a call's first, over the first attempt's round trips (2): mean timeline: the request arrives 0.06 ms after the send; the service works from then until 0.24 ms (contention reads and writes at those two instants); the client learns the outcome 0.3 ms after the send\n",
+    ] {
+        assert!(text.contains(want), "`{want}` missing:\n{text}");
+    }
+    let (code, json, err) = cli(&["check", "--format", "json", path]);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let latency = doc["scenario"]["latency"].as_str().unwrap();
+    assert!(latency.contains("\n[latency.retry]\n"), "{latency}");
+    assert!(text.contains(latency), "{latency}\nnot in\n{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
