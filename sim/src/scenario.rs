@@ -158,7 +158,8 @@ pub struct Scenario {
     /// Background workloads sharing the service with the workload under
     /// test, each under its own fixed policy or none (`[[background]]`).
     pub background: Vec<Background>,
-    /// The legs of one attempt, before any overload.
+    /// The legs of one attempt, before any overload: a call's first
+    /// attempt's, and its retries' (`[latency.retry]`).
     pub latency: Anatomy,
     /// How the clients' timers behave (`[client]`).
     pub client: Client,
