@@ -263,6 +263,62 @@ pub struct Anatomy {
     pub plain: bool,
     /// `request`, `service` and `response`, ready to sample.
     samplers: [Sampler; 3],
+    /// The legs of every attempt after a call's first (`[latency.retry]`);
+    /// `None`: retries cross the same legs as first attempts.
+    pub retry: Option<RetryLegs>,
+}
+
+/// The legs of a retry: every attempt after a call's first
+/// (`[latency.retry]`). It makes the first attempt's round trips
+/// ([`Anatomy::round_trips`]), each crossing these legs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryLegs {
+    /// Client to service.
+    pub request: Latency,
+    /// The service's work.
+    pub service: Latency,
+    /// Service to client.
+    pub response: Latency,
+    /// Whether the scenario gave one `distribution` for the whole retry
+    /// (the service's work, with instant network legs).
+    pub plain: bool,
+    /// `request`, `service` and `response`, ready to sample.
+    samplers: [Sampler; 3],
+}
+
+impl RetryLegs {
+    /// A plain latency: the whole retry is the service's work.
+    pub fn plain(service: Latency) -> RetryLegs {
+        RetryLegs::new(ZERO, service, ZERO, true)
+    }
+
+    /// Legs, instant where `None`.
+    pub fn legs(
+        request: Option<Latency>,
+        service: Option<Latency>,
+        response: Option<Latency>,
+    ) -> RetryLegs {
+        RetryLegs::new(
+            request.unwrap_or(ZERO),
+            service.unwrap_or(ZERO),
+            response.unwrap_or(ZERO),
+            false,
+        )
+    }
+
+    fn new(request: Latency, service: Latency, response: Latency, plain: bool) -> RetryLegs {
+        RetryLegs {
+            request,
+            service,
+            response,
+            plain,
+            samplers: [
+                Sampler::new(&request),
+                Sampler::new(&service),
+                Sampler::new(&response),
+            ],
+        }
+    }
 }
 
 /// One attempt's timeline, from its legs: what the service and the client
@@ -304,6 +360,7 @@ impl Anatomy {
                 Sampler::new(&service),
                 Sampler::new(&ZERO),
             ],
+            retry: None,
         }
     }
 
@@ -330,45 +387,75 @@ impl Anatomy {
                 Sampler::new(&service),
                 Sampler::new(&response),
             ],
+            retry: None,
+        }
+    }
+
+    /// These legs for a call's first attempt, and `retry`'s for every
+    /// attempt after it.
+    pub fn with_retry(self, retry: RetryLegs) -> Anatomy {
+        Anatomy {
+            retry: Some(retry),
+            ..self
         }
     }
 
     /// The `[latency]` table, normalised: every leg and parameter written,
-    /// followed by the mean timeline as comments.
+    /// followed by the mean timeline as comments; then `[latency.retry]`,
+    /// if any, likewise.
     pub fn to_toml(&self) -> String {
         let mut text = String::from("[latency]\n");
+        let legs = [self.request, self.service, self.response];
         if self.plain {
-            // `{ distribution = .. }` without its braces.
-            let inline = self.service.to_toml();
-            let body = inline.trim_start_matches("{ ").trim_end_matches(" }");
-            for field in body.split(", ") {
-                text.push_str(field);
-                text.push('\n');
-            }
+            push_fields(&mut text, &self.service);
             text.push_str(
                 "# the whole attempt is the service's work; its request and response are instant\n",
             );
         } else {
             text.push_str(&format!("round_trips = {}\n", self.round_trips));
-            text.push_str(&format!("request = {}\n", self.request.to_toml()));
-            text.push_str(&format!("service = {}\n", self.service.to_toml()));
-            text.push_str(&format!("response = {}\n", self.response.to_toml()));
+            push_legs(&mut text, &legs);
         }
+        let timeline = self.mean_timeline(&legs);
+        if self.retry.is_some() {
+            text.push_str("# a call's first attempt: ");
+            text.push_str(&timeline);
+        } else {
+            text.push_str("# ");
+            text.push_str(&timeline);
+        }
+        if let Some(retry) = &self.retry {
+            text.push_str("\n[latency.retry]\n");
+            let legs = [retry.request, retry.service, retry.response];
+            if retry.plain {
+                push_fields(&mut text, &retry.service);
+                text.push_str(
+                    "# the whole of each retry is the service's work; its request and response are instant\n",
+                );
+            } else {
+                push_legs(&mut text, &legs);
+            }
+            text.push_str(&format!(
+                "# every attempt after a call's first, over the first attempt's round trips ({}): ",
+                self.round_trips
+            ));
+            text.push_str(&self.mean_timeline(&legs));
+        }
+        text
+    }
+
+    /// The mean timeline of an attempt crossing `legs` over this anatomy's
+    /// round trips, as a comment's text (without its `# `).
+    fn mean_timeline(&self, legs: &[Latency; 3]) -> String {
         let n = f64::from(self.round_trips);
-        let (req, svc, resp) = (
-            self.request.mean_ns(),
-            self.service.mean_ns(),
-            self.response.mean_ns(),
-        );
+        let (req, svc, resp) = (legs[0].mean_ns(), legs[1].mean_ns(), legs[2].mean_ns());
         // Milliseconds to the nanosecond, without trailing zeros.
         let ms = |x: f64| format!("{} ms", (x).round() / 1e6);
-        text.push_str(&format!(
-            "# mean timeline: the request arrives {} after the send; the service works from then until {} (contention reads and writes at those two instants); the client learns the outcome {} after the send\n",
+        format!(
+            "mean timeline: the request arrives {} after the send; the service works from then until {} (contention reads and writes at those two instants); the client learns the outcome {} after the send\n",
             ms(req),
             ms(req + n * svc + (n - 1.0) * (resp + req)),
             ms(n * (req + svc + resp)),
-        ));
-        text
+        )
     }
 
     /// A fingerprint of every leg and parameter: two anatomies that sample
@@ -381,7 +468,15 @@ impl Anatomy {
         };
         add(u64::from(self.round_trips));
         add(u64::from(self.plain));
-        for leg in [&self.request, &self.service, &self.response] {
+        let mut legs = vec![self.request, self.service, self.response];
+        if let Some(r) = &self.retry {
+            // Only a scenario with retry legs adds these words, so that the
+            // fingerprints of the others stay as they were.
+            add(6);
+            add(u64::from(r.plain));
+            legs.extend([r.request, r.service, r.response]);
+        }
+        for leg in &legs {
             let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
             match *leg {
                 Latency::Constant(v) => {
@@ -412,15 +507,22 @@ impl Anatomy {
         h
     }
 
-    /// Whether the request leg is always zero (no draw needed to know).
+    /// Whether the request leg of every attempt, first or retry, is always
+    /// zero (no draw needed to know).
     pub fn instant_request(&self) -> bool {
-        self.request == ZERO
+        self.request == ZERO && self.retry.is_none_or(|r| r.request == ZERO)
     }
 
-    /// The timeline of the attempt whose draws are `d`.
+    /// The timeline of attempt `attempt` (1 for a call's first) whose draws
+    /// are `d`: from `[latency.retry]`'s legs from the second attempt on,
+    /// if the scenario has them.
     #[inline]
-    pub fn sample(&self, d: &Draws) -> Timeline {
-        let [request, service, response] = &self.samplers;
+    pub fn sample(&self, d: &Draws, attempt: u32) -> Timeline {
+        let samplers = match &self.retry {
+            Some(r) if attempt >= 2 => &r.samplers,
+            _ => &self.samplers,
+        };
+        let [request, service, response] = samplers;
         let leg = |l: &Sampler, k: u32| -> u64 {
             match l {
                 Sampler::Constant(v) => *v,
@@ -444,6 +546,23 @@ impl Anatomy {
             t.response = leg(response, k + 2);
         }
         t
+    }
+}
+
+/// The fields of `l`'s inline table, one a line, without its braces.
+fn push_fields(text: &mut String, l: &Latency) {
+    let inline = l.to_toml();
+    let body = inline.trim_start_matches("{ ").trim_end_matches(" }");
+    for field in body.split(", ") {
+        text.push_str(field);
+        text.push('\n');
+    }
+}
+
+/// `request`, `service` and `response`, one a line.
+fn push_legs(text: &mut String, legs: &[Latency; 3]) {
+    for (name, l) in ["request", "service", "response"].iter().zip(legs) {
+        text.push_str(&format!("{name} = {}\n", l.to_toml()));
     }
 }
 

@@ -23,7 +23,7 @@ use reflexio::ErrorClass;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-use crate::latency::{Anatomy, Latency, MAX_ROUND_TRIPS};
+use crate::latency::{Anatomy, Latency, RetryLegs, MAX_ROUND_TRIPS};
 use crate::limits;
 use crate::model::{Model, ModelKind, Outcome, Window};
 
@@ -158,7 +158,8 @@ pub struct Scenario {
     /// Background workloads sharing the service with the workload under
     /// test, each under its own fixed policy or none (`[[background]]`).
     pub background: Vec<Background>,
-    /// The legs of one attempt, before any overload.
+    /// The legs of one attempt, before any overload: a call's first
+    /// attempt's, and its retries' (`[latency.retry]`).
     pub latency: Anatomy,
     /// How the clients' timers behave (`[client]`).
     pub client: Client,
@@ -576,6 +577,26 @@ struct RawLatency {
     response: Option<RawLeg>,
     #[serde(default, deserialize_with = "de_round_trips")]
     round_trips: Option<u32>,
+    retry: Option<RawRetry>,
+}
+
+/// `[latency.retry]`: the legs of every attempt after a call's first, in
+/// the forms of `[latency]` but for `round_trips` (read only to refuse it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    distribution: Option<DistKind>,
+    value: Option<Time>,
+    min: Option<Time>,
+    max: Option<Time>,
+    mean: Option<Time>,
+    std_dev: Option<Time>,
+    median: Option<Time>,
+    sigma: Option<f64>,
+    request: Option<RawLeg>,
+    service: Option<RawLeg>,
+    response: Option<RawLeg>,
+    round_trips: Option<toml::Value>,
 }
 
 /// One leg's distribution: `request = { distribution = "constant", value = "10ms" }`.
@@ -1483,7 +1504,47 @@ fn build_phases(prefix: &str, list: Vec<RawPhase>) -> Result<Vec<Phase>, Err0> {
 /// The legs of an attempt: one `distribution` for the whole attempt (the
 /// service's work, with instant network legs), or `request`, `service`
 /// and `response` legs (missing ones instant), over `round_trips`.
-fn build_anatomy(raw: RawLatency) -> Result<Anatomy, Err0> {
+fn build_anatomy(mut raw: RawLatency) -> Result<Anatomy, Err0> {
+    let retry = raw.retry.take();
+    let anatomy = build_legs("latency", raw)?;
+    let Some(r) = retry else {
+        return Ok(anatomy);
+    };
+    if r.round_trips.is_some() {
+        return Err(err(
+            "latency.retry.round_trips",
+            "the round trips are the attempt's, set in `[latency]`: a retry makes as many as the first attempt; `[latency.retry]` takes one `distribution` with its parameters, or legs: `request`, `service`, `response`",
+        ));
+    }
+    let legs = build_legs(
+        "latency.retry",
+        RawLatency {
+            distribution: r.distribution,
+            value: r.value,
+            min: r.min,
+            max: r.max,
+            mean: r.mean,
+            std_dev: r.std_dev,
+            median: r.median,
+            sigma: r.sigma,
+            request: r.request,
+            service: r.service,
+            response: r.response,
+            round_trips: None,
+            retry: None,
+        },
+    )?;
+    let retry = if legs.plain {
+        RetryLegs::plain(legs.service)
+    } else {
+        RetryLegs::legs(Some(legs.request), Some(legs.service), Some(legs.response))
+    };
+    Ok(anatomy.with_retry(retry))
+}
+
+/// The legs of `[latency]` or, at `at` = `latency.retry`, of a retry
+/// (whose `round_trips` the caller has refused).
+fn build_legs(at: &str, raw: RawLatency) -> Result<Anatomy, Err0> {
     let legs = [
         ("request", raw.request.is_some()),
         ("service", raw.service.is_some()),
@@ -1504,10 +1565,10 @@ fn build_anatomy(raw: RawLatency) -> Result<Anatomy, Err0> {
             ]
             .into_iter()
             .find(|(_, set)| *set)
-            .map_or("latency".to_owned(), |(n, _)| format!("latency.{n}"));
+            .map_or(at.to_owned(), |(n, _)| format!("{at}.{n}"));
             return Err(err(
                 stray,
-                "`[latency]` needs either `distribution` (one latency for the whole attempt) or legs: `request`, `service`, `response`, each a table such as { distribution = \"constant\", value = \"10ms\" }",
+                format!("`[{at}]` needs either `distribution` (one latency for the whole attempt) or legs: `request`, `service`, `response`, each a table such as {{ distribution = \"constant\", value = \"10ms\" }}"),
             ));
         };
         for (field, set) in [
@@ -1521,7 +1582,7 @@ fn build_anatomy(raw: RawLatency) -> Result<Anatomy, Err0> {
         ] {
             if set {
                 return Err(err(
-                    format!("latency.{field}"),
+                    format!("{at}.{field}"),
                     format!("with legs, `{field}` belongs inside a leg's table, such as `service = {{ distribution = \"...\", {field} = ... }}`"),
                 ));
             }
@@ -1538,7 +1599,7 @@ fn build_anatomy(raw: RawLatency) -> Result<Anatomy, Err0> {
             ));
         }
         let leg = |name: &str, l: Option<RawLeg>| -> Result<Option<Latency>, Err0> {
-            l.map(|l| build_dist(&format!("latency.{name}"), l.into()))
+            l.map(|l| build_dist(&format!("{at}.{name}"), l.into()))
                 .transpose()
         };
         return Ok(Anatomy::legs(
@@ -1550,7 +1611,7 @@ fn build_anatomy(raw: RawLatency) -> Result<Anatomy, Err0> {
     };
     if let Some(leg) = first_leg {
         return Err(err(
-            format!("latency.{leg}"),
+            format!("{at}.{leg}"),
             "give either one `distribution` for the whole attempt or legs (`request`, `service`, `response`), not both",
         ));
     }
@@ -1561,7 +1622,7 @@ fn build_anatomy(raw: RawLatency) -> Result<Anatomy, Err0> {
         ));
     }
     let dist = build_dist(
-        "latency",
+        at,
         RawDist {
             distribution,
             value: raw.value,

@@ -117,13 +117,22 @@ fn model_at(path: &str, source: &str) -> Option<String> {
 }
 
 /// The distribution named in the table holding the field at `path`
-/// (`latency.bogus`, `latency.request.bogus`, `client.oversleep.bogus`),
+/// (`latency.bogus`, `latency.request.bogus`, `latency.retry.bogus`,
+/// `client.oversleep.bogus`),
 /// when that table is one of the scenario's distribution tables.
 fn distribution_at(path: &str, source: &str) -> Option<String> {
     let (table, _) = path.rsplit_once('.')?;
     if !matches!(
         table,
-        "latency" | "latency.request" | "latency.service" | "latency.response" | "client.oversleep"
+        "latency"
+            | "latency.request"
+            | "latency.service"
+            | "latency.response"
+            | "latency.retry"
+            | "latency.retry.request"
+            | "latency.retry.service"
+            | "latency.retry.response"
+            | "client.oversleep"
     ) {
         return None;
     }

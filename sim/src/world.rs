@@ -504,7 +504,7 @@ impl Run<'_> {
             Some(kept) => *kept,
             None => {
                 let draws = self.outcomes.at(s.call, attempt);
-                let timeline = self.scenario.latency.sample(&draws);
+                let timeline = self.scenario.latency.sample(&draws, attempt);
                 if let Some(e) = entry {
                     self.attempts.set(e, (draws, timeline));
                 }

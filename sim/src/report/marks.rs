@@ -101,7 +101,9 @@ impl Marks {
                 }
                 ModelKind::Overload { capacity, .. } => {
                     shade("overload model");
-                    // The service holds an attempt in flight for its work (the service leg).
+                    // The service holds an attempt in flight for its work (the service leg):
+                    // a first attempt's; retries with legs of their own
+                    // (`[latency.retry]`) may hold it longer or shorter.
                     let latency_s = scenario.latency.service.mean_ns() / 1e9;
                     if latency_s > 0.0 {
                         let per_s = round3(f64::from(*capacity) / latency_s);
