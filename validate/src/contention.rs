@@ -1040,7 +1040,29 @@ mod tests {
             round_trips: vec![vec![trip]],
             idle,
         };
-        equivalent_scenario(&Setup::smoke(10), &timed).unwrap();
+        let text = equivalent_scenario(&Setup::smoke(10), &timed).unwrap();
+        assert!(text.contains("No call was retried"), "{text}");
+        assert!(!text.contains("[latency.retry]"), "{text}");
+        reflexio_sim::Scenario::from_toml_str(&text, "equivalent.toml").unwrap();
+        // Retries timed too: the scenario gives them legs of their own,
+        // which the simulator reads.
+        let retry = RoundTrips {
+            read: us(600),
+            write: Some(us(700)),
+            first: false,
+        };
+        let retried = Measurement {
+            runs: Vec::new(),
+            round_trips: vec![vec![trip, retry]],
+            idle: timed.idle.clone(),
+        };
+        let text = equivalent_scenario(&Setup::smoke(10), &retried).unwrap();
+        let scenario = reflexio_sim::Scenario::from_toml_str(&text, "equivalent.toml").unwrap();
+        let l = &scenario.latency;
+        let r = l.retry.expect("the scenario has retry legs");
+        let first = l.request.mean_ns() + l.service.mean_ns() + l.response.mean_ns();
+        let again = r.request.mean_ns() + r.service.mean_ns() + r.response.mean_ns();
+        assert!(again > 5.0 * first, "{first} ns, then {again} ns");
     }
 
     #[test]
