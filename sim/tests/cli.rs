@@ -2,19 +2,9 @@
 
 use std::path::PathBuf;
 
-fn run(args: &[&str]) -> (i32, String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let args: Vec<std::ffi::OsString> = std::iter::once("reflexio-sim")
-        .chain(args.iter().copied())
-        .map(Into::into)
-        .collect();
-    let code = reflexio_sim::cli::main_with(args, &mut out, &mut err, false);
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
-}
+mod common;
+
+use common::cli as run;
 
 fn scenarios() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios")

@@ -6,19 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-fn run(args: &[&str]) -> (i32, String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let args: Vec<std::ffi::OsString> = std::iter::once("reflexio-sim")
-        .chain(args.iter().copied())
-        .map(Into::into)
-        .collect();
-    let code = reflexio_sim::cli::main_with(args, &mut out, &mut err, false);
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
-}
+mod common;
+
+use common::cli as run;
 
 /// A scratch folder of this test process.
 fn scratch(name: &str) -> PathBuf {

@@ -260,21 +260,6 @@ response = { distribution = \"uniform\", min = \"10ms\", max = \"30ms\" }
     assert!(!s.latency.to_toml().contains("retry"));
 }
 
-/// `reflexio-sim ARGS`: its exit code, standard output and error.
-fn cli(args: &[&str]) -> (i32, String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let args: Vec<std::ffi::OsString> = std::iter::once("reflexio-sim")
-        .chain(args.iter().copied())
-        .map(Into::into)
-        .collect();
-    let code = reflexio_sim::cli::main_with(args, &mut out, &mut err, false);
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
-}
-
 #[test]
 fn check_prints_the_retry_table_in_text_and_json() {
     let dir = std::env::temp_dir().join(format!("reflexio-sim-retry-{}", std::process::id()));
@@ -303,7 +288,7 @@ strategy = { kind = "equal_jitter", base = "1ms", max = "100ms" }
     )
     .unwrap();
     let path = file.to_str().unwrap();
-    let (code, text, err) = cli(&["check", path]);
+    let (code, text, err) = common::cli(&["check", path]);
     assert_eq!(code, 0, "{err}");
     for want in [
         "[latency]\nround_trips = 2\n",
@@ -313,7 +298,7 @@ strategy = { kind = "equal_jitter", base = "1ms", max = "100ms" }
     ] {
         assert!(text.contains(want), "`{want}` missing:\n{text}");
     }
-    let (code, json, err) = cli(&["check", "--format", "json", path]);
+    let (code, json, err) = common::cli(&["check", "--format", "json", path]);
     assert_eq!(code, 0, "{err}");
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     let latency = doc["scenario"]["latency"].as_str().unwrap();

@@ -60,3 +60,20 @@ pub fn in_every_mode(s: &Scenario, policy: &Policy, seed: u64, case: &str) -> Po
     );
     auto
 }
+
+/// `reflexio-sim ARGS`, run in process: its exit code, standard output and
+/// standard error.
+#[allow(dead_code)]
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let args: Vec<std::ffi::OsString> = std::iter::once("reflexio-sim")
+        .chain(args.iter().copied())
+        .map(Into::into)
+        .collect();
+    let code = reflexio_sim::cli::main_with(args, &mut out, &mut err, false);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
