@@ -287,36 +287,15 @@ pub struct RetryLegs {
 }
 
 impl RetryLegs {
-    /// A plain latency: the whole retry is the service's work.
-    pub fn plain(service: Latency) -> RetryLegs {
-        RetryLegs::new(ZERO, service, ZERO, true)
-    }
-
-    /// Legs, instant where `None`.
-    pub fn legs(
-        request: Option<Latency>,
-        service: Option<Latency>,
-        response: Option<Latency>,
-    ) -> RetryLegs {
-        RetryLegs::new(
-            request.unwrap_or(ZERO),
-            service.unwrap_or(ZERO),
-            response.unwrap_or(ZERO),
-            false,
-        )
-    }
-
-    fn new(request: Latency, service: Latency, response: Latency, plain: bool) -> RetryLegs {
+    /// The legs of `legs`, read as `[latency]` is read (its round trips
+    /// are the first attempt's, not its own).
+    pub fn of(legs: &Anatomy) -> RetryLegs {
         RetryLegs {
-            request,
-            service,
-            response,
-            plain,
-            samplers: [
-                Sampler::new(&request),
-                Sampler::new(&service),
-                Sampler::new(&response),
-            ],
+            request: legs.request,
+            service: legs.service,
+            response: legs.response,
+            plain: legs.plain,
+            samplers: legs.samplers,
         }
     }
 }

@@ -1534,12 +1534,7 @@ fn build_anatomy(mut raw: RawLatency) -> Result<Anatomy, Err0> {
             retry: None,
         },
     )?;
-    let retry = if legs.plain {
-        RetryLegs::plain(legs.service)
-    } else {
-        RetryLegs::legs(Some(legs.request), Some(legs.service), Some(legs.response))
-    };
-    Ok(anatomy.with_retry(retry))
+    Ok(anatomy.with_retry(RetryLegs::of(&legs)))
 }
 
 /// The legs of `[latency]` or, at `at` = `latency.retry`, of a retry
