@@ -76,6 +76,8 @@ use crate::queue::Queue;
 use crate::report::{Report, RunReport};
 use crate::scenario::{Arrival, Background, Phase, Policy, Scenario};
 
+mod commits;
+
 /// A run that could not finish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SimError {
@@ -280,6 +282,18 @@ struct Arrivals {
 }
 
 impl Arrivals {
+    /// The arrivals of stream `stream` of `seed`, none generated yet.
+    fn new(seed: u64, stream: u64) -> Arrivals {
+        Arrivals {
+            next: 0,
+            time: 0,
+            rng: draws::stream(seed, stream),
+            phase: 0,
+            phase_start: 0,
+            phase_first: 0,
+        }
+    }
+
     /// The time of the next arrival. Inlined into the event loop: the
     /// Poisson gap's chain (a ChaCha word, the logarithm, a division) then
     /// overlaps with the loop's other work (about 5% off the queued
@@ -707,6 +721,96 @@ impl Run<'_> {
     }
 }
 
+impl<'a> Run<'a> {
+    /// A fresh run of `policy` (or of its budgeted twin in `budget`) with
+    /// `seed`, counting its attempts into `spent`.
+    fn new(
+        scenario: &'a Scenario,
+        policy: &'a Policy,
+        budget: Option<&'a RunBudget>,
+        seed: u64,
+        spent: &'a AtomicU64,
+    ) -> Run<'a> {
+        let calls = scenario.workload.calls;
+        let all_calls = scenario
+            .background
+            .iter()
+            .fold(calls, |n, b| n.saturating_add(b.workload.calls));
+        let mut run = Run {
+            scenario,
+            policy,
+            engine: budget.map_or(&policy.engine, |b| &b.engine),
+            budgeted: budget.is_some(),
+            checker: match budget {
+                Some(b) => b.checker(Checker::new(policy.envelope, policy.backoffs)),
+                None => Checker::new(policy.envelope, policy.backoffs),
+            },
+            service: Service::new(&scenario.failures),
+            outcomes: Outcomes::new(seed),
+            attempts: KeyMemo::new(
+                &KEPT_ATTEMPTS,
+                seed,
+                all_calls,
+                scenario.latency.fingerprint(),
+            ),
+            jitter_rng: draws::Jitter::new(seed, all_calls),
+            oversleep: scenario.client.oversleep,
+            results: CallResults::new(calls as usize),
+            queue: Queue::new(),
+            bucket: ns(scenario.bucket).max(1),
+            spent,
+            told: 0,
+            runaway: runaway_limit(all_calls),
+            calls,
+            sides: Vec::with_capacity(scenario.background.len()),
+            side_attempts: 0,
+            side_timeline_full: false,
+        };
+        let mut first = calls;
+        for (k, spec) in scenario.background.iter().enumerate() {
+            run.sides.push(Side {
+                spec,
+                first: first as u32,
+                checker: spec
+                    .policy
+                    .as_ref()
+                    .map(|p| Checker::new(p.envelope, p.backoffs)),
+                results: CallResults::new(spec.workload.calls as usize),
+                arrivals: Arrivals::new(seed, draws::STREAM_BACKGROUND + k as u64),
+            });
+            first += spec.workload.calls;
+        }
+
+        run
+    }
+
+    /// The run's metrics, once every call has ended.
+    fn into_metrics(self, budget: Option<&RunBudget>) -> PolicyMetrics {
+        let counts = self.checker.budget_counts();
+        let (violations, violation_count) = self.checker.into_parts();
+        let mut metrics =
+            self.results
+                .into_metrics(&self.policy.name, self.bucket, violations, violation_count);
+        let bucket = self.bucket;
+        metrics.background = self
+            .sides
+            .into_iter()
+            .map(|side| {
+                let checked = side.checker.is_some();
+                let (list, count) = side.checker.map_or((Vec::new(), 0), Checker::into_parts);
+                let m = side
+                    .results
+                    .into_metrics(&side.spec.name, bucket, list, count);
+                BackgroundMetrics::of(&side.spec.name, m, checked)
+            })
+            .collect();
+        if let Some(b) = budget {
+            crate::budget::account(&mut metrics, b.spec, counts);
+        }
+        metrics
+    }
+}
+
 /// The background workload that call `call` (past the workload under
 /// test's calls) belongs to.
 fn side_of<'s, 'a>(sides: &'s mut [Side<'a>], call: u32) -> &'s mut Side<'a> {
@@ -779,6 +883,30 @@ fn run_job(
     spent: &AtomicU64,
     custom: Option<Arc<dyn Budget>>,
 ) -> Result<PolicyMetrics, SimError> {
+    let jobs = Jobs { spent, play: true };
+    run_job_as(scenario, policy, seed, mode, progress, jobs, custom)
+}
+
+/// How a job is run beside the simulation's other jobs.
+struct Jobs<'a> {
+    /// The attempts of every job, against the scenario's budget.
+    spent: &'a AtomicU64,
+    /// Whether a job [`commits::applies`] to is played without the event
+    /// queue (always, but where a test compares the two).
+    play: bool,
+}
+
+/// [`run_job`], as `jobs` says.
+fn run_job_as(
+    scenario: &Scenario,
+    policy: &Policy,
+    seed: u64,
+    mode: Mode,
+    progress: &mut dyn FnMut(u64),
+    jobs: Jobs<'_>,
+    custom: Option<Arc<dyn Budget>>,
+) -> Result<PolicyMetrics, SimError> {
+    let spent = jobs.spent;
     let budget = RunBudget::of(policy, custom);
     // A budget is shared by the calls: its decisions come in time order.
     let mode = if budget.is_some() { Mode::Events } else { mode };
@@ -830,67 +958,18 @@ fn run_job(
                 ModelKind::RateLimit { .. } | ModelKind::Overload { .. }
             )
         });
-    let mut run = Run {
-        scenario,
-        policy,
-        engine: budget.as_ref().map_or(&policy.engine, |b| &b.engine),
-        budgeted: budget.is_some(),
-        checker: match &budget {
-            Some(b) => b.checker(Checker::new(policy.envelope, policy.backoffs)),
-            None => Checker::new(policy.envelope, policy.backoffs),
-        },
-        service: Service::new(&scenario.failures),
-        outcomes: Outcomes::new(seed),
-        attempts: KeyMemo::new(
-            &KEPT_ATTEMPTS,
-            seed,
-            all_calls,
-            scenario.latency.fingerprint(),
-        ),
-        jitter_rng: draws::Jitter::new(seed, all_calls),
-        oversleep: scenario.client.oversleep,
-        results: CallResults::new(calls as usize),
-        queue: Queue::new(),
-        bucket: ns(scenario.bucket).max(1),
-        spent,
-        told: 0,
-        runaway: runaway_limit(all_calls),
-        calls,
-        sides: Vec::with_capacity(scenario.background.len()),
-        side_attempts: 0,
-        side_timeline_full: false,
-    };
-    let mut first = calls;
-    for (k, spec) in scenario.background.iter().enumerate() {
-        run.sides.push(Side {
-            spec,
-            first: first as u32,
-            checker: spec
-                .policy
-                .as_ref()
-                .map(|p| Checker::new(p.envelope, p.backoffs)),
-            results: CallResults::new(spec.workload.calls as usize),
-            arrivals: Arrivals {
-                next: 0,
-                time: 0,
-                rng: draws::stream(seed, draws::STREAM_BACKGROUND + k as u64),
-                phase: 0,
-                phase_start: 0,
-                phase_first: 0,
-            },
-        });
-        first += spec.workload.calls;
+    if jobs.play && mode == Mode::Auto && budget.is_none() && commits::applies(scenario) {
+        let mut run = Run::new(scenario, policy, None, seed, spent);
+        if commits::play(&mut run, seed) {
+            progress(calls);
+            run.bounds(true)?;
+            return Ok(run.into_metrics(None));
+        }
     }
+    let mut run = Run::new(scenario, policy, budget.as_ref(), seed, spent);
     let mut slots: Vec<Slot> = Vec::new();
     let mut free: Vec<u32> = Vec::new();
-    let mut arrivals = Arrivals {
-        next: 0,
-        time: 0,
-        rng: draws::stream(seed, draws::STREAM_ARRIVALS),
-        phase: 0,
-        phase_start: 0,
-        phase_first: 0,
-    };
+    let mut arrivals = Arrivals::new(seed, draws::STREAM_ARRIVALS);
     match arrival {
         Arrival::ClosedLoop { clients, .. } => {
             for c in 0..*clients {
@@ -1047,27 +1126,7 @@ fn run_job(
     }
     progress(done);
     run.bounds(true)?;
-    let counts = run.checker.budget_counts();
-    let (violations, violation_count) = run.checker.into_parts();
-    let mut metrics =
-        run.results
-            .into_metrics(&policy.name, run.bucket, violations, violation_count);
-    metrics.background = run
-        .sides
-        .into_iter()
-        .map(|side| {
-            let checked = side.checker.is_some();
-            let (list, count) = side.checker.map_or((Vec::new(), 0), Checker::into_parts);
-            let m = side
-                .results
-                .into_metrics(&side.spec.name, run.bucket, list, count);
-            BackgroundMetrics::of(&side.spec.name, m, checked)
-        })
-        .collect();
-    if let Some(b) = &budget {
-        crate::budget::account(&mut metrics, b.spec, counts);
-    }
-    Ok(metrics)
+    Ok(run.into_metrics(budget.as_ref()))
 }
 
 /// How a job's loop drives its attempts.
