@@ -39,6 +39,9 @@
 //! it runs when the request is sent, and contention's read is stamped with
 //! the place in the event order its event would have had, so the read sees
 //! exactly the writes it would have seen (one queued event per attempt).
+//! On a single contended row no attempt needs queueing at all: see
+//! `world/commits.rs` for how the commits are found by walking the calls in
+//! flight, and when that leaves a job to the event loop.
 //!
 //! Every policy runs alone against a fresh [`Service`], with the same
 //! arrivals and the same `(call, attempt, leg)` draws (see
