@@ -1283,51 +1283,64 @@ fn run_many_observed_on(
     let results: Mutex<Vec<Option<Result<PolicyMetrics, SimError>>>> =
         Mutex::new((0..jobs).map(|_| None).collect());
     let threads = threads.min(jobs).max(1);
+    // Where there are runs enough to keep every thread busy, a thread
+    // takes a whole run's jobs at once: its later policies read the draws,
+    // legs and jitter words the first one kept (`draws::KeyMemo`, one per
+    // thread), which a job on another thread would compute again.
+    let chunk = if runs as usize >= 4 * threads {
+        policies
+    } else {
+        1
+    };
     std::thread::scope(|scope| {
         for _ in 0..threads {
             crate::jobs::spawn_or_run(scope, threads, || loop {
                 if failed.load(Ordering::Relaxed) {
                     break;
                 }
-                let job = next.fetch_add(1, Ordering::Relaxed);
-                if job >= jobs {
+                let first = next.fetch_add(chunk, Ordering::Relaxed);
+                if first >= jobs {
                     break;
                 }
-                let run = (job / policies) as u32;
-                let policy = &scenario.policies[job % policies];
-                let mut reported = 0u64;
-                let mut outcome = run_job(
-                    scenario,
-                    policy,
-                    draws::run_seed(seed, run),
-                    Mode::Auto,
-                    &mut |d| {
-                        let all =
-                            finished.fetch_add(d - reported, Ordering::Relaxed) + d - reported;
-                        reported = d;
-                        progress(Progress {
-                            calls: all,
-                            total,
-                            attempts: spent.load(Ordering::Relaxed),
-                        });
-                    },
-                    &spent,
-                    None,
-                );
-                match &mut outcome {
-                    // Plots show the first run: later runs keep only their
-                    // scalar metrics, so the report's size does not grow
-                    // with the series' lengths times the runs.
-                    Ok(m) if run > 0 => {
-                        m.load_per_bucket = Vec::new();
-                        m.attempts_histogram = Vec::new();
-                        m.latency_cdf = Vec::new();
+                // A chunk runs to its end, as a job does: every job before
+                // a failed one has run.
+                for job in first..(first + chunk).min(jobs) {
+                    let run = (job / policies) as u32;
+                    let policy = &scenario.policies[job % policies];
+                    let mut reported = 0u64;
+                    let mut outcome = run_job(
+                        scenario,
+                        policy,
+                        draws::run_seed(seed, run),
+                        Mode::Auto,
+                        &mut |d| {
+                            let all =
+                                finished.fetch_add(d - reported, Ordering::Relaxed) + d - reported;
+                            reported = d;
+                            progress(Progress {
+                                calls: all,
+                                total,
+                                attempts: spent.load(Ordering::Relaxed),
+                            });
+                        },
+                        &spent,
+                        None,
+                    );
+                    match &mut outcome {
+                        // Plots show the first run: later runs keep only their
+                        // scalar metrics, so the report's size does not grow
+                        // with the series' lengths times the runs.
+                        Ok(m) if run > 0 => {
+                            m.load_per_bucket = Vec::new();
+                            m.attempts_histogram = Vec::new();
+                            m.latency_cdf = Vec::new();
+                        }
+                        Ok(_) => {}
+                        Err(_) => failed.store(true, Ordering::Relaxed),
                     }
-                    Ok(_) => {}
-                    Err(_) => failed.store(true, Ordering::Relaxed),
-                }
-                if let Ok(mut slots) = results.lock() {
-                    slots[job] = Some(outcome);
+                    if let Ok(mut slots) = results.lock() {
+                        slots[job] = Some(outcome);
+                    }
                 }
             });
         }
@@ -1362,6 +1375,55 @@ fn run_many_observed_on(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A small scenario of `runs` runs whose attempts make the budget
+    /// `budget`.
+    fn small(runs: u32, budget: u64) -> Scenario {
+        let source = format!(
+            r#"
+runs = {runs}
+max_simulated_attempts = {budget}
+[workload]
+calls = 30
+arrival = "all_at_once"
+[latency]
+request = {{ distribution = "uniform", min = "1ms", max = "4ms" }}
+service = {{ distribution = "uniform", min = "2ms", max = "6ms" }}
+[[failures]]
+model = "contention"
+rows = 1
+[policies.none]
+strategy = {{ kind = "constant", base = "0s" }}
+[policies.full]
+strategy = {{ kind = "full_jitter", base = "2ms", max = "50ms" }}
+[policies.equal]
+strategy = {{ kind = "equal_jitter", base = "2ms", max = "50ms" }}
+"#
+        );
+        Scenario::from_toml_str(&source, "small.toml").unwrap()
+    }
+
+    #[test]
+    fn whole_runs_handed_to_threads_give_the_same_report() {
+        // 12 runs: one and two threads take whole runs, three take jobs.
+        let s = small(12, 10_000_000);
+        let one = run_many_on(&s, 4, 12, 1, &|_, _| {}).unwrap();
+        for threads in [2, 3, 5] {
+            let many = run_many_on(&s, 4, 12, threads, &|_, _| {}).unwrap();
+            assert_eq!(one, many, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn a_budget_crossed_by_whole_runs_stops_every_thread_count_alike() {
+        let s = small(12, 2_000);
+        let errors: Vec<_> = [1, 2, 3]
+            .iter()
+            .map(|&t| run_many_on(&s, 4, 12, t, &|_, _| {}).unwrap_err())
+            .collect();
+        assert_eq!(errors[0], SimError::AttemptBudget { limit: 2_000 });
+        assert!(errors.iter().all(|e| *e == errors[0]), "{errors:?}");
+    }
 
     #[test]
     fn in_flight_state_fits_the_documented_budget() {
