@@ -1,12 +1,13 @@
 //! The event queue: events ordered by `(time, sequence number)`.
 //!
-//! A four-ary min-heap of [`Event`]s, ordered by the virtual time and then
-//! the scheduling sequence (unique), so simultaneous events come out in
-//! the order they were scheduled. Four children per node halve the heap's
-//! depth against a binary heap: a pop, which walks from the root to a
-//! leaf, makes half as many moves (each of 24 bytes, the children of a
-//! node sharing one or two cache lines) for twice as many comparisons,
-//! which are cheap. (A radix heap over the same keys, which a
+//! A min-heap of [`Event`]s, ordered by the virtual time and then the
+//! scheduling sequence (unique), so simultaneous events come out in the
+//! order they were scheduled. With many events pending the heap is
+//! four-ary: four children per node halve its depth against a binary
+//! heap, so a pop, which walks from the root to a leaf, makes half as many
+//! moves (each of 24 bytes, the children of a node sharing one or two
+//! cache lines) for twice as many comparisons, which are cheap. With few
+//! pending it is binary (see [`WIDE_ABOVE`]). (A radix heap over the same keys, which a
 //! discrete-event loop allows since it never schedules into the past,
 //! measured 5-10% slower than the binary heap this replaces on the
 //! small-run benchmark: with about one pending event per call in flight
@@ -39,8 +40,18 @@ impl Event {
     }
 }
 
-/// Children per node.
-const ARITY: usize = 4;
+/// Past this many pending events the heap becomes four-ary, and below
+/// [`NARROW_BELOW`] binary again. With few events pending, a binary heap's
+/// walk of one comparison per level is the cheaper (the queued workload
+/// of reports/BENCHMARKS.md, about ten pending, is 6% faster with it);
+/// with many, the four-ary heap's half as many levels are (a run with
+/// thousands of calls in flight is 2-12% faster with it). The heap is
+/// rearranged in place when it crosses either bound, which the gap
+/// between them keeps rare.
+const WIDE_ABOVE: usize = 32;
+
+/// See [`WIDE_ABOVE`].
+const NARROW_BELOW: usize = 8;
 
 /// A priority queue of [`Event`]s.
 pub(crate) struct Queue {
@@ -52,6 +63,8 @@ pub(crate) struct Queue {
     /// Whether the event at the heap's root was handed out by the last
     /// pop, and waits to be removed or replaced.
     taken: bool,
+    /// Whether the heap is four-ary (else binary): see [`WIDE_ABOVE`].
+    wide: bool,
 }
 
 impl Queue {
@@ -62,6 +75,7 @@ impl Queue {
             next: None,
             seq: 0,
             taken: false,
+            wide: false,
         }
     }
 
@@ -101,10 +115,11 @@ impl Queue {
             return;
         }
         // Sift the hole up from the new leaf.
+        let shift = if self.wide { 2 } else { 1 };
         let mut hole = self.heap.len();
         self.heap.push(event);
         while hole > 0 {
-            let parent = (hole - 1) / ARITY;
+            let parent = (hole - 1) >> shift;
             let p = self.heap[parent];
             if !event.before(&p) {
                 break;
@@ -113,6 +128,9 @@ impl Queue {
             hole = parent;
         }
         self.heap[hole] = event;
+        if !self.wide && self.heap.len() > WIDE_ABOVE {
+            self.rearrange(true);
+        }
     }
 
     /// The sequence number an event scheduled now would get, taken without
@@ -138,6 +156,9 @@ impl Queue {
                     self.sift_down(last);
                 }
             }
+            if self.wide && self.heap.len() < NARROW_BELOW {
+                self.rearrange(false);
+            }
         }
         if let Some(next) = self.next {
             if self.heap.first().is_none_or(|top| next.before(top)) {
@@ -154,17 +175,48 @@ impl Queue {
     /// root's event, and sinks it to where it belongs.
     #[inline]
     fn sift_down(&mut self, event: Event) {
-        let heap = self.heap.as_mut_slice();
-        let len = heap.len();
-        let key = event.key();
-        let mut hole = 0;
-        loop {
-            let first = hole * ARITY + 1;
-            let best = if first + ARITY <= len {
+        if self.wide {
+            sink::<4>(&mut self.heap, 0, event);
+        } else {
+            sink::<2>(&mut self.heap, 0, event);
+        }
+    }
+
+    /// Makes the heap four-ary (`wide`) or binary, in place.
+    #[cold]
+    fn rearrange(&mut self, wide: bool) {
+        self.wide = wide;
+        let len = self.heap.len();
+        if len < 2 {
+            return;
+        }
+        let arity = if wide { 4 } else { 2 };
+        for i in (0..=(len - 2) / arity).rev() {
+            let event = self.heap[i];
+            if wide {
+                sink::<4>(&mut self.heap, i, event);
+            } else {
+                sink::<2>(&mut self.heap, i, event);
+            }
+        }
+    }
+}
+
+/// Places `event` at `hole` of an `A`-ary heap whose subtrees below `hole`
+/// are heaps, in place of the event there, and sinks it to where it
+/// belongs.
+#[inline]
+fn sink<const A: usize>(heap: &mut [Event], mut hole: usize, event: Event) {
+    let len = heap.len();
+    let key = event.key();
+    loop {
+        let first = hole * A + 1;
+        let best = if first + A <= len {
+            if A == 4 {
                 // A full node: the earliest of four children in a tree of
-                // three comparisons, chosen by index arithmetic rather than
-                // branches, as which child wins is as unpredictable as the
-                // events' times.
+                // three comparisons, chosen by index arithmetic rather
+                // than branches, as which child wins is as unpredictable
+                // as the events' times.
                 let k = [
                     heap[first].key(),
                     heap[first + 1].key(),
@@ -175,25 +227,35 @@ impl Queue {
                 let b = 2 + usize::from(k[3] < k[2]);
                 let pick = usize::from(k[b] < k[a]);
                 first + a + pick * (b - a)
-            } else if first < len {
+            } else {
                 let mut best = first;
-                for c in first + 1..len {
-                    if heap[c].key() < heap[best].key() {
-                        best = c;
-                    }
+                for c in first + 1..first + A {
+                    best = if heap[c].key() < heap[best].key() {
+                        c
+                    } else {
+                        best
+                    };
                 }
                 best
-            } else {
-                break;
-            };
-            if heap[best].key() >= key {
-                break;
             }
-            heap[hole] = heap[best];
-            hole = best;
+        } else if first < len {
+            let mut best = first;
+            for c in first + 1..len {
+                if heap[c].key() < heap[best].key() {
+                    best = c;
+                }
+            }
+            best
+        } else {
+            break;
+        };
+        if heap[best].key() >= key {
+            break;
         }
-        heap[hole] = event;
+        heap[hole] = heap[best];
+        hole = best;
     }
+    heap[hole] = event;
 }
 
 #[cfg(test)]
@@ -201,6 +263,35 @@ mod tests {
     use super::*;
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
+
+    #[test]
+    fn a_heap_that_grows_and_shrinks_across_its_shapes_keeps_the_order() {
+        // Waves of pushes and pops around both bounds, many times over, so
+        // that the heap is rearranged both ways while it holds events.
+        let mut q = Queue::new();
+        let mut reference = BinaryHeap::new();
+        let mut seq = 0u64;
+        let mut now = 0u64;
+        let mut state = 11u64;
+        for wave in 0..200u64 {
+            let size = [3, 40, 9, 7, 33, 100, 1, 64][wave as usize % 8];
+            while reference.len() < size {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let time = now + (state >> 50);
+                seq += 1;
+                q.push(time, 0, seq as u32);
+                reference.push(Reverse((time, seq)));
+            }
+            while reference.len() > size / 3 {
+                let Reverse((time, seq)) = reference.pop().unwrap();
+                let e = q.pop().unwrap();
+                assert_eq!((e.time, e.target), (time, seq as u32), "wave {wave}");
+                now = time;
+            }
+        }
+    }
 
     #[test]
     fn pops_in_time_then_scheduling_order() {
