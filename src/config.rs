@@ -560,6 +560,15 @@ pub(crate) fn toml_words(message: &str) -> String {
         }
     }
     out.push_str(rest);
+    // The parser refuses an integer past TOML's 64 bits before any field
+    // sees it: say what TOML allows.
+    if out == "integer number overflowed" {
+        out.push_str(&format!(
+            ": a TOML integer lies between {} and {}",
+            i64::MIN,
+            i64::MAX
+        ));
+    }
     out.replace(" as i128, expected", ", expected")
         .replace("expected u64", "expected a whole number (0 or more)")
         .replace(

@@ -1264,3 +1264,13 @@ fn a_count_that_does_not_parse_is_told_the_fields_own_range() {
         &["at least 1"],
     );
 }
+
+#[test]
+fn an_integer_past_tomls_64_bits_says_what_toml_allows() {
+    expect_error(
+        "deadline = \"1s\"\nmax_attempts = 100000000000000000000000000000000000000000\n",
+        "max_attempts",
+        2,
+        &["overflowed", "-9223372036854775808", "9223372036854775807"],
+    );
+}

@@ -25,6 +25,22 @@ fn unknown_field_names_its_position_and_the_allowed_fields() {
 }
 
 #[test]
+fn an_integer_past_tomls_64_bits_names_the_field_and_tomls_range() {
+    let e = error(&format!(
+        "[workload]\ncalls = 10000000000000000000000000000000000000000\n{OK_TAIL}"
+    ));
+    assert_has(
+        &e,
+        &[
+            "bad.toml:2:9",
+            "workload.calls",
+            "overflowed",
+            "9223372036854775807",
+        ],
+    );
+}
+
+#[test]
 fn wrong_type() {
     let e = error(&format!("[workload]\ncalls = \"many\"\n{OK_TAIL}"));
     assert_has(&e, &["bad.toml:2:9", "workload.calls", "whole number"]);
