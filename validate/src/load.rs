@@ -268,15 +268,24 @@ pub fn arrivals(load: &Load) -> Vec<Duration> {
         .collect()
 }
 
+/// A load's origin: 50 ms from now, time enough to start a service and
+/// spawn the clients before the first call is due.
+pub fn origin() -> Instant {
+    Instant::now() + Duration::from_millis(50)
+}
+
 /// Drives `url` with `load`, every call through the policy `config`
-/// describes (the policy named `name`), and records what happened. Every
-/// call is bounded by the policy's envelope and every attempt by the
-/// timeout, so the run ends by itself.
+/// describes (the policy named `name`), and records what happened. Calls
+/// arrive at `origin` (see [`origin`]) plus their offsets, and every time
+/// recorded is from `origin`: a service that keeps a clock of its own
+/// starts it at the same instant. Every call is bounded by the policy's
+/// envelope and every attempt by the timeout, so the run ends by itself.
 pub async fn drive(
     url: &str,
     name: &str,
     config: &RetryConfig,
     load: &Load,
+    origin: Instant,
 ) -> Result<PolicyRun, String> {
     let late = Oversleeps::default();
     let policy = RetryPolicyBuilder::from_config(config)
@@ -291,7 +300,6 @@ pub async fn drive(
         .build()
         .map_err(|e| e.to_string())?;
 
-    let origin = Instant::now() + Duration::from_millis(50);
     let log: Arc<Mutex<Vec<Attempt>>> = Arc::default();
     let mut tasks = Vec::with_capacity(load.calls as usize);
     for (call, offset) in arrivals(load).into_iter().enumerate() {

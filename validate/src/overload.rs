@@ -239,18 +239,18 @@ pub async fn drive_service(
     name: &str,
     config: &RetryConfig,
 ) -> Result<PolicyRun, String> {
-    // The load's origin is 50 ms after `drive` starts; the service's
-    // clock starts with it so that the outage falls where the scenario
-    // says.
+    // The service's clock starts at the load's origin, so that the outage
+    // falls where the scenario says.
+    let origin = load::origin();
     let service = Arc::new(Service {
-        origin: Instant::now() + Duration::from_millis(50),
+        origin,
         in_flight: Arc::new(AtomicU64::new(0)),
         dice: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
         model: model.clone(),
     });
     let app = Router::new().route("/", get(handle)).with_state(service);
     let (url, stop, server) = load::serve(app).await?;
-    let run = load::drive(&url, name, config, load).await;
+    let run = load::drive(&url, name, config, load, origin).await;
     let _ = stop.send(());
     let _ = server.await;
     run

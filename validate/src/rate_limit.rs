@@ -160,7 +160,7 @@ async fn measure_policy(
         seed: setup.seed,
         timeout: Duration::from_secs(30),
     };
-    let run = load::drive(&url, name, config, &load).await;
+    let run = load::drive(&url, name, config, &load, load::origin()).await;
     let _ = stop.send(());
     let _ = server.await;
     run
