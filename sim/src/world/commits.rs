@@ -419,14 +419,22 @@ rows = 1
             (1u32..30).prop_map(|m| format!(
                 "[latency]\ndistribution = \"exponential\"\nmean = \"{m}ms\"\n"
             )),
-            (1u32..=2, leg.clone(), prop::option::of(leg.clone()), leg).prop_map(
-                |(trips, request, service, response)| {
+            (
+                1u32..=2,
+                leg.clone(),
+                prop::option::of(leg.clone()),
+                leg.clone(),
+                prop::option::of(leg),
+            )
+                .prop_map(|(trips, request, service, response, retry)| {
                     let service = service.map_or(String::new(), |s| format!("service = {s}\n"));
+                    // Retries on legs of their own: another request leg.
+                    let retry =
+                        retry.map_or(String::new(), |r| format!("[latency.retry]\nrequest = {r}\n"));
                     format!(
-                        "[latency]\nround_trips = {trips}\nrequest = {request}\n{service}response = {response}\n"
+                        "[latency]\nround_trips = {trips}\nrequest = {request}\n{service}response = {response}\n{retry}"
                     )
-                }
-            ),
+                }),
         ]
     }
 
@@ -460,14 +468,26 @@ rows = 1
                 start + span
             )
         });
+        let scripted = prop_oneof![
+            Just(String::new()),
+            Just(
+                "[[failures]]\nmodel = \"scripted\"\noutcomes = [\"transient\", \"ok\", \"rate_limit/2ms\"]\nthen = \"ok\"\nfrom = \"5ms\"\nuntil = \"40ms\"\n"
+                    .to_owned()
+            ),
+            Just(
+                "[[failures]]\nmodel = \"trace\"\ndata = \"0,ok\\n0.01,server_error\\n0.014,ok\\n\"\n"
+                    .to_owned()
+            ),
+        ];
         (
             row,
             prop::option::of(random),
             prop::option::of(outage),
+            scripted,
             any::<bool>(),
         )
-            .prop_map(|(row, random, outage, row_first)| {
-                let others = random.unwrap_or_default() + &outage.unwrap_or_default();
+            .prop_map(|(row, random, outage, scripted, row_first)| {
+                let others = random.unwrap_or_default() + &outage.unwrap_or_default() + &scripted;
                 if row_first {
                     row + &others
                 } else {
@@ -479,8 +499,9 @@ rows = 1
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
-        /// Small runs on one row, with legs or without, arrivals of every
-        /// kind, other models before or after the row and an oversleep:
+        /// Small runs on one row, with legs or without (and retries on
+        /// legs of their own), arrivals of every kind, other models before
+        /// or after the row and an oversleep:
         /// wherever the play does not give up, it gives the event loop's
         /// metrics exactly.
         #[test]
