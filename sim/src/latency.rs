@@ -78,9 +78,21 @@ fn to_ns(x: f64) -> u64 {
     } else {
         // 0 < x < 2^47: `round_ns`'s own path for such values, without
         // its checks.
-        let whole = x as i64;
-        (whole + i64::from(x - whole as f64 >= 0.5)) as u64
+        round_below_2_52(x)
     }
+}
+
+/// `x` rounded to the nearest whole number, halves up, for `0 <= x < 2^52`.
+#[inline(always)]
+fn round_below_2_52(x: f64) -> u64 {
+    debug_assert!((0.0..4_503_599_627_370_496.0).contains(&x));
+    // SAFETY: `x` is finite and in `[0, 2^52)`, so its whole part fits an
+    // `i64`. One truncating conversion instruction, where `as` adds the
+    // checks for NaN and out-of-range values that cannot occur here.
+    let whole = unsafe { x.to_int_unchecked::<i64>() };
+    // Exact: below 2^52 the fraction is representable. Branch-free, as
+    // the fraction is as likely below one half as above.
+    (whole + i64::from(x - whole as f64 >= 0.5)) as u64
 }
 
 /// `x.round() as u64`, exactly (halves away from zero, negatives and NaN
@@ -96,10 +108,7 @@ pub fn round_ns(x: f64) -> u64 {
     } else {
         // Through i64 (exact below 2^52): one conversion instruction each
         // way instead of the unsigned sequences.
-        let whole = x as i64;
-        // Exact: below 2^52 the fraction is representable. Branch-free,
-        // as the fraction is as likely below one half as above.
-        (whole + i64::from(x - whole as f64 >= 0.5)) as u64
+        round_below_2_52(x)
     }
 }
 
