@@ -154,11 +154,27 @@ impl Sampler {
         }
     }
 
-    // Inlined into each leg of [`Anatomy::sample`], so that the legs'
-    // independent dependency chains (a hash, a conversion, a rounding)
-    // overlap instead of running one call after another.
+    // The common distributions inlined into each leg of
+    // [`Anatomy::sample`], so that the legs' independent dependency chains
+    // (a hash, a conversion, a rounding) overlap instead of running one
+    // call after another; the normal and the lognormal out of line, so
+    // that their parameters and loops do not crowd the others' registers.
     #[inline(always)]
     fn sample(&self, d: &Draws) -> u64 {
+        match *self {
+            Sampler::Constant(v) => v,
+            Sampler::Uniform { min, span } => to_ns(min + d.unit(LATENCY) * span),
+            Sampler::Exponential { mean } => {
+                to_ns(-mean * crate::ln::ln_one_minus_unit(d.raw(LATENCY)))
+            }
+            _ => self.sample_out_of_line(d),
+        }
+    }
+
+    /// [`Sampler::sample`], out of line: the path of the normal and the
+    /// lognormal.
+    #[inline(never)]
+    fn sample_out_of_line(&self, d: &Draws) -> u64 {
         match *self {
             Sampler::Constant(v) => v,
             Sampler::Uniform { min, span } => to_ns(min + d.unit(LATENCY) * span),
@@ -275,6 +291,10 @@ pub struct Anatomy {
     /// The legs of every attempt after a call's first (`[latency.retry]`);
     /// `None`: retries cross the same legs as first attempts.
     pub retry: Option<RetryLegs>,
+    /// When every attempt makes one round trip whose request and response
+    /// are constant (a plain `[latency]`, for one), those two constants:
+    /// an attempt then samples its service leg alone.
+    constant_ends: Option<[u64; 2]>,
 }
 
 /// The legs of a retry: every attempt after a call's first
@@ -349,7 +369,9 @@ impl Anatomy {
                 Sampler::new(&ZERO),
             ],
             retry: None,
+            constant_ends: None,
         }
+        .with_constant_ends()
     }
 
     /// Legs, instant where `None`, over `round_trips` round trips.
@@ -376,6 +398,24 @@ impl Anatomy {
                 Sampler::new(&response),
             ],
             retry: None,
+            constant_ends: None,
+        }
+        .with_constant_ends()
+    }
+
+    /// The same legs, [`Anatomy::constant_ends`] worked out.
+    fn with_constant_ends(self) -> Anatomy {
+        let constant_ends = match self.samplers {
+            [Sampler::Constant(request), _, Sampler::Constant(response)]
+                if self.round_trips == 1 && self.retry.is_none() =>
+            {
+                Some([request, response])
+            }
+            _ => None,
+        };
+        Anatomy {
+            constant_ends,
+            ..self
         }
     }
 
@@ -386,6 +426,7 @@ impl Anatomy {
             retry: Some(retry),
             ..self
         }
+        .with_constant_ends()
     }
 
     /// The `[latency]` table, normalised: every leg and parameter written,
@@ -506,6 +547,14 @@ impl Anatomy {
     /// if the scenario has them.
     #[inline]
     pub fn sample(&self, d: &Draws, attempt: u32) -> Timeline {
+        if let Some([request, response]) = self.constant_ends {
+            // Leg 0 is the attempt's own draws.
+            return Timeline {
+                request,
+                service: self.samplers[1].sample(d),
+                response,
+            };
+        }
         let samplers = match &self.retry {
             Some(r) if attempt >= 2 => &r.samplers,
             _ => &self.samplers,
