@@ -128,25 +128,67 @@ fn normal_pair(d: &Draws, k: usize) -> (f64, f64) {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Sampler {
     Constant(u64),
-    Uniform { min: f64, span: f64 },
-    Normal { mean: f64, std_dev: f64 },
-    Exponential { mean: f64 },
-    Lognormal { median: f64, sigma: f64 },
+    Uniform {
+        min: f64,
+        span: f64,
+    },
+    /// [`Sampler::Uniform`] whose samples all lie far below
+    /// [`MAX_LATENCY_NS`]: rounded without the checks of [`to_ns`].
+    UniformWithin {
+        min: f64,
+        span: f64,
+    },
+    Normal {
+        mean: f64,
+        std_dev: f64,
+    },
+    Exponential {
+        mean: f64,
+    },
+    /// [`Sampler::Exponential`] whose samples all lie far below
+    /// [`MAX_LATENCY_NS`]: rounded without the checks of [`to_ns`].
+    ExponentialWithin {
+        mean: f64,
+    },
+    Lognormal {
+        median: f64,
+        sigma: f64,
+    },
 }
+
+/// A bound on `-ln(1 - u)` for every draw `u`: the smallest `1 - u` is
+/// `2^-53`, whose logarithm is about -36.7.
+const MOST_UNIT_EXPONENTIALS: f64 = 40.0;
 
 impl Sampler {
     fn new(l: &Latency) -> Sampler {
         match *l {
             Latency::Constant(v) => Sampler::Constant(to_ns(ns(v))),
-            Latency::Uniform { min, max } => Sampler::Uniform {
-                min: ns(min),
-                span: ns(max) - ns(min),
-            },
+            Latency::Uniform { min, max } => {
+                let (min, max) = (ns(min), ns(max));
+                let span = max - min;
+                // A sample lies between `min` and `max` (within a rounding
+                // of either), both far below the cap, and is not negative.
+                if min.max(max) < MAX_LATENCY_NS as f64 / 2.0 {
+                    Sampler::UniformWithin { min, span }
+                } else {
+                    Sampler::Uniform { min, span }
+                }
+            }
             Latency::Normal { mean, std_dev } => Sampler::Normal {
                 mean: ns(mean),
                 std_dev: ns(std_dev),
             },
-            Latency::Exponential { mean } => Sampler::Exponential { mean: ns(mean) },
+            Latency::Exponential { mean } => {
+                let mean = ns(mean);
+                // A sample is `mean` times at most 36.7, and not negative
+                // (-0 rounds to 0 either way).
+                if mean * MOST_UNIT_EXPONENTIALS < MAX_LATENCY_NS as f64 / 2.0 {
+                    Sampler::ExponentialWithin { mean }
+                } else {
+                    Sampler::Exponential { mean }
+                }
+            }
             Latency::Lognormal { median, sigma } => Sampler::Lognormal {
                 median: ns(median),
                 sigma,
@@ -163,21 +205,23 @@ impl Sampler {
     fn sample(&self, d: &Draws) -> u64 {
         match *self {
             Sampler::Constant(v) => v,
-            Sampler::Uniform { min, span } => to_ns(min + d.unit(LATENCY) * span),
-            Sampler::Exponential { mean } => {
-                to_ns(-mean * crate::ln::ln_one_minus_unit(d.raw(LATENCY)))
+            Sampler::UniformWithin { min, span } => round_below_2_52(min + d.unit(LATENCY) * span),
+            Sampler::ExponentialWithin { mean } => {
+                round_below_2_52(-mean * crate::ln::ln_one_minus_unit(d.raw(LATENCY)))
             }
             _ => self.sample_out_of_line(d),
         }
     }
 
-    /// [`Sampler::sample`], out of line: the path of the normal and the
-    /// lognormal.
+    /// [`Sampler::sample`], out of line: the path of the normal, the
+    /// lognormal, and latencies that may reach the cap.
     #[inline(never)]
     fn sample_out_of_line(&self, d: &Draws) -> u64 {
         match *self {
             Sampler::Constant(v) => v,
-            Sampler::Uniform { min, span } => to_ns(min + d.unit(LATENCY) * span),
+            Sampler::Uniform { min, span } | Sampler::UniformWithin { min, span } => {
+                to_ns(min + d.unit(LATENCY) * span)
+            }
             Sampler::Normal { mean, std_dev } => {
                 for k in 0..4 {
                     let (z0, z1) = normal_pair(d, k);
@@ -190,7 +234,7 @@ impl Sampler {
                 }
                 0
             }
-            Sampler::Exponential { mean } => {
+            Sampler::Exponential { mean } | Sampler::ExponentialWithin { mean } => {
                 to_ns(-mean * crate::ln::ln_one_minus_unit(d.raw(LATENCY)))
             }
             Sampler::Lognormal { median, sigma } => {
@@ -607,6 +651,60 @@ fn push_legs(text: &mut String, legs: &[Latency; 3]) {
 mod tests {
     use super::*;
     use crate::draws::Outcomes;
+
+    #[test]
+    fn unchecked_rounding_gives_the_checked_samples() {
+        // Uniform and exponential latencies far below the cap skip the
+        // cap's checks; the checked path gives the same nanoseconds, and
+        // so does every latency near the cap, which keeps the checks.
+        let ms = Duration::from_millis;
+        let day = Duration::from_nanos(MAX_LATENCY_NS);
+        let outcomes = Outcomes::new(11);
+        for l in [
+            Latency::Uniform {
+                min: ms(5),
+                max: ms(15),
+            },
+            Latency::Uniform {
+                min: Duration::ZERO,
+                max: Duration::from_nanos(3),
+            },
+            Latency::Uniform {
+                min: ms(15),
+                max: ms(5),
+            },
+            Latency::Uniform {
+                min: Duration::ZERO,
+                max: day / 3,
+            },
+            Latency::Uniform {
+                min: Duration::ZERO,
+                max: day * 2,
+            },
+            Latency::Exponential { mean: ms(25) },
+            Latency::Exponential {
+                mean: Duration::from_nanos(1),
+            },
+            Latency::Exponential { mean: day / 100 },
+            Latency::Exponential { mean: day / 10 },
+        ] {
+            let sampler = Sampler::new(&l);
+            let near_cap = matches!(
+                sampler,
+                Sampler::Uniform { .. } | Sampler::Exponential { .. }
+            );
+            assert_eq!(
+                near_cap,
+                matches!(l, Latency::Uniform { max, .. } if max >= day / 2)
+                    || matches!(l, Latency::Exponential { mean } if mean >= day / 80),
+                "{l:?}"
+            );
+            for i in 0..20_000 {
+                let d = outcomes.at(i, 1);
+                assert_eq!(sampler.sample(&d), sampler.sample_out_of_line(&d), "{l:?}");
+            }
+        }
+    }
 
     fn mean_of(l: Latency) -> f64 {
         let outcomes = Outcomes::new(3);
