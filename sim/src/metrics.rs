@@ -83,16 +83,30 @@ impl CallResults {
 
     /// An attempt started in time bucket `bucket`. A bucket past the
     /// series' limit is not counted and sets [`CallResults::timeline_full`].
+    #[inline]
     pub fn attempt_at(&mut self, bucket: u64) {
         self.attempts_total += 1;
+        // The series never holds more than the limit's buckets, so a
+        // bucket it holds is within the limit.
+        match usize::try_from(bucket)
+            .ok()
+            .and_then(|b| self.load.get_mut(b))
+        {
+            Some(n) => *n += 1,
+            None => self.attempt_past_the_series(bucket),
+        }
+    }
+
+    /// [`CallResults::attempt_at`] a bucket the series does not hold yet.
+    #[cold]
+    #[inline(never)]
+    fn attempt_past_the_series(&mut self, bucket: u64) {
         if bucket >= crate::limits::MAX_BUCKETS {
             self.timeline_full = true;
             return;
         }
         let b = bucket as usize;
-        if b >= self.load.len() {
-            self.load.resize(b + 1, 0);
-        }
+        self.load.resize(b + 1, 0);
         self.load[b] += 1;
     }
 
