@@ -197,6 +197,42 @@ mod tests {
     }
 
     #[test]
+    fn a_start_in_nanoseconds_is_audited_as_one_in_a_duration() {
+        let ms = Duration::from_millis;
+        let limit = Duration::from_nanos(u64::MAX);
+        for deadline in [None, Some(ms(1000)), Some(limit), Some(Duration::MAX)] {
+            let mut envelope = Envelope::default();
+            envelope.deadline = deadline;
+            envelope.max_attempts = 3;
+            let backoffs = [Backoff::new(
+                reflexio::strategy::BackoffKind::Exponential,
+                ms(10),
+                ms(100),
+            ); 8];
+            let mut by_ns = Checker::new(envelope, backoffs);
+            let mut by_duration = by_ns.clone();
+            let mut call = 0;
+            for attempt in [1, 3, 4, u32::MAX] {
+                for elapsed in [0, 999_999_999, 1_000_000_000, 1_000_000_001, u64::MAX] {
+                    for late in [0, 1, 20_000_000] {
+                        call += 1;
+                        by_ns.attempt_started_after_sleep_ns(call, attempt, elapsed, late);
+                        by_duration.attempt_started_after_sleep(
+                            call,
+                            attempt,
+                            Duration::from_nanos(elapsed),
+                            late,
+                        );
+                    }
+                }
+            }
+            assert!(by_ns.count() > 0, "{deadline:?}");
+            assert_eq!(by_ns.count(), by_duration.count(), "{deadline:?}");
+            assert_eq!(by_ns.violations(), by_duration.violations(), "{deadline:?}");
+        }
+    }
+
+    #[test]
     fn class_rules_follow_the_class_order() {
         for (i, class) in ErrorClass::ALL.into_iter().enumerate() {
             assert_eq!(class.index(), i, "{class}");
@@ -469,6 +505,37 @@ impl Checker {
         } else {
             self.started_late(call, attempt, elapsed, Duration::from_nanos(late));
         }
+    }
+
+    /// [`Checker::attempt_started_after_sleep`] with the elapsed time in
+    /// whole nanoseconds, as the event loop keeps it: an attempt within
+    /// the caps and the deadline, on time, is told apart by integer
+    /// comparisons, without making a `Duration` of the elapsed time.
+    #[inline]
+    pub fn attempt_started_after_sleep_ns(
+        &mut self,
+        call: u64,
+        attempt: u32,
+        elapsed_ns: u64,
+        late: u64,
+    ) {
+        // The deadline in nanoseconds, saturated: no elapsed time in
+        // nanoseconds exceeds a deadline past what they hold.
+        let deadline_ns = self.envelope.deadline.map_or(u64::MAX, ns);
+        // Non-short-circuit: one branch for the lot.
+        let quiet =
+            (attempt <= self.envelope.max_attempts) & (elapsed_ns <= deadline_ns) & (late == 0);
+        if !quiet {
+            self.started_with_care(call, attempt, elapsed_ns, late);
+        }
+    }
+
+    /// [`Checker::attempt_started_after_sleep_ns`] for an attempt over a
+    /// cap, past the deadline or after a late wake-up.
+    #[cold]
+    #[inline(never)]
+    fn started_with_care(&mut self, call: u64, attempt: u32, elapsed_ns: u64, late: u64) {
+        self.attempt_started_after_sleep(call, attempt, Duration::from_nanos(elapsed_ns), late);
     }
 
     /// A start after a late wake-up. The engine's plan is held to the

@@ -475,10 +475,6 @@ pub struct KeyedRng<'a> {
     jitter: &'a mut Jitter,
     call: u64,
     attempt: u32,
-    /// The key's first word.
-    pos: u128,
-    /// The key's entry among the kept ones, if it has one.
-    entry: Option<usize>,
     /// Words read so far.
     read: u32,
     /// Whether ChaCha is positioned where the next word stands.
@@ -487,14 +483,15 @@ pub struct KeyedRng<'a> {
 
 impl<'a> KeyedRng<'a> {
     /// The jitter of `(call, attempt)` on `jitter`.
+    #[inline]
     pub fn new(jitter: &'a mut Jitter, call: u64, attempt: u32) -> Self {
-        let entry = jitter.kept.entry(call, attempt);
+        // Where the key's words are kept, if they are, is found at the
+        // first draw: decisions that draw nothing (constant and
+        // exponential backoffs, stops) pay for the key alone.
         KeyedRng {
             jitter,
             call,
             attempt,
-            pos: word_pos(call, attempt),
-            entry,
             read: 0,
             direct: false,
         }
@@ -509,8 +506,8 @@ impl<'a> KeyedRng<'a> {
         }
         let i = self.read as usize;
         self.read += 1;
-        if let Some(e) = self.entry {
-            if i < KEPT_WORDS {
+        if i < KEPT_WORDS {
+            if let Some(e) = j.kept.entry(self.call, self.attempt) {
                 if let Some(words) = j.kept.get(e) {
                     return words[i];
                 }
@@ -518,7 +515,8 @@ impl<'a> KeyedRng<'a> {
             }
         }
         // Past the kept words, or a key not kept: ChaCha itself, from here.
-        j.rng.set_word_pos(self.pos + i as u128);
+        j.rng
+            .set_word_pos(word_pos(self.call, self.attempt) + i as u128);
         self.direct = true;
         j.rng.next_u32()
     }

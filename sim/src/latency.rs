@@ -78,9 +78,21 @@ fn to_ns(x: f64) -> u64 {
     } else {
         // 0 < x < 2^47: `round_ns`'s own path for such values, without
         // its checks.
-        let whole = x as i64;
-        (whole + i64::from(x - whole as f64 >= 0.5)) as u64
+        round_below_2_52(x)
     }
+}
+
+/// `x` rounded to the nearest whole number, halves up, for `0 <= x < 2^52`.
+#[inline(always)]
+fn round_below_2_52(x: f64) -> u64 {
+    debug_assert!((0.0..4_503_599_627_370_496.0).contains(&x));
+    // SAFETY: `x` is finite and in `[0, 2^52)`, so its whole part fits an
+    // `i64`. One truncating conversion instruction, where `as` adds the
+    // checks for NaN and out-of-range values that cannot occur here.
+    let whole = unsafe { x.to_int_unchecked::<i64>() };
+    // Exact: below 2^52 the fraction is representable. Branch-free, as
+    // the fraction is as likely below one half as above.
+    (whole + i64::from(x - whole as f64 >= 0.5)) as u64
 }
 
 /// `x.round() as u64`, exactly (halves away from zero, negatives and NaN
@@ -96,10 +108,7 @@ pub fn round_ns(x: f64) -> u64 {
     } else {
         // Through i64 (exact below 2^52): one conversion instruction each
         // way instead of the unsigned sequences.
-        let whole = x as i64;
-        // Exact: below 2^52 the fraction is representable. Branch-free,
-        // as the fraction is as likely below one half as above.
-        (whole + i64::from(x - whole as f64 >= 0.5)) as u64
+        round_below_2_52(x)
     }
 }
 
@@ -119,25 +128,67 @@ fn normal_pair(d: &Draws, k: usize) -> (f64, f64) {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Sampler {
     Constant(u64),
-    Uniform { min: f64, span: f64 },
-    Normal { mean: f64, std_dev: f64 },
-    Exponential { mean: f64 },
-    Lognormal { median: f64, sigma: f64 },
+    Uniform {
+        min: f64,
+        span: f64,
+    },
+    /// [`Sampler::Uniform`] whose samples all lie far below
+    /// [`MAX_LATENCY_NS`]: rounded without the checks of [`to_ns`].
+    UniformWithin {
+        min: f64,
+        span: f64,
+    },
+    Normal {
+        mean: f64,
+        std_dev: f64,
+    },
+    Exponential {
+        mean: f64,
+    },
+    /// [`Sampler::Exponential`] whose samples all lie far below
+    /// [`MAX_LATENCY_NS`]: rounded without the checks of [`to_ns`].
+    ExponentialWithin {
+        mean: f64,
+    },
+    Lognormal {
+        median: f64,
+        sigma: f64,
+    },
 }
+
+/// A bound on `-ln(1 - u)` for every draw `u`: the smallest `1 - u` is
+/// `2^-53`, whose logarithm is about -36.7.
+const MOST_UNIT_EXPONENTIALS: f64 = 40.0;
 
 impl Sampler {
     fn new(l: &Latency) -> Sampler {
         match *l {
             Latency::Constant(v) => Sampler::Constant(to_ns(ns(v))),
-            Latency::Uniform { min, max } => Sampler::Uniform {
-                min: ns(min),
-                span: ns(max) - ns(min),
-            },
+            Latency::Uniform { min, max } => {
+                let (min, max) = (ns(min), ns(max));
+                let span = max - min;
+                // A sample lies between `min` and `max` (within a rounding
+                // of either), both far below the cap, and is not negative.
+                if min.max(max) < MAX_LATENCY_NS as f64 / 2.0 {
+                    Sampler::UniformWithin { min, span }
+                } else {
+                    Sampler::Uniform { min, span }
+                }
+            }
             Latency::Normal { mean, std_dev } => Sampler::Normal {
                 mean: ns(mean),
                 std_dev: ns(std_dev),
             },
-            Latency::Exponential { mean } => Sampler::Exponential { mean: ns(mean) },
+            Latency::Exponential { mean } => {
+                let mean = ns(mean);
+                // A sample is `mean` times at most 36.7, and not negative
+                // (-0 rounds to 0 either way).
+                if mean * MOST_UNIT_EXPONENTIALS < MAX_LATENCY_NS as f64 / 2.0 {
+                    Sampler::ExponentialWithin { mean }
+                } else {
+                    Sampler::Exponential { mean }
+                }
+            }
             Latency::Lognormal { median, sigma } => Sampler::Lognormal {
                 median: ns(median),
                 sigma,
@@ -145,14 +196,32 @@ impl Sampler {
         }
     }
 
-    // Inlined into each leg of [`Anatomy::sample`], so that the legs'
-    // independent dependency chains (a hash, a conversion, a rounding)
-    // overlap instead of running one call after another.
+    // The common distributions inlined into each leg of
+    // [`Anatomy::sample`], so that the legs' independent dependency chains
+    // (a hash, a conversion, a rounding) overlap instead of running one
+    // call after another; the normal and the lognormal out of line, so
+    // that their parameters and loops do not crowd the others' registers.
     #[inline(always)]
     fn sample(&self, d: &Draws) -> u64 {
         match *self {
             Sampler::Constant(v) => v,
-            Sampler::Uniform { min, span } => to_ns(min + d.unit(LATENCY) * span),
+            Sampler::UniformWithin { min, span } => round_below_2_52(min + d.unit(LATENCY) * span),
+            Sampler::ExponentialWithin { mean } => {
+                round_below_2_52(-mean * crate::ln::ln_one_minus_unit(d.raw(LATENCY)))
+            }
+            _ => self.sample_out_of_line(d),
+        }
+    }
+
+    /// [`Sampler::sample`], out of line: the path of the normal, the
+    /// lognormal, and latencies that may reach the cap.
+    #[inline(never)]
+    fn sample_out_of_line(&self, d: &Draws) -> u64 {
+        match *self {
+            Sampler::Constant(v) => v,
+            Sampler::Uniform { min, span } | Sampler::UniformWithin { min, span } => {
+                to_ns(min + d.unit(LATENCY) * span)
+            }
             Sampler::Normal { mean, std_dev } => {
                 for k in 0..4 {
                     let (z0, z1) = normal_pair(d, k);
@@ -165,7 +234,7 @@ impl Sampler {
                 }
                 0
             }
-            Sampler::Exponential { mean } => {
+            Sampler::Exponential { mean } | Sampler::ExponentialWithin { mean } => {
                 to_ns(-mean * crate::ln::ln_one_minus_unit(d.raw(LATENCY)))
             }
             Sampler::Lognormal { median, sigma } => {
@@ -266,6 +335,10 @@ pub struct Anatomy {
     /// The legs of every attempt after a call's first (`[latency.retry]`);
     /// `None`: retries cross the same legs as first attempts.
     pub retry: Option<RetryLegs>,
+    /// When every attempt makes one round trip whose request and response
+    /// are constant (a plain `[latency]`, for one), those two constants:
+    /// an attempt then samples its service leg alone.
+    constant_ends: Option<[u64; 2]>,
 }
 
 /// The legs of a retry: every attempt after a call's first
@@ -340,7 +413,9 @@ impl Anatomy {
                 Sampler::new(&ZERO),
             ],
             retry: None,
+            constant_ends: None,
         }
+        .with_constant_ends()
     }
 
     /// Legs, instant where `None`, over `round_trips` round trips.
@@ -367,6 +442,24 @@ impl Anatomy {
                 Sampler::new(&response),
             ],
             retry: None,
+            constant_ends: None,
+        }
+        .with_constant_ends()
+    }
+
+    /// The same legs, [`Anatomy::constant_ends`] worked out.
+    fn with_constant_ends(self) -> Anatomy {
+        let constant_ends = match self.samplers {
+            [Sampler::Constant(request), _, Sampler::Constant(response)]
+                if self.round_trips == 1 && self.retry.is_none() =>
+            {
+                Some([request, response])
+            }
+            _ => None,
+        };
+        Anatomy {
+            constant_ends,
+            ..self
         }
     }
 
@@ -377,6 +470,7 @@ impl Anatomy {
             retry: Some(retry),
             ..self
         }
+        .with_constant_ends()
     }
 
     /// The `[latency]` table, normalised: every leg and parameter written,
@@ -497,6 +591,14 @@ impl Anatomy {
     /// if the scenario has them.
     #[inline]
     pub fn sample(&self, d: &Draws, attempt: u32) -> Timeline {
+        if let Some([request, response]) = self.constant_ends {
+            // Leg 0 is the attempt's own draws.
+            return Timeline {
+                request,
+                service: self.samplers[1].sample(d),
+                response,
+            };
+        }
         let samplers = match &self.retry {
             Some(r) if attempt >= 2 => &r.samplers,
             _ => &self.samplers,
@@ -549,6 +651,60 @@ fn push_legs(text: &mut String, legs: &[Latency; 3]) {
 mod tests {
     use super::*;
     use crate::draws::Outcomes;
+
+    #[test]
+    fn unchecked_rounding_gives_the_checked_samples() {
+        // Uniform and exponential latencies far below the cap skip the
+        // cap's checks; the checked path gives the same nanoseconds, and
+        // so does every latency near the cap, which keeps the checks.
+        let ms = Duration::from_millis;
+        let day = Duration::from_nanos(MAX_LATENCY_NS);
+        let outcomes = Outcomes::new(11);
+        for l in [
+            Latency::Uniform {
+                min: ms(5),
+                max: ms(15),
+            },
+            Latency::Uniform {
+                min: Duration::ZERO,
+                max: Duration::from_nanos(3),
+            },
+            Latency::Uniform {
+                min: ms(15),
+                max: ms(5),
+            },
+            Latency::Uniform {
+                min: Duration::ZERO,
+                max: day / 3,
+            },
+            Latency::Uniform {
+                min: Duration::ZERO,
+                max: day * 2,
+            },
+            Latency::Exponential { mean: ms(25) },
+            Latency::Exponential {
+                mean: Duration::from_nanos(1),
+            },
+            Latency::Exponential { mean: day / 100 },
+            Latency::Exponential { mean: day / 10 },
+        ] {
+            let sampler = Sampler::new(&l);
+            let near_cap = matches!(
+                sampler,
+                Sampler::Uniform { .. } | Sampler::Exponential { .. }
+            );
+            assert_eq!(
+                near_cap,
+                matches!(l, Latency::Uniform { max, .. } if max >= day / 2)
+                    || matches!(l, Latency::Exponential { mean } if mean >= day / 80),
+                "{l:?}"
+            );
+            for i in 0..20_000 {
+                let d = outcomes.at(i, 1);
+                assert_eq!(sampler.sample(&d), sampler.sample_out_of_line(&d), "{l:?}");
+            }
+        }
+    }
 
     fn mean_of(l: Latency) -> f64 {
         let outcomes = Outcomes::new(3);

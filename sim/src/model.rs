@@ -176,28 +176,49 @@ pub struct Plan {
     pub load: Option<u8>,
 }
 
+/// The row of `rows` that a call with `row_draw` reads and writes.
+#[inline(always)]
+fn contended_row(row_draw: u64, rows: u32) -> u32 {
+    ((u128::from(row_draw) * u128::from(rows)) >> 64) as u32
+}
+
 /// The chain of models with their state for one policy run.
 #[derive(Debug, Clone)]
 pub struct Service<'a> {
-    models: &'a [Model],
-    states: Vec<State>,
+    /// Each model with its state, in the chain's order.
+    chain: Vec<(&'a Model, State)>,
+    /// When the chain is one contention model: its window and rows.
+    contention_alone: Option<(Window, u32)>,
 }
 
 impl<'a> Service<'a> {
     /// A fresh service over `models`.
     pub fn new(models: &'a [Model]) -> Self {
-        let states = models
+        let chain = models
             .iter()
-            .map(|m| match &m.kind {
-                ModelKind::RateLimit { .. } => State::Bucket { tat: 0 },
-                ModelKind::Contention { rows } => State::Rows {
-                    written: vec![(0, 0); *rows as usize],
-                },
-                ModelKind::Overload { .. } => State::Load { in_flight: 0 },
-                _ => State::Stateless,
+            .map(|m| {
+                let state = match &m.kind {
+                    ModelKind::RateLimit { .. } => State::Bucket { tat: 0 },
+                    ModelKind::Contention { rows } => State::Rows {
+                        written: vec![(0, 0); *rows as usize],
+                    },
+                    ModelKind::Overload { .. } => State::Load { in_flight: 0 },
+                    _ => State::Stateless,
+                };
+                (m, state)
             })
             .collect();
-        Service { models, states }
+        let contention_alone = match models {
+            [Model {
+                window,
+                kind: ModelKind::Contention { rows },
+            }] => Some((*window, *rows)),
+            _ => None,
+        };
+        Service {
+            chain,
+            contention_alone,
+        }
     }
 
     /// Decides attempt `attempt` of a call, whose request arrives at the
@@ -224,7 +245,15 @@ impl<'a> Service<'a> {
             write: None,
             load: None,
         };
-        for (k, (model, state)) in self.models.iter().zip(&mut self.states).enumerate() {
+        if let Some((window, rows)) = self.contention_alone {
+            // A contended row and no other model: its read
+            // stamped as in the chain below, without the chain's loop.
+            if window.contains(now) {
+                plan.write = Some((0, contended_row(row_draw, rows), (now, seq)));
+            }
+            return;
+        }
+        for (k, (model, state)) in self.chain.iter_mut().enumerate() {
             if !model.window.contains(now) {
                 continue;
             }
@@ -287,8 +316,7 @@ impl<'a> Service<'a> {
                 (ModelKind::Contention { rows }, _) => {
                     // The read is only stamped: whether a write came in
                     // between is known when this attempt writes.
-                    let row = ((u128::from(row_draw) * u128::from(*rows)) >> 64) as u32;
-                    plan.write = Some((k as u8, row, (now, seq)));
+                    plan.write = Some((k as u8, contended_row(row_draw, *rows), (now, seq)));
                     None
                 }
                 (
@@ -373,7 +401,7 @@ impl<'a> Service<'a> {
             return;
         }
         if let Some((k, row, read)) = plan.write {
-            if let State::Rows { written } = &mut self.states[k as usize] {
+            if let State::Rows { written } = &mut self.chain[k as usize].1 {
                 let last = &mut written[row as usize];
                 if *last > read {
                     plan.outcome = Some(Classification::new(ErrorClass::Concurrency));
@@ -386,14 +414,14 @@ impl<'a> Service<'a> {
 
     /// The service finished working on an attempt of overload model `k`.
     pub fn release(&mut self, k: u8) {
-        if let Some(State::Load { in_flight }) = self.states.get_mut(k as usize) {
+        if let Some(State::Load { in_flight }) = self.chain.get_mut(k as usize).map(|m| &mut m.1) {
             *in_flight = in_flight.saturating_sub(1);
         }
     }
 
     /// Attempts in flight at overload model `k`.
     pub fn in_flight(&self, k: usize) -> u64 {
-        match self.states.get(k) {
+        match self.chain.get(k).map(|m| &m.1) {
             Some(State::Load { in_flight }) => *in_flight,
             _ => 0,
         }
