@@ -538,13 +538,16 @@ impl Run<'_> {
     /// service's work ends and when the client learns the outcome.
     fn reach(&mut self, s: &mut Slot, now: u64, seq: u64) -> (u64, u64) {
         let attempt = s.state.attempt();
-        let elapsed = Duration::from_nanos(s.send - s.start);
         if u64::from(s.call) < self.calls {
-            self.checker
-                .attempt_started_after_sleep(u64::from(s.call), attempt, elapsed, s.late);
+            self.checker.attempt_started_after_sleep_ns(
+                u64::from(s.call),
+                attempt,
+                s.send - s.start,
+                s.late,
+            );
             self.results.attempt_at(s.send / self.bucket);
         } else {
-            self.side_reached(s, attempt, elapsed);
+            self.side_reached(s, attempt, Duration::from_nanos(s.send - s.start));
         }
         s.reach = now;
         self.service.start(
