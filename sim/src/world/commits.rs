@@ -73,7 +73,6 @@ struct Pending {
 
 /// The pending attempts, one per call in flight, in no order; each field
 /// in a vector of its own, so that a walk reads only the times it compares.
-#[derive(Default)]
 struct Flight {
     reads: Vec<u64>,
     writes: Vec<u64>,
@@ -144,7 +143,14 @@ fn earliest(writes: &[u64]) -> (usize, bool) {
             at = i;
         }
     }
-    let tie = at != usize::MAX && writes.iter().filter(|&&w| w == best).count() > 1;
+    if writes.is_empty() {
+        return (usize::MAX, false);
+    }
+    if at == usize::MAX {
+        // Every write at the last instant there is: the first of them.
+        at = 0;
+    }
+    let tie = writes.iter().filter(|&&w| w == best).count() > 1;
     (at, tie)
 }
 
@@ -196,7 +202,8 @@ fn play_calls(run: &mut Run<'_>, seed: u64) -> Result<(), GiveUp> {
         let (mut best_at, mut tie) = earliest(&flight.writes);
         let mut best = flight.writes.get(best_at).copied().unwrap_or(u64::MAX);
         while let Some(t) = next_arrival {
-            if t >= best {
+            // With nothing pending the next call starts, whenever it comes.
+            if best_at != usize::MAX && t >= best {
                 break;
             }
             let call = arrivals.next as u32;
@@ -211,7 +218,7 @@ fn play_calls(run: &mut Run<'_>, seed: u64) -> Result<(), GiveUp> {
                 if last.is_some_and(|l| p.read <= l) {
                     return Err(GiveUp);
                 }
-                if p.write < best {
+                if best_at == usize::MAX || p.write < best {
                     best = p.write;
                     best_at = flight.len();
                     tie = false;
@@ -375,6 +382,17 @@ rows = 1
 {POLICIES}"#
         );
         assert_eq!(compare(&source, 3), 0);
+    }
+
+    #[test]
+    fn the_earliest_write_is_found_at_any_instant() {
+        assert_eq!(earliest(&[]), (usize::MAX, false));
+        // The last instant there is still counts as a write.
+        assert_eq!(earliest(&[u64::MAX]), (0, false));
+        assert_eq!(earliest(&[u64::MAX, u64::MAX]), (0, true));
+        assert_eq!(earliest(&[9, 4, 7, 4]), (1, true));
+        assert_eq!(earliest(&[9, 4, 7, 5]), (1, false));
+        assert_eq!(earliest(&[0]), (0, false));
     }
 
     #[test]
