@@ -738,10 +738,7 @@ impl<'a> Run<'a> {
         spent: &'a AtomicU64,
     ) -> Run<'a> {
         let calls = scenario.workload.calls;
-        let all_calls = scenario
-            .background
-            .iter()
-            .fold(calls, |n, b| n.saturating_add(b.workload.calls));
+        let all_calls = all_calls(scenario);
         let mut run = Run {
             scenario,
             policy,
@@ -786,7 +783,6 @@ impl<'a> Run<'a> {
             });
             first += spec.workload.calls;
         }
-
         run
     }
 
@@ -815,6 +811,17 @@ impl<'a> Run<'a> {
         }
         metrics
     }
+}
+
+/// Every call of a run of `scenario`: the workload under test's, then each
+/// background workload's (saturated).
+fn all_calls(scenario: &Scenario) -> u64 {
+    scenario
+        .background
+        .iter()
+        .fold(scenario.workload.calls, |n, b| {
+            n.saturating_add(b.workload.calls)
+        })
 }
 
 /// The background workload that call `call` (past the workload under
@@ -917,12 +924,7 @@ fn run_job_as(
     // A budget is shared by the calls: its decisions come in time order.
     let mode = if budget.is_some() { Mode::Events } else { mode };
     let calls = scenario.workload.calls;
-    // Every call of the run: the workload under test's, then each
-    // background workload's.
-    let all_calls = scenario
-        .background
-        .iter()
-        .fold(calls, |n, b| n.saturating_add(b.workload.calls));
+    let all_calls = all_calls(scenario);
     // Call ids are u32 (a file is held to far fewer calls; a scenario
     // built in code is not).
     if all_calls > u64::from(u32::MAX) {
@@ -1262,12 +1264,7 @@ fn run_many_observed_on(
             message: format!("{runs} runs; allowed: 1 to {}", crate::scenario::MAX_RUNS),
         });
     }
-    let all_calls = scenario
-        .background
-        .iter()
-        .fold(scenario.workload.calls, |n, b| {
-            n.saturating_add(b.workload.calls)
-        });
+    let all_calls = all_calls(scenario);
     crate::limits::check_work(
         scenario.workload.calls,
         all_calls - scenario.workload.calls,
